@@ -1,0 +1,126 @@
+# redlockd - plain Makefile. `make` builds everything into build/.
+# Variables: BUILD (output dir), SAN=1 (ASan+UBSan build), PREFIX, DESTDIR.
+
+CC      ?= gcc
+BUILD   ?= build
+PREFIX  ?= /usr/local
+SONAME_MAJOR = 1
+VERSION = 0.1.0
+
+PKGS       = hiredis libevent inih
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+WARNINGS = -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wpointer-arith -Wformat=2
+OPT     ?= -O2
+CFLAGS  ?= $(OPT) -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DREDLOCKD_VERSION='"$(VERSION)"' $(WARNINGS) $(CFLAGS) \
+             -fPIC -Iprotocol -Idaemon -Iclient-lib -Itests/lib
+LDFLAGS ?=
+ifeq ($(SAN),1)
+  ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+  LDFLAGS    += -fsanitize=address,undefined
+endif
+
+PROTO_SRC  = $(wildcard protocol/*.c)
+DAEMON_SRC = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
+LIB_SRC    = client-lib/redlock.c
+CLI_SRC    = client-lib/redlock_cli.c
+HARNESS_SRC = $(wildcard tests/lib/*.c)
+UNIT_SRC   = $(wildcard tests/unit/check_*.c)
+INTEG_SRC  = $(wildcard tests/integration/check_*.c)
+BENCH_SRC  = $(wildcard tests/bench/lockbench.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+PROTO_OBJ  = $(call obj,$(PROTO_SRC))
+DAEMON_OBJ = $(call obj,$(DAEMON_SRC))
+LIB_OBJ    = $(call obj,$(LIB_SRC))
+HARNESS_OBJ = $(call obj,$(HARNESS_SRC))
+
+UNIT_BIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+INTEG_BIN = $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
+BENCH_BIN = $(if $(BENCH_SRC),$(BUILD)/lockbench)
+
+PROGRAMS = $(BUILD)/redlockd $(BUILD)/redlock $(BUILD)/libredlock.a \
+           $(BUILD)/libredlock.so.$(SONAME_MAJOR) $(BENCH_BIN)
+
+.PHONY: all deps check test-bin run bench clean format format-check check-asan check-valgrind
+all: $(PROGRAMS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libproto.a: $(PROTO_OBJ)
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(BUILD)/libdaemon.a: $(DAEMON_OBJ)
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+
+$(BUILD)/redlockd: $(call obj,daemon/main.c) $(BUILD)/libdaemon.a $(BUILD)/libproto.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/libredlock.a: $(LIB_OBJ) $(PROTO_OBJ)
+	@rm -f $@; ar rcs $@ $^
+$(BUILD)/libredlock.so.$(SONAME_MAJOR): $(LIB_OBJ) $(PROTO_OBJ)
+	$(CC) $(LDFLAGS) -shared -Wl,-soname,libredlock.so.$(SONAME_MAJOR) -o $@ $^
+	ln -sf libredlock.so.$(SONAME_MAJOR) $(BUILD)/libredlock.so
+
+$(BUILD)/redlock: $(call obj,$(CLI_SRC)) $(BUILD)/libredlock.a
+	$(CC) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/lockbench: $(call obj,$(BENCH_SRC)) $(BUILD)/libproto.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+# Unit tests link the daemon's modules (all but main.c) and the protocol.
+$(BUILD)/tests/check_%: $(BUILD)/obj/tests/unit/check_%.o $(BUILD)/libdaemon.a $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
+
+# Integration tests drive real processes through libredlock.
+$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libredlock.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm
+
+test-bin: all $(UNIT_BIN) $(INTEG_BIN)
+
+deps:
+	@sh scripts/deps.sh
+
+# The one command that passes the tests (installs what is missing first).
+check: deps
+	$(MAKE) test-bin
+	BUILD=$(BUILD) sh scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
+
+check-asan: deps
+	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test-bin
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  BUILD=build-asan sh scripts/run-tests.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN) $(INTEG_BIN))
+
+check-valgrind: deps
+	$(MAKE) test-bin
+	BUILD=$(BUILD) REDLOCKD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --quiet" \
+	  sh scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
+
+# Start three local Redis masters and redlockd in the foreground.
+run: deps
+	$(MAKE) all
+	sh scripts/run.sh
+
+bench: deps
+	$(MAKE) all
+	sh scripts/bench.sh
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+format-check:
+	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) build-asan
+
+# Feature fragments (bench, install, fuzz, clients): one file each.
+include $(wildcard mk/*.mk)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

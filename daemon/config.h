@@ -1,0 +1,87 @@
+/*
+ * config.h - redlockd's configuration: one struct, loaded from an ini file
+ * through a single table of keys (section, name, type, bounds, default,
+ * reloadable). See conf/redlockd.ini for every key with its documentation.
+ */
+#ifndef REDLOCKD_CONFIG_H
+#define REDLOCKD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_ERR_MAX 512
+#define CONFIG_MAX_MASTERS 64
+#define CONFIG_MAX_LINE 65536 /* longest ini line (raised from inih's 200) */
+
+/* One Redis master, parsed from "host:port" or "redis://[user[:pass]@]host:port". */
+struct master_addr {
+    char *host;     /* owned */
+    int port;
+    char *user;     /* owned, NULL when none */
+    char *password; /* owned, NULL when none */
+};
+
+enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+struct config {
+    /* [server] */
+    char *listen;                    /* "host:port"; NULL or "" = no TCP listener */
+    char *unix_socket;               /* path; NULL or "" = no Unix socket */
+    uint32_t unix_socket_mode;       /* octal permission bits of the socket */
+    uint32_t max_line_bytes;         /* longest request line */
+    uint32_t max_resources_per_lock; /* resources in one ACQUIRE */
+    uint32_t max_clients;            /* concurrent client connections */
+    uint32_t max_locks_per_client;   /* locks one connection may hold */
+    uint32_t max_waiters;            /* ACQUIREs waiting at once, daemon-wide */
+    uint32_t max_output_bytes;       /* unread replies buffered before a client is closed */
+    char *auth_token_file;           /* NULL or "": no client AUTH */
+
+    /* [redis] */
+    struct master_addr masters[CONFIG_MAX_MASTERS];
+    size_t nmasters;
+    uint32_t master_timeout_ms;      /* per-master reply deadline */
+    char *password_file;             /* password for masters without one in their URL */
+
+    /* [lock] */
+    uint32_t default_ttl_ms;
+    uint32_t max_ttl_ms;             /* cap on every TTL; also the restart-amnesia quarantine */
+    uint32_t max_hold_ms;            /* AUTOEXTEND cap; 0 = unlimited */
+    uint32_t retry_count;
+    uint32_t retry_delay_ms;
+    uint32_t retry_jitter_ms;
+    double drift_factor;
+    char *key_prefix;                /* never NULL after loading ("" = none) */
+
+    /* [log] */
+    enum log_level log_level;
+};
+
+/* Set every key to its default (no masters). Frees nothing. */
+void config_init_defaults(struct config *cfg);
+
+/*
+ * Load path into *cfg (which is first set to defaults). Returns 0 on
+ * success; on failure returns -1, writes "FILE:LINE: key: reason" to err
+ * (CONFIG_ERR_MAX bytes) and leaves *cfg holding nothing that needs freeing.
+ * Unknown sections or keys, malformed or out-of-range values, and an empty
+ * master list are errors.
+ */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+/* The same from a string (for tests and fuzzing); name is used in messages. */
+int config_load_string(const char *text, const char *name, struct config *cfg, char *err,
+                       size_t errlen);
+
+/* Free everything *cfg owns and reset it to defaults. */
+void config_free(struct config *cfg);
+
+/* Parse "host:port" (IPv6 as "[::1]:port") into a newly allocated host and
+ * a port; returns 0 or -1. Used for listen addresses and masters. */
+int config_parse_hostport(const char *s, char **host, int *port);
+
+/* Iterate over the key table, for the test that every key is documented:
+ * returns the i-th "section.name", or NULL past the end. */
+const char *config_key_name(size_t i);
+
+#endif

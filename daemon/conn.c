@@ -1,0 +1,431 @@
+/*
+ * conn.c - client connections. See conn.h.
+ *
+ * Reading: bytes go into a per-connection buffer that exists only while a
+ * partial line is pending (idle connections hold no buffer). At most
+ * REQS_PER_EVENT lines are handled per read event so one busy client cannot
+ * starve the others. While a client has too many unanswered requests or too
+ * much unread output, it is not read from (backpressure); past
+ * max_output_bytes of unread output it is closed.
+ *
+ * Writing: replies are appended in request order; all of a loop turn's
+ * output for a connection goes out in one write from the write callback,
+ * which the first reply of the turn activates.
+ */
+#include "conn.h"
+
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "info.h"
+#include "inspect.h"
+#include "lockmgr.h"
+#include "log.h"
+#include "server.h"
+#include "util.h"
+
+#define REQS_PER_EVENT 64        /* lines handled per read event before yielding */
+#define READ_CHUNK 16384         /* bytes read per read() */
+#define MAX_PENDING_REQUESTS 1024/* unanswered requests before we stop reading */
+#define IDLE_BUFFER_MAX 16384    /* keep an empty input buffer at most this big */
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void request_free(struct request *req);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void handle_line(struct conn *c, const char *line, size_t len);
+
+struct conn *conn_new(struct server *s, int fd)
+{
+    struct conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        close(fd);
+        return NULL;
+    }
+    c->out = evbuffer_new();
+    if (c->out == NULL) {
+        free(c);
+        close(fd);
+        return NULL;
+    }
+    c->server = s;
+    c->id = ++s->next_conn_id;
+    c->fd = fd;
+    c->state = CONN_OPEN;
+    c->authed = s->cfg.auth_token_file == NULL || s->cfg.auth_token_file[0] == '\0';
+    TAILQ_INIT(&c->pending);
+    LIST_INIT(&c->locks);
+    event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
+    event_assign(&c->wev, s->base, fd, EV_WRITE, on_write, c);
+    event_add(&c->rev, NULL);
+    c->reading = true;
+    TAILQ_INSERT_TAIL(&s->conns, c, link);
+    s->nconns++;
+    s->stats.connections_total++;
+    return c;
+}
+
+static void set_reading(struct conn *c, bool on)
+{
+    if (c->reading == on || c->state != CONN_OPEN) return;
+    if (on) event_add(&c->rev, NULL);
+    else event_del(&c->rev);
+    c->reading = on;
+}
+
+static void schedule_flush(struct conn *c)
+{
+    if (c->flush_scheduled || c->state == CONN_CLOSED) return;
+    c->flush_scheduled = true;
+    event_active(&c->wev, EV_WRITE, 1);
+}
+
+void conn_close(struct conn *c, const char *why)
+{
+    struct server *s = c->server;
+    if (c->state == CONN_CLOSED) return;
+    log_debug("msg=\"client closed\" conn=%llu why=\"%s\" locks=%u", (unsigned long long)c->id,
+              why, c->nlocks);
+    event_del(&c->rev);
+    event_del(&c->wev);
+    close(c->fd);
+    c->fd = -1;
+    c->state = CONN_CLOSED;
+    struct request *req;
+    while ((req = TAILQ_FIRST(&c->pending)) != NULL) {
+        TAILQ_REMOVE(&c->pending, req, link);
+        if (!req->done && req->verb == PROTO_VERB_ACQUIRE) {
+            mgr_cancel_acquire(s, req);
+        } else if (!req->done) {
+            /* An unanswered EXTEND or RELEASE has its op in flight: the op's
+             * completion frees it (conn_request_done on an orphan). */
+            req->conn = NULL;
+            TAILQ_INSERT_TAIL(&s->orphans, req, link);
+            continue;
+        }
+        request_free(req);
+    }
+    c->npending = 0;
+    mgr_conn_closed(s, c);
+    TAILQ_REMOVE(&s->conns, c, link);
+    TAILQ_INSERT_TAIL(&s->closed, c, link);
+    s->nconns--;
+    event_active(s->reaper, EV_TIMEOUT, 1);
+}
+
+void conn_free_orphans(struct server *s)
+{
+    struct request *req;
+    while ((req = TAILQ_FIRST(&s->orphans)) != NULL) {
+        TAILQ_REMOVE(&s->orphans, req, link);
+        request_free(req);
+    }
+}
+
+void conn_reap_closed(struct server *s)
+{
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&s->closed)) != NULL) {
+        TAILQ_REMOVE(&s->closed, c, link);
+        evbuffer_free(c->out);
+        free(c->in);
+        free(c);
+    }
+}
+
+/* ---- output ---- */
+
+static void append_output(struct conn *c, const char *line, size_t len)
+{
+    if (c->state == CONN_CLOSED) return;
+    evbuffer_add(c->out, line, len);
+    schedule_flush(c);
+}
+
+/* Reply now if nothing is queued ahead of this request, else queue the
+ * reply behind the unanswered ones. */
+static void reply_in_order(struct conn *c, enum proto_verb verb, const char *line, size_t len)
+{
+    if (TAILQ_EMPTY(&c->pending)) {
+        append_output(c, line, len);
+        return;
+    }
+    struct request *req = calloc(1, sizeof *req);
+    if (req == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    req->conn = c;
+    req->server = c->server;
+    req->verb = verb;
+    TAILQ_INSERT_TAIL(&c->pending, req, link);
+    c->npending++;
+    conn_request_done(req, line, len);
+}
+
+static void reply_err(struct conn *c, enum proto_err err, const char *text)
+{
+    char line[REQUEST_REPLY_MAX];
+    size_t n = proto_fmt_err(line, sizeof line, err, "%s", text);
+    reply_in_order(c, PROTO_VERB_PING, line, n);
+}
+
+void conn_request_done(struct request *req, const char *line, size_t len)
+{
+    if (req->conn == NULL) { /* orphaned: its connection is gone */
+        TAILQ_REMOVE(&req->server->orphans, req, link);
+        request_free(req);
+        return;
+    }
+    if (len > sizeof req->reply && (req->reply_heap = malloc(len)) != NULL) {
+        memcpy(req->reply_heap, line, len);
+    } else if (len > sizeof req->reply) { /* out of memory: cut, keep the line ending */
+        len = sizeof req->reply;
+        memcpy(req->reply, line, len - 2);
+        req->reply[len - 2] = '\r';
+        req->reply[len - 1] = '\n';
+    } else {
+        memcpy(req->reply, line, len);
+    }
+    req->reply_len = len;
+    req->done = true;
+    schedule_flush(req->conn);
+}
+
+void conn_push_event(struct conn *c, const char *line, size_t len) { append_output(c, line, len); }
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct server *s = c->server;
+    (void)what;
+    c->flush_scheduled = false;
+    if (c->state == CONN_CLOSED) return;
+    struct request *req;
+    while ((req = TAILQ_FIRST(&c->pending)) != NULL && req->done) {
+        TAILQ_REMOVE(&c->pending, req, link);
+        c->npending--;
+        evbuffer_add(c->out, req->reply_heap ? req->reply_heap : req->reply, req->reply_len);
+        request_free(req);
+    }
+    size_t len = evbuffer_get_length(c->out);
+    if (len > 0) {
+        int n = evbuffer_write(c->out, fd);
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            conn_close(c, strerror(errno));
+            return;
+        }
+        len = evbuffer_get_length(c->out);
+    }
+    if (len > s->cfg.max_output_bytes) {
+        conn_close(c, "does not read its replies (max_output_bytes)");
+        return;
+    }
+    if (len > 0) event_add(&c->wev, NULL);
+    if (c->state == CONN_DRAINING && len == 0 && TAILQ_EMPTY(&c->pending)) {
+        conn_close(c, "quit");
+        return;
+    }
+    /* Resume reading once the client has caught up. */
+    if (!c->reading && len < s->cfg.max_output_bytes / 2 && c->npending < MAX_PENDING_REQUESTS / 2) {
+        set_reading(c, true);
+        if (c->in_len > 0) event_active(&c->rev, EV_READ, 1);
+    }
+}
+
+/* ---- input ---- */
+
+static int reserve_input(struct conn *c, size_t want)
+{
+    if (c->in_cap - c->in_len >= want) return 0;
+    size_t cap = c->in_cap ? c->in_cap : 4096;
+    while (cap - c->in_len < want) cap *= 2;
+    char *p = realloc(c->in, cap);
+    if (p == NULL) return -1;
+    c->in = p;
+    c->in_cap = cap;
+    return 0;
+}
+
+/* Handle complete lines in the input buffer. Returns true if lines remain
+ * that were left for the next turn (fairness). */
+static bool process_input(struct conn *c)
+{
+    struct server *s = c->server;
+    size_t off = 0;
+    int handled = 0;
+    bool more = false;
+    while (c->state == CONN_OPEN) {
+        if (handled == REQS_PER_EVENT || c->npending >= MAX_PENDING_REQUESTS) {
+            more = true;
+            break;
+        }
+        size_t line_len, consumed;
+        enum proto_frame_status st =
+            proto_frame(c->in + off, c->in_len - off, s->cfg.max_line_bytes, &line_len, &consumed);
+        if (st == PROTO_FRAME_NEED_MORE) break;
+        if (st == PROTO_FRAME_TOOLONG) {
+            char text[80];
+            s->stats.errors_toolong++;
+            snprintf(text, sizeof text, "request line longer than %u bytes", s->cfg.max_line_bytes);
+            reply_err(c, PROTO_ERR_TOOLONG, text);
+            c->state = CONN_DRAINING;
+            off = c->in_len;
+            break;
+        }
+        handle_line(c, c->in + off, line_len);
+        off += consumed;
+        handled++;
+    }
+    if (off > 0) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+    if (c->in_len == 0 && c->in_cap > IDLE_BUFFER_MAX) {
+        free(c->in);
+        c->in = NULL;
+        c->in_cap = 0;
+    }
+    return more;
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    struct server *s = c->server;
+    (void)what;
+    if (c->state != CONN_OPEN) return;
+    /* Activated to continue a batch: handle what is buffered first. */
+    if (c->in_len > 0 && process_input(c)) {
+        event_active(&c->rev, EV_READ, 1);
+        return;
+    }
+    if (c->state != CONN_OPEN) return;
+    if (reserve_input(c, READ_CHUNK) != 0) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    ssize_t n = read(fd, c->in + c->in_len, READ_CHUNK);
+    if (n == 0) {
+        conn_close(c, "closed by client");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) conn_close(c, strerror(errno));
+        return;
+    }
+    c->in_len += (size_t)n;
+    bool more = process_input(c);
+    if (c->state != CONN_OPEN) return;
+    if (c->npending >= MAX_PENDING_REQUESTS || evbuffer_get_length(c->out) > s->cfg.max_output_bytes / 2)
+        set_reading(c, false);
+    else if (more)
+        event_active(&c->rev, EV_READ, 1);
+}
+
+/* ---- requests ---- */
+
+static void request_free(struct request *req)
+{
+    free(req->reply_heap);
+    free(req);
+}
+
+/* INFO: rendered whole, then queued like any reply. */
+static void reply_info(struct conn *c)
+{
+    struct evbuffer *tmp = evbuffer_new();
+    if (tmp == NULL || info_render(c->server, tmp) != 0) {
+        if (tmp) evbuffer_free(tmp);
+        reply_err(c, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    size_t len = evbuffer_get_length(tmp);
+    reply_in_order(c, PROTO_VERB_INFO, (const char *)evbuffer_pullup(tmp, -1), len);
+    evbuffer_free(tmp);
+}
+
+static struct request *request_new(struct conn *c, enum proto_verb verb)
+{
+    struct request *req = calloc(1, sizeof *req);
+    if (req == NULL) return NULL;
+    req->conn = c;
+    req->server = c->server;
+    req->verb = verb;
+    req->started_us = now_us();
+    TAILQ_INSERT_TAIL(&c->pending, req, link);
+    c->npending++;
+    return req;
+}
+
+static void handle_line(struct conn *c, const char *line, size_t len)
+{
+    struct server *s = c->server;
+    struct proto_slice resources[1024];
+    struct proto_request pr;
+    char err[160];
+    size_t cap = s->cfg.max_resources_per_lock;
+    if (cap > sizeof resources / sizeof resources[0]) cap = sizeof resources / sizeof resources[0];
+
+    size_t i = 0;
+    while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+    if (i == len) return; /* blank lines are ignored (friendly to telnet/nc) */
+    s->stats.requests++;
+
+    enum proto_err rc = proto_parse_request(line, len, &pr, resources, cap, err, sizeof err);
+    if (rc != PROTO_OK) {
+        if (rc == PROTO_ERR_LIMIT) s->stats.errors_limit++;
+        else s->stats.errors_badreq++;
+        reply_err(c, rc, err);
+        return;
+    }
+    if (!c->authed && pr.verb != PROTO_VERB_AUTH && pr.verb != PROTO_VERB_QUIT) {
+        reply_err(c, PROTO_ERR_AUTH, "authenticate first with AUTH <token>");
+        return;
+    }
+    char line_out[PROTO_REPLY_MAX];
+    struct request *req;
+    switch (pr.verb) {
+    case PROTO_VERB_PING:
+        reply_in_order(c, pr.verb, line_out, proto_fmt_pong(line_out, sizeof line_out));
+        return;
+    case PROTO_VERB_QUIT:
+        reply_in_order(c, pr.verb, line_out, proto_fmt_ok(line_out, sizeof line_out));
+        c->state = CONN_DRAINING;
+        schedule_flush(c);
+        return;
+    case PROTO_VERB_AUTH:
+        reply_err(c, PROTO_ERR_AUTH, "authentication is not enabled on this daemon");
+        return;
+    case PROTO_VERB_INFO:
+        reply_info(c);
+        return;
+    case PROTO_VERB_INSPECT:
+        req = request_new(c, pr.verb);
+        if (req == NULL) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        inspect_start(s, req, &pr);
+        return;
+    case PROTO_VERB_ACQUIRE:
+    case PROTO_VERB_EXTEND:
+    case PROTO_VERB_RELEASE:
+        if (s->shutting_down) {
+            reply_err(c, PROTO_ERR_SHUTDOWN, "redlockd is shutting down");
+            return;
+        }
+        req = request_new(c, pr.verb);
+        if (req == NULL) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        if (pr.verb == PROTO_VERB_ACQUIRE) mgr_acquire(s, req, &pr);
+        else if (pr.verb == PROTO_VERB_EXTEND) mgr_extend(s, req, &pr);
+        else mgr_release(s, req, &pr);
+        return;
+    }
+}

@@ -1,0 +1,84 @@
+/*
+ * conn.h - client connections: reading and framing request lines,
+ * dispatching them, and writing replies strictly in request order.
+ *
+ * A request that cannot be answered at once (ACQUIRE, EXTEND, RELEASE go to
+ * the masters) stays queued on its connection until the lock manager calls
+ * conn_request_done(); replies behind it wait so that pipelined clients get
+ * answers in order. Pushed events (EVENT LOST ...) bypass the queue.
+ *
+ * A connection is never freed inside one of its own callbacks' callees:
+ * conn_close() marks it and the loop reaps it.
+ */
+#ifndef REDLOCKD_CONN_H
+#define REDLOCKD_CONN_H
+
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "proto.h"
+
+struct server;
+struct lock;
+
+#define REQUEST_REPLY_MAX 200 /* an in-order reply line; longer ERR texts are cut */
+
+struct request {
+    TAILQ_ENTRY(request) link; /* in conn->pending */
+    struct conn *conn;         /* NULL once the connection closed (freed when its op ends) */
+    struct server *server;
+    enum proto_verb verb;
+    bool done;                 /* reply[] is final */
+    struct lock *lock;         /* the lock it acquires (ACQUIRE) or works on (EXTEND/RELEASE) */
+    uint32_t ttl_ms;           /* EXTEND's TTL */
+    uint64_t started_us;       /* for the acquire latency histogram */
+    size_t reply_len;
+    char *reply_heap;          /* a multi-line reply (INFO, INSPECT), else NULL */
+    char reply[REQUEST_REPLY_MAX];
+};
+
+enum conn_state {
+    CONN_OPEN,    /* reading requests */
+    CONN_DRAINING,/* QUIT or TOOLONG: no more reading; close once replies are written */
+    CONN_CLOSED,  /* socket closed, waiting to be reaped */
+};
+
+struct conn {
+    struct server *server;
+    uint64_t id;                  /* for logs */
+    int fd;
+    enum conn_state state;
+    bool authed;                  /* AUTH passed, or no auth configured */
+    bool reading;                 /* read event is added */
+    bool flush_scheduled;         /* write event activated for this loop turn */
+    struct event rev, wev;
+    char *in;                     /* partial request bytes; NULL when none */
+    size_t in_len, in_cap;
+    struct evbuffer *out;         /* replies and events not yet written */
+    TAILQ_HEAD(, request) pending;/* requests in arrival order, awaiting replies */
+    unsigned npending;
+    LIST_HEAD(, lock) locks;      /* connection-bound locks it holds */
+    unsigned nlocks;
+    TAILQ_ENTRY(conn) link;       /* in the server's list of connections */
+};
+
+/* Take ownership of an accepted socket. Returns NULL (and closes fd) on failure. */
+struct conn *conn_new(struct server *s, int fd);
+/* Close now: release the connection's locks, drop its waiters, close the
+ * socket. The memory is reaped later by conn_reap_closed(). */
+void conn_close(struct conn *c, const char *why);
+/* Free connections closed since the last call (a safe point in the loop). */
+void conn_reap_closed(struct server *s);
+/* At exit, after the Redlock engine is gone: free requests still orphaned. */
+void conn_free_orphans(struct server *s);
+
+/* The lock manager answers a queued request (line ends in \r\n; a
+ * multi-line block may be longer than REQUEST_REPLY_MAX). */
+void conn_request_done(struct request *req, const char *line, size_t len);
+/* Push an event line (ends in \r\n) to the connection, out of order. */
+void conn_push_event(struct conn *c, const char *line, size_t len);
+
+#endif

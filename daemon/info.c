@@ -1,0 +1,110 @@
+/* info.c - see info.h. */
+#include "info.h"
+
+#include <event2/buffer.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "redis_pool.h"
+#include "redlock.h"
+#include "server.h"
+#include "util.h"
+
+#define INFO_LINE_MAX 512
+
+struct lines {
+    char *buf;
+    size_t len, cap;
+    unsigned n;
+    int failed;
+};
+
+static void add(struct lines *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void add(struct lines *l, const char *fmt, ...)
+{
+    char line[INFO_LINE_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 2, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    size_t len = (size_t)n < sizeof line - 2 ? (size_t)n : sizeof line - 3;
+    /* Values (master errors) never carry line breaks into the reply. */
+    for (size_t i = 0; i < len; i++)
+        if (line[i] == '\r' || line[i] == '\n') line[i] = ' ';
+    line[len++] = '\r';
+    line[len++] = '\n';
+    if (l->len + len > l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 4096;
+        while (cap < l->len + len) cap *= 2;
+        char *p = realloc(l->buf, cap);
+        if (p == NULL) {
+            l->failed = 1;
+            return;
+        }
+        l->buf = p;
+        l->cap = cap;
+    }
+    memcpy(l->buf + l->len, line, len);
+    l->len += len;
+    l->n++;
+}
+
+static const char *state_word(enum master_state st)
+{
+    return st == MASTER_UP ? "up" : st == MASTER_CONNECTING ? "connecting" : "down";
+}
+
+int info_render(struct server *s, struct evbuffer *out)
+{
+    struct lines l = {0};
+    const struct stats *st = &s->stats;
+    struct pool *p = rl_engine_pool(s->rl);
+    add(&l, "version %s", REDLOCKD_VERSION);
+    add(&l, "protocol %d", PROTO_VERSION);
+    add(&l, "uptime_ms %llu", (unsigned long long)(now_ms() - s->started_ms));
+    add(&l, "clients %u", s->nconns);
+    add(&l, "locks_held %u", s->nheld);
+    add(&l, "waiters %u", s->nwaiters);
+    add(&l, "connections_total %llu", (unsigned long long)st->connections_total);
+    add(&l, "connections_rejected %llu", (unsigned long long)st->connections_rejected);
+    add(&l, "requests %llu", (unsigned long long)st->requests);
+    add(&l, "acquire_ok %llu", (unsigned long long)st->acquire_ok);
+    add(&l, "acquire_busy %llu", (unsigned long long)st->acquire_busy);
+    add(&l, "acquire_noquorum %llu", (unsigned long long)st->acquire_noquorum);
+    add(&l, "acquire_error %llu", (unsigned long long)st->acquire_error);
+    add(&l, "extend_ok %llu", (unsigned long long)st->extend_ok);
+    add(&l, "extend_fail %llu", (unsigned long long)st->extend_fail);
+    add(&l, "release_ok %llu", (unsigned long long)st->release_ok);
+    add(&l, "release_notheld %llu", (unsigned long long)st->release_notheld);
+    add(&l, "lost %llu", (unsigned long long)st->lost);
+    add(&l, "auto_released %llu", (unsigned long long)st->auto_released);
+    add(&l, "expired %llu", (unsigned long long)st->expired);
+    add(&l, "handoffs %llu", (unsigned long long)st->handoffs);
+    add(&l, "errors_badreq %llu", (unsigned long long)st->errors_badreq);
+    add(&l, "errors_toolong %llu", (unsigned long long)st->errors_toolong);
+    add(&l, "errors_limit %llu", (unsigned long long)st->errors_limit);
+    add(&l, "masters %zu", pool_size(p));
+    add(&l, "quorum %zu", pool_quorum(p));
+    add(&l, "masters_up %zu", pool_up_count(p));
+    for (size_t i = 0; i < pool_size(p); i++) {
+        struct master_status ms;
+        pool_master_status(p, i, &ms);
+        add(&l, "master.%zu.addr %s", i, ms.addr);
+        add(&l, "master.%zu.state %s", i, state_word(ms.state));
+        add(&l, "master.%zu.latency_us %llu", i, (unsigned long long)ms.latency_us);
+        add(&l, "master.%zu.pending %llu", i, (unsigned long long)ms.pending);
+        add(&l, "master.%zu.last_error %s", i, ms.last_error[0] ? ms.last_error : "-");
+        add(&l, "master.%zu.restarts %llu", i, (unsigned long long)ms.restarts);
+        add(&l, "master.%zu.quarantine_ms %llu", i, (unsigned long long)ms.quarantine_ms);
+    }
+    int rc = -1;
+    if (!l.failed && evbuffer_add_printf(out, "DATA %u\r\n", l.n) > 0 &&
+        evbuffer_add(out, l.buf, l.len) == 0)
+        rc = 0;
+    free(l.buf);
+    return rc;
+}

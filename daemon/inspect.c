@@ -1,0 +1,141 @@
+/* inspect.c - see inspect.h. */
+#include "inspect.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lock.h"
+#include "redis_pool.h"
+#include "redlock.h"
+
+#define SHOWN_ID_CHARS 8
+#define MASTER_LINE_MAX 160
+
+struct master_view {
+    enum { VIEW_NOREPLY, VIEW_FREE, VIEW_HELD, VIEW_ERROR } kind;
+    long long pttl_ms;
+    char value[PROTO_LOCK_ID_LEN + 1]; /* the token (cut to 32 bytes if foreign) */
+    char error[64];
+};
+
+struct inspect {
+    struct server *server;
+    struct request *req;
+    char resource[PROTO_MAX_RESOURCE_BYTES + 1];
+    size_t nmasters;
+    struct master_view view[];
+};
+
+static void on_each(void *ctx, size_t master, const struct pool_reply *r)
+{
+    struct inspect *in = ctx;
+    if (master >= in->nmasters) return;
+    struct master_view *v = &in->view[master];
+    if (r->kind == POOL_REPLY_STRING && r->len == 0) {
+        v->kind = VIEW_FREE;
+    } else if (r->kind == POOL_REPLY_STRING) {
+        const char *sp = memchr(r->str, ' ', r->len);
+        if (sp == NULL) return;
+        v->kind = VIEW_HELD;
+        v->pttl_ms = strtoll(r->str, NULL, 10);
+        size_t n = r->len - (size_t)(sp + 1 - r->str);
+        if (n > PROTO_LOCK_ID_LEN) n = PROTO_LOCK_ID_LEN;
+        memcpy(v->value, sp + 1, n);
+        v->value[n] = '\0';
+        for (size_t i = 0; i < n; i++) /* a foreign value is shown, so keep it printable */
+            if (v->value[i] < 0x21 || v->value[i] > 0x7e) v->value[i] = '?';
+    } else if (r->kind == POOL_REPLY_ERROR) {
+        v->kind = VIEW_ERROR;
+        snprintf(v->error, sizeof v->error, "%.*s", (int)(r->len < 60 ? r->len : 60), r->str);
+    }
+}
+
+static void on_done(void *ctx, const struct rl_outcome *out)
+{
+    struct inspect *in = ctx;
+    struct server *s = in->server;
+    struct pool *p = rl_engine_pool(s->rl);
+    (void)out;
+    /* The holder is the value a majority agrees on. */
+    const char *holder = NULL;
+    for (size_t i = 0; i < in->nmasters && holder == NULL; i++) {
+        if (in->view[i].kind != VIEW_HELD) continue;
+        size_t same = 0;
+        for (size_t j = 0; j < in->nmasters; j++)
+            same += in->view[j].kind == VIEW_HELD && strcmp(in->view[j].value, in->view[i].value) == 0;
+        if (same >= pool_quorum(p)) holder = in->view[i].value;
+    }
+    size_t nfree = 0;
+    for (size_t i = 0; i < in->nmasters; i++) nfree += in->view[i].kind == VIEW_FREE;
+    const char *state = holder ? "held" : nfree >= pool_quorum(p) ? "free" : "unknown";
+    bool local = holder && lock_find(&s->tables, holder, strlen(holder)) != NULL;
+
+    size_t cap = 1024 + in->nmasters * MASTER_LINE_MAX;
+    char *buf = malloc(cap);
+    if (buf == NULL) {
+        char line[64];
+        conn_request_done(in->req, line,
+                          proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
+        free(in);
+        return;
+    }
+    size_t body = 0;
+    char *lines = buf + 32; /* room for the DATA header, written last */
+    size_t room = cap - 32;
+#define EMIT(...) body += (size_t)snprintf(lines + body, room - body, __VA_ARGS__)
+    EMIT("resource %s\r\n", in->resource);
+    EMIT("state %s\r\n", state);
+    EMIT("holder %.*s\r\n", holder ? SHOWN_ID_CHARS : 1, holder ? holder : "-");
+    EMIT("local %s\r\n", local ? "yes" : "no");
+    for (size_t i = 0; i < in->nmasters; i++) {
+        struct master_status ms;
+        const struct master_view *v = &in->view[i];
+        pool_master_status(p, i, &ms);
+        if (v->kind == VIEW_HELD)
+            EMIT("master.%zu %s held %lld %.*s\r\n", i, ms.addr, v->pttl_ms, SHOWN_ID_CHARS, v->value);
+        else if (v->kind == VIEW_FREE)
+            EMIT("master.%zu %s free\r\n", i, ms.addr);
+        else if (v->kind == VIEW_ERROR)
+            EMIT("master.%zu %s error %s\r\n", i, ms.addr, v->error);
+        else
+            EMIT("master.%zu %s noreply\r\n", i, ms.addr);
+    }
+#undef EMIT
+    char header[32];
+    int hl = snprintf(header, sizeof header, "DATA %zu\r\n", 4 + in->nmasters);
+    memmove(buf + 32 - hl, header, (size_t)hl);
+    conn_request_done(in->req, buf + 32 - hl, (size_t)hl + body);
+    free(buf);
+    free(in);
+}
+
+void inspect_start(struct server *s, struct request *req, const struct proto_request *pr)
+{
+    size_t n = pool_size(rl_engine_pool(s->rl));
+    struct inspect *in = calloc(1, sizeof *in + n * sizeof in->view[0]);
+    size_t plen = strlen(s->cfg.key_prefix);
+    char *key = in ? malloc(plen + pr->resources[0].len) : NULL;
+    if (key == NULL) {
+        char line[64];
+        free(in);
+        conn_request_done(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
+        return;
+    }
+    in->server = s;
+    in->req = req;
+    in->nmasters = n;
+    memcpy(in->resource, pr->resources[0].ptr, pr->resources[0].len);
+    memcpy(key, s->cfg.key_prefix, plen);
+    memcpy(key + plen, pr->resources[0].ptr, pr->resources[0].len);
+    const char *keys[1] = {key};
+    size_t keylens[1] = {plen + pr->resources[0].len};
+    struct rl_target t = {.keys = keys, .keylens = keylens, .nkeys = 1, .token = "", .ttl_ms = 0};
+    int rc = rl_inspect(s->rl, &t, on_each, on_done, in);
+    free(key);
+    if (rc != 0) {
+        char line[64];
+        free(in);
+        conn_request_done(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
+    }
+}

@@ -1,0 +1,16 @@
+/*
+ * inspect.h - INSPECT <resource>: who holds a resource right now as the
+ * masters see it. Tokens are shown by their first 8 hex digits only: a full
+ * lock id is a capability and is never revealed to another client.
+ */
+#ifndef REDLOCKD_INSPECT_H
+#define REDLOCKD_INSPECT_H
+
+#include "conn.h"
+#include "proto.h"
+#include "server.h"
+
+/* Start an INSPECT; the DATA block comes back through conn_request_done(). */
+void inspect_start(struct server *s, struct request *req, const struct proto_request *pr);
+
+#endif

@@ -1,0 +1,186 @@
+/*
+ * listener.c - listening sockets. See listener.h.
+ *
+ * When accept() fails for lack of file descriptors (EMFILE/ENFILE) the
+ * listener pauses for ACCEPT_PAUSE_MS instead of spinning on a socket that
+ * stays readable; the pending connection waits in the backlog.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+
+#define ACCEPTS_PER_EVENT 64
+#define ACCEPT_PAUSE_MS 100
+#define LISTEN_BACKLOG 1024
+#define MAX_LISTENERS 2
+
+struct listener {
+    struct server *server;
+    int fd;
+    int is_tcp;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* Unix socket path, "" for TCP */
+    struct event *ev;
+    struct event *resume;
+};
+
+static struct listener listeners[MAX_LISTENERS];
+static size_t nlisteners;
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+    (void)fd;
+    (void)what;
+    event_add(l->ev, NULL);
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct listener *l = arg;
+    struct server *s = l->server;
+    (void)what;
+    for (int i = 0; i < ACCEPTS_PER_EVENT; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warn("msg=\"accept paused: out of file descriptors\" error=\"%s\"", strerror(errno));
+                event_del(l->ev);
+                struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+                evtimer_add(l->resume, &tv);
+            }
+            return; /* EAGAIN: drained; other errors: the client is gone */
+        }
+        if (s->shutting_down || s->nconns >= s->cfg.max_clients) {
+            static const char busy[] = "ERR LIMIT max_clients reached\r\n";
+            s->stats.connections_rejected++;
+            ssize_t ignored = send(cfd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)ignored;
+            close(cfd);
+            continue;
+        }
+        if (l->is_tcp) {
+            int one = 1;
+            setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        conn_new(s, cfd);
+    }
+}
+
+static int add_listener(struct server *s, int fd, int is_tcp, const char *path, char *err, size_t errlen)
+{
+    struct listener *l = &listeners[nlisteners];
+    memset(l, 0, sizeof *l);
+    l->server = s;
+    l->fd = fd;
+    l->is_tcp = is_tcp;
+    snprintf(l->path, sizeof l->path, "%s", path ? path : "");
+    l->ev = event_new(s->base, fd, EV_READ | EV_PERSIST, on_accept, l);
+    l->resume = evtimer_new(s->base, on_resume, l);
+    if (l->ev == NULL || l->resume == NULL || event_add(l->ev, NULL) != 0) {
+        snprintf(err, errlen, "cannot register listener");
+        if (l->ev) event_free(l->ev);
+        if (l->resume) event_free(l->resume);
+        close(fd);
+        return -1;
+    }
+    nlisteners++;
+    return 0;
+}
+
+static int open_tcp(struct server *s, const char *addr, char *err, size_t errlen)
+{
+    char *host = NULL;
+    int port = 0;
+    if (config_parse_hostport(addr, &host, &port) != 0) {
+        snprintf(err, errlen, "listen: bad address '%s'", addr);
+        return -1;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    free(host);
+    if (rc != 0) {
+        snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
+        if (fd >= 0) close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    log_info("msg=listening addr=%s", addr);
+    return add_listener(s, fd, 1, NULL, err, errlen);
+}
+
+static int open_unix(struct server *s, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof sa.sun_path) {
+        snprintf(err, errlen, "unix_socket: path too long");
+        return -1;
+    }
+    strcpy(sa.sun_path, path);
+    /* A socket file left by a previous run would make bind() fail. */
+    struct stat st;
+    if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode)) unlink(path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        chmod(path, (mode_t)s->cfg.unix_socket_mode) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
+        snprintf(err, errlen, "unix_socket %s: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    log_info("msg=listening unix_socket=%s mode=%04o", path, (unsigned)s->cfg.unix_socket_mode);
+    return add_listener(s, fd, 0, path, err, errlen);
+}
+
+int listeners_open(struct server *s, char *err, size_t errlen)
+{
+    const char *tcp = s->cfg.listen;
+    const char *unix_path = s->cfg.unix_socket;
+    if ((tcp == NULL || tcp[0] == '\0') && (unix_path == NULL || unix_path[0] == '\0')) {
+        snprintf(err, errlen, "neither listen nor unix_socket is set: nothing to serve on");
+        return -1;
+    }
+    if (tcp != NULL && tcp[0] != '\0' && open_tcp(s, tcp, err, errlen) != 0) return -1;
+    if (unix_path != NULL && unix_path[0] != '\0' && open_unix(s, unix_path, err, errlen) != 0) {
+        listeners_close(s);
+        return -1;
+    }
+    return 0;
+}
+
+void listeners_close(struct server *s)
+{
+    (void)s;
+    for (size_t i = 0; i < nlisteners; i++) {
+        struct listener *l = &listeners[i];
+        event_free(l->ev);
+        event_free(l->resume);
+        close(l->fd);
+        if (l->path[0] != '\0') unlink(l->path);
+    }
+    nlisteners = 0;
+}

@@ -1,0 +1,103 @@
+/*
+ * lock.h - the daemon's locks and the resources they name.
+ *
+ * A struct lock is one ACQUIRE from its first attempt until it is released,
+ * expires or is lost: the same object carries the waiting state while it is
+ * ACQUIRING and the lease while it is HELD. Locks are found by id in the
+ * lock table; resources by key in the resource table. A resource entry
+ * exists while any lock names it and records the local holder and the FIFO
+ * of local waiters, which is what lets a release hand the resource straight
+ * to the next waiter.
+ *
+ * This module only keeps the tables; lockmgr.c decides what happens.
+ */
+#ifndef REDLOCKD_LOCK_H
+#define REDLOCKD_LOCK_H
+
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+
+#include "proto.h"
+#include "table.h"
+
+struct conn;
+struct request;
+struct server;
+
+enum lock_state {
+    LOCK_ACQUIRING, /* attempting, or queued behind a holder; lock->req awaits the answer */
+    LOCK_HELD,      /* granted: in the lock table, holder of its resources */
+    LOCK_DEAD,      /* released, expired or lost; freed once nothing refers to it */
+};
+
+#define LOCK_F_DETACH     (1u << 0) /* outlives its connection */
+#define LOCK_F_AUTOEXTEND (1u << 1) /* the daemon extends it while the owner lives */
+
+struct resource {
+    struct table_node node;       /* in the resource table, keyed by key */
+    struct lock *holder;          /* the HELD local lock on it, or NULL */
+    TAILQ_HEAD(, lock) waiters;   /* ACQUIRING locks queued on it, first come first */
+    unsigned refs;                /* locks naming it */
+    size_t keylen;
+    char key[];                   /* key_prefix + resource name (not NUL-terminated) */
+};
+
+struct lock {
+    struct table_node node;           /* in the lock table while HELD, keyed by id */
+    char id[PROTO_LOCK_ID_LEN + 1];   /* the token stored in Redis; the client's lock id */
+    enum lock_state state;
+    unsigned flags;                   /* LOCK_F_* */
+    uint32_t ttl_ms;                  /* TTL asked for, reused by EXTEND without one */
+    uint64_t acquired_ms;             /* when granted (monotonic) */
+    uint64_t validity_end_ms;         /* the validity promised to the client ends here */
+    uint64_t maxhold_end_ms;          /* AUTOEXTEND stops here; 0 = never */
+    uint64_t wait_deadline_ms;        /* ACQUIRING: give up at this time */
+    unsigned attempts;                /* ACQUIRING: Redlock attempts made */
+    unsigned max_attempts;            /* ACQUIRING: attempts allowed (UINT_MAX with WAIT) */
+    int last_result;                  /* ACQUIRING: enum rl_result of the last attempt */
+    unsigned last_granted, last_answered;
+    bool extending;                   /* an AUTOEXTEND extension is in flight */
+    struct server *server;
+    struct conn *owner;               /* connection-bound owner; NULL when detached */
+    LIST_ENTRY(lock) owner_link;      /* in owner->locks */
+    struct request *req;              /* ACQUIRING: the ACQUIRE waiting for this lock */
+    struct resource *waiting_on;      /* ACQUIRING: queue it sits in, or NULL */
+    TAILQ_ENTRY(lock) wait_link;      /* in waiting_on->waiters */
+    unsigned ops;                     /* Redlock ops in flight that refer to this lock */
+    struct event timer;               /* retry/deadline, expiry or extension timer */
+    LIST_ENTRY(lock) all_link;        /* in lock_tables.all, from lock_new to lock_free */
+    const char **keys;                /* nres key pointers, for rl_target */
+    size_t *keylens;
+    size_t nres;
+    struct resource *res[];           /* the resources, in request order */
+};
+
+struct lock_tables {
+    struct table locks;     /* HELD locks by id */
+    struct table resources; /* resource entries by key */
+    LIST_HEAD(, lock) all;  /* every lock in any state, so teardown can free them */
+};
+
+void lock_tables_init(struct lock_tables *t);
+void lock_tables_destroy(struct lock_tables *t);
+
+/*
+ * A new ACQUIRING lock on names[0..n), each prefixed with prefix, with a
+ * fresh random id. Resource entries are found or created and referenced.
+ * Returns NULL when out of memory or randomness.
+ */
+struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct proto_slice *names,
+                      size_t n);
+/* Drop the lock's resource references and free it. It must be out of the
+ * lock table and every queue. */
+void lock_free(struct lock_tables *t, struct lock *lk);
+
+/* The HELD lock with this id, or NULL. */
+struct lock *lock_find(struct lock_tables *t, const char *id, size_t len);
+/* The resource entry for this key, or NULL. */
+struct resource *resource_find(struct lock_tables *t, const char *key, size_t len);
+
+#endif

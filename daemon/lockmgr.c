@@ -1,0 +1,647 @@
+/*
+ * lockmgr.c - the lives of locks. See lockmgr.h.
+ *
+ * ACQUIRING: a lock either attempts (Redlock over the masters) or sits in
+ * the FIFO queue of one of its resources. Only the head of a queue attempts;
+ * while a resource has a local holder nobody behind it touches the masters,
+ * and the holder's release wakes the head at once (hand-off). Against
+ * holders elsewhere (other daemons, other clients) the head polls with
+ * retry_delay_ms + jitter until its WAIT (or retry budget) runs out.
+ *
+ * HELD: a timer fires at the end of validity (plain locks: forgotten) or at
+ * the next extension (AUTOEXTEND). An AUTOEXTEND lock that cannot be
+ * extended is reported LOST a margin before the validity last promised.
+ *
+ * Every wake-up goes through the lock's own timer event, so a release that
+ * wakes a waiter never recurses into it.
+ */
+#include "lockmgr.h"
+
+#include <event2/event.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "redlock.h"
+#include "util.h"
+
+#define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
+
+static void on_lock_timer(evutil_socket_t fd, short what, void *arg);
+static void acquire_step(struct server *s, struct lock *lk);
+
+/* ---- small helpers ---- */
+
+static void arm_at(struct lock *lk, uint64_t at_ms)
+{
+    uint64_t now = now_ms();
+    uint64_t d = at_ms > now ? at_ms - now : 0;
+    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
+    evtimer_add(&lk->timer, &tv);
+}
+
+/* Run the lock's timer callback on the next loop turn. */
+static void wake(struct lock *lk)
+{
+    evtimer_del(&lk->timer);
+    event_active(&lk->timer, EV_TIMEOUT, 1);
+}
+
+static uint64_t lost_margin(const struct lock *lk)
+{
+    uint64_t m = lk->ttl_ms / 20;
+    return m > LOST_MARGIN_MIN_MS ? m : LOST_MARGIN_MIN_MS;
+}
+
+static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *t)
+{
+    t->keys = lk->keys;
+    t->keylens = lk->keylens;
+    t->nkeys = lk->nres;
+    t->token = lk->id;
+    t->ttl_ms = ttl_ms;
+}
+
+static void reply(struct request *req, const char *line, size_t len)
+{
+    conn_request_done(req, line, len);
+}
+
+static void reply_err(struct request *req, enum proto_err err, const char *text)
+{
+    char line[REQUEST_REPLY_MAX];
+    size_t n = proto_fmt_err(line, sizeof line, err, "%s", text);
+    reply(req, line, n);
+}
+
+static void maybe_free(struct server *s, struct lock *lk)
+{
+    if (lk->state == LOCK_DEAD && lk->ops == 0 && lk->req == NULL && lk->waiting_on == NULL) {
+        evtimer_del(&lk->timer);
+        lock_free(&s->tables, lk);
+    }
+}
+
+/* Fire-and-forget compare-and-delete of the lock's keys on every master. */
+static void send_release(struct server *s, struct lock *lk)
+{
+    struct rl_target t;
+    target_of(lk, lk->ttl_ms, &t);
+    if (rl_start(s->rl, RL_RELEASE, &t, NULL, NULL) != 0)
+        log_error("msg=\"out of memory sending a release; the TTL will free it\" lock=%.8s", lk->id);
+}
+
+/* ---- wait queues ---- */
+
+static void queue_remove(struct server *s, struct lock *lk)
+{
+    struct resource *r = lk->waiting_on;
+    if (r == NULL) return;
+    bool was_head = TAILQ_FIRST(&r->waiters) == lk;
+    TAILQ_REMOVE(&r->waiters, lk, wait_link);
+    lk->waiting_on = NULL;
+    s->nwaiters--;
+    struct lock *next = TAILQ_FIRST(&r->waiters);
+    if (was_head && next != NULL && r->holder == NULL) wake(next);
+}
+
+/* Queue lk behind r's waiters. Returns -1 when max_waiters is reached. */
+static int queue_on(struct server *s, struct lock *lk, struct resource *r)
+{
+    if (lk->waiting_on == r) return 0;
+    if (lk->waiting_on == NULL && s->nwaiters >= s->cfg.max_waiters) return -1;
+    queue_remove(s, lk);
+    TAILQ_INSERT_TAIL(&r->waiters, lk, wait_link);
+    lk->waiting_on = r;
+    s->nwaiters++;
+    return 0;
+}
+
+/* ---- leaving HELD ---- */
+
+/* Take a lock out of service: out of the tables, its owner and its
+ * resources; the heads of their queues are woken. The caller sends any
+ * release to the masters first (this may free lk). */
+static void retire(struct server *s, struct lock *lk)
+{
+    if (lk->state == LOCK_HELD) {
+        table_remove(&s->tables.locks, &lk->node);
+        s->nheld--;
+    }
+    if (lk->owner != NULL) {
+        LIST_REMOVE(lk, owner_link);
+        lk->owner->nlocks--;
+        lk->owner = NULL;
+    }
+    evtimer_del(&lk->timer);
+    bool was_held = lk->state == LOCK_HELD;
+    lk->state = LOCK_DEAD;
+    if (was_held) {
+        for (size_t i = 0; i < lk->nres; i++) {
+            struct resource *r = lk->res[i];
+            if (r->holder != lk) continue;
+            r->holder = NULL;
+            struct lock *next = TAILQ_FIRST(&r->waiters);
+            if (next != NULL) {
+                s->stats.handoffs++;
+                wake(next);
+            }
+        }
+    }
+    queue_remove(s, lk);
+    maybe_free(s, lk);
+}
+
+/* Tell the owner its lock is gone, release it on the masters, forget it. */
+static void lose(struct server *s, struct lock *lk, const char *reason)
+{
+    s->stats.lost++;
+    log_info("msg=\"lock lost\" lock=%.8s reason=%s", lk->id, reason);
+    if (lk->owner != NULL) {
+        char line[PROTO_REPLY_MAX];
+        size_t n = proto_fmt_event_lost(line, sizeof line, lk->id, reason);
+        conn_push_event(lk->owner, line, n);
+    }
+    send_release(s, lk);
+    retire(s, lk);
+}
+
+/* ---- ACQUIRE ---- */
+
+static void answer_acquire(struct server *s, struct lock *lk, enum proto_err err, const char *text)
+{
+    if (lk->req != NULL) {
+        lk->req->lock = NULL;
+        reply_err(lk->req, err, text);
+        lk->req = NULL;
+    }
+    retire(s, lk);
+}
+
+static void fail_acquire(struct server *s, struct lock *lk)
+{
+    char text[160];
+    enum proto_err err = PROTO_ERR_BUSY;
+    unsigned total = (unsigned)pool_size(rl_engine_pool(s->rl));
+    if (s->shutting_down) {
+        err = PROTO_ERR_SHUTDOWN;
+        snprintf(text, sizeof text, "redlockd is shutting down");
+    } else if (lk->attempts == 0) {
+        snprintf(text, sizeof text, "held by another client of this daemon");
+    } else if (lk->last_result == RL_BUSY) {
+        snprintf(text, sizeof text, "held elsewhere (granted %u/%u)", lk->last_granted, total);
+    } else if (lk->last_result == RL_TOOSLOW) {
+        err = PROTO_ERR_NOQUORUM;
+        snprintf(text, sizeof text, "validity used up before a majority granted (granted %u/%u)",
+                 lk->last_granted, total);
+    } else {
+        err = PROTO_ERR_NOQUORUM;
+        snprintf(text, sizeof text, "%u/%u masters answered", lk->last_answered, total);
+    }
+    if (err == PROTO_ERR_BUSY) s->stats.acquire_busy++;
+    else if (err == PROTO_ERR_NOQUORUM) s->stats.acquire_noquorum++;
+    answer_acquire(s, lk, err, text);
+}
+
+static void fail_limit_waiters(struct server *s, struct lock *lk)
+{
+    char text[96];
+    s->stats.errors_limit++;
+    snprintf(text, sizeof text, "max_waiters (%u) reached", s->cfg.max_waiters);
+    answer_acquire(s, lk, PROTO_ERR_LIMIT, text);
+}
+
+static void grant(struct server *s, struct lock *lk, const struct rl_outcome *out)
+{
+    struct request *req = lk->req;
+    struct conn *owner = req->conn;
+    queue_remove(s, lk);
+    if (table_insert(&s->tables.locks, &lk->node) != 0) {
+        send_release(s, lk);
+        req->lock = NULL;
+        lk->req = NULL;
+        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
+        retire(s, lk);
+        return;
+    }
+    lk->state = LOCK_HELD;
+    s->nheld++;
+    s->stats.acquire_ok++;
+    for (size_t i = 0; i < lk->nres; i++) lk->res[i]->holder = lk;
+    lk->acquired_ms = out->started_ms;
+    lk->validity_end_ms = out->started_ms + out->validity_ms;
+    if (lk->maxhold_end_ms != 0) lk->maxhold_end_ms += out->started_ms; /* counted from the grant */
+    if (!(lk->flags & LOCK_F_DETACH)) {
+        lk->owner = owner;
+        LIST_INSERT_HEAD(&owner->locks, lk, owner_link);
+        owner->nlocks++;
+    }
+    if (lk->flags & LOCK_F_AUTOEXTEND) {
+        uint64_t next = now_ms() + lk->ttl_ms / 3;
+        if (lk->maxhold_end_ms != 0 && lk->maxhold_end_ms < next) next = lk->maxhold_end_ms;
+        arm_at(lk, next);
+    } else {
+        arm_at(lk, lk->validity_end_ms);
+    }
+    char line[REQUEST_REPLY_MAX];
+    size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
+    req->lock = NULL;
+    lk->req = NULL;
+    reply(req, line, n);
+}
+
+static void on_acquire_done(void *ctx, const struct rl_outcome *out)
+{
+    struct lock *lk = ctx;
+    struct server *s = lk->server;
+    lk->ops--;
+    bool granted = out->result == RL_OK;
+    if (lk->req == NULL) {
+        /* Its client went away meanwhile: give back whatever was taken. */
+        if (granted || out->granted > 0 || out->answered < out->total) send_release(s, lk);
+        lk->state = LOCK_DEAD;
+        queue_remove(s, lk);
+        maybe_free(s, lk);
+        return;
+    }
+    if (granted && s->shutting_down) {
+        send_release(s, lk);
+        fail_acquire(s, lk); /* answers ERR SHUTDOWN */
+        return;
+    }
+    if (granted) {
+        grant(s, lk, out);
+        return;
+    }
+    /* Failed: delete what was set, including on masters that timed out. */
+    if (out->granted > 0 || out->answered < out->total) send_release(s, lk);
+    lk->last_result = (int)out->result;
+    lk->last_granted = out->granted;
+    lk->last_answered = out->answered;
+    uint64_t now = now_ms();
+    if (s->shutting_down || lk->attempts >= lk->max_attempts || now >= lk->wait_deadline_ms) {
+        fail_acquire(s, lk);
+        return;
+    }
+    if (lk->waiting_on == NULL && queue_on(s, lk, lk->res[0]) != 0) {
+        fail_limit_waiters(s, lk);
+        return;
+    }
+    uint64_t at = now + s->cfg.retry_delay_ms + random_jitter(s->cfg.retry_jitter_ms);
+    arm_at(lk, at < lk->wait_deadline_ms ? at : lk->wait_deadline_ms);
+}
+
+static void start_attempt(struct server *s, struct lock *lk)
+{
+    struct rl_target t;
+    target_of(lk, lk->ttl_ms, &t);
+    lk->attempts++;
+    lk->ops++;
+    if (rl_start(s->rl, RL_ACQUIRE, &t, on_acquire_done, lk) != 0) {
+        lk->ops--;
+        s->stats.acquire_error++;
+        if (lk->req) {
+            lk->req->lock = NULL;
+            reply_err(lk->req, PROTO_ERR_INTERNAL, "out of memory");
+            lk->req = NULL;
+        }
+        retire(s, lk);
+    }
+}
+
+/* Decide what an ACQUIRING lock does now: attempt, queue, or give up. */
+static void acquire_step(struct server *s, struct lock *lk)
+{
+    if (lk->ops > 0) return; /* an attempt is in flight; its outcome decides */
+    uint64_t now = now_ms();
+    bool expired = now >= lk->wait_deadline_ms;
+    struct resource *blocker = NULL;
+    for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
+        if (lk->res[i]->holder != NULL) blocker = lk->res[i];
+    if (blocker == NULL && lk->waiting_on == NULL) {
+        /* First come first served: queue behind anyone already waiting. */
+        for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
+            if (!TAILQ_EMPTY(&lk->res[i]->waiters)) blocker = lk->res[i];
+    }
+    if (blocker == NULL && lk->waiting_on != NULL && TAILQ_FIRST(&lk->waiting_on->waiters) != lk)
+        blocker = lk->waiting_on; /* not our turn yet */
+    if (blocker != NULL) {
+        if (expired || s->shutting_down) {
+            fail_acquire(s, lk);
+            return;
+        }
+        if (queue_on(s, lk, blocker) != 0) {
+            fail_limit_waiters(s, lk);
+            return;
+        }
+        arm_at(lk, lk->wait_deadline_ms);
+        return;
+    }
+    if (lk->attempts >= lk->max_attempts || (expired && lk->attempts > 0) || s->shutting_down) {
+        fail_acquire(s, lk);
+        return;
+    }
+    start_attempt(s, lk);
+}
+
+/* ---- HELD ---- */
+
+static void on_autoextend_done(void *ctx, const struct rl_outcome *out)
+{
+    struct lock *lk = ctx;
+    struct server *s = lk->server;
+    lk->ops--;
+    lk->extending = false;
+    if (lk->state != LOCK_HELD) {
+        maybe_free(s, lk);
+        return;
+    }
+    if (out->result == RL_TAKEN) {
+        lose(s, lk, "TAKEN");
+        return;
+    }
+    uint64_t now = now_ms();
+    uint64_t next;
+    if (out->result == RL_OK) {
+        s->stats.extend_ok++;
+        uint64_t end = out->started_ms + out->validity_ms;
+        if (end > lk->validity_end_ms) lk->validity_end_ms = end;
+        next = now + lk->ttl_ms / 3;
+    } else {
+        s->stats.extend_fail++;
+        uint32_t retry = s->cfg.retry_delay_ms < lk->ttl_ms / 10 ? s->cfg.retry_delay_ms : lk->ttl_ms / 10;
+        next = now + retry + 1;
+    }
+    if (lk->maxhold_end_ms != 0 && lk->maxhold_end_ms < next) next = lk->maxhold_end_ms;
+    uint64_t guard = lk->validity_end_ms - lost_margin(lk);
+    arm_at(lk, next < guard ? next : guard);
+}
+
+static void held_timer(struct server *s, struct lock *lk)
+{
+    uint64_t now = now_ms();
+    if (!(lk->flags & LOCK_F_AUTOEXTEND)) {
+        s->stats.expired++;
+        log_debug("msg=\"lock expired\" lock=%.8s", lk->id);
+        send_release(s, lk); /* its keys are about to expire anyway; waiters get in sooner */
+        retire(s, lk);
+        return;
+    }
+    if (lk->maxhold_end_ms != 0 && now >= lk->maxhold_end_ms) {
+        lose(s, lk, "MAXHOLD");
+        return;
+    }
+    uint64_t guard = lk->validity_end_ms - lost_margin(lk);
+    if (now >= guard) {
+        lose(s, lk, "NOQUORUM");
+        return;
+    }
+    if (!lk->extending) {
+        struct rl_target t;
+        target_of(lk, lk->ttl_ms, &t);
+        lk->ops++;
+        lk->extending = true;
+        if (rl_start(s->rl, RL_EXTEND, &t, on_autoextend_done, lk) != 0) {
+            lk->ops--;
+            lk->extending = false;
+        }
+    }
+    arm_at(lk, guard);
+}
+
+static void on_lock_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct lock *lk = arg;
+    (void)fd;
+    (void)what;
+    if (lk->state == LOCK_ACQUIRING) acquire_step(lk->server, lk);
+    else if (lk->state == LOCK_HELD) held_timer(lk->server, lk);
+}
+
+/* ---- requests ---- */
+
+void mgr_acquire(struct server *s, struct request *req, const struct proto_request *pr)
+{
+    const struct config *cfg = &s->cfg;
+    char text[160];
+    uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : cfg->default_ttl_ms;
+    if (ttl > cfg->max_ttl_ms) {
+        snprintf(text, sizeof text, "ttl %u ms is above max_ttl_ms %u", ttl, cfg->max_ttl_ms);
+        s->stats.errors_badreq++;
+        reply_err(req, PROTO_ERR_BADREQ, text);
+        return;
+    }
+    if ((pr->opts & PROTO_OPT_AUTOEXTEND) && (pr->opts & PROTO_OPT_DETACH)) {
+        s->stats.errors_badreq++;
+        reply_err(req, PROTO_ERR_BADREQ, "AUTOEXTEND and DETACH exclude each other");
+        return;
+    }
+    if ((pr->opts & PROTO_OPT_MAXHOLD) && !(pr->opts & PROTO_OPT_AUTOEXTEND)) {
+        s->stats.errors_badreq++;
+        reply_err(req, PROTO_ERR_BADREQ, "MAXHOLD needs AUTOEXTEND");
+        return;
+    }
+    if (pr->opts & (PROTO_OPT_PRIORITY | PROTO_OPT_OWNER)) {
+        s->stats.errors_badreq++;
+        reply_err(req, PROTO_ERR_BADREQ, "PRIORITY and OWNER are not supported by this version");
+        return;
+    }
+    if (!(pr->opts & PROTO_OPT_DETACH) && req->conn->nlocks >= cfg->max_locks_per_client) {
+        s->stats.errors_limit++;
+        snprintf(text, sizeof text, "max_locks_per_client (%u) reached", cfg->max_locks_per_client);
+        reply_err(req, PROTO_ERR_LIMIT, text);
+        return;
+    }
+    struct lock *lk = lock_new(&s->tables, cfg->key_prefix, pr->resources, pr->nresources);
+    if (lk == NULL) {
+        s->stats.acquire_error++;
+        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    lk->server = s;
+    evtimer_assign(&lk->timer, s->base, on_lock_timer, lk);
+    lk->ttl_ms = ttl;
+    if (pr->opts & PROTO_OPT_DETACH) lk->flags |= LOCK_F_DETACH;
+    if (pr->opts & PROTO_OPT_AUTOEXTEND) {
+        lk->flags |= LOCK_F_AUTOEXTEND;
+        /* Kept in maxhold_end_ms as a duration until the grant. */
+        lk->maxhold_end_ms = (pr->opts & PROTO_OPT_MAXHOLD) ? pr->maxhold_ms : cfg->max_hold_ms;
+    }
+    uint64_t now = now_ms();
+    if (pr->opts & PROTO_OPT_WAIT) {
+        lk->wait_deadline_ms = now + pr->wait_ms;
+        lk->max_attempts = UINT_MAX;
+    } else {
+        uint64_t per_retry = (uint64_t)cfg->retry_delay_ms + cfg->retry_jitter_ms + cfg->master_timeout_ms;
+        lk->wait_deadline_ms = now + cfg->retry_count * per_retry + 1;
+        lk->max_attempts = cfg->retry_count + 1;
+    }
+    lk->req = req;
+    req->lock = lk;
+    acquire_step(s, lk);
+}
+
+/* Look up the lock a request names; answers the request itself if none. */
+static struct lock *lookup_for(struct server *s, struct request *req, const struct proto_request *pr)
+{
+    if (!proto_valid_lock_id(pr->lock_id.ptr, pr->lock_id.len)) {
+        s->stats.errors_badreq++;
+        reply_err(req, PROTO_ERR_BADREQ, "a lock id is 32 lowercase hex digits");
+        return NULL;
+    }
+    struct lock *lk = lock_find(&s->tables, pr->lock_id.ptr, pr->lock_id.len);
+    if (lk == NULL || now_ms() >= lk->validity_end_ms) {
+        reply_err(req, PROTO_ERR_NOTHELD, "unknown, expired or lost lock id");
+        return NULL;
+    }
+    return lk;
+}
+
+static void on_extend_done(void *ctx, const struct rl_outcome *out)
+{
+    struct request *req = ctx;
+    struct lock *lk = req->lock;
+    struct server *s = lk->server;
+    char line[REQUEST_REPLY_MAX];
+    size_t n;
+    req->lock = NULL;
+    lk->ops--;
+    if (lk->state != LOCK_HELD) {
+        s->stats.extend_fail++;
+        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "released or lost meanwhile");
+        maybe_free(s, lk);
+    } else if (out->result == RL_OK) {
+        s->stats.extend_ok++;
+        lk->validity_end_ms = out->started_ms + out->validity_ms;
+        if (!(lk->flags & LOCK_F_AUTOEXTEND)) arm_at(lk, lk->validity_end_ms);
+        n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
+    } else if (out->result == RL_TAKEN) {
+        s->stats.extend_fail++;
+        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "taken by another holder");
+        if (lk->flags & LOCK_F_AUTOEXTEND) {
+            lose(s, lk, "TAKEN");
+        } else {
+            send_release(s, lk); /* deletes only keys still holding our token */
+            retire(s, lk);
+        }
+    } else {
+        s->stats.extend_fail++;
+        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOQUORUM, "%u/%u masters extended",
+                          out->granted, out->total);
+    }
+    reply(req, line, n); /* lk may be freed by now */
+}
+
+void mgr_extend(struct server *s, struct request *req, const struct proto_request *pr)
+{
+    struct lock *lk = lookup_for(s, req, pr);
+    if (lk == NULL) return;
+    uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : lk->ttl_ms;
+    if (ttl > s->cfg.max_ttl_ms) {
+        char text[96];
+        snprintf(text, sizeof text, "ttl %u ms is above max_ttl_ms %u", ttl, s->cfg.max_ttl_ms);
+        reply_err(req, PROTO_ERR_BADREQ, text);
+        return;
+    }
+    struct rl_target t;
+    target_of(lk, ttl, &t);
+    req->lock = lk;
+    req->ttl_ms = ttl;
+    lk->ops++;
+    if (rl_start(s->rl, RL_EXTEND, &t, on_extend_done, req) != 0) {
+        lk->ops--;
+        req->lock = NULL;
+        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
+    }
+}
+
+static void on_release_done(void *ctx, const struct rl_outcome *out)
+{
+    struct request *req = ctx;
+    char line[16];
+    (void)out;
+    reply(req, line, proto_fmt_ok(line, sizeof line));
+}
+
+void mgr_release(struct server *s, struct request *req, const struct proto_request *pr)
+{
+    struct lock *lk = lookup_for(s, req, pr);
+    if (lk == NULL) {
+        s->stats.release_notheld++;
+        return;
+    }
+    s->stats.release_ok++;
+    struct rl_target t;
+    target_of(lk, lk->ttl_ms, &t);
+    /* Send the delete before waking waiters, so that on every master the
+     * next holder's SET arrives after it. */
+    int rc = rl_start(s->rl, RL_RELEASE, &t, on_release_done, req);
+    retire(s, lk);
+    if (rc != 0) reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
+}
+
+/* ---- connections going away, shutdown ---- */
+
+void mgr_cancel_acquire(struct server *s, struct request *req)
+{
+    struct lock *lk = req->lock;
+    if (lk == NULL) return;
+    req->lock = NULL;
+    lk->req = NULL;
+    if (lk->ops > 0) return; /* on_acquire_done finishes it */
+    lk->state = LOCK_DEAD;
+    queue_remove(s, lk);
+    maybe_free(s, lk);
+}
+
+void mgr_conn_closed(struct server *s, struct conn *c)
+{
+    struct lock *lk;
+    while ((lk = LIST_FIRST(&c->locks)) != NULL) {
+        s->stats.auto_released++;
+        send_release(s, lk);
+        retire(s, lk);
+    }
+}
+
+/* At shutdown the owners still connected hear why their locks go. */
+static void lose_all_of(struct server *s, struct conn *c)
+{
+    struct lock *lk;
+    while ((lk = LIST_FIRST(&c->locks)) != NULL) lose(s, lk, "SHUTDOWN");
+}
+
+void mgr_shutdown(struct server *s)
+{
+    s->shutting_down = true;
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        struct request *req;
+        TAILQ_FOREACH(req, &c->pending, link) {
+            struct lock *lk = req->lock;
+            if (req->verb != PROTO_VERB_ACQUIRE || lk == NULL || lk->ops > 0) continue;
+            /* Queued or between retries: answer now. In-flight attempts
+             * see shutting_down when they finish. */
+            req->lock = NULL;
+            lk->req = NULL;
+            reply_err(req, PROTO_ERR_SHUTDOWN, "redlockd is shutting down");
+            lk->state = LOCK_DEAD;
+            queue_remove(s, lk);
+            maybe_free(s, lk);
+        }
+        lose_all_of(s, c);
+    }
+}
+
+void mgr_free_all(struct server *s)
+{
+    struct lock *lk;
+    while ((lk = LIST_FIRST(&s->tables.all)) != NULL) {
+        evtimer_del(&lk->timer);
+        if (lk->state == LOCK_HELD) table_remove(&s->tables.locks, &lk->node);
+        if (lk->waiting_on != NULL) TAILQ_REMOVE(&lk->waiting_on->waiters, lk, wait_link);
+        lock_free(&s->tables, lk);
+    }
+    s->nheld = s->nwaiters = 0;
+}

@@ -1,0 +1,190 @@
+/*
+ * main.c - redlockd: arguments, configuration, signals, the event loop and
+ * an orderly shutdown.
+ */
+#include <errno.h>
+#include <event2/event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "conn.h"
+#include "listener.h"
+#include "lockmgr.h"
+#include "log.h"
+#include "redlock.h"
+#include "server.h"
+#include "util.h"
+
+#define DEFAULT_CONFIG "/etc/redlockd/redlockd.ini"
+#define SHUTDOWN_TICK_MS 10
+#define SHUTDOWN_MIN_MS 1000 /* graceful shutdown gives up after max(this, 10 master timeouts) */
+
+static struct server server;
+static struct event *shutdown_timer;
+static uint64_t shutdown_deadline_ms;
+static bool conns_closed;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: redlockd [-c FILE] [-t] [-h] [-V]\n"
+            "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+            "  -t       check the configuration and exit (0 when valid)\n"
+            "  -h       this help\n"
+            "  -V       print the version\n");
+}
+
+static void on_reap(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_reap_closed(arg);
+}
+
+static bool outputs_flushed(struct server *s)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link)
+        if (!TAILQ_EMPTY(&c->pending) || c->flush_scheduled) return false;
+    return true;
+}
+
+/* Shutdown proceeds in ticks: first let replies and releases go out, then
+ * close the clients, then wait for the masters to answer the releases. */
+static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)fd;
+    (void)what;
+    bool late = now_ms() >= shutdown_deadline_ms;
+    if (!conns_closed && (late || outputs_flushed(s))) {
+        struct conn *c;
+        while ((c = TAILQ_FIRST(&s->conns)) != NULL) conn_close(c, "shutdown");
+        conns_closed = true;
+    }
+    if (conns_closed && (late || rl_engine_inflight(s->rl) == 0)) {
+        if (late) log_warn("msg=\"shutdown deadline reached\" inflight=%u", rl_engine_inflight(s->rl));
+        event_base_loopexit(s->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, SHUTDOWN_TICK_MS * 1000};
+    evtimer_add(shutdown_timer, &tv);
+}
+
+static void begin_shutdown(struct server *s, int sig)
+{
+    if (s->shutting_down) {
+        log_warn("msg=\"second signal: exiting at once\" signal=%d", sig);
+        _exit(1);
+    }
+    log_info("msg=\"shutting down\" signal=%d clients=%u locks=%u", sig, s->nconns, s->nheld);
+    listeners_close(s);
+    mgr_shutdown(s);
+    uint64_t budget = (uint64_t)s->cfg.master_timeout_ms * 10;
+    shutdown_deadline_ms = now_ms() + (budget > SHUTDOWN_MIN_MS ? budget : SHUTDOWN_MIN_MS);
+    shutdown_timer = evtimer_new(s->base, on_shutdown_tick, s);
+    struct timeval tv = {0, 0};
+    evtimer_add(shutdown_timer, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)what;
+    if (sig == SIGHUP) {
+        log_warn("msg=\"SIGHUP: live reload is not supported by this version; restart to apply changes\"");
+        return;
+    }
+    begin_shutdown(s, (int)sig);
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = DEFAULT_CONFIG;
+    bool check_only = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "c:thV")) != -1) {
+        switch (opt) {
+        case 'c': path = optarg; break;
+        case 't': check_only = true; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("redlockd %s\n", REDLOCKD_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+
+    struct server *s = &server;
+    char err[CONFIG_ERR_MAX];
+    if (config_load(path, &s->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "redlockd: %s\n", err);
+        return 1;
+    }
+    if (check_only) {
+        printf("redlockd: %s: configuration ok (%zu masters)\n", path, s->cfg.nmasters);
+        config_free(&s->cfg);
+        return 0;
+    }
+    log_set_level(s->cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    int rc = 1;
+    struct event *sigs[3] = {NULL, NULL, NULL};
+    s->base = event_base_new();
+    if (s->base == NULL) {
+        fprintf(stderr, "redlockd: cannot create the event loop\n");
+        goto out;
+    }
+    s->started_ms = now_ms();
+    TAILQ_INIT(&s->conns);
+    TAILQ_INIT(&s->closed);
+    TAILQ_INIT(&s->orphans);
+    lock_tables_init(&s->tables);
+    s->reaper = event_new(s->base, -1, 0, on_reap, s);
+    s->rl = rl_engine_new(s->base, &s->cfg);
+    if (s->reaper == NULL || s->rl == NULL) {
+        fprintf(stderr, "redlockd: out of memory\n");
+        goto out;
+    }
+    if (listeners_open(s, err, sizeof err) != 0) {
+        fprintf(stderr, "redlockd: %s\n", err);
+        goto out;
+    }
+    const int signums[3] = {SIGTERM, SIGINT, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        sigs[i] = evsignal_new(s->base, signums[i], on_signal, s);
+        if (sigs[i] == NULL || evsignal_add(sigs[i], NULL) != 0) {
+            fprintf(stderr, "redlockd: cannot handle signal %d\n", signums[i]);
+            goto out;
+        }
+    }
+    log_info("msg=started version=%s masters=%zu quorum=%zu", REDLOCKD_VERSION, s->cfg.nmasters,
+             s->cfg.nmasters / 2 + 1);
+    event_base_dispatch(s->base);
+    log_info("msg=stopped");
+    rc = 0;
+
+out:
+    if (!s->shutting_down && s->base != NULL) listeners_close(s);
+    struct conn *c;
+    while ((c = TAILQ_FIRST(&s->conns)) != NULL) conn_close(c, "exit");
+    conn_reap_closed(s);
+    rl_engine_free(s->rl); /* no op calls back after this */
+    mgr_free_all(s);
+    if (s->base) conn_free_orphans(s);
+    lock_tables_destroy(&s->tables);
+    for (int i = 0; i < 3; i++)
+        if (sigs[i]) event_free(sigs[i]);
+    if (shutdown_timer) event_free(shutdown_timer);
+    if (s->reaper) event_free(s->reaper);
+    if (s->base) event_base_free(s->base);
+    config_free(&s->cfg);
+    return rc;
+}

@@ -1,0 +1,534 @@
+/*
+ * redis_pool.c - async hiredis connections to the Redis masters.
+ * See redis_pool.h for the contract.
+ */
+#include "redis_pool.h"
+
+#include <event2/event.h>
+#include <hiredis/adapters/libevent.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define RECONNECT_MIN_MS 100
+#define RECONNECT_MAX_MS 1000
+#define WATCHDOG_TICK_MS 100
+#define PING_INTERVAL_MS 1000
+#define STALL_MIN_MS 1000 /* a reply overdue this long (or 10 deadlines) drops the connection */
+#define SHA_HEX 40
+#define ERROR_TEXT_MAX 128
+
+/*
+ * The scripts. KEYS are the lock's keys, ARGV[1] the token, ARGV[2] the TTL.
+ * Acquire of several keys: all or nothing on this master.
+ * Extend: 0 if any key holds another token (taken), else every key is set
+ *   to expire in ttl (a key this master forgot is set again), 1.
+ * Release: delete every key still holding the token; returns how many.
+ * Inspect: "<pttl> <value>" of one key, "" when it does not exist.
+ */
+static const char *const script_text[SCRIPT__COUNT] = {
+    [SCRIPT_ACQUIRE_MULTI] =
+        "for _, k in ipairs(KEYS) do if redis.call('exists', k) == 1 then return 0 end end "
+        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) end "
+        "return 1",
+    [SCRIPT_EXTEND] =
+        "for _, k in ipairs(KEYS) do local v = redis.call('get', k) "
+        "if v and v ~= ARGV[1] then return 0 end end "
+        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) end "
+        "return 1",
+    [SCRIPT_RELEASE] =
+        "local n = 0 for _, k in ipairs(KEYS) do "
+        "if redis.call('get', k) == ARGV[1] then redis.call('del', k) n = n + 1 end end "
+        "return n",
+    [SCRIPT_INSPECT] =
+        "local v = redis.call('get', KEYS[1]) if not v then return '' end "
+        "return redis.call('pttl', KEYS[1]) .. ' ' .. v",
+};
+
+struct master {
+    struct pool *pool;
+    size_t index;
+    char addr[300];              /* "host:port" for logs */
+    struct master_addr conf;     /* host/port/user/password (owned copies) */
+    redisAsyncContext *ac;       /* NULL while disconnected */
+    enum master_state state;
+    struct event *reconnect_timer;
+    uint32_t backoff_ms;
+    uint64_t pending;            /* commands sent and not yet answered */
+    uint64_t progress_at;        /* last reply, or when pending rose from 0 */
+    uint64_t ping_sent_us;       /* 0 when no probe is outstanding */
+    uint64_t last_ping_ms;
+    uint64_t latency_us;         /* smoothed probe round trip */
+    char run_id[48];             /* from INFO server */
+    uint64_t quarantine_until;   /* restarted: no vote before this time (0 = votes) */
+    uint64_t restarts;           /* run_id changes seen */
+    char last_error[ERROR_TEXT_MAX];
+    char error_word[16];         /* first word of the error replies being seen, "" if none */
+};
+
+struct pool {
+    struct event_base *base;
+    struct master *masters;
+    size_t nmasters;
+    uint32_t stall_ms;
+    uint32_t quarantine_ms;      /* max_ttl_ms: how long a restarted master sits out */
+    char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* "" until a SCRIPT LOAD answered */
+    pool_reply_fn *on_reply;
+    void *userdata;
+    struct event *watchdog;
+};
+
+static void master_connect(struct master *m);
+
+static const char *state_name(enum master_state s)
+{
+    switch (s) {
+    case MASTER_CONNECTING: return "connecting";
+    case MASTER_UP: return "up";
+    case MASTER_DOWN: return "down";
+    }
+    return "?";
+}
+
+static void master_set_state(struct master *m, enum master_state s, const char *why)
+{
+    if (m->state == s) return;
+    if (why != NULL && why[0] != '\0') snprintf(m->last_error, sizeof m->last_error, "%s", why);
+    if (s == MASTER_UP)
+        log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
+    else if (m->state == MASTER_UP || s == MASTER_DOWN)
+        log_warn("msg=\"master %s\" master=%s error=\"%s\"", state_name(s), m->addr,
+                 why ? why : "");
+    m->state = s;
+}
+
+static void schedule_reconnect(struct master *m)
+{
+    struct timeval tv = {m->backoff_ms / 1000, (m->backoff_ms % 1000) * 1000};
+    evtimer_add(m->reconnect_timer, &tv);
+    m->backoff_ms = m->backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : m->backoff_ms * 2;
+}
+
+/* ---- hiredis callbacks ---- */
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct master *m = ac->data;
+    (void)status;
+    m->ac = NULL; /* hiredis frees the context after this returns */
+    m->pending = 0;
+    m->ping_sent_us = 0;
+    master_set_state(m, MASTER_DOWN, ac->errstr[0] ? ac->errstr : "disconnected");
+    schedule_reconnect(m);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status);
+
+/* Copy the parts of a hiredis reply the caller may look at. */
+static void summarize_reply(const redisReply *r, struct pool_reply *out)
+{
+    memset(out, 0, sizeof *out);
+    if (r == NULL) {
+        out->kind = POOL_REPLY_NONE;
+        return;
+    }
+    switch (r->type) {
+    case REDIS_REPLY_STATUS: out->kind = POOL_REPLY_OK; out->str = r->str; out->len = r->len; break;
+    case REDIS_REPLY_NIL: out->kind = POOL_REPLY_NIL; break;
+    case REDIS_REPLY_INTEGER: out->kind = POOL_REPLY_INTEGER; out->integer = r->integer; break;
+    case REDIS_REPLY_STRING: out->kind = POOL_REPLY_STRING; out->str = r->str; out->len = r->len; break;
+    case REDIS_REPLY_ERROR: out->kind = POOL_REPLY_ERROR; out->str = r->str; out->len = r->len; break;
+    default: out->kind = POOL_REPLY_OTHER; break;
+    }
+}
+
+static void note_reply(struct master *m)
+{
+    if (m->pending > 0) m->pending--;
+    m->progress_at = now_ms();
+}
+
+static void reload_scripts(struct master *m);
+
+/* Log a master's error replies once per change of kind, not per request. */
+static void track_error_word(struct master *m, const struct pool_reply *r)
+{
+    char word[sizeof m->error_word] = "";
+    if (r->kind == POOL_REPLY_ERROR) {
+        size_t n = 0;
+        while (n < r->len && n < sizeof word - 1 && r->str[n] != ' ') {
+            word[n] = r->str[n];
+            n++;
+        }
+        word[n] = '\0';
+    } else if (r->kind == POOL_REPLY_OTHER) {
+        snprintf(word, sizeof word, "BADTYPE");
+    }
+    if (strcmp(word, m->error_word) == 0) return;
+    if (word[0] != '\0') {
+        snprintf(m->last_error, sizeof m->last_error, "%.*s",
+                 r->kind == POOL_REPLY_ERROR ? (int)(r->len > 100 ? 100 : r->len) : 7,
+                 r->kind == POOL_REPLY_ERROR ? r->str : "BADTYPE");
+        log_warn("msg=\"master answers with errors\" master=%s error=\"%s\"", m->addr,
+                 m->last_error);
+    } else {
+        log_info("msg=\"master answers normally again\" master=%s", m->addr);
+    }
+    snprintf(m->error_word, sizeof m->error_word, "%s", word);
+    if (strcmp(word, "NOSCRIPT") == 0) reload_scripts(m);
+}
+
+static void on_user_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = ac->data;
+    struct pool_reply r;
+    note_reply(m);
+    summarize_reply(reply, &r);
+    if (r.kind == POOL_REPLY_ERROR || r.kind == POOL_REPLY_OTHER || m->error_word[0] != '\0')
+        track_error_word(m, &r);
+    uintptr_t tag = (uintptr_t)privdata;
+    if (tag != 0) m->pool->on_reply(m->pool->userdata, m->index, tag, &r);
+}
+
+static void on_script_load(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = ac->data;
+    redisReply *r = reply;
+    size_t script = (size_t)(uintptr_t)privdata;
+    note_reply(m);
+    if (r == NULL) return;
+    if (r->type == REDIS_REPLY_STRING && r->len == SHA_HEX && script < SCRIPT__COUNT)
+        memcpy(m->pool->sha[script], r->str, SHA_HEX + 1);
+    else if (r->type == REDIS_REPLY_ERROR)
+        snprintf(m->last_error, sizeof m->last_error, "SCRIPT LOAD: %.100s", r->str);
+}
+
+static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = ac->data;
+    redisReply *r = reply;
+    (void)privdata;
+    note_reply(m);
+    if (r != NULL && r->type == REDIS_REPLY_ERROR) {
+        /* Wrong password: keep retrying with backoff; the log says why once. */
+        log_error("msg=\"master refused AUTH\" master=%s error=\"%.100s\"", m->addr, r->str);
+        snprintf(m->last_error, sizeof m->last_error, "AUTH: %.100s", r->str);
+        redisAsyncDisconnect(ac);
+    }
+}
+
+static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = ac->data;
+    redisReply *r = reply;
+    (void)privdata;
+    note_reply(m);
+    if (r == NULL || m->ac == NULL) return;
+    if (r->type != REDIS_REPLY_STRING) {
+        snprintf(m->last_error, sizeof m->last_error, "INFO: %.100s",
+                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    const char *p = strstr(r->str, "run_id:");
+    char run_id[sizeof m->run_id] = "";
+    if (p != NULL) {
+        p += 7;
+        size_t n = 0;
+        while (n < sizeof run_id - 1 && p[n] != '\r' && p[n] != '\n' && p[n] != '\0') {
+            run_id[n] = p[n];
+            n++;
+        }
+        run_id[n] = '\0';
+    }
+    if (m->run_id[0] != '\0' && strcmp(run_id, m->run_id) != 0) {
+        /* It may have lost the locks it granted (no fsync): keep it out of
+         * the vote for longer than any lock can live, while its SETs still
+         * go out so that it re-learns the current holders. */
+        m->restarts++;
+        m->quarantine_until = now_ms() + m->pool->quarantine_ms;
+        log_warn("msg=\"master restarted: no vote until max_ttl_ms has passed\" master=%s "
+                 "old_run_id=%.12s run_id=%.12s quarantine_ms=%u",
+                 m->addr, m->run_id, run_id, m->pool->quarantine_ms);
+    }
+    snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
+    m->backoff_ms = RECONNECT_MIN_MS;
+    m->last_error[0] = '\0';
+    master_set_state(m, MASTER_UP, NULL);
+}
+
+static void on_ping(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = ac->data;
+    (void)privdata;
+    note_reply(m);
+    if (reply == NULL || m->ping_sent_us == 0) return;
+    uint64_t rtt = now_us() - m->ping_sent_us;
+    m->latency_us = m->latency_us == 0 ? rtt : (m->latency_us * 7 + rtt) / 8;
+    m->ping_sent_us = 0;
+}
+
+/* ---- connection management ---- */
+
+static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, int argc,
+                         const char **argv, const size_t *lens)
+{
+    if (m->ac == NULL) return -1;
+    if (redisAsyncCommandArgv(m->ac, fn, privdata, argc, argv, lens) != REDIS_OK) return -1;
+    if (m->pending++ == 0) m->progress_at = now_ms();
+    return 0;
+}
+
+static void reload_scripts(struct master *m)
+{
+    for (size_t i = 0; i < SCRIPT__COUNT; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", script_text[i]};
+        size_t lens[] = {6, 4, strlen(script_text[i])};
+        send_internal(m, on_script_load, (void *)(uintptr_t)i, 3, argv, lens);
+    }
+}
+
+static void on_connect(const redisAsyncContext *cac, int status)
+{
+    struct master *m = cac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this returns. */
+        m->ac = NULL;
+        m->pending = 0;
+        master_set_state(m, MASTER_DOWN, cac->errstr);
+        snprintf(m->last_error, sizeof m->last_error, "%s", cac->errstr);
+        schedule_reconnect(m);
+        return;
+    }
+    /* Pipeline the whole handshake; the master is UP when INFO answers. */
+    if (m->conf.password != NULL) {
+        const char *argv[3] = {"AUTH"};
+        size_t lens[3] = {4};
+        int argc = 1;
+        if (m->conf.user != NULL) {
+            argv[argc] = m->conf.user;
+            lens[argc++] = strlen(m->conf.user);
+        }
+        argv[argc] = m->conf.password;
+        lens[argc++] = strlen(m->conf.password);
+        send_internal(m, on_auth, NULL, argc, argv, lens);
+    }
+    reload_scripts(m);
+    const char *argv[] = {"INFO", "server"};
+    size_t lens[] = {4, 6};
+    send_internal(m, on_handshake_info, NULL, 2, argv, lens);
+}
+
+static void master_connect(struct master *m)
+{
+    master_set_state(m, MASTER_CONNECTING, NULL);
+    redisAsyncContext *ac = redisAsyncConnect(m->conf.host, m->conf.port);
+    if (ac == NULL || ac->err) {
+        snprintf(m->last_error, sizeof m->last_error, "%s", ac ? ac->errstr : "out of memory");
+        if (ac) redisAsyncFree(ac);
+        master_set_state(m, MASTER_DOWN, m->last_error);
+        schedule_reconnect(m);
+        return;
+    }
+    ac->data = m;
+    if (redisLibeventAttach(ac, m->pool->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        master_set_state(m, MASTER_DOWN, "cannot attach to event loop");
+        schedule_reconnect(m);
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    m->ac = ac;
+    m->pending = 0;
+}
+
+static void on_reconnect_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    master_connect(arg);
+}
+
+/* Drop a master that stopped answering, so its votes fail at once instead
+ * of each request waiting out its deadline, and probe idle masters. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool *p = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < p->nmasters; i++) {
+        struct master *m = &p->masters[i];
+        if (m->quarantine_until != 0 && now >= m->quarantine_until) {
+            m->quarantine_until = 0;
+            log_info("msg=\"restarted master votes again\" master=%s", m->addr);
+        }
+        if (m->ac == NULL) continue;
+        if (m->pending > 0 && now - m->progress_at > p->stall_ms) {
+            char why[64];
+            snprintf(why, sizeof why, "no reply for %llu ms",
+                     (unsigned long long)(now - m->progress_at));
+            master_set_state(m, MASTER_DOWN, why);
+            redisAsyncFree(m->ac); /* calls back every pending command with no reply */
+            continue;
+        }
+        if (m->state == MASTER_UP && m->ping_sent_us == 0 && now - m->last_ping_ms >= PING_INTERVAL_MS) {
+            const char *argv[] = {"PING"};
+            size_t lens[] = {4};
+            m->last_ping_ms = now;
+            m->ping_sent_us = now_us();
+            if (send_internal(m, on_ping, NULL, 1, argv, lens) != 0) m->ping_sent_us = 0;
+        }
+    }
+}
+
+/* ---- public API ---- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_reply_fn *on_reply,
+                      void *userdata)
+{
+    struct pool *p = calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    p->base = base;
+    p->on_reply = on_reply;
+    p->userdata = userdata;
+    p->quarantine_ms = cfg->max_ttl_ms;
+    p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
+    p->masters = calloc(cfg->nmasters ? cfg->nmasters : 1, sizeof *p->masters);
+    p->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, p);
+    if (p->masters == NULL || p->watchdog == NULL) goto fail;
+    for (size_t i = 0; i < cfg->nmasters; i++) {
+        struct master *m = &p->masters[i];
+        const struct master_addr *a = &cfg->masters[i];
+        m->pool = p;
+        m->index = i;
+        m->state = MASTER_DOWN;
+        m->backoff_ms = RECONNECT_MIN_MS;
+        snprintf(m->addr, sizeof m->addr, strchr(a->host, ':') ? "[%s]:%d" : "%s:%d", a->host, a->port);
+        m->conf.port = a->port;
+        m->conf.host = strdup(a->host);
+        m->conf.user = dup_or_null(a->user);
+        m->conf.password = dup_or_null(a->password);
+        m->reconnect_timer = evtimer_new(base, on_reconnect_timer, m);
+        p->nmasters = i + 1;
+        if (m->conf.host == NULL || m->reconnect_timer == NULL || (a->user && !m->conf.user) ||
+            (a->password && !m->conf.password))
+            goto fail;
+    }
+    struct timeval tick = {0, WATCHDOG_TICK_MS * 1000};
+    event_add(p->watchdog, &tick);
+    for (size_t i = 0; i < p->nmasters; i++) master_connect(&p->masters[i]);
+    return p;
+fail:
+    pool_free(p);
+    return NULL;
+}
+
+void pool_free(struct pool *p)
+{
+    if (p == NULL) return;
+    for (size_t i = 0; i < p->nmasters; i++) {
+        struct master *m = &p->masters[i];
+        if (m->ac != NULL) {
+            redisAsyncContext *ac = m->ac;
+            m->state = MASTER_DOWN;
+            redisAsyncSetDisconnectCallback(ac, NULL);
+            m->ac = NULL;
+            redisAsyncFree(ac);
+        }
+        if (m->reconnect_timer) event_free(m->reconnect_timer);
+        free(m->conf.host);
+        free(m->conf.user);
+        if (m->conf.password) {
+            memset(m->conf.password, 0, strlen(m->conf.password));
+            free(m->conf.password);
+        }
+    }
+    if (p->watchdog) event_free(p->watchdog);
+    free(p->masters);
+    free(p);
+}
+
+size_t pool_size(const struct pool *p) { return p->nmasters; }
+size_t pool_quorum(const struct pool *p) { return p->nmasters / 2 + 1; }
+
+size_t pool_up_count(const struct pool *p)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->nmasters; i++) n += p->masters[i].state == MASTER_UP;
+    return n;
+}
+
+bool pool_master_usable(const struct pool *p, size_t master)
+{
+    return master < p->nmasters && p->masters[master].state == MASTER_UP && p->masters[master].ac;
+}
+
+bool pool_master_votes(const struct pool *p, size_t master)
+{
+    const struct master *m = &p->masters[master];
+    return m->quarantine_until == 0 || now_ms() >= m->quarantine_until;
+}
+
+void pool_master_status(const struct pool *p, size_t master, struct master_status *out)
+{
+    const struct master *m = &p->masters[master];
+    uint64_t now = now_ms();
+    out->quarantine_ms = m->quarantine_until > now ? m->quarantine_until - now : 0;
+    out->restarts = m->restarts;
+    out->addr = m->addr;
+    out->state = m->state;
+    out->last_error = m->last_error;
+    out->latency_us = m->latency_us;
+    out->pending = m->pending;
+}
+
+int pool_command(struct pool *p, size_t master, uintptr_t tag, int argc, const char **argv,
+                 const size_t *argvlen)
+{
+    if (!pool_master_usable(p, master)) return -1;
+    return send_internal(&p->masters[master], on_user_reply, (void *)tag, argc, argv, argvlen);
+}
+
+#define SCRIPT_MAX_ARGS 1040 /* EVALSHA sha nkeys + up to 1024 keys + a few args */
+
+int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script script,
+                size_t nkeys, const char *const *keys, const size_t *keylens, size_t nargs,
+                const char *const *args, const size_t *arglens)
+{
+    const char *argv[SCRIPT_MAX_ARGS];
+    size_t lens[SCRIPT_MAX_ARGS];
+    char nkeys_str[16];
+    if (3 + nkeys + nargs > SCRIPT_MAX_ARGS) return -1;
+    size_t argc = 0;
+    if (p->sha[script][0] != '\0') {
+        argv[argc] = "EVALSHA";
+        lens[argc++] = 7;
+        argv[argc] = p->sha[script];
+        lens[argc++] = SHA_HEX;
+    } else {
+        argv[argc] = "EVAL";
+        lens[argc++] = 4;
+        argv[argc] = script_text[script];
+        lens[argc++] = strlen(script_text[script]);
+    }
+    argv[argc] = nkeys_str;
+    lens[argc++] = (size_t)snprintf(nkeys_str, sizeof nkeys_str, "%zu", nkeys);
+    for (size_t i = 0; i < nkeys; i++) {
+        argv[argc] = keys[i];
+        lens[argc++] = keylens[i];
+    }
+    for (size_t i = 0; i < nargs; i++) {
+        argv[argc] = args[i];
+        lens[argc++] = arglens[i];
+    }
+    return pool_command(p, master, tag, (int)argc, argv, lens);
+}

@@ -1,0 +1,107 @@
+/*
+ * redis_pool.h - one async hiredis connection per Redis master, on the
+ * daemon's libevent loop. The only module that includes hiredis.
+ *
+ * Commands are queued on a master's connection and hiredis writes them all
+ * in one write per loop turn, so every client's commands to one master are
+ * pipelined together. Each command carries a caller tag (0 = fire and
+ * forget); every reply, including "no reply" when the connection dropped,
+ * reaches the single reply handler given to pool_new() exactly once.
+ *
+ * A master is usable only after its handshake (AUTH, SCRIPT LOAD, INFO)
+ * answered. A master that stops answering (a reply overdue by stall_ms) is
+ * disconnected; dead masters are reconnected with exponential backoff.
+ * Nothing here ever blocks the loop.
+ */
+#ifndef REDLOCKD_REDIS_POOL_H
+#define REDLOCKD_REDIS_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+struct event_base;
+struct pool;
+
+/* The Lua scripts the daemon runs (see redis_pool.c for their text). */
+enum pool_script {
+    SCRIPT_ACQUIRE_MULTI, /* all-or-nothing SET NX PX of several keys */
+    SCRIPT_EXTEND,        /* compare-and-pexpire; re-sets keys a master forgot */
+    SCRIPT_RELEASE,       /* compare-and-delete */
+    SCRIPT_INSPECT,       /* "<pttl> <value>" of a key, or "" when absent */
+    SCRIPT__COUNT
+};
+
+/* A reply, copied out of hiredis so nothing outlives the callback. */
+enum pool_reply_kind {
+    POOL_REPLY_NONE,    /* no reply: disconnected or master not usable */
+    POOL_REPLY_OK,      /* +OK or another status */
+    POOL_REPLY_NIL,     /* nil (e.g. SET NX found the key) */
+    POOL_REPLY_INTEGER, /* :n */
+    POOL_REPLY_STRING,  /* bulk string */
+    POOL_REPLY_ERROR,   /* -ERR ..., -READONLY ..., -OOM ... */
+    POOL_REPLY_OTHER,   /* an unexpected type (array, ...) */
+};
+
+struct pool_reply {
+    enum pool_reply_kind kind;
+    long long integer;   /* POOL_REPLY_INTEGER */
+    const char *str;     /* STRING / ERROR text, valid during the callback only */
+    size_t len;
+};
+
+/* Called once per tagged command. master is the master's index. */
+typedef void pool_reply_fn(void *userdata, size_t master, uintptr_t tag,
+                           const struct pool_reply *reply);
+
+/* Master states, reported by INFO and logged on change. */
+enum master_state {
+    MASTER_CONNECTING, /* TCP connect or handshake in progress */
+    MASTER_UP,         /* handshake answered: votes count */
+    MASTER_DOWN,       /* disconnected; reconnect scheduled */
+};
+
+struct master_status {
+    const char *addr;       /* "host:port" */
+    enum master_state state;
+    const char *last_error; /* "" when none */
+    uint64_t latency_us;    /* smoothed round-trip time */
+    uint64_t pending;       /* commands awaiting replies */
+    uint64_t quarantine_ms; /* restarted: ms left before its vote counts again */
+    uint64_t restarts;      /* restarts (run_id changes) seen */
+};
+
+/* Create the pool and start connecting to every master in cfg (copied).
+ * Returns NULL on allocation failure. */
+struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_reply_fn *on_reply,
+                      void *userdata);
+/* Disconnect everything; pending commands get POOL_REPLY_NONE. */
+void pool_free(struct pool *p);
+
+size_t pool_size(const struct pool *p);
+/* Votes needed for a majority: N/2 + 1. */
+size_t pool_quorum(const struct pool *p);
+/* Masters currently UP. */
+size_t pool_up_count(const struct pool *p);
+bool pool_master_usable(const struct pool *p, size_t master);
+/* False while a restarted master is quarantined (see max_ttl_ms): its
+ * replies must not count as votes. */
+bool pool_master_votes(const struct pool *p, size_t master);
+void pool_master_status(const struct pool *p, size_t master, struct master_status *out);
+
+/*
+ * Queue one command on a master. Returns 0 when queued (the handler will be
+ * called for tag != 0), or -1 when the master is not usable (no callback).
+ */
+int pool_command(struct pool *p, size_t master, uintptr_t tag, int argc, const char **argv,
+                 const size_t *argvlen);
+
+/* Run a script: EVALSHA once its SHA is known, else EVAL. keys[] and args[]
+ * as (pointer, length) pairs. Same return as pool_command(). */
+int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script script,
+                size_t nkeys, const char *const *keys, const size_t *keylens, size_t nargs,
+                const char *const *args, const size_t *arglens);
+
+#endif

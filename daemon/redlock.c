@@ -1,0 +1,320 @@
+/*
+ * redlock.c - Redlock attempts over the masters. See redlock.h.
+ *
+ * Ops live in fixed pages so that the libevent timer embedded in each never
+ * moves. A command's tag names its op by slot and generation: a reply that
+ * arrives after its op was decided (and the slot reused) is recognised as
+ * stale and dropped.
+ */
+#include "redlock.h"
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "util.h"
+
+#define OP_PAGE_SLOTS 1024
+#define OP_MAX_PAGES 1024 /* up to 1M ops in flight */
+#define TAG_SLOT_BITS 20
+#define TAG_SLOT_MASK (((uintptr_t)1 << TAG_SLOT_BITS) - 1)
+#define TAG_GEN_MASK (UINTPTR_MAX >> TAG_SLOT_BITS)
+
+struct rl_op {
+    struct rl_engine *engine;
+    uint32_t slot;
+    uintptr_t gen;          /* bumped when the op is freed; 0 never used */
+    bool active;
+    enum rl_kind kind;
+    uint32_t ttl_ms;
+    uint64_t started_ms;
+    unsigned sent;          /* masters the command went to */
+    unsigned granted;
+    unsigned refused;       /* answered but did not grant (busy / taken) */
+    unsigned replied;       /* any reply, including errors */
+    struct event timer;     /* master_timeout_ms deadline */
+    rl_done_fn *done;
+    rl_each_fn *each;       /* RL_INSPECT only */
+    void *ctx;
+    uint32_t next_free;     /* free list link */
+};
+
+struct rl_engine {
+    struct event_base *base;
+    struct pool *pool;
+    uint32_t timeout_ms;
+    double drift_factor;
+    struct rl_op *pages[OP_MAX_PAGES];
+    uint32_t nslots;        /* slots allocated so far */
+    uint32_t free_head;     /* UINT32_MAX when empty */
+    unsigned inflight;      /* ops started and not yet decided */
+};
+
+static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
+{
+    return &e->pages[slot / OP_PAGE_SLOTS][slot % OP_PAGE_SLOTS];
+}
+
+static void on_op_timeout(evutil_socket_t fd, short what, void *arg);
+static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
+                          const struct pool_reply *reply);
+
+static struct rl_op *op_alloc(struct rl_engine *e)
+{
+    if (e->free_head == UINT32_MAX) {
+        uint32_t page = e->nslots / OP_PAGE_SLOTS;
+        if (page >= OP_MAX_PAGES) return NULL;
+        struct rl_op *slots = calloc(OP_PAGE_SLOTS, sizeof *slots);
+        if (slots == NULL) return NULL;
+        e->pages[page] = slots;
+        for (uint32_t i = 0; i < OP_PAGE_SLOTS; i++) {
+            struct rl_op *op = &slots[i];
+            op->engine = e;
+            op->slot = e->nslots + i;
+            op->gen = 1;
+            evtimer_assign(&op->timer, e->base, on_op_timeout, op);
+            op->next_free = i + 1 < OP_PAGE_SLOTS ? op->slot + 1 : UINT32_MAX;
+        }
+        e->free_head = e->nslots;
+        e->nslots += OP_PAGE_SLOTS;
+    }
+    struct rl_op *op = op_at(e, e->free_head);
+    e->free_head = op->next_free;
+    return op;
+}
+
+static void op_free(struct rl_op *op)
+{
+    struct rl_engine *e = op->engine;
+    evtimer_del(&op->timer);
+    op->active = false;
+    e->inflight--;
+    op->gen = (op->gen + 1) & TAG_GEN_MASK;
+    if (op->gen == 0) op->gen = 1;
+    op->done = NULL;
+    op->each = NULL;
+    op->ctx = NULL;
+    op->next_free = e->free_head;
+    e->free_head = op->slot;
+}
+
+uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_factor)
+{
+    double drift = (double)ttl_ms * drift_factor + 2.0;
+    double v = (double)ttl_ms - (double)elapsed_ms - drift;
+    return v > 0 ? (uint64_t)v : 0;
+}
+
+/* Decide the op if its outcome is certain (or final is set: the deadline
+ * passed). Returns true when it was decided and freed. */
+static bool op_try_decide(struct rl_op *op, bool final)
+{
+    struct rl_engine *e = op->engine;
+    unsigned total = (unsigned)pool_size(e->pool);
+    unsigned quorum = (unsigned)pool_quorum(e->pool);
+    unsigned outstanding = op->sent - op->replied;
+    struct rl_outcome out = {
+        .granted = op->granted,
+        .answered = op->granted + op->refused,
+        .total = total,
+        .started_ms = op->started_ms,
+    };
+    bool decided = true;
+
+    switch (op->kind) {
+    case RL_ACQUIRE:
+    case RL_EXTEND:
+        if (op->kind == RL_EXTEND && op->refused > 0) {
+            out.result = RL_TAKEN;
+        } else if (op->granted >= quorum) {
+            out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
+            out.result = out.validity_ms > 0 ? RL_OK : RL_TOOSLOW;
+        } else if (final || op->granted + outstanding < quorum) {
+            out.result = out.answered >= quorum ? RL_BUSY : RL_NOQUORUM;
+        } else {
+            decided = false;
+        }
+        break;
+    case RL_RELEASE:
+        /* Done once a majority answered (the rest still get the delete). */
+        decided = final || outstanding == 0 || op->replied >= quorum;
+        out.result = RL_OK;
+        break;
+    case RL_INSPECT:
+        decided = final || outstanding == 0;
+        out.result = RL_OK;
+        break;
+    }
+    if (!decided) return false;
+    rl_done_fn *done = op->done;
+    void *ctx = op->ctx;
+    op_free(op); /* before the callback: it may start new ops */
+    if (done != NULL) done(ctx, &out);
+    return true;
+}
+
+static void on_op_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    op_try_decide(arg, true);
+}
+
+/* Count one master's vote. */
+static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
+                          const struct pool_reply *r)
+{
+    struct rl_engine *e = userdata;
+    uint32_t slot = (uint32_t)(tag & TAG_SLOT_MASK);
+    if (slot >= e->nslots) return;
+    struct rl_op *op = op_at(e, slot);
+    if (!op->active || op->gen != ((tag >> TAG_SLOT_BITS) & TAG_GEN_MASK)) return; /* stale */
+    op->replied++;
+    if (op->kind != RL_INSPECT && op->kind != RL_RELEASE && !pool_master_votes(e->pool, master)) {
+        op_try_decide(op, false); /* a quarantined master's answer is no vote */
+        return;
+    }
+    switch (op->kind) {
+    case RL_ACQUIRE:
+        /* SET NX: +OK granted, nil held; the multi-key script: 1 or 0. */
+        if (r->kind == POOL_REPLY_OK || (r->kind == POOL_REPLY_INTEGER && r->integer == 1))
+            op->granted++;
+        else if (r->kind == POOL_REPLY_NIL || (r->kind == POOL_REPLY_INTEGER && r->integer == 0))
+            op->refused++;
+        break;
+    case RL_EXTEND:
+        if (r->kind == POOL_REPLY_INTEGER && r->integer == 1) op->granted++;
+        else if (r->kind == POOL_REPLY_INTEGER && r->integer == 0) op->refused++;
+        break;
+    case RL_RELEASE:
+        if (r->kind == POOL_REPLY_INTEGER) op->granted++;
+        break;
+    case RL_INSPECT:
+        if (r->kind == POOL_REPLY_STRING) op->granted++;
+        if (op->each != NULL) op->each(op->ctx, master, r);
+        break;
+    }
+    op_try_decide(op, false);
+}
+
+static void on_decide_now(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    op_try_decide(arg, false);
+}
+
+static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
+                    rl_done_fn *done, rl_each_fn *each, void *ctx)
+{
+    struct rl_op *op = op_alloc(e);
+    if (op == NULL) return -1;
+    op->active = true;
+    e->inflight++;
+    op->kind = kind;
+    op->ttl_ms = t->ttl_ms;
+    op->done = done;
+    op->each = each;
+    op->ctx = ctx;
+    op->sent = op->granted = op->refused = op->replied = 0;
+    op->started_ms = now_ms();
+    uintptr_t tag = (op->gen << TAG_SLOT_BITS) | op->slot;
+
+    char ttl[16];
+    size_t ttl_len = (size_t)snprintf(ttl, sizeof ttl, "%u", (unsigned)t->ttl_ms);
+    size_t token_len = strlen(t->token);
+    const char *args[2] = {t->token, ttl};
+    size_t arglens[2] = {token_len, ttl_len};
+    size_t n = pool_size(e->pool);
+    for (size_t m = 0; m < n; m++) {
+        int rc;
+        if (kind == RL_ACQUIRE && t->nkeys == 1) {
+            /* The plain command every Redlock client uses. */
+            const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", ttl};
+            size_t lens[] = {3, t->keylens[0], token_len, 2, 2, ttl_len};
+            rc = pool_command(e->pool, m, tag, 6, argv, lens);
+        } else {
+            static const enum pool_script script_of[] = {
+                [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI,
+                [RL_EXTEND] = SCRIPT_EXTEND,
+                [RL_RELEASE] = SCRIPT_RELEASE,
+                [RL_INSPECT] = SCRIPT_INSPECT,
+            };
+            static const size_t nargs_of[] = {[RL_ACQUIRE] = 2, [RL_EXTEND] = 2, [RL_RELEASE] = 1,
+                                              [RL_INSPECT] = 0};
+            rc = pool_script(e->pool, m, tag, script_of[kind], kind == RL_INSPECT ? 1 : t->nkeys,
+                             t->keys, t->keylens, nargs_of[kind], args, arglens);
+        }
+        if (rc == 0) op->sent++;
+    }
+    /* Decide from the loop, never inside rl_start: with no master usable
+     * the outcome is already certain, and the caller is mid-function. */
+    struct timeval tv = {e->timeout_ms / 1000, (e->timeout_ms % 1000) * 1000};
+    if (op->sent == 0 || op->sent < pool_quorum(e->pool)) {
+        event_assign(&op->timer, e->base, -1, 0, on_decide_now, op);
+        event_active(&op->timer, EV_TIMEOUT, 0);
+        /* Restore the timeout callback for the slot's next use. */
+        return 0;
+    }
+    evtimer_assign(&op->timer, e->base, on_op_timeout, op);
+    evtimer_add(&op->timer, &tv);
+    return 0;
+}
+
+int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
+             void *ctx)
+{
+    return op_start(e, kind, t, done, NULL, ctx);
+}
+
+int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done,
+               void *ctx)
+{
+    return op_start(e, RL_INSPECT, t, done, each, ctx);
+}
+
+struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg)
+{
+    struct rl_engine *e = calloc(1, sizeof *e);
+    if (e == NULL) return NULL;
+    e->base = base;
+    e->free_head = UINT32_MAX;
+    rl_engine_configure(e, cfg);
+    e->pool = pool_new(base, cfg, on_pool_reply, e);
+    if (e->pool == NULL) {
+        free(e);
+        return NULL;
+    }
+    return e;
+}
+
+void rl_engine_configure(struct rl_engine *e, const struct config *cfg)
+{
+    e->timeout_ms = cfg->master_timeout_ms;
+    e->drift_factor = cfg->drift_factor;
+}
+
+void rl_engine_free(struct rl_engine *e)
+{
+    if (e == NULL) return;
+    /* Disconnecting calls back every pending command; no op may call its
+     * owner any more, whose objects are already gone. */
+    for (uint32_t slot = 0; slot < e->nslots; slot++) {
+        struct rl_op *op = op_at(e, slot);
+        op->done = NULL;
+        op->active = false;
+    }
+    pool_free(e->pool);
+    for (uint32_t p = 0; p * OP_PAGE_SLOTS < e->nslots; p++) {
+        for (uint32_t i = 0; i < OP_PAGE_SLOTS; i++) evtimer_del(&e->pages[p][i].timer);
+        free(e->pages[p]);
+    }
+    free(e);
+}
+
+struct pool *rl_engine_pool(struct rl_engine *e) { return e->pool; }
+
+unsigned rl_engine_inflight(const struct rl_engine *e) { return e->inflight; }

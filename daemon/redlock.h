@@ -1,0 +1,84 @@
+/*
+ * redlock.h - the Redlock algorithm over the pool's masters.
+ *
+ * One op is one attempt of ACQUIRE, EXTEND or RELEASE: its command goes to
+ * every master at once, votes are counted as replies arrive, and the op is
+ * decided as soon as the outcome is certain or master_timeout_ms passed.
+ * The done callback runs exactly once, from the event loop, never from
+ * inside rl_start(). Retries, waiting and clean-up after a failed acquire
+ * are the caller's (lock manager's) business.
+ */
+#ifndef REDLOCKD_REDLOCK_H
+#define REDLOCKD_REDLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "redis_pool.h"
+
+struct event_base;
+struct rl_engine;
+
+enum rl_kind {
+    RL_ACQUIRE,
+    RL_EXTEND,
+    RL_RELEASE,
+    RL_INSPECT, /* read-only: each master's value and PTTL of keys[0] */
+};
+
+enum rl_result {
+    RL_OK,       /* ACQUIRE/EXTEND: a majority granted and validity > 0; RELEASE: sent */
+    RL_BUSY,     /* ACQUIRE: a majority answered but too few granted */
+    RL_NOQUORUM, /* too few masters answered in time */
+    RL_TOOSLOW,  /* a majority granted, but after the TTL's validity was used up */
+    RL_TAKEN,    /* EXTEND: a master holds a key with another token */
+};
+
+struct rl_outcome {
+    enum rl_result result;
+    unsigned granted;     /* masters that took / extended / deleted */
+    unsigned answered;    /* masters that answered in time (granted or refused) */
+    unsigned total;       /* masters configured */
+    uint64_t validity_ms; /* RL_OK of ACQUIRE/EXTEND: ttl - elapsed - drift */
+    uint64_t started_ms;  /* CLOCK_MONOTONIC ms when this attempt was first sent */
+};
+
+typedef void rl_done_fn(void *ctx, const struct rl_outcome *outcome);
+/* RL_INSPECT: called with each master's reply as it arrives (reply->kind
+ * POOL_REPLY_STRING "<pttl> <value>" or "" when the key is absent). */
+typedef void rl_each_fn(void *ctx, size_t master, const struct pool_reply *reply);
+
+/* What an op works on. Everything is copied into the masters' output
+ * buffers by rl_start(), so the caller's memory need not outlive it. */
+struct rl_target {
+    const char *const *keys; /* full Redis keys (prefix + resource) */
+    const size_t *keylens;
+    size_t nkeys;
+    const char *token;       /* PROTO_LOCK_ID_LEN hex chars */
+    uint32_t ttl_ms;
+};
+
+struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);
+void rl_engine_free(struct rl_engine *e);
+struct pool *rl_engine_pool(struct rl_engine *e);
+/* Ops started and not yet decided (shutdown waits for releases to go out). */
+unsigned rl_engine_inflight(const struct rl_engine *e);
+/* Apply new timing settings (master_timeout_ms, drift_factor) on reload. */
+void rl_engine_configure(struct rl_engine *e, const struct config *cfg);
+
+/*
+ * Start an attempt. done(ctx, outcome) runs once when it is decided; done may
+ * be NULL for fire-and-forget (clean-up deletes). Returns 0, or -1 when out
+ * of memory (done is then not called).
+ */
+int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
+             void *ctx);
+/* RL_INSPECT of t->keys[0]: each(ctx, ...) per answering master, then done
+ * once every master answered or the deadline passed. */
+int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done,
+               void *ctx);
+
+/* validity = ttl - elapsed - (ttl * drift_factor + 2 ms), or 0 if not positive. */
+uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_factor);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * util.h - small helpers every daemon module uses: the monotonic clock,
+ * random bytes from getrandom() (buffered), a fast PRNG for jitter, and
+ * checked allocation.
+ */
+#ifndef REDLOCKD_UTIL_H
+#define REDLOCKD_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Milliseconds on CLOCK_MONOTONIC: all lock validity arithmetic uses this. */
+uint64_t now_ms(void);
+/* The same in microseconds, for latency measurements. */
+uint64_t now_us(void);
+
+/*
+ * Fill buf with len bytes from getrandom(). Bytes are drawn from a buffer
+ * refilled 4 KiB at a time, so a lock token costs no syscall. Returns 0, or
+ * -1 if the kernel would not give randomness (the caller fails the request).
+ */
+int random_bytes(void *buf, size_t len);
+
+/* A uniformly distributed number in [0, bound] for jitter (not secret). */
+uint32_t random_jitter(uint32_t bound);
+
+/* Lowercase hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
+void hex_encode(const unsigned char *in, size_t len, char *out);
+
+/* Keyed hash (SipHash-2-4) of client-chosen bytes; the key is random per
+ * process, so clients cannot aim collisions at the tables. */
+uint64_t hash_bytes(const void *data, size_t len);
+
+#endif
