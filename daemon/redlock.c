@@ -133,7 +133,10 @@ static bool op_try_decide(struct rl_op *op, bool final)
             out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
             out.result = out.validity_ms > 0 ? RL_OK : RL_TOOSLOW;
         } else if (final || op->granted + outstanding < quorum) {
-            out.result = out.answered >= quorum ? RL_BUSY : RL_NOQUORUM;
+            /* BUSY when a holder refused us and enough masters were there to
+             * decide; NOQUORUM when too few were there at all. */
+            bool could_answer = out.answered + (final ? 0 : outstanding) >= quorum;
+            out.result = op->refused > 0 && could_answer ? RL_BUSY : RL_NOQUORUM;
         } else {
             decided = false;
         }
