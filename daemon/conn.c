@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "info.h"
 #include "inspect.h"
 #include "lockmgr.h"
@@ -32,10 +33,13 @@
 #define READ_CHUNK 16384         /* bytes read per read() */
 #define MAX_PENDING_REQUESTS 1024/* unanswered requests before we stop reading */
 #define IDLE_BUFFER_MAX 16384    /* keep an empty input buffer at most this big */
+#define AUTH_FAIL_DELAY_MS 250   /* a failed AUTH stops reading the client this long */
+#define AUTH_MAX_FAILURES 10     /* then it is disconnected */
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static void request_free(struct request *req);
 static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_pause_end(evutil_socket_t fd, short what, void *arg);
 static void handle_line(struct conn *c, const char *line, size_t len);
 
 struct conn *conn_new(struct server *s, int fd)
@@ -55,11 +59,12 @@ struct conn *conn_new(struct server *s, int fd)
     c->id = ++s->next_conn_id;
     c->fd = fd;
     c->state = CONN_OPEN;
-    c->authed = s->cfg.auth_token_file == NULL || s->cfg.auth_token_file[0] == '\0';
+    c->authed = s->auth_token == NULL;
     TAILQ_INIT(&c->pending);
     LIST_INIT(&c->locks);
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, on_write, c);
+    evtimer_assign(&c->pause, s->base, on_pause_end, c);
     event_add(&c->rev, NULL);
     c->reading = true;
     TAILQ_INSERT_TAIL(&s->conns, c, link);
@@ -91,6 +96,7 @@ void conn_close(struct conn *c, const char *why)
               why, c->nlocks);
     event_del(&c->rev);
     event_del(&c->wev);
+    evtimer_del(&c->pause);
     close(c->fd);
     c->fd = -1;
     c->state = CONN_CLOSED;
@@ -230,7 +236,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     /* Resume reading once the client has caught up. */
-    if (!c->reading && len < s->cfg.max_output_bytes / 2 && c->npending < MAX_PENDING_REQUESTS / 2) {
+    if (!c->reading && !evtimer_pending(&c->pause, NULL) && len < s->cfg.max_output_bytes / 2 &&
+        c->npending < MAX_PENDING_REQUESTS / 2) {
         set_reading(c, true);
         if (c->in_len > 0) event_active(&c->rev, EV_READ, 1);
     }
@@ -259,6 +266,7 @@ static bool process_input(struct conn *c)
     int handled = 0;
     bool more = false;
     while (c->state == CONN_OPEN) {
+        if (evtimer_pending(&c->pause, NULL)) break; /* AUTH delay: the rest waits */
         if (handled == REQS_PER_EVENT || c->npending >= MAX_PENDING_REQUESTS) {
             more = true;
             break;
@@ -348,6 +356,44 @@ static void reply_info(struct conn *c)
     evbuffer_free(tmp);
 }
 
+static void on_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    set_reading(c, true);
+    if (c->in_len > 0) event_active(&c->rev, EV_READ, 1);
+}
+
+/* AUTH: a wrong token is answered at once, but the client is not read from
+ * for AUTH_FAIL_DELAY_MS, and dropped after AUTH_MAX_FAILURES. */
+static void handle_auth(struct conn *c, const struct proto_request *pr)
+{
+    struct server *s = c->server;
+    char line[16];
+    if (s->auth_token == NULL) {
+        reply_err(c, PROTO_ERR_AUTH, "authentication is not enabled on this daemon");
+        return;
+    }
+    if (auth_token_equal(s->auth_token, pr->token.ptr, pr->token.len)) {
+        c->authed = true;
+        reply_in_order(c, PROTO_VERB_AUTH, line, proto_fmt_ok(line, sizeof line));
+        return;
+    }
+    s->stats.auth_failures++;
+    c->authed = false;
+    log_warn("msg=\"client AUTH failed\" conn=%llu failures=%u", (unsigned long long)c->id,
+             c->auth_failures + 1);
+    reply_err(c, PROTO_ERR_AUTH, "invalid token");
+    if (++c->auth_failures >= AUTH_MAX_FAILURES) {
+        c->state = CONN_DRAINING;
+        return;
+    }
+    set_reading(c, false);
+    struct timeval tv = {0, AUTH_FAIL_DELAY_MS * 1000};
+    evtimer_add(&c->pause, &tv);
+}
+
 static struct request *request_new(struct conn *c, enum proto_verb verb)
 {
     struct request *req = calloc(1, sizeof *req);
@@ -398,7 +444,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
         schedule_flush(c);
         return;
     case PROTO_VERB_AUTH:
-        reply_err(c, PROTO_ERR_AUTH, "authentication is not enabled on this daemon");
+        handle_auth(c, &pr);
         return;
     case PROTO_VERB_INFO:
         reply_info(c);

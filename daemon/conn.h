@@ -55,6 +55,8 @@ struct conn {
     bool reading;                 /* read event is added */
     bool flush_scheduled;         /* write event activated for this loop turn */
     struct event rev, wev;
+    struct event pause;           /* resumes reading after an AUTH failure's delay */
+    unsigned auth_failures;
     char *in;                     /* partial request bytes; NULL when none */
     size_t in_len, in_cap;
     struct evbuffer *out;         /* replies and events not yet written */

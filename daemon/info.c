@@ -87,6 +87,7 @@ int info_render(struct server *s, struct evbuffer *out)
     add(&l, "errors_badreq %llu", (unsigned long long)st->errors_badreq);
     add(&l, "errors_toolong %llu", (unsigned long long)st->errors_toolong);
     add(&l, "errors_limit %llu", (unsigned long long)st->errors_limit);
+    add(&l, "auth_failures %llu", (unsigned long long)st->auth_failures);
     add(&l, "masters %zu", pool_size(p));
     add(&l, "quorum %zu", pool_quorum(p));
     add(&l, "masters_up %zu", pool_up_count(p));

@@ -9,7 +9,9 @@
 
 #include <errno.h>
 #include <event2/event.h>
+#include <arpa/inet.h>
 #include <netdb.h>
+#include <stdbool.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -102,6 +104,15 @@ static int add_listener(struct server *s, int fd, int is_tcp, const char *path, 
     return 0;
 }
 
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)(const void *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr);
+    return false;
+}
+
 static int open_tcp(struct server *s, const char *addr, char *err, size_t errlen)
 {
     char *host = NULL;
@@ -129,6 +140,10 @@ static int open_tcp(struct server *s, const char *addr, char *err, size_t errlen
         freeaddrinfo(res);
         return -1;
     }
+    if (!is_loopback(res->ai_addr) && s->auth_token == NULL)
+        log_warn("msg=\"listening beyond loopback without client authentication: anyone who can "
+                 "reach this address can take and release locks; set auth_token_file\" addr=%s",
+                 addr);
     freeaddrinfo(res);
     log_info("msg=listening addr=%s", addr);
     return add_listener(s, fd, 1, NULL, err, errlen);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "conn.h"
 #include "listener.h"
@@ -91,12 +92,95 @@ static void begin_shutdown(struct server *s, int sig)
     evtimer_add(shutdown_timer, &tv);
 }
 
+static bool str_eq(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+static bool masters_equal(const struct config *a, const struct config *b)
+{
+    if (a->nmasters != b->nmasters) return false;
+    for (size_t i = 0; i < a->nmasters; i++) {
+        const struct master_addr *x = &a->masters[i], *y = &b->masters[i];
+        if (x->port != y->port || !str_eq(x->host, y->host) || !str_eq(x->user, y->user) ||
+            !str_eq(x->password, y->password))
+            return false;
+    }
+    return true;
+}
+
+/* Everything a config needs beyond parsing: secrets from their files.
+ * On success *token is the client token (NULL when AUTH is off). */
+static int load_config(const char *path, struct config *cfg, char **token, char *err, size_t errlen)
+{
+    *token = NULL;
+    if (config_load(path, cfg, err, errlen) != 0) return -1;
+    if (auth_apply_password_file(cfg, err, errlen) != 0) goto fail;
+    if (cfg->auth_token_file != NULL && cfg->auth_token_file[0] != '\0') {
+        *token = auth_read_secret(cfg->auth_token_file, err, errlen);
+        if (*token == NULL) goto fail;
+    }
+    return 0;
+fail:
+    config_free(cfg);
+    return -1;
+}
+
+/* SIGHUP: read the config again and apply it without dropping clients or
+ * locks. A config that does not load leaves the running one in force.
+ * Listening addresses cannot change without a restart. */
+static void reload(struct server *s)
+{
+    struct config next;
+    char *token;
+    char err[CONFIG_ERR_MAX];
+    log_info("msg=\"reloading configuration\" path=%s", s->config_path);
+    if (load_config(s->config_path, &next, &token, err, sizeof err) != 0) {
+        log_error("msg=\"reload refused: the running configuration stays in force\" error=\"%s\"", err);
+        return;
+    }
+    if (!str_eq(next.listen, s->cfg.listen) || !str_eq(next.unix_socket, s->cfg.unix_socket) ||
+        next.unix_socket_mode != s->cfg.unix_socket_mode)
+        log_warn("msg=\"listen, unix_socket and unix_socket_mode change only on restart\"");
+    /* Keep the listening settings of the running config. */
+    char *keep_listen = s->cfg.listen, *keep_unix = s->cfg.unix_socket;
+    uint32_t keep_mode = s->cfg.unix_socket_mode;
+    s->cfg.listen = next.listen;
+    s->cfg.unix_socket = next.unix_socket;
+    next.listen = keep_listen;
+    next.unix_socket = keep_unix;
+    next.unix_socket_mode = keep_mode;
+
+    bool new_masters = !masters_equal(&s->cfg, &next);
+    struct config old = s->cfg;
+    s->cfg = next;
+    if (new_masters && rl_engine_set_masters(s->rl, &s->cfg) != 0) {
+        log_error("msg=\"reload: cannot connect the new masters; keeping the old list\"");
+        /* Swap the master lists back so cfg describes what is in use. */
+        struct master_addr tmp[CONFIG_MAX_MASTERS];
+        size_t ntmp = s->cfg.nmasters;
+        memcpy(tmp, s->cfg.masters, sizeof tmp);
+        memcpy(s->cfg.masters, old.masters, sizeof tmp);
+        s->cfg.nmasters = old.nmasters;
+        memcpy(old.masters, tmp, sizeof tmp);
+        old.nmasters = ntmp;
+        new_masters = false;
+    }
+    config_free(&old);
+    rl_engine_configure(s->rl, &s->cfg);
+    log_set_level(s->cfg.log_level);
+    auth_free_secret(s->auth_token);
+    s->auth_token = token;
+    log_info("msg=\"configuration reloaded\" masters=%zu masters_changed=%s", s->cfg.nmasters,
+             new_masters ? "yes" : "no");
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct server *s = arg;
     (void)what;
     if (sig == SIGHUP) {
-        log_warn("msg=\"SIGHUP: live reload is not supported by this version; restart to apply changes\"");
+        reload(s);
         return;
     }
     begin_shutdown(s, (int)sig);
@@ -123,12 +207,14 @@ int main(int argc, char **argv)
 
     struct server *s = &server;
     char err[CONFIG_ERR_MAX];
-    if (config_load(path, &s->cfg, err, sizeof err) != 0) {
+    s->config_path = path;
+    if (load_config(path, &s->cfg, &s->auth_token, err, sizeof err) != 0) {
         fprintf(stderr, "redlockd: %s\n", err);
         return 1;
     }
     if (check_only) {
         printf("redlockd: %s: configuration ok (%zu masters)\n", path, s->cfg.nmasters);
+        auth_free_secret(s->auth_token);
         config_free(&s->cfg);
         return 0;
     }
@@ -185,6 +271,7 @@ out:
     if (shutdown_timer) event_free(shutdown_timer);
     if (s->reaper) event_free(s->reaper);
     if (s->base) event_base_free(s->base);
+    auth_free_secret(s->auth_token);
     config_free(&s->cfg);
     return rc;
 }

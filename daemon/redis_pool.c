@@ -458,6 +458,13 @@ void pool_free(struct pool *p)
 }
 
 size_t pool_size(const struct pool *p) { return p->nmasters; }
+
+uint64_t pool_pending(const struct pool *p)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < p->nmasters; i++) n += p->masters[i].pending;
+    return n;
+}
 size_t pool_quorum(const struct pool *p) { return p->nmasters / 2 + 1; }
 
 size_t pool_up_count(const struct pool *p)

@@ -25,6 +25,7 @@
 
 struct rl_op {
     struct rl_engine *engine;
+    struct pool *pool;      /* the master set this op was sent to */
     uint32_t slot;
     uintptr_t gen;          /* bumped when the op is freed; 0 never used */
     bool active;
@@ -42,9 +43,22 @@ struct rl_op {
     uint32_t next_free;     /* free list link */
 };
 
+#define MAX_DRAINING_POOLS 4
+#define DRAIN_TICK_MS 100
+#define DRAIN_MAX_MS 10000 /* a replaced master set is freed by then at the latest */
+
+/* A master set replaced by a reload, kept until its ops and commands end. */
+struct draining_pool {
+    struct pool *pool;
+    unsigned ops;          /* ops still counting its votes */
+    uint64_t since_ms;
+};
+
 struct rl_engine {
     struct event_base *base;
-    struct pool *pool;
+    struct pool *pool;      /* the current master set */
+    struct draining_pool draining[MAX_DRAINING_POOLS];
+    struct event *drain_timer;
     uint32_t timeout_ms;
     double drift_factor;
     struct rl_op *pages[OP_MAX_PAGES];
@@ -86,9 +100,19 @@ static struct rl_op *op_alloc(struct rl_engine *e)
     return op;
 }
 
+static struct draining_pool *draining_of(struct rl_engine *e, const struct pool *p)
+{
+    for (size_t i = 0; i < MAX_DRAINING_POOLS; i++)
+        if (e->draining[i].pool == p && p != NULL) return &e->draining[i];
+    return NULL;
+}
+
 static void op_free(struct rl_op *op)
 {
     struct rl_engine *e = op->engine;
+    struct draining_pool *d = draining_of(e, op->pool);
+    if (d != NULL && d->ops > 0) d->ops--;
+    op->pool = NULL;
     evtimer_del(&op->timer);
     op->active = false;
     e->inflight--;
@@ -113,8 +137,8 @@ uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_facto
 static bool op_try_decide(struct rl_op *op, bool final)
 {
     struct rl_engine *e = op->engine;
-    unsigned total = (unsigned)pool_size(e->pool);
-    unsigned quorum = (unsigned)pool_quorum(e->pool);
+    unsigned total = (unsigned)pool_size(op->pool);
+    unsigned quorum = (unsigned)pool_quorum(op->pool);
     unsigned outstanding = op->sent - op->replied;
     struct rl_outcome out = {
         .granted = op->granted,
@@ -176,7 +200,7 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
     struct rl_op *op = op_at(e, slot);
     if (!op->active || op->gen != ((tag >> TAG_SLOT_BITS) & TAG_GEN_MASK)) return; /* stale */
     op->replied++;
-    if (op->kind != RL_INSPECT && op->kind != RL_RELEASE && !pool_master_votes(e->pool, master)) {
+    if (op->kind != RL_INSPECT && op->kind != RL_RELEASE && !pool_master_votes(op->pool, master)) {
         op_try_decide(op, false); /* a quarantined master's answer is no vote */
         return;
     }
@@ -216,6 +240,7 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     struct rl_op *op = op_alloc(e);
     if (op == NULL) return -1;
     op->active = true;
+    op->pool = e->pool;
     e->inflight++;
     op->kind = kind;
     op->ttl_ms = t->ttl_ms;
@@ -256,7 +281,7 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     /* Decide from the loop, never inside rl_start: with no master usable
      * the outcome is already certain, and the caller is mid-function. */
     struct timeval tv = {e->timeout_ms / 1000, (e->timeout_ms % 1000) * 1000};
-    if (op->sent == 0 || op->sent < pool_quorum(e->pool)) {
+    if (op->sent == 0 || op->sent < pool_quorum(op->pool)) {
         event_assign(&op->timer, e->base, -1, 0, on_decide_now, op);
         event_active(&op->timer, EV_TIMEOUT, 0);
         /* Restore the timeout callback for the slot's next use. */
@@ -279,6 +304,73 @@ int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each,
     return op_start(e, RL_INSPECT, t, done, each, ctx);
 }
 
+/* Free a replaced master set now. Ops still counting its votes are decided
+ * at once with what they have (the disconnect answers the rest with no reply). */
+static void drain_release(struct rl_engine *e, struct draining_pool *d)
+{
+    struct pool *p = d->pool;
+    d->pool = NULL;
+    d->ops = 0;
+    pool_free(p);
+    for (uint32_t i = 0; i < e->nslots; i++) {
+        struct rl_op *op = op_at(e, i);
+        if (op->active && op->pool == p) {
+            op->sent = op->replied; /* nothing more will come */
+            op_try_decide(op, true);
+        }
+    }
+}
+
+/* Free replaced master sets once nothing waits on them any more. Runs from
+ * a timer, never from inside a hiredis callback of the pool it frees. */
+static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct rl_engine *e = arg;
+    (void)fd;
+    (void)what;
+    uint64_t now = now_ms();
+    bool any = false;
+    for (size_t i = 0; i < MAX_DRAINING_POOLS; i++) {
+        struct draining_pool *d = &e->draining[i];
+        if (d->pool == NULL) continue;
+        if ((d->ops == 0 && pool_pending(d->pool) == 0) || now - d->since_ms > DRAIN_MAX_MS) {
+            drain_release(e, d);
+        } else {
+            any = true;
+        }
+    }
+    if (any) {
+        struct timeval tv = {0, DRAIN_TICK_MS * 1000};
+        evtimer_add(e->drain_timer, &tv);
+    }
+}
+
+int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg)
+{
+    struct pool *np = pool_new(e->base, cfg, on_pool_reply, e);
+    if (np == NULL) return -1;
+    struct draining_pool *slot = draining_of(e, NULL);
+    for (size_t i = 0; i < MAX_DRAINING_POOLS && slot == NULL; i++)
+        if (e->draining[i].pool == NULL) slot = &e->draining[i];
+    if (slot == NULL) { /* reloads faster than draining: drop the oldest */
+        slot = &e->draining[0];
+        for (size_t i = 1; i < MAX_DRAINING_POOLS; i++)
+            if (e->draining[i].since_ms < slot->since_ms) slot = &e->draining[i];
+        drain_release(e, slot);
+    }
+    slot->pool = e->pool;
+    slot->since_ms = now_ms();
+    slot->ops = 0;
+    for (uint32_t i = 0; i < e->nslots; i++) {
+        struct rl_op *op = op_at(e, i);
+        if (op->active && op->pool == slot->pool) slot->ops++;
+    }
+    e->pool = np;
+    struct timeval tv = {0, DRAIN_TICK_MS * 1000};
+    evtimer_add(e->drain_timer, &tv);
+    return 0;
+}
+
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg)
 {
     struct rl_engine *e = calloc(1, sizeof *e);
@@ -286,8 +378,11 @@ struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cf
     e->base = base;
     e->free_head = UINT32_MAX;
     rl_engine_configure(e, cfg);
+    e->drain_timer = evtimer_new(base, on_drain_tick, e);
     e->pool = pool_new(base, cfg, on_pool_reply, e);
-    if (e->pool == NULL) {
+    if (e->pool == NULL || e->drain_timer == NULL) {
+        pool_free(e->pool);
+        if (e->drain_timer) event_free(e->drain_timer);
         free(e);
         return NULL;
     }
@@ -311,6 +406,8 @@ void rl_engine_free(struct rl_engine *e)
         op->active = false;
     }
     pool_free(e->pool);
+    for (size_t i = 0; i < MAX_DRAINING_POOLS; i++) pool_free(e->draining[i].pool);
+    if (e->drain_timer) event_free(e->drain_timer);
     for (uint32_t p = 0; p * OP_PAGE_SLOTS < e->nslots; p++) {
         for (uint32_t i = 0; i < OP_PAGE_SLOTS; i++) evtimer_del(&e->pages[p][i].timer);
         free(e->pages[p]);

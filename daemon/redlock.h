@@ -65,6 +65,10 @@ struct pool *rl_engine_pool(struct rl_engine *e);
 unsigned rl_engine_inflight(const struct rl_engine *e);
 /* Apply new timing settings (master_timeout_ms, drift_factor) on reload. */
 void rl_engine_configure(struct rl_engine *e, const struct config *cfg);
+/* Reload with a different master list: new ops go to a new pool; the old
+ * one finishes the ops already counting its votes and is then freed.
+ * Returns 0, or -1 (old masters kept) when out of memory. */
+int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg);
 
 /*
  * Start an attempt. done(ctx, outcome) runs once when it is decided; done may

@@ -30,11 +30,14 @@ struct stats {
     uint64_t expired;              /* locks whose validity ran out unreleased */
     uint64_t handoffs;             /* releases that woke a local waiter */
     uint64_t errors_badreq, errors_toolong, errors_limit;
+    uint64_t auth_failures;
 };
 
 struct server {
     struct event_base *base;
     struct config cfg;                /* the config in force */
+    const char *config_path;          /* where cfg came from, for reloads */
+    char *auth_token;                 /* from auth_token_file; NULL = no client AUTH */
     struct rl_engine *rl;             /* Redlock over the masters */
     struct lock_tables tables;        /* locks and resources */
     TAILQ_HEAD(, conn) conns;         /* open connections */

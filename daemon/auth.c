@@ -1,0 +1,70 @@
+/* auth.c - see auth.h. */
+#include "auth.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *auth_read_secret(const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char buf[AUTH_SECRET_MAX + 2];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    size_t len = strcspn(buf, "\r\n");
+    if (len == 0 || len > AUTH_SECRET_MAX) {
+        snprintf(err, errlen, "%s: the secret must be one line of 1 to %d bytes", path, AUTH_SECRET_MAX);
+        memset(buf, 0, sizeof buf);
+        return NULL;
+    }
+    char *secret = strndup(buf, len);
+    memset(buf, 0, sizeof buf);
+    if (secret == NULL) snprintf(err, errlen, "%s: out of memory", path);
+    return secret;
+}
+
+int auth_apply_password_file(struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->password_file == NULL || cfg->password_file[0] == '\0') return 0;
+    char *pw = auth_read_secret(cfg->password_file, err, errlen);
+    if (pw == NULL) return -1;
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nmasters; i++) {
+        if (cfg->masters[i].password != NULL) continue;
+        cfg->masters[i].password = strdup(pw);
+        if (cfg->masters[i].password == NULL) {
+            snprintf(err, errlen, "out of memory");
+            rc = -1;
+            break;
+        }
+    }
+    auth_free_secret(pw);
+    return rc;
+}
+
+bool auth_token_equal(const char *expected, const char *given, size_t given_len)
+{
+    size_t exp_len = strlen(expected);
+    /* Always walk the whole expected token, so timing says nothing of
+     * how much of it matched. */
+    unsigned char diff = (unsigned char)(exp_len != given_len);
+    for (size_t i = 0; i < exp_len; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(g ^ (unsigned char)expected[i]);
+    }
+    return diff == 0;
+}
+
+void auth_free_secret(char *secret)
+{
+    if (secret == NULL) return;
+    volatile char *p = secret;
+    while (*p) *p++ = 0;
+    free(secret);
+}
