@@ -165,14 +165,15 @@ static int parse_masters(const char *v, struct config *cfg, const char **why)
 {
     for (size_t i = 0; i < cfg->nmasters; i++) master_free(&cfg->masters[i]);
     cfg->nmasters = 0;
+    if (v[strspn(v, " \t")] == '\0') return 0; /* blank: validate() says no masters */
     char *copy = strdup(v);
     if (copy == NULL) {
         *why = "out of memory";
         return -1;
     }
     int rc = 0;
-    char *save = NULL;
-    for (char *tok = strtok_r(copy, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+    char *rest = copy;
+    for (char *tok = strsep(&rest, ","); tok != NULL; tok = strsep(&rest, ",")) {
         while (*tok == ' ' || *tok == '\t') tok++;
         size_t n = strlen(tok);
         while (n > 0 && (tok[n - 1] == ' ' || tok[n - 1] == '\t')) tok[--n] = '\0';

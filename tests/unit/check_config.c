@@ -1,0 +1,192 @@
+/* check_config.c - the ini loader: defaults, every key, every error class,
+ * long lines, and that every key is documented in conf/redlockd.ini. */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+
+static struct config cfg;
+static char err[CONFIG_ERR_MAX];
+
+static int load(const char *text) { return config_load_string(text, "t.ini", &cfg, err, sizeof err); }
+
+START_TEST(defaults_need_masters)
+{
+    ck_assert_int_eq(load(""), -1);
+    ck_assert_ptr_nonnull(strstr(err, "redis.masters"));
+    ck_assert_int_eq(load("[redis]\nmasters = 127.0.0.1:7001\n"), 0);
+    ck_assert_str_eq(cfg.listen, "127.0.0.1:7379");
+    ck_assert_str_eq(cfg.unix_socket, "/run/redlockd/redlockd.sock");
+    ck_assert_uint_eq(cfg.unix_socket_mode, 0660);
+    ck_assert_uint_eq(cfg.max_line_bytes, 65536);
+    ck_assert_uint_eq(cfg.max_resources_per_lock, 64);
+    ck_assert_uint_eq(cfg.master_timeout_ms, 50);
+    ck_assert_uint_eq(cfg.default_ttl_ms, 30000);
+    ck_assert_uint_eq(cfg.retry_count, 3);
+    ck_assert_uint_eq(cfg.retry_delay_ms, 200);
+    ck_assert_uint_eq(cfg.retry_jitter_ms, 100);
+    ck_assert(cfg.drift_factor > 0.0099 && cfg.drift_factor < 0.0101);
+    ck_assert_str_eq(cfg.key_prefix, "");
+    ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
+    config_free(&cfg);
+}
+END_TEST
+
+START_TEST(full_file)
+{
+    const char *text = "[server]\nlisten = \nunix_socket = /tmp/x.sock\nunix_socket_mode = 0600\n"
+                       "max_line_bytes = 1024 ; inline comment\nmax_resources_per_lock = 8\n"
+                       "[redis]\nmasters = a:1, b:2 ,redis://u:p@c:3, redis://secret@d:4, [::1]:5\n"
+                       "master_timeout_ms = 100\n"
+                       "[lock]\ndefault_ttl_ms = 1000\nmax_ttl_ms = 2000\nretry_count = 0\n"
+                       "drift_factor = 0\nkey_prefix = lk:\n[log]\nlevel = DEBUG\n";
+    ck_assert_msg(load(text) == 0, "%s", err);
+    ck_assert_str_eq(cfg.listen, "");
+    ck_assert_uint_eq(cfg.unix_socket_mode, 0600);
+    ck_assert_uint_eq(cfg.max_line_bytes, 1024);
+    ck_assert_uint_eq(cfg.nmasters, 5);
+    ck_assert_str_eq(cfg.masters[1].host, "b");
+    ck_assert_int_eq(cfg.masters[1].port, 2);
+    ck_assert_str_eq(cfg.masters[2].user, "u");
+    ck_assert_str_eq(cfg.masters[2].password, "p");
+    ck_assert_ptr_null(cfg.masters[3].user);
+    ck_assert_str_eq(cfg.masters[3].password, "secret");
+    ck_assert_str_eq(cfg.masters[4].host, "::1");
+    ck_assert_int_eq(cfg.masters[4].port, 5);
+    ck_assert_str_eq(cfg.key_prefix, "lk:");
+    ck_assert_int_eq(cfg.log_level, LOG_LEVEL_DEBUG);
+    config_free(&cfg);
+}
+END_TEST
+
+/* Each bad file fails naming the line and the key. */
+static const struct {
+    const char *text;
+    const char *want;
+} bad_files[] = {
+    {"[redis]\nmasters = a:1\n[lock]\nretry_count = x\n", "t.ini:4: lock.retry_count: not a whole number"},
+    {"[redis]\nmasters = a:1\n[lock]\nretry_count = -1\n", "t.ini:4: lock.retry_count"},
+    {"[redis]\nmasters = a:1\n[lock]\nretry_count = 1001\n", "out of range"},
+    {"[redis]\nmasters = a:1\n[lock]\nretry_count = 99999999999999999999\n", "lock.retry_count"},
+    {"[redis]\nmasters = a:1\n[lock]\nretry_count = 3x\n", "lock.retry_count"},
+    {"[redis]\nmasters = a:1\nbogus = 1\n", "t.ini:3: redis.bogus: unknown key"},
+    {"[nope]\nx = 1\n[redis]\nmasters = a:1\n", "t.ini:2: [nope]: unknown section"},
+    {"[redis]\nmasters = a:1, a:1\n", "listed twice"},
+    {"[redis]\nmasters = a\n", "t.ini:2: redis.masters"},
+    {"[redis]\nmasters = a:0\n", "redis.masters"},
+    {"[redis]\nmasters = a:65536\n", "redis.masters"},
+    {"[redis]\nmasters = a:1,,b:2\n", "empty entry"},
+    {"[redis]\nmasters = a:1\n[lock]\ndrift_factor = 0.6\n", "lock.drift_factor"},
+    {"[redis]\nmasters = a:1\n[lock]\ndefault_ttl_ms = 5000\nmax_ttl_ms = 1000\n", "default_ttl_ms"},
+    {"[redis]\nmasters = a:1\n[server]\nunix_socket_mode = 0999\n", "server.unix_socket_mode"},
+    {"[redis]\nmasters = a:1\n[log]\nlevel = loud\n", "log.level"},
+    {"[redis]\nmasters = a:1\nmasters = b:1\n", "given twice"},
+    {"[redis]\nmasters = a:1\n[server]\nmax_line_bytes = 63\n", "server.max_line_bytes: out of range"},
+    {"[redis]\nmasters = a:1\nthis is not ini\n", "t.ini:3"},
+};
+
+START_TEST(bad_file)
+{
+    ck_assert_int_eq(load(bad_files[_i].text), -1);
+    ck_assert_msg(strstr(err, bad_files[_i].want) != NULL, "got '%s', want '%s'", err, bad_files[_i].want);
+}
+END_TEST
+
+START_TEST(bounds_inclusive)
+{
+    ck_assert_int_eq(load("[redis]\nmasters = a:1\n[lock]\nretry_count = 0\n"), 0);
+    config_free(&cfg);
+    ck_assert_int_eq(load("[redis]\nmasters = a:1\n[lock]\nretry_count = 1000\n"), 0);
+    config_free(&cfg);
+    ck_assert_int_eq(load("[redis]\nmasters = a:1\n[lock]\ndrift_factor = 0.5\n"), 0);
+    config_free(&cfg);
+}
+END_TEST
+
+START_TEST(long_master_line)
+{
+    char text[4096] = "[redis]\nmasters = ";
+    for (int i = 0; i < 40; i++) {
+        char m[64];
+        snprintf(m, sizeof m, "%sredis-master-%02d.example.internal:%d", i ? ", " : "", i, 7000 + i);
+        strcat(text, m);
+    }
+    strcat(text, "\n");
+    ck_assert_uint_gt(strlen(text), 1000);
+    ck_assert_msg(load(text) == 0, "%s", err);
+    ck_assert_uint_eq(cfg.nmasters, 40);
+    ck_assert_int_eq(cfg.masters[39].port, 7039);
+    config_free(&cfg);
+}
+END_TEST
+
+START_TEST(hostport)
+{
+    char *h;
+    int p;
+    ck_assert_int_eq(config_parse_hostport("127.0.0.1:80", &h, &p), 0);
+    ck_assert_str_eq(h, "127.0.0.1");
+    ck_assert_int_eq(p, 80);
+    free(h);
+    ck_assert_int_eq(config_parse_hostport("[::1]:6379", &h, &p), 0);
+    ck_assert_str_eq(h, "::1");
+    free(h);
+    ck_assert_int_eq(config_parse_hostport("::1:6379", &h, &p), -1);
+    ck_assert_int_eq(config_parse_hostport(":6379", &h, &p), -1);
+    ck_assert_int_eq(config_parse_hostport("host:", &h, &p), -1);
+    ck_assert_int_eq(config_parse_hostport("host:+1", &h, &p), -1);
+}
+END_TEST
+
+/* Every key in the table is documented, in its section, in the example. */
+START_TEST(every_key_documented)
+{
+    const char *dir = getenv("REDLOCKD_SRCDIR") ? getenv("REDLOCKD_SRCDIR") : ".";
+    char path[1024];
+    snprintf(path, sizeof path, "%s/conf/redlockd.ini", dir);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    text[n] = '\0';
+    fclose(f);
+    for (size_t i = 0; config_key_name(i) != NULL; i++) {
+        char name[64], section[80], want[80];
+        snprintf(name, sizeof name, "%s", config_key_name(i));
+        char *dot = strchr(name, '.');
+        *dot = '\0';
+        snprintf(section, sizeof section, "\n[%s]", name);
+        const char *sec = strstr(text, section);
+        ck_assert_msg(sec != NULL, "section [%s] missing from %s", name, path);
+        const char *next = strstr(sec + 1, "\n[");
+        snprintf(want, sizeof want, "\n%s =", dot + 1);
+        const char *at = strstr(sec, want);
+        ck_assert_msg(at != NULL && (next == NULL || at < next), "%s.%s is not documented in %s", name,
+                      dot + 1, path);
+    }
+    /* And the example itself loads. */
+    ck_assert_msg(config_load(path, &cfg, err, sizeof err) == 0, "%s", err);
+    config_free(&cfg);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("config");
+    TCase *tc = tcase_create("load");
+    tcase_add_test(tc, defaults_need_masters);
+    tcase_add_test(tc, full_file);
+    tcase_add_loop_test(tc, bad_file, 0, (int)(sizeof bad_files / sizeof bad_files[0]));
+    tcase_add_test(tc, bounds_inclusive);
+    tcase_add_test(tc, long_master_line);
+    tcase_add_test(tc, hostport);
+    tcase_add_test(tc, every_key_documented);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
