@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "redis_pool.h"
-#include "redlock.h"
+#include "redlock_engine.h"
 #include "server.h"
 #include "util.h"
 

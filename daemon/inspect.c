@@ -7,7 +7,7 @@
 
 #include "lock.h"
 #include "redis_pool.h"
-#include "redlock.h"
+#include "redlock_engine.h"
 
 #define SHOWN_ID_CHARS 8
 #define MASTER_LINE_MAX 160

@@ -23,7 +23,7 @@
 #include <string.h>
 
 #include "log.h"
-#include "redlock.h"
+#include "redlock_engine.h"
 #include "util.h"
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */

@@ -16,7 +16,7 @@
 #include "listener.h"
 #include "lockmgr.h"
 #include "log.h"
-#include "redlock.h"
+#include "redlock_engine.h"
 #include "server.h"
 #include "util.h"
 

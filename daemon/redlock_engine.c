@@ -1,12 +1,12 @@
 /*
- * redlock.c - Redlock attempts over the masters. See redlock.h.
+ * redlock_engine.c - Redlock attempts over the masters. See redlock_engine.h.
  *
  * Ops live in fixed pages so that the libevent timer embedded in each never
  * moves. A command's tag names its op by slot and generation: a reply that
  * arrives after its op was decided (and the slot reused) is recognised as
  * stale and dropped.
  */
-#include "redlock.h"
+#include "redlock_engine.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -156,10 +156,12 @@ static bool op_try_decide(struct rl_op *op, bool final)
         } else if (op->granted >= quorum) {
             out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
             out.result = out.validity_ms > 0 ? RL_OK : RL_TOOSLOW;
-        } else if (final || op->granted + outstanding < quorum) {
-            /* BUSY when a holder refused us and enough masters were there to
-             * decide; NOQUORUM when too few were there at all. */
-            bool could_answer = out.answered + (final ? 0 : outstanding) >= quorum;
+        } else if (final || outstanding == 0) {
+            /* A failure waits for every answer (or the deadline) so that the
+             * error says what all the masters said; success never waits.
+             * BUSY when a holder refused us and a majority answered;
+             * NOQUORUM when too few masters answered at all. */
+            bool could_answer = out.answered >= quorum;
             out.result = op->refused > 0 && could_answer ? RL_BUSY : RL_NOQUORUM;
         } else {
             decided = false;

@@ -1,5 +1,5 @@
 /*
- * redlock.h - the Redlock algorithm over the pool's masters.
+ * redlock_engine.h - the Redlock algorithm over the pool's masters.
  *
  * One op is one attempt of ACQUIRE, EXTEND or RELEASE: its command goes to
  * every master at once, votes are counted as replies arrive, and the op is
@@ -8,8 +8,8 @@
  * inside rl_start(). Retries, waiting and clean-up after a failed acquire
  * are the caller's (lock manager's) business.
  */
-#ifndef REDLOCKD_REDLOCK_H
-#define REDLOCKD_REDLOCK_H
+#ifndef REDLOCKD_REDLOCK_ENGINE_H
+#define REDLOCKD_REDLOCK_ENGINE_H
 
 #include <stddef.h>
 #include <stdint.h>
