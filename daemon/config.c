@@ -23,6 +23,7 @@ enum key_type {
     KEY_DOUBLE,   /* double in [min, max] (scaled by 1e6 in the bounds) */
     KEY_LOGLEVEL, /* enum log_level */
     KEY_MASTERS,  /* the master list */
+    KEY_BOOL,     /* bool: yes/no, true/false, on/off, 1/0 */
 };
 
 struct config_key {
@@ -60,6 +61,8 @@ static const struct config_key config_keys[] = {
     {"lock", "drift_factor", KEY_DOUBLE, OFF(drift_factor), 0, 500000, "0.01", true},
     {"lock", "key_prefix", KEY_STRING, OFF(key_prefix), 0, 256, "", true},
     {"log", "level", KEY_LOGLEVEL, OFF(log_level), 0, 0, "info", true},
+    {"log", "syslog", KEY_BOOL, OFF(log_syslog), 0, 0, "no", false},
+    {"metrics", "listen", KEY_STRING, OFF(metrics_listen), 0, 300, "", false},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])
@@ -273,6 +276,17 @@ static int set_value(struct config *cfg, const struct config_key *k, const char 
     }
     case KEY_MASTERS:
         return parse_masters(v, cfg, why);
+    case KEY_BOOL: {
+        static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
+        for (int i = 0; i < 4; i++) {
+            if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+                *(bool *)field = strcasecmp(v, yes[i]) == 0;
+                return 0;
+            }
+        }
+        *why = "want yes or no";
+        return -1;
+    }
     }
     *why = "unknown key type";
     return -1;

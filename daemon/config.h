@@ -55,6 +55,10 @@ struct config {
 
     /* [log] */
     enum log_level log_level;
+    bool log_syslog;                 /* log to syslog instead of stderr */
+
+    /* [metrics] */
+    char *metrics_listen;            /* "host:port" of /metrics and /healthz; "" = off */
 };
 
 /* Set every key to its default (no masters). Frees nothing. */

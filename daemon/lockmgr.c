@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "redlock_engine.h"
 #include "util.h"
 
@@ -246,6 +247,7 @@ static void grant(struct server *s, struct lock *lk, const struct rl_outcome *ou
     }
     char line[REQUEST_REPLY_MAX];
     size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
+    metrics_observe_acquire(now_us() - req->started_us);
     req->lock = NULL;
     lk->req = NULL;
     reply(req, line, n);

@@ -3,8 +3,17 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <syslog.h>
 
 static enum log_level current_level = LOG_LEVEL_INFO;
+static bool to_syslog;
+
+void log_use_syslog(bool on)
+{
+    if (on && !to_syslog) openlog("redlockd", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    if (!on && to_syslog) closelog();
+    to_syslog = on;
+}
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
@@ -24,6 +33,12 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_end(ap);
     size_t len = (size_t)n + (m < 0 ? 0 : (size_t)m);
     if (len > sizeof line - 2) len = sizeof line - 2;
+    if (to_syslog) {
+        static const int priority[] = {LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG};
+        line[len] = '\0';
+        syslog(priority[level], "%s", line);
+        return;
+    }
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
 }

@@ -6,9 +6,13 @@
 #ifndef REDLOCKD_LOG_H
 #define REDLOCKD_LOG_H
 
+#include <stdbool.h>
+
 #include "config.h"
 
 void log_set_level(enum log_level level);
+/* Send lines to syslog (facility daemon, ident redlockd) instead of stderr. */
+void log_use_syslog(bool on);
 enum log_level log_get_level(void);
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

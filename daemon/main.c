@@ -16,6 +16,7 @@
 #include "listener.h"
 #include "lockmgr.h"
 #include "log.h"
+#include "metrics.h"
 #include "redlock_engine.h"
 #include "server.h"
 #include "util.h"
@@ -219,6 +220,7 @@ int main(int argc, char **argv)
         return 0;
     }
     log_set_level(s->cfg.log_level);
+    log_use_syslog(s->cfg.log_syslog);
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
@@ -239,7 +241,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "redlockd: out of memory\n");
         goto out;
     }
-    if (listeners_open(s, err, sizeof err) != 0) {
+    if (listeners_open(s, err, sizeof err) != 0 || metrics_open(s, err, sizeof err) != 0) {
         fprintf(stderr, "redlockd: %s\n", err);
         goto out;
     }
@@ -259,6 +261,7 @@ int main(int argc, char **argv)
 
 out:
     if (!s->shutting_down && s->base != NULL) listeners_close(s);
+    metrics_close(s);
     struct conn *c;
     while ((c = TAILQ_FIRST(&s->conns)) != NULL) conn_close(c, "exit");
     conn_reap_closed(s);

@@ -54,11 +54,10 @@ static int parse_u64(const char *s, uint64_t *out)
 }
 
 /* True when $name is unset, or set to this process's pid. */
-static bool pid_env_is_ours(const char *name, bool *set)
+static bool pid_env_is_ours(const char *name)
 {
     const char *e = getenv(name);
     uint64_t pid;
-    *set = e != NULL;
     if (e == NULL) return true;
     return parse_u64(e, &pid) == 0 && pid == (uint64_t)getpid();
 }
@@ -100,13 +99,12 @@ int notify_init(void)
     }
     notify.enabled = true;
 
-    bool pid_set;
     uint64_t usec;
     const char *w = getenv("WATCHDOG_USEC");
     if (w != NULL) {
         if (parse_u64(w, &usec) != 0 || usec == 0)
             log_warn("msg=\"WATCHDOG_USEC ignored\" value=\"%.40s\"", w);
-        else if (!pid_env_is_ours("WATCHDOG_PID", &pid_set))
+        else if (!pid_env_is_ours("WATCHDOG_PID"))
             log_debug("msg=\"watchdog is for another process\" WATCHDOG_PID=%.40s",
                       getenv("WATCHDOG_PID"));
         else
@@ -143,7 +141,8 @@ int notify_reloading(void)
 {
     struct timespec ts;
     if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return -1;
-    unsigned long long usec = (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL;
+    unsigned long long usec =
+        (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL;
     return notify_send("RELOADING=1\nMONOTONIC_USEC=%llu", usec);
 }
 
