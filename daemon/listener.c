@@ -24,6 +24,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 #define ACCEPTS_PER_EVENT 64
@@ -171,8 +172,39 @@ static int open_unix(struct server *s, const char *path, char *err, size_t errle
     return add_listener(s, fd, 0, path, err, errlen);
 }
 
+/* Socket activation: serve on the sockets systemd passed instead of the
+ * configured addresses. Returns how many were adopted, or -1. */
+static int adopt_passed(struct server *s, char *err, size_t errlen)
+{
+    struct notify_listen_fd fds[MAX_LISTENERS];
+    int n = notify_listen_fds(fds, MAX_LISTENERS);
+    if (n < 0) {
+        snprintf(err, errlen, "socket activation: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++) {
+        if (fds[i].kind == NOTIFY_SOCK_OTHER) {
+            snprintf(err, errlen, "socket activation: fd %d is not a listening stream socket", fds[i].fd);
+            for (int j = i; j < n; j++) close(fds[j].fd);
+            listeners_close(s);
+            return -1;
+        }
+        log_info("msg=\"listening on a socket from systemd\" kind=%s addr=%s", notify_sock_kind_name(fds[i].kind),
+                 fds[i].addr);
+        /* The path stays "": systemd owns the socket file, we must not unlink it. */
+        if (add_listener(s, fds[i].fd, fds[i].kind == NOTIFY_SOCK_TCP, NULL, err, errlen) != 0) {
+            for (int j = i + 1; j < n; j++) close(fds[j].fd);
+            listeners_close(s);
+            return -1;
+        }
+    }
+    return n;
+}
+
 int listeners_open(struct server *s, char *err, size_t errlen)
 {
+    int passed = adopt_passed(s, err, errlen);
+    if (passed != 0) return passed < 0 ? -1 : 0;
     const char *tcp = s->cfg.listen;
     const char *unix_path = s->cfg.unix_socket;
     if ((tcp == NULL || tcp[0] == '\0') && (unix_path == NULL || unix_path[0] == '\0')) {

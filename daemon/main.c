@@ -3,6 +3,7 @@
  * an orderly shutdown.
  */
 #include <errno.h>
+#include <stdint.h>
 #include <event2/event.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "lockmgr.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "redlock_engine.h"
 #include "server.h"
 #include "util.h"
@@ -25,8 +27,12 @@
 #define SHUTDOWN_TICK_MS 10
 #define SHUTDOWN_MIN_MS 1000 /* graceful shutdown gives up after max(this, 10 master timeouts) */
 
+#define STATUS_TICK_MS 1000
+
 static struct server server;
 static struct event *shutdown_timer;
+static struct event *status_timer;   /* systemd STATUS= on change, and WATCHDOG=1 */
+static size_t last_masters_up = SIZE_MAX;
 static uint64_t shutdown_deadline_ms;
 static bool conns_closed;
 
@@ -77,6 +83,23 @@ static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
     evtimer_add(shutdown_timer, &tv);
 }
 
+/* Keep systemd told: WATCHDOG=1 every tick (the tick is at most half the
+ * watchdog period), STATUS= when the number of masters up changes. */
+static void on_status_tick(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)fd;
+    (void)what;
+    struct pool *p = rl_engine_pool(s->rl);
+    size_t up = pool_up_count(p);
+    if (up != last_masters_up) {
+        notify_send("STATUS=%zu/%zu masters up (quorum %zu), %u clients, %u locks", up, pool_size(p),
+                    pool_quorum(p), s->nconns, s->nheld);
+        last_masters_up = up;
+    }
+    if (notify_watchdog_interval_usec() > 0) notify_send("WATCHDOG=1");
+}
+
 static void begin_shutdown(struct server *s, int sig)
 {
     if (s->shutting_down) {
@@ -84,6 +107,7 @@ static void begin_shutdown(struct server *s, int sig)
         _exit(1);
     }
     log_info("msg=\"shutting down\" signal=%d clients=%u locks=%u", sig, s->nconns, s->nheld);
+    notify_send("STOPPING=1");
     listeners_close(s);
     mgr_shutdown(s);
     uint64_t budget = (uint64_t)s->cfg.master_timeout_ms * 10;
@@ -136,8 +160,10 @@ static void reload(struct server *s)
     char *token;
     char err[CONFIG_ERR_MAX];
     log_info("msg=\"reloading configuration\" path=%s", s->config_path);
+    notify_reloading();
     if (load_config(s->config_path, &next, &token, err, sizeof err) != 0) {
         log_error("msg=\"reload refused: the running configuration stays in force\" error=\"%s\"", err);
+        notify_send("READY=1\nSTATUS=reload refused: %s", err);
         return;
     }
     if (!str_eq(next.listen, s->cfg.listen) || !str_eq(next.unix_socket, s->cfg.unix_socket) ||
@@ -174,6 +200,8 @@ static void reload(struct server *s)
     s->auth_token = token;
     log_info("msg=\"configuration reloaded\" masters=%zu masters_changed=%s", s->cfg.nmasters,
              new_masters ? "yes" : "no");
+    last_masters_up = SIZE_MAX; /* re-announce the status */
+    notify_send("READY=1");
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -221,6 +249,7 @@ int main(int argc, char **argv)
     }
     log_set_level(s->cfg.log_level);
     log_use_syslog(s->cfg.log_syslog);
+    notify_init();
     signal(SIGPIPE, SIG_IGN);
 
     int rc = 1;
@@ -253,8 +282,17 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    uint64_t tick_us = notify_watchdog_interval_usec();
+    if (tick_us == 0 || tick_us > STATUS_TICK_MS * 1000) tick_us = STATUS_TICK_MS * 1000;
+    status_timer = event_new(s->base, -1, EV_PERSIST, on_status_tick, s);
+    struct timeval tick = {(time_t)(tick_us / 1000000), (suseconds_t)(tick_us % 1000000)};
+    if (status_timer == NULL || event_add(status_timer, &tick) != 0) {
+        fprintf(stderr, "redlockd: cannot start the status timer\n");
+        goto out;
+    }
     log_info("msg=started version=%s masters=%zu quorum=%zu", REDLOCKD_VERSION, s->cfg.nmasters,
              s->cfg.nmasters / 2 + 1);
+    notify_send("READY=1\nSTATUS=started, connecting to %zu masters", s->cfg.nmasters);
     event_base_dispatch(s->base);
     log_info("msg=stopped");
     rc = 0;
@@ -272,6 +310,7 @@ out:
     for (int i = 0; i < 3; i++)
         if (sigs[i]) event_free(sigs[i]);
     if (shutdown_timer) event_free(shutdown_timer);
+    if (status_timer) event_free(status_timer);
     if (s->reaper) event_free(s->reaper);
     if (s->base) event_base_free(s->base);
     auth_free_secret(s->auth_token);
