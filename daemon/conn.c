@@ -32,7 +32,6 @@
 #define REQS_PER_EVENT 64        /* lines handled per read event before yielding */
 #define READ_CHUNK 16384         /* bytes read per read() */
 #define MAX_PENDING_REQUESTS 1024/* unanswered requests before we stop reading */
-#define IDLE_BUFFER_MAX 16384    /* keep an empty input buffer at most this big */
 #define AUTH_FAIL_DELAY_MS 250   /* a failed AUTH stops reading the client this long */
 #define AUTH_MAX_FAILURES 10     /* then it is disconnected */
 
@@ -79,6 +78,14 @@ static void set_reading(struct conn *c, bool on)
     if (on) event_add(&c->rev, NULL);
     else event_del(&c->rev);
     c->reading = on;
+}
+
+/* Reading was paused: handle lines that arrived meanwhile. */
+static void resume_input(struct conn *c)
+{
+    if (c->in_len == 0) return;
+    c->backlog = true;
+    event_active(&c->rev, EV_READ, 1);
 }
 
 static void schedule_flush(struct conn *c)
@@ -239,41 +246,50 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     if (!c->reading && !evtimer_pending(&c->pause, NULL) && len < s->cfg.max_output_bytes / 2 &&
         c->npending < MAX_PENDING_REQUESTS / 2) {
         set_reading(c, true);
-        if (c->in_len > 0) event_active(&c->rev, EV_READ, 1);
+        resume_input(c);
     }
 }
 
 /* ---- input ---- */
 
-static int reserve_input(struct conn *c, size_t want)
+/* Every read lands here first; a connection keeps only what is left of a
+ * partial line (or lines deferred for fairness), so an idle connection
+ * holds no input buffer at all. */
+static char read_buf[READ_CHUNK];
+
+/* Append bytes to the connection's own input buffer. */
+static int keep_input(struct conn *c, const char *bytes, size_t len)
 {
-    if (c->in_cap - c->in_len >= want) return 0;
-    size_t cap = c->in_cap ? c->in_cap : 4096;
-    while (cap - c->in_len < want) cap *= 2;
-    char *p = realloc(c->in, cap);
-    if (p == NULL) return -1;
-    c->in = p;
-    c->in_cap = cap;
+    if (c->in_cap - c->in_len < len) {
+        size_t cap = c->in_cap ? c->in_cap : 256;
+        while (cap - c->in_len < len) cap *= 2;
+        char *p = realloc(c->in, cap);
+        if (p == NULL) return -1;
+        c->in = p;
+        c->in_cap = cap;
+    }
+    memcpy(c->in + c->in_len, bytes, len);
+    c->in_len += len;
     return 0;
 }
 
-/* Handle complete lines in the input buffer. Returns true if lines remain
- * that were left for the next turn (fairness). */
-static bool process_input(struct conn *c)
+/* Handle the complete lines at the start of buf, at most REQS_PER_EVENT.
+ * Returns the bytes consumed; *more is set when lines were left for the
+ * next turn (fairness, pipeline limit or an AUTH pause). */
+static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *more)
 {
     struct server *s = c->server;
     size_t off = 0;
     int handled = 0;
-    bool more = false;
+    *more = false;
     while (c->state == CONN_OPEN) {
         if (evtimer_pending(&c->pause, NULL)) break; /* AUTH delay: the rest waits */
         if (handled == REQS_PER_EVENT || c->npending >= MAX_PENDING_REQUESTS) {
-            more = true;
+            *more = true;
             break;
         }
         size_t line_len, consumed;
-        enum proto_frame_status st =
-            proto_frame(c->in + off, c->in_len - off, s->cfg.max_line_bytes, &line_len, &consumed);
+        enum proto_frame_status st = proto_frame(buf + off, len - off, s->cfg.max_line_bytes, &line_len, &consumed);
         if (st == PROTO_FRAME_NEED_MORE) break;
         if (st == PROTO_FRAME_TOOLONG) {
             char text[80];
@@ -281,18 +297,25 @@ static bool process_input(struct conn *c)
             snprintf(text, sizeof text, "request line longer than %u bytes", s->cfg.max_line_bytes);
             reply_err(c, PROTO_ERR_TOOLONG, text);
             c->state = CONN_DRAINING;
-            off = c->in_len;
-            break;
+            return len;
         }
-        handle_line(c, c->in + off, line_len);
+        handle_line(c, buf + off, line_len);
         off += consumed;
         handled++;
     }
-    if (off > 0) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
+    return off;
+}
+
+/* Handle what the connection has buffered; free the buffer once empty. */
+static bool drain_kept_input(struct conn *c)
+{
+    bool more;
+    size_t used = handle_lines(c, c->in, c->in_len, &more);
+    if (used > 0) {
+        memmove(c->in, c->in + used, c->in_len - used);
+        c->in_len -= used;
     }
-    if (c->in_len == 0 && c->in_cap > IDLE_BUFFER_MAX) {
+    if (c->in_len == 0) {
         free(c->in);
         c->in = NULL;
         c->in_cap = 0;
@@ -306,17 +329,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     struct server *s = c->server;
     (void)what;
     if (c->state != CONN_OPEN) return;
-    /* Activated to continue a batch: handle what is buffered first. */
-    if (c->in_len > 0 && process_input(c)) {
-        event_active(&c->rev, EV_READ, 1);
+    if (c->backlog) { /* activated to continue with buffered lines, not to read */
+        c->backlog = drain_kept_input(c);
+        if (c->backlog && c->state == CONN_OPEN && c->reading) event_active(&c->rev, EV_READ, 1);
         return;
     }
-    if (c->state != CONN_OPEN) return;
-    if (reserve_input(c, READ_CHUNK) != 0) {
-        conn_close(c, "out of memory");
-        return;
-    }
-    ssize_t n = read(fd, c->in + c->in_len, READ_CHUNK);
+    ssize_t n = read(fd, read_buf, sizeof read_buf);
     if (n == 0) {
         conn_close(c, "closed by client");
         return;
@@ -325,9 +343,23 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) conn_close(c, strerror(errno));
         return;
     }
-    c->in_len += (size_t)n;
-    bool more = process_input(c);
+    bool more;
+    if (c->in_len == 0) {
+        size_t used = handle_lines(c, read_buf, (size_t)n, &more);
+        if (c->state == CONN_CLOSED) return;
+        if (used < (size_t)n && keep_input(c, read_buf + used, (size_t)n - used) != 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
+    } else {
+        if (keep_input(c, read_buf, (size_t)n) != 0) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        more = drain_kept_input(c);
+    }
     if (c->state != CONN_OPEN) return;
+    c->backlog = more;
     if (c->npending >= MAX_PENDING_REQUESTS || evbuffer_get_length(c->out) > s->cfg.max_output_bytes / 2)
         set_reading(c, false);
     else if (more)
@@ -362,7 +394,7 @@ static void on_pause_end(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     set_reading(c, true);
-    if (c->in_len > 0) event_active(&c->rev, EV_READ, 1);
+    resume_input(c);
 }
 
 /* AUTH: a wrong token is answered at once, but the client is not read from

@@ -54,6 +54,7 @@ struct conn {
     bool authed;                  /* AUTH passed, or no auth configured */
     bool reading;                 /* read event is added */
     bool flush_scheduled;         /* write event activated for this loop turn */
+    bool backlog;                 /* in[] holds complete lines deferred to the next turn */
     struct event rev, wev;
     struct event pause;           /* resumes reading after an AUTH failure's delay */
     unsigned auth_failures;

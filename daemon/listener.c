@@ -30,7 +30,7 @@
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 100
 #define LISTEN_BACKLOG 1024
-#define MAX_LISTENERS 2
+#define MAX_LISTENERS 8 /* TCP + Unix, or what socket activation passes */
 
 struct listener {
     struct server *server;

@@ -60,13 +60,14 @@ struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct pr
                       size_t n)
 {
     size_t plen = strlen(prefix);
-    struct lock *lk = calloc(1, sizeof *lk + n * sizeof lk->res[0]);
+    /* One allocation: the lock, then res[n], keys[n] and keylens[n]. */
+    struct lock *lk = calloc(1, sizeof *lk + n * (sizeof lk->res[0] + sizeof *lk->keys + sizeof *lk->keylens));
     if (lk == NULL) return NULL;
     LIST_INSERT_HEAD(&t->all, lk, all_link);
-    lk->keys = malloc(n * sizeof *lk->keys);
-    lk->keylens = malloc(n * sizeof *lk->keylens);
+    lk->keys = (const char **)(void *)(lk->res + n);
+    lk->keylens = (size_t *)(void *)(lk->keys + n);
     unsigned char raw[PROTO_LOCK_ID_LEN / 2];
-    if (lk->keys == NULL || lk->keylens == NULL || random_bytes(raw, sizeof raw) != 0) goto fail;
+    if (random_bytes(raw, sizeof raw) != 0) goto fail;
     hex_encode(raw, sizeof raw, lk->id);
     memset(raw, 0, sizeof raw);
     lk->node.key = lk->id;
@@ -89,8 +90,6 @@ void lock_free(struct lock_tables *t, struct lock *lk)
 {
     LIST_REMOVE(lk, all_link);
     for (size_t i = 0; i < lk->nres; i++) resource_unref(t, lk->res[i]);
-    free(lk->keys);
-    free(lk->keylens);
     free(lk);
 }
 

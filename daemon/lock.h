@@ -69,8 +69,8 @@ struct lock {
     unsigned ops;                     /* Redlock ops in flight that refer to this lock */
     struct event timer;               /* retry/deadline, expiry or extension timer */
     LIST_ENTRY(lock) all_link;        /* in lock_tables.all, from lock_new to lock_free */
-    const char **keys;                /* nres key pointers, for rl_target */
-    size_t *keylens;
+    const char **keys;                /* nres key pointers, for rl_target (same allocation) */
+    size_t *keylens;                  /* (same allocation) */
     size_t nres;
     struct resource *res[];           /* the resources, in request order */
 };
