@@ -52,6 +52,7 @@ struct config {
     uint32_t retry_jitter_ms;
     double drift_factor;
     char *key_prefix;                /* never NULL after loading ("" = none) */
+    bool fencing;                    /* hand out fencing tokens with every ACQUIRE */
 
     /* [log] */
     enum log_level log_level;

@@ -25,16 +25,18 @@ static struct resource *resource_ref(struct lock_tables *t, const char *prefix, 
     char stackkey[PROTO_MAX_RESOURCE_BYTES + 512];
     size_t klen = plen + name->len;
     char *key = klen <= sizeof stackkey ? stackkey : malloc(klen);
+    /* Looked up by the lock key; the entry stores the fence suffix too. */
     if (key == NULL) return NULL;
     memcpy(key, prefix, plen);
     memcpy(key + plen, name->ptr, name->len);
     struct resource *r = resource_find(t, key, klen);
     if (r == NULL) {
-        r = malloc(sizeof *r + klen);
+        r = malloc(sizeof *r + klen + LOCK_FENCE_SUFFIX_LEN);
         if (r != NULL) {
             memset(r, 0, sizeof *r);
             TAILQ_INIT(&r->waiters);
             memcpy(r->key, key, klen);
+            memcpy(r->key + klen, LOCK_FENCE_SUFFIX, LOCK_FENCE_SUFFIX_LEN);
             r->keylen = klen;
             r->node.key = r->key;
             r->node.klen = klen;
@@ -61,11 +63,12 @@ struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct pr
 {
     size_t plen = strlen(prefix);
     /* One allocation: the lock, then res[n], keys[n] and keylens[n]. */
-    struct lock *lk = calloc(1, sizeof *lk + n * (sizeof lk->res[0] + sizeof *lk->keys + sizeof *lk->keylens));
+    struct lock *lk =
+        calloc(1, sizeof *lk + n * (sizeof lk->res[0] + 2 * sizeof *lk->keys + 2 * sizeof *lk->keylens));
     if (lk == NULL) return NULL;
     LIST_INSERT_HEAD(&t->all, lk, all_link);
     lk->keys = (const char **)(void *)(lk->res + n);
-    lk->keylens = (size_t *)(void *)(lk->keys + n);
+    lk->keylens = (size_t *)(void *)(lk->keys + 2 * n);
     unsigned char raw[PROTO_LOCK_ID_LEN / 2];
     if (random_bytes(raw, sizeof raw) != 0) goto fail;
     hex_encode(raw, sizeof raw, lk->id);
@@ -77,8 +80,9 @@ struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct pr
         lk->res[i] = resource_ref(t, prefix, plen, &names[i]);
         if (lk->res[i] == NULL) goto fail;
         lk->nres = i + 1;
-        lk->keys[i] = lk->res[i]->key;
+        lk->keys[i] = lk->keys[n + i] = lk->res[i]->key;
         lk->keylens[i] = lk->res[i]->keylen;
+        lk->keylens[n + i] = lk->res[i]->keylen + LOCK_FENCE_SUFFIX_LEN;
     }
     return lk;
 fail:

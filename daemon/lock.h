@@ -42,8 +42,15 @@ struct resource {
     TAILQ_HEAD(, lock) waiters;   /* ACQUIRING locks queued on it, first come first */
     unsigned refs;                /* locks naming it */
     size_t keylen;
-    char key[];                   /* key_prefix + resource name (not NUL-terminated) */
+    char key[];                   /* key_prefix + resource name, followed by LOCK_FENCE_SUFFIX:
+                                     the first keylen bytes are the lock key, all of them the
+                                     key of its fence counter (not NUL-terminated) */
 };
+
+/* A fence counter's key is its lock key plus this. Resource names cannot
+ * contain ',', so no lock key can ever equal a fence key. */
+#define LOCK_FENCE_SUFFIX ",fence"
+#define LOCK_FENCE_SUFFIX_LEN 6
 
 struct lock {
     struct table_node node;           /* in the lock table while HELD, keyed by id */
@@ -69,8 +76,9 @@ struct lock {
     unsigned ops;                     /* Redlock ops in flight that refer to this lock */
     struct event timer;               /* retry/deadline, expiry or extension timer */
     LIST_ENTRY(lock) all_link;        /* in lock_tables.all, from lock_new to lock_free */
-    const char **keys;                /* nres key pointers, for rl_target (same allocation) */
+    const char **keys;                /* 2 * nres: lock keys, then fence keys (same allocation) */
     size_t *keylens;                  /* (same allocation) */
+    uint64_t fence;                   /* the fence handed out with it, 0 when none */
     size_t nres;
     struct resource *res[];           /* the resources, in request order */
 };

@@ -31,6 +31,8 @@
 
 static void on_lock_timer(evutil_socket_t fd, short what, void *arg);
 static void acquire_step(struct server *s, struct lock *lk);
+static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out);
+static void on_fence_raised(void *ctx, const struct rl_outcome *out);
 
 /* ---- small helpers ---- */
 
@@ -57,6 +59,7 @@ static uint64_t lost_margin(const struct lock *lk)
 
 static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *t)
 {
+    memset(t, 0, sizeof *t);
     t->keys = lk->keys;
     t->keylens = lk->keylens;
     t->nkeys = lk->nres;
@@ -213,7 +216,9 @@ static void fail_limit_waiters(struct server *s, struct lock *lk)
     answer_acquire(s, lk, PROTO_ERR_LIMIT, text);
 }
 
-static void grant(struct server *s, struct lock *lk, const struct rl_outcome *out)
+/* The lock is ours on a majority: answer the ACQUIRE. validity_end_ms is
+ * when the validity promised ends (from the winning attempt's send time). */
+static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64_t validity_end_ms)
 {
     struct request *req = lk->req;
     struct conn *owner = req->conn;
@@ -230,9 +235,9 @@ static void grant(struct server *s, struct lock *lk, const struct rl_outcome *ou
     s->nheld++;
     s->stats.acquire_ok++;
     for (size_t i = 0; i < lk->nres; i++) lk->res[i]->holder = lk;
-    lk->acquired_ms = out->started_ms;
-    lk->validity_end_ms = out->started_ms + out->validity_ms;
-    if (lk->maxhold_end_ms != 0) lk->maxhold_end_ms += out->started_ms; /* counted from the grant */
+    lk->acquired_ms = started_ms;
+    lk->validity_end_ms = validity_end_ms;
+    if (lk->maxhold_end_ms != 0) lk->maxhold_end_ms += started_ms; /* counted from the grant */
     if (!(lk->flags & LOCK_F_DETACH)) {
         lk->owner = owner;
         LIST_INSERT_HEAD(&owner->locks, lk, owner_link);
@@ -246,7 +251,9 @@ static void grant(struct server *s, struct lock *lk, const struct rl_outcome *ou
         arm_at(lk, lk->validity_end_ms);
     }
     char line[REQUEST_REPLY_MAX];
-    size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
+    uint64_t now = now_ms();
+    size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_end_ms > now ? validity_end_ms - now : 0,
+                                 lk->fence);
     metrics_observe_acquire(now_us() - req->started_us);
     req->lock = NULL;
     lk->req = NULL;
@@ -272,12 +279,61 @@ static void on_acquire_done(void *ctx, const struct rl_outcome *out)
         fail_acquire(s, lk); /* answers ERR SHUTDOWN */
         return;
     }
-    if (granted) {
-        grant(s, lk, out);
+    if (granted && out->fence != 0 && !out->fence_agreed) {
+        /* The granting masters disagree on the fence: raise every counter to
+         * the largest before answering, so that a majority holds it. */
+        lk->fence = out->fence;
+        lk->acquired_ms = out->started_ms;
+        lk->validity_end_ms = out->started_ms + out->validity_ms;
+        struct rl_target t;
+        target_of(lk, lk->ttl_ms, &t);
+        t.fence = out->fence;
+        lk->ops++;
+        if (rl_start(s->rl, RL_FENCE, &t, on_fence_raised, lk) == 0) return;
+        lk->ops--;
+        struct rl_outcome failed = *out;
+        failed.result = RL_NOQUORUM;
+        attempt_failed(s, lk, &failed);
         return;
     }
-    /* Failed: delete what was set, including on masters that timed out. */
+    if (granted) {
+        lk->fence = out->fence;
+        grant(s, lk, out->started_ms, out->started_ms + out->validity_ms);
+        return;
+    }
+    attempt_failed(s, lk, out);
+}
+
+/* The slow path of a fenced ACQUIRE: counters raised (or not). */
+static void on_fence_raised(void *ctx, const struct rl_outcome *out)
+{
+    struct lock *lk = ctx;
+    struct server *s = lk->server;
+    lk->ops--;
+    uint64_t now = now_ms();
+    if (lk->req == NULL || s->shutting_down || out->result != RL_OK || now >= lk->validity_end_ms) {
+        struct rl_outcome failed = *out;
+        failed.result = out->result == RL_OK ? RL_TOOSLOW : RL_NOQUORUM;
+        failed.answered = out->answered;
+        send_release(s, lk);
+        if (lk->req == NULL) {
+            lk->state = LOCK_DEAD;
+            queue_remove(s, lk);
+            maybe_free(s, lk);
+            return;
+        }
+        attempt_failed(s, lk, &failed);
+        return;
+    }
+    grant(s, lk, lk->acquired_ms, lk->validity_end_ms);
+}
+
+/* An attempt did not get the lock: clean up and retry, wait, or give up. */
+static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out)
+{
+    /* Delete what was set, including on masters that timed out. */
     if (out->granted > 0 || out->answered < out->total) send_release(s, lk);
+    lk->fence = 0;
     lk->last_result = (int)out->result;
     lk->last_granted = out->granted;
     lk->last_answered = out->answered;
@@ -298,6 +354,7 @@ static void start_attempt(struct server *s, struct lock *lk)
 {
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
+    t.fenced = s->cfg.fencing;
     lk->attempts++;
     lk->ops++;
     if (rl_start(s->rl, RL_ACQUIRE, &t, on_acquire_done, lk) != 0) {

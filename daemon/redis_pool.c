@@ -30,6 +30,10 @@
  *   to expire in ttl (a key this master forgot is set again), 1.
  * Release: delete every key still holding the token; returns how many.
  * Inspect: "<pttl> <value>" of one key, "" when it does not exist.
+ * Acquire fenced: KEYS are the n lock keys then their n fence counters;
+ *   0 if any lock key exists, else every lock key is set, every counter is
+ *   set to 1 + the largest of them, and that number (the fence) returned.
+ * Fence raise: every counter in KEYS is raised to at least ARGV[1].
  */
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
@@ -48,6 +52,21 @@ static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_INSPECT] =
         "local v = redis.call('get', KEYS[1]) if not v then return '' end "
         "return redis.call('pttl', KEYS[1]) .. ' ' .. v",
+    [SCRIPT_ACQUIRE_FENCED] =
+        "local n = #KEYS / 2 "
+        "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 then return 0 end end "
+        "local f = 0 "
+        "for i = n + 1, 2 * n do local c = tonumber(redis.call('get', KEYS[i]) or '0') or 0 "
+        "if c > f then f = c end end "
+        "f = f + 1 "
+        "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
+        "redis.call('set', KEYS[n + i], f) end "
+        "return f",
+    [SCRIPT_FENCE_RAISE] =
+        "local f = tonumber(ARGV[1]) "
+        "for _, k in ipairs(KEYS) do if (tonumber(redis.call('get', k) or '0') or 0) < f then "
+        "redis.call('set', k, ARGV[1]) end end "
+        "return 1",
 };
 
 struct master {

@@ -31,6 +31,8 @@ enum pool_script {
     SCRIPT_EXTEND,        /* compare-and-pexpire; re-sets keys a master forgot */
     SCRIPT_RELEASE,       /* compare-and-delete */
     SCRIPT_INSPECT,       /* "<pttl> <value>" of a key, or "" when absent */
+    SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence */
+    SCRIPT_FENCE_RAISE,   /* raise fence counters to at least a value */
     SCRIPT__COUNT
 };
 

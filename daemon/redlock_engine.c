@@ -36,6 +36,8 @@ struct rl_op {
     unsigned granted;
     unsigned refused;       /* answered but did not grant (busy / taken) */
     unsigned replied;       /* any reply, including errors */
+    bool fenced;            /* ACQUIRE hands out a fence */
+    uint64_t fence_max, fence_min; /* over the granting masters' replies */
     struct event timer;     /* master_timeout_ms deadline */
     rl_done_fn *done;
     rl_each_fn *each;       /* RL_INSPECT only */
@@ -151,11 +153,14 @@ static bool op_try_decide(struct rl_op *op, bool final)
     switch (op->kind) {
     case RL_ACQUIRE:
     case RL_EXTEND:
+    case RL_FENCE:
         if (op->kind == RL_EXTEND && op->refused > 0) {
             out.result = RL_TAKEN;
         } else if (op->granted >= quorum) {
             out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
-            out.result = out.validity_ms > 0 ? RL_OK : RL_TOOSLOW;
+            out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
+            out.fence = op->fence_max;
+            out.fence_agreed = op->fenced && op->fence_min == op->fence_max;
         } else if (final || outstanding == 0) {
             /* A failure waits for every answer (or the deadline) so that the
              * error says what all the masters said; success never waits.
@@ -208,11 +213,21 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
     }
     switch (op->kind) {
     case RL_ACQUIRE:
-        /* SET NX: +OK granted, nil held; the multi-key script: 1 or 0. */
-        if (r->kind == POOL_REPLY_OK || (r->kind == POOL_REPLY_INTEGER && r->integer == 1))
+        /* SET NX: +OK granted, nil held. The scripts: 0 held; 1, or the
+         * fence when fenced, granted. */
+        if (r->kind == POOL_REPLY_OK || (r->kind == POOL_REPLY_INTEGER && r->integer > 0)) {
             op->granted++;
-        else if (r->kind == POOL_REPLY_NIL || (r->kind == POOL_REPLY_INTEGER && r->integer == 0))
+            if (op->fenced) {
+                uint64_t f = (uint64_t)r->integer;
+                if (op->granted == 1 || f > op->fence_max) op->fence_max = f;
+                if (op->granted == 1 || f < op->fence_min) op->fence_min = f;
+            }
+        } else if (r->kind == POOL_REPLY_NIL || (r->kind == POOL_REPLY_INTEGER && r->integer == 0)) {
             op->refused++;
+        }
+        break;
+    case RL_FENCE:
+        if (r->kind == POOL_REPLY_INTEGER && r->integer == 1) op->granted++;
         break;
     case RL_EXTEND:
         if (r->kind == POOL_REPLY_INTEGER && r->integer == 1) op->granted++;
@@ -250,18 +265,25 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->each = each;
     op->ctx = ctx;
     op->sent = op->granted = op->refused = op->replied = 0;
+    op->fenced = kind == RL_ACQUIRE && t->fenced;
+    op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
     uintptr_t tag = (op->gen << TAG_SLOT_BITS) | op->slot;
 
-    char ttl[16];
-    size_t ttl_len = (size_t)snprintf(ttl, sizeof ttl, "%u", (unsigned)t->ttl_ms);
+    char ttl[24];
+    size_t ttl_len = kind == RL_FENCE ? (size_t)snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)t->fence)
+                                      : (size_t)snprintf(ttl, sizeof ttl, "%u", (unsigned)t->ttl_ms);
     size_t token_len = strlen(t->token);
     const char *args[2] = {t->token, ttl};
     size_t arglens[2] = {token_len, ttl_len};
+    if (kind == RL_FENCE) { /* its one argument is the fence */
+        args[0] = ttl;
+        arglens[0] = ttl_len;
+    }
     size_t n = pool_size(e->pool);
     for (size_t m = 0; m < n; m++) {
         int rc;
-        if (kind == RL_ACQUIRE && t->nkeys == 1) {
+        if (kind == RL_ACQUIRE && t->nkeys == 1 && !t->fenced) {
             /* The plain command every Redlock client uses. */
             const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", ttl};
             size_t lens[] = {3, t->keylens[0], token_len, 2, 2, ttl_len};
@@ -272,11 +294,22 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
                 [RL_EXTEND] = SCRIPT_EXTEND,
                 [RL_RELEASE] = SCRIPT_RELEASE,
                 [RL_INSPECT] = SCRIPT_INSPECT,
+                [RL_FENCE] = SCRIPT_FENCE_RAISE,
             };
             static const size_t nargs_of[] = {[RL_ACQUIRE] = 2, [RL_EXTEND] = 2, [RL_RELEASE] = 1,
-                                              [RL_INSPECT] = 0};
-            rc = pool_script(e->pool, m, tag, script_of[kind], kind == RL_INSPECT ? 1 : t->nkeys,
-                             t->keys, t->keylens, nargs_of[kind], args, arglens);
+                                              [RL_INSPECT] = 0, [RL_FENCE] = 1};
+            enum pool_script script = script_of[kind];
+            const char *const *keys = t->keys;
+            const size_t *keylens = t->keylens;
+            size_t nkeys = kind == RL_INSPECT ? 1 : t->nkeys;
+            if (kind == RL_ACQUIRE && t->fenced) {
+                script = SCRIPT_ACQUIRE_FENCED;
+                nkeys = 2 * t->nkeys; /* the lock keys, then their fence counters */
+            } else if (kind == RL_FENCE) {
+                keys += t->nkeys;
+                keylens += t->nkeys;
+            }
+            rc = pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs_of[kind], args, arglens);
         }
         if (rc == 0) op->sent++;
     }

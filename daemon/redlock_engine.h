@@ -11,6 +11,7 @@
 #ifndef REDLOCKD_REDLOCK_ENGINE_H
 #define REDLOCKD_REDLOCK_ENGINE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,7 @@ enum rl_kind {
     RL_EXTEND,
     RL_RELEASE,
     RL_INSPECT, /* read-only: each master's value and PTTL of keys[0] */
+    RL_FENCE,   /* raise the fence counters keys[nkeys .. 2*nkeys) to t->fence */
 };
 
 enum rl_result {
@@ -41,6 +43,8 @@ struct rl_outcome {
     unsigned total;       /* masters configured */
     uint64_t validity_ms; /* RL_OK of ACQUIRE/EXTEND: ttl - elapsed - drift */
     uint64_t started_ms;  /* CLOCK_MONOTONIC ms when this attempt was first sent */
+    uint64_t fence;       /* fenced ACQUIRE: the largest fence the granting masters gave */
+    bool fence_agreed;    /* ... and every granting master gave that same fence */
 };
 
 typedef void rl_done_fn(void *ctx, const struct rl_outcome *outcome);
@@ -51,11 +55,14 @@ typedef void rl_each_fn(void *ctx, size_t master, const struct pool_reply *reply
 /* What an op works on. Everything is copied into the masters' output
  * buffers by rl_start(), so the caller's memory need not outlive it. */
 struct rl_target {
-    const char *const *keys; /* full Redis keys (prefix + resource) */
+    const char *const *keys; /* full Redis keys (prefix + resource); when fenced, followed by
+                                their nkeys fence counter keys */
     const size_t *keylens;
-    size_t nkeys;
+    size_t nkeys;            /* lock keys (not counting fence keys) */
     const char *token;       /* PROTO_LOCK_ID_LEN hex chars */
     uint32_t ttl_ms;
+    bool fenced;             /* ACQUIRE: also hand out a fence (keys has 2 * nkeys entries) */
+    uint64_t fence;          /* RL_FENCE: the value to raise the counters to */
 };
 
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);

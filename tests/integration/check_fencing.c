@@ -1,0 +1,156 @@
+/*
+ * check_fencing.c - fencing tokens through real redlockd processes on real
+ * Redis masters: fences strictly increase per resource across two daemons
+ * sharing the masters, across interleaved acquisitions, a stopped master and
+ * a master restarted empty (a minority), and for multi-resource locks.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+#include "redlock.h"
+
+#define NM 3
+
+static struct h_redis M[NM];
+static struct h_daemon D[2];
+static struct redlock_client *C[2];
+
+/* A short max_ttl_ms keeps a restarted master's quarantine short. */
+static const struct h_daemon_opts fence_opts = {
+    .redis = "master_timeout_ms = 200\n",
+    .lock = "max_ttl_ms = 1500\ndefault_ttl_ms = 1000\nretry_count = 20\nretry_delay_ms = 50\n"
+            "retry_jitter_ms = 20\nfencing = yes\n",
+};
+
+static void setup(void)
+{
+    for (int i = 0; i < NM; i++) ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d did not start", i);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_msg(h_daemon_start(&D[i], M, NM, &fence_opts) == 0, "redlockd %d did not start", i);
+        C[i] = h_client(D[i].sock);
+        ck_assert_ptr_nonnull(C[i]);
+    }
+}
+
+static void teardown(void)
+{
+    int code[2];
+    for (int i = 0; i < 2; i++) {
+        redlock_close(C[i]);
+        code[i] = h_daemon_stop(&D[i]);
+    }
+    for (int i = 0; i < NM; i++) h_redis_stop(&M[i]);
+    ck_assert_int_eq(code[0], 0);
+    ck_assert_int_eq(code[1], 0);
+}
+
+/* Take res through daemon d, check the fence exceeds *last, release. */
+static void take_and_check(int d, const char *res, uint64_t *last)
+{
+    struct redlock_lock lk;
+    struct redlock_acquire_opts o = {.ttl_ms = 1000, .wait_ms = 5000};
+    int rc = redlock_acquire(C[d], res, &o, &lk);
+    ck_assert_msg(rc == REDLOCK_OK, "acquire %s via daemon %d: %s", res, d, redlock_errstr(C[d]));
+    ck_assert_msg(lk.fence > *last, "fence went from %llu to %llu on %s (daemon %d)", (unsigned long long)*last,
+                  (unsigned long long)lk.fence, res, d);
+    *last = lk.fence;
+    ck_assert_int_eq(redlock_release(C[d], lk.id), REDLOCK_OK);
+}
+
+START_TEST(test_fences_increase_across_daemons)
+{
+    uint64_t last = 0;
+    for (int i = 0; i < 20; i++) take_and_check(i % 2, "fa", &last);
+    ck_assert_uint_ge(last, 20);
+    /* Each resource has its own sequence. */
+    uint64_t other = 0;
+    take_and_check(0, "fb", &other);
+    ck_assert_uint_eq(other, 1);
+}
+END_TEST
+
+static bool master_voting_again(void *arg)
+{
+    struct redlock_client *c = arg;
+    static char info[16384];
+    if (redlock_command(c, "INFO", info, sizeof info) != REDLOCK_OK) return false;
+    return strstr(info, "master.0.state up") != NULL && strstr(info, "master.0.quarantine_ms 0") != NULL;
+}
+
+START_TEST(test_fences_survive_minority_faults)
+{
+    uint64_t last = 0;
+    for (int i = 0; i < 4; i++) take_and_check(i % 2, "fr", &last);
+    /* One master stopped: the others still agree and fences keep rising. */
+    ck_assert_int_eq(h_redis_pause(&M[2]), 0);
+    for (int i = 0; i < 4; i++) take_and_check(i % 2, "fr", &last);
+    ck_assert_int_eq(h_redis_resume(&M[2]), 0);
+    /* Master 2 lags now; the next acquisitions must still rise (the daemon
+     * raises counters to the largest when the masters disagree). */
+    for (int i = 0; i < 4; i++) take_and_check(i % 2, "fr", &last);
+    /* Master 0 restarted empty: its counter is gone. */
+    h_redis_kill(&M[0]);
+    ck_assert_int_eq(h_redis_restart(&M[0]), 0);
+    for (int i = 0; i < 6; i++) take_and_check(i % 2, "fr", &last);
+    /* Once it votes again (after max_ttl_ms), still rising. */
+    ck_assert_msg(h_wait_until(master_voting_again, C[0], 10000 * h_slowdown()),
+                  "restarted master never voted again");
+    ck_assert_msg(h_wait_until(master_voting_again, C[1], 10000 * h_slowdown()),
+                  "restarted master never voted again (daemon 1)");
+    for (int i = 0; i < 6; i++) take_and_check(i % 2, "fr", &last);
+}
+END_TEST
+
+START_TEST(test_multi_resource_fence_exceeds_each)
+{
+    uint64_t a = 0, b = 0;
+    for (int i = 0; i < 3; i++) take_and_check(i % 2, "ma", &a);
+    take_and_check(1, "mb", &b);
+    uint64_t ab = a > b ? a : b;
+    take_and_check(0, "ma,mb", &ab);
+    ck_assert_uint_gt(ab, a);
+    /* The shared fence raised both counters. */
+    uint64_t a2 = ab, b2 = ab;
+    take_and_check(1, "ma", &a2);
+    take_and_check(0, "mb", &b2);
+}
+END_TEST
+
+START_TEST(test_fence_counter_in_redis)
+{
+    uint64_t last = 0;
+    take_and_check(0, "fk", &last);
+    char val[64];
+    /* The counter lives next to the lock key and never expires. */
+    ck_assert(h_redis_get(&M[0], "fk,fence", val, sizeof val));
+    ck_assert_str_eq(val, "1");
+    ck_assert_int_eq(h_redis_pttl(&M[0], "fk,fence"), -1);
+}
+END_TEST
+
+static Suite *fencing_suite(void)
+{
+    Suite *s = suite_create("fencing");
+    TCase *tc = tcase_create("fences");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_fences_increase_across_daemons);
+    tcase_add_test(tc, test_fences_survive_minority_faults);
+    tcase_add_test(tc, test_multi_resource_fence_exceeds_each);
+    tcase_add_test(tc, test_fence_counter_in_redis);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    h_init();
+    SRunner *sr = srunner_create(fencing_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
