@@ -86,7 +86,7 @@ static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args 
     };
     memset(a, 0, sizeof *a);
     a->grace_ms = DEFAULT_GRACE_MS;
-    optind = 1;
+    optind = 0; /* 0, not 1: GNU getopt re-initialises (permutation state) */
     int opt;
     while ((opt = getopt_long(argc, argv, is_run ? "+t:w:g:" : "t:w:", is_run ? longs + 2 : longs, NULL)) != -1) {
         uint32_t v;

@@ -188,24 +188,30 @@ static void reply_err(struct conn *c, enum proto_err err, const char *text)
 
 void conn_request_done(struct request *req, const char *line, size_t len)
 {
-    if (req->conn == NULL) { /* orphaned: its connection is gone */
+    struct conn *c = req->conn;
+    if (c == NULL) { /* orphaned: its connection is gone */
         TAILQ_REMOVE(&req->server->orphans, req, link);
         request_free(req);
         return;
     }
-    if (len > sizeof req->reply && (req->reply_heap = malloc(len)) != NULL) {
-        memcpy(req->reply_heap, line, len);
-    } else if (len > sizeof req->reply) { /* out of memory: cut, keep the line ending */
-        len = sizeof req->reply;
-        memcpy(req->reply, line, len - 2);
-        req->reply[len - 2] = '\r';
-        req->reply[len - 1] = '\n';
-    } else {
-        memcpy(req->reply, line, len);
+    if (req == TAILQ_FIRST(&c->pending)) {
+        /* Nothing ahead of it: the reply goes straight out (the common case). */
+        TAILQ_REMOVE(&c->pending, req, link);
+        c->npending--;
+        request_free(req);
+        append_output(c, line, len); /* the write callback also sends any stored replies behind it */
+        return;
     }
+    /* Replies ahead of it are still missing: keep a copy until they come. */
+    req->reply = malloc(len);
+    if (req->reply == NULL) {
+        conn_close(c, "out of memory");
+        return;
+    }
+    memcpy(req->reply, line, len);
     req->reply_len = len;
     req->done = true;
-    schedule_flush(req->conn);
+    schedule_flush(c);
 }
 
 void conn_push_event(struct conn *c, const char *line, size_t len) { append_output(c, line, len); }
@@ -221,7 +227,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     while ((req = TAILQ_FIRST(&c->pending)) != NULL && req->done) {
         TAILQ_REMOVE(&c->pending, req, link);
         c->npending--;
-        evbuffer_add(c->out, req->reply_heap ? req->reply_heap : req->reply, req->reply_len);
+        evbuffer_add(c->out, req->reply, req->reply_len);
         request_free(req);
     }
     size_t len = evbuffer_get_length(c->out);
@@ -370,7 +376,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 static void request_free(struct request *req)
 {
-    free(req->reply_heap);
+    free(req->reply);
     free(req);
 }
 

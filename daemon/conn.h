@@ -24,20 +24,19 @@
 struct server;
 struct lock;
 
-#define REQUEST_REPLY_MAX 200 /* an in-order reply line; longer ERR texts are cut */
+#define REQUEST_REPLY_MAX 256 /* a formatted reply line; longer ERR texts are cut */
 
 struct request {
     TAILQ_ENTRY(request) link; /* in conn->pending */
     struct conn *conn;         /* NULL once the connection closed (freed when its op ends) */
     struct server *server;
     enum proto_verb verb;
-    bool done;                 /* reply[] is final */
+    bool done;                 /* answered; reply holds it until earlier replies are sent */
     struct lock *lock;         /* the lock it acquires (ACQUIRE) or works on (EXTEND/RELEASE) */
     uint32_t ttl_ms;           /* EXTEND's TTL */
     uint64_t started_us;       /* for the acquire latency histogram */
     size_t reply_len;
-    char *reply_heap;          /* a multi-line reply (INFO, INSPECT), else NULL */
-    char reply[REQUEST_REPLY_MAX];
+    char *reply;               /* a reply waiting behind unanswered requests, else NULL */
 };
 
 enum conn_state {

@@ -14,7 +14,6 @@
 #ifndef REDLOCKD_LOCK_H
 #define REDLOCKD_LOCK_H
 
-#include <event2/event_struct.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -22,6 +21,7 @@
 
 #include "proto.h"
 #include "table.h"
+#include "timer.h"
 
 struct conn;
 struct request;
@@ -74,7 +74,7 @@ struct lock {
     struct resource *waiting_on;      /* ACQUIRING: queue it sits in, or NULL */
     TAILQ_ENTRY(lock) wait_link;      /* in waiting_on->waiters */
     unsigned ops;                     /* Redlock ops in flight that refer to this lock */
-    struct event timer;               /* retry/deadline, expiry or extension timer */
+    struct timer timer;               /* retry/deadline, expiry or extension timer */
     LIST_ENTRY(lock) all_link;        /* in lock_tables.all, from lock_new to lock_free */
     const char **keys;                /* 2 * nres: lock keys, then fence keys (same allocation) */
     size_t *keylens;                  /* (same allocation) */

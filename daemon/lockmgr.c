@@ -12,8 +12,8 @@
  * the next extension (AUTOEXTEND). An AUTOEXTEND lock that cannot be
  * extended is reported LOST a margin before the validity last promised.
  *
- * Every wake-up goes through the lock's own timer event, so a release that
- * wakes a waiter never recurses into it.
+ * Every wake-up goes through the lock's own timer (timer.c), so a release
+ * that wakes a waiter never recurses into it.
  */
 #include "lockmgr.h"
 
@@ -29,7 +29,7 @@
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
 
-static void on_lock_timer(evutil_socket_t fd, short what, void *arg);
+static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
 static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out);
 static void on_fence_raised(void *ctx, const struct rl_outcome *out);
@@ -38,18 +38,13 @@ static void on_fence_raised(void *ctx, const struct rl_outcome *out);
 
 static void arm_at(struct lock *lk, uint64_t at_ms)
 {
-    uint64_t now = now_ms();
-    uint64_t d = at_ms > now ? at_ms - now : 0;
-    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
-    evtimer_add(&lk->timer, &tv);
+    if (timer_arm(&lk->server->timers, &lk->timer, at_ms) != 0)
+        log_error("msg=\"out of memory arming a lock timer\" lock=%.8s", lk->id);
 }
 
-/* Run the lock's timer callback on the next loop turn. */
-static void wake(struct lock *lk)
-{
-    evtimer_del(&lk->timer);
-    event_active(&lk->timer, EV_TIMEOUT, 1);
-}
+/* Run the lock's timer callback from the loop, never from here: a release
+ * that wakes a waiter must not recurse into it. */
+static void wake(struct lock *lk) { arm_at(lk, 0); }
 
 static uint64_t lost_margin(const struct lock *lk)
 {
@@ -82,7 +77,7 @@ static void reply_err(struct request *req, enum proto_err err, const char *text)
 static void maybe_free(struct server *s, struct lock *lk)
 {
     if (lk->state == LOCK_DEAD && lk->ops == 0 && lk->req == NULL && lk->waiting_on == NULL) {
-        evtimer_del(&lk->timer);
+        timer_cancel(&s->timers, &lk->timer);
         lock_free(&s->tables, lk);
     }
 }
@@ -138,7 +133,7 @@ static void retire(struct server *s, struct lock *lk)
         lk->owner->nlocks--;
         lk->owner = NULL;
     }
-    evtimer_del(&lk->timer);
+    timer_cancel(&s->timers, &lk->timer);
     bool was_held = lk->state == LOCK_HELD;
     lk->state = LOCK_DEAD;
     if (was_held) {
@@ -469,11 +464,9 @@ static void held_timer(struct server *s, struct lock *lk)
     arm_at(lk, guard);
 }
 
-static void on_lock_timer(evutil_socket_t fd, short what, void *arg)
+static void on_lock_timer(struct timer *t)
 {
-    struct lock *lk = arg;
-    (void)fd;
-    (void)what;
+    struct lock *lk = (struct lock *)(void *)((char *)t - offsetof(struct lock, timer));
     if (lk->state == LOCK_ACQUIRING) acquire_step(lk->server, lk);
     else if (lk->state == LOCK_HELD) held_timer(lk->server, lk);
 }
@@ -519,7 +512,7 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
         return;
     }
     lk->server = s;
-    evtimer_assign(&lk->timer, s->base, on_lock_timer, lk);
+    timer_init(&lk->timer, on_lock_timer);
     lk->ttl_ms = ttl;
     if (pr->opts & PROTO_OPT_DETACH) lk->flags |= LOCK_F_DETACH;
     if (pr->opts & PROTO_OPT_AUTOEXTEND) {
@@ -676,8 +669,9 @@ void mgr_shutdown(struct server *s)
     s->shutting_down = true;
     struct conn *c;
     TAILQ_FOREACH(c, &s->conns, link) {
-        struct request *req;
-        TAILQ_FOREACH(req, &c->pending, link) {
+        struct request *req, *next;
+        for (req = TAILQ_FIRST(&c->pending); req != NULL; req = next) {
+            next = TAILQ_NEXT(req, link); /* answering the head removes it */
             struct lock *lk = req->lock;
             if (req->verb != PROTO_VERB_ACQUIRE || lk == NULL || lk->ops > 0) continue;
             /* Queued or between retries: answer now. In-flight attempts
@@ -697,7 +691,7 @@ void mgr_free_all(struct server *s)
 {
     struct lock *lk;
     while ((lk = LIST_FIRST(&s->tables.all)) != NULL) {
-        evtimer_del(&lk->timer);
+        timer_cancel(&s->timers, &lk->timer);
         if (lk->state == LOCK_HELD) table_remove(&s->tables.locks, &lk->node);
         if (lk->waiting_on != NULL) TAILQ_REMOVE(&lk->waiting_on->waiters, lk, wait_link);
         lock_free(&s->tables, lk);

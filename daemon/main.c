@@ -264,6 +264,10 @@ int main(int argc, char **argv)
     TAILQ_INIT(&s->closed);
     TAILQ_INIT(&s->orphans);
     lock_tables_init(&s->tables);
+    if (timers_init(&s->timers, s->base) != 0) {
+        fprintf(stderr, "redlockd: out of memory\n");
+        goto out;
+    }
     s->reaper = event_new(s->base, -1, 0, on_reap, s);
     s->rl = rl_engine_new(s->base, &s->cfg);
     if (s->reaper == NULL || s->rl == NULL) {
@@ -306,6 +310,7 @@ out:
     rl_engine_free(s->rl); /* no op calls back after this */
     mgr_free_all(s);
     if (s->base) conn_free_orphans(s);
+    timers_destroy(&s->timers);
     lock_tables_destroy(&s->tables);
     for (int i = 0; i < 3; i++)
         if (sigs[i]) event_free(sigs[i]);

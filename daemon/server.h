@@ -11,6 +11,7 @@
 #include "config.h"
 #include "conn.h"
 #include "lock.h"
+#include "timer.h"
 
 struct event_base;
 struct event;
@@ -40,6 +41,7 @@ struct server {
     char *auth_token;                 /* from auth_token_file; NULL = no client AUTH */
     struct rl_engine *rl;             /* Redlock over the masters */
     struct lock_tables tables;        /* locks and resources */
+    struct timers timers;             /* the locks' timers */
     TAILQ_HEAD(, conn) conns;         /* open connections */
     TAILQ_HEAD(, conn) closed;        /* closed, waiting to be freed */
     TAILQ_HEAD(, request) orphans;    /* requests whose connection closed while their op runs */

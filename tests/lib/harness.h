@@ -107,7 +107,8 @@ void h_dump_file(const char *title, const char *path, int max_lines);
 /*
  * fork + execvp(argv[0], argv) with stdin from /dev/null and stdout/stderr
  * appended to out_path (NULL: /dev/null). The child gets the default signal
- * dispositions and mask and PR_SET_PDEATHSIG(SIGKILL). The pid is recorded
+ * dispositions and mask, PR_SET_PDEATHSIG(SIGKILL), and no other inherited
+ * file descriptors (so a test's close() of a socket really closes it). The pid is recorded
  * for h_cleanup(). Returns the pid, or -1.
  */
 pid_t h_spawn(char *const argv[], const char *out_path);
