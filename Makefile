@@ -83,15 +83,18 @@ $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm
 
-test-bin: all $(UNIT_BIN) $(INTEG_BIN)
+test-bin: all $(UNIT_BIN) $(INTEG_BIN) $(EXTRA_TEST_BIN)
 
 deps:
 	@sh scripts/deps.sh
 
 # The one command that passes the tests (installs what is missing first).
+# Shell-script tests that run-tests.sh counts like check binaries.
+SCRIPT_TESTS = tests/integration/check_install.sh tests/integration/check_bench_smoke.sh
+
 check: deps
 	$(MAKE) test-bin
-	BUILD=$(BUILD) sh scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
+	BUILD=$(BUILD) sh scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN) $(SCRIPT_TESTS)
 
 check-asan: deps
 	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test-bin
