@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "lock.h"
-#include "redlock.h"
+#include "redlock_engine.h"
 #include "table.h"
 #include "util.h"
 

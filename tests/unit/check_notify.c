@@ -102,6 +102,13 @@ static size_t recv_msg(char *buf, size_t buflen)
     return (size_t)n;
 }
 
+static unsigned long long monotonic_usec(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+}
+
 /* True when no datagram is waiting. */
 static bool rx_empty(void)
 {
@@ -198,12 +205,9 @@ START_TEST(send_reloading)
     char buf[256];
     listen_path();
     ck_assert_int_eq(notify_init(), 1);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    unsigned long long before = (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+    unsigned long long before = monotonic_usec();
     ck_assert_int_eq(notify_reloading(), 1);
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    unsigned long long after = (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000;
+    unsigned long long after = monotonic_usec();
     recv_msg(buf, sizeof buf);
     const char *prefix = "RELOADING=1\nMONOTONIC_USEC=";
     ck_assert_int_eq(strncmp(buf, prefix, strlen(prefix)), 0);
@@ -251,7 +255,8 @@ START_TEST(send_comes_from_this_pid)
     struct pollfd p = {.fd = rx, .events = POLLIN};
     ck_assert_int_eq(poll(&p, 1, RECV_TIMEOUT_MS), 1);
     struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     ssize_t n = recvmsg(rx, &mh, 0);
     ck_assert_int_eq(n, 7);
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
@@ -360,7 +365,8 @@ static void set_listen_env(long pid, const char *nfds, const char *names)
 
 static bool listen_env_gone(void)
 {
-    return getenv("LISTEN_PID") == NULL && getenv("LISTEN_FDS") == NULL && getenv("LISTEN_FDNAMES") == NULL;
+    return getenv("LISTEN_PID") == NULL && getenv("LISTEN_FDS") == NULL &&
+           getenv("LISTEN_FDNAMES") == NULL;
 }
 
 static void child_activation(void)
