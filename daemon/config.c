@@ -52,6 +52,7 @@ static const struct config_key config_keys[] = {
     {"redis", "masters", KEY_MASTERS, OFF(masters), 0, 0, "", true},
     {"redis", "master_timeout_ms", KEY_U32, OFF(master_timeout_ms), 1, 60000, "50", true},
     {"redis", "password_file", KEY_STRING, OFF(password_file), 0, 4096, "", true},
+    {"redis", "backend", KEY_STRING, OFF(backend), 0, 16, "redis", false},
     {"lock", "default_ttl_ms", KEY_U32, OFF(default_ttl_ms), 1, 2147483647, "30000", true},
     {"lock", "max_ttl_ms", KEY_U32, OFF(max_ttl_ms), 1, 2147483647, "600000", true},
     {"lock", "max_hold_ms", KEY_U32, OFF(max_hold_ms), 0, 2147483647, "0", true},
@@ -346,9 +347,19 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
 }
 
 /* Checks that involve several keys. */
-static int validate(const struct config *cfg, char *reason, size_t len)
+static int validate(struct config *cfg, char *reason, size_t len)
 {
-    if (cfg->nmasters == 0) {
+    if (strcmp(cfg->backend, "redis") != 0 && strcmp(cfg->backend, "memory") != 0) {
+        snprintf(reason, len, "redis.backend: want redis or memory");
+        return -1;
+    }
+    cfg->backend_memory = strcmp(cfg->backend, "memory") == 0;
+    if (cfg->backend_memory) {
+        if (cfg->nmasters != 0) {
+            snprintf(reason, len, "redis.masters: must be empty with backend = memory");
+            return -1;
+        }
+    } else if (cfg->nmasters == 0) {
         snprintf(reason, len, "redis.masters: no masters configured");
         return -1;
     }

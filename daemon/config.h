@@ -42,6 +42,8 @@ struct config {
     size_t nmasters;
     uint32_t master_timeout_ms;      /* per-master reply deadline */
     char *password_file;             /* password for masters without one in their URL */
+    char *backend;                   /* "redis" or "memory" */
+    bool backend_memory;             /* backend = memory: no masters, locks in this process */
 
     /* [lock] */
     uint32_t default_ttl_ms;

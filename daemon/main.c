@@ -19,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
+#include "redis_pool.h"
 #include "redlock_engine.h"
 #include "server.h"
 #include "util.h"
@@ -166,6 +167,13 @@ static void reload(struct server *s)
         notify_send("READY=1\nSTATUS=reload refused: %s", err);
         return;
     }
+    if (next.backend_memory != s->cfg.backend_memory) {
+        log_error("msg=\"reload refused: redis.backend changes only on restart\"");
+        auth_free_secret(token);
+        config_free(&next);
+        notify_send("READY=1\nSTATUS=reload refused: backend changes need a restart");
+        return;
+    }
     if (!str_eq(next.listen, s->cfg.listen) || !str_eq(next.unix_socket, s->cfg.unix_socket) ||
         next.unix_socket_mode != s->cfg.unix_socket_mode)
         log_warn("msg=\"listen, unix_socket and unix_socket_mode change only on restart\"");
@@ -294,8 +302,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "redlockd: cannot start the status timer\n");
         goto out;
     }
-    log_info("msg=started version=%s masters=%zu quorum=%zu", REDLOCKD_VERSION, s->cfg.nmasters,
-             s->cfg.nmasters / 2 + 1);
+    log_info("msg=started version=%s backend=%s masters=%zu quorum=%zu", REDLOCKD_VERSION, s->cfg.backend,
+             pool_size(rl_engine_pool(s->rl)), pool_quorum(rl_engine_pool(s->rl)));
     notify_send("READY=1\nSTATUS=started, connecting to %zu masters", s->cfg.nmasters);
     event_base_dispatch(s->base);
     log_info("msg=stopped");

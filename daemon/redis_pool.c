@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "log.h"
+#include "memstore.h"
+#include "proto.h"
 #include "util.h"
 
 #define RECONNECT_MIN_MS 100
@@ -101,6 +103,19 @@ struct pool {
     pool_reply_fn *on_reply;
     void *userdata;
     struct event *watchdog;
+    struct memstore *mem;        /* backend = memory: the one "master" is this store */
+    struct mem_reply *mem_queue; /* its replies, delivered on the next loop turn */
+    size_t mem_len, mem_cap;
+    struct event *mem_deliver;
+};
+
+/* A reply of the memory backend waiting to be delivered, like a master's. */
+struct mem_reply {
+    uintptr_t tag;
+    enum pool_reply_kind kind;
+    long long integer;
+    char *str; /* owned copy, or NULL */
+    size_t len;
 };
 
 static void master_connect(struct master *m);
@@ -541,6 +556,10 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     struct pool *p = arg;
     (void)fd;
     (void)what;
+    if (p->mem != NULL) {
+        memstore_sweep(p->mem, 1024); /* expired keys go without a scan per request */
+        return;
+    }
     uint64_t now = now_ms();
     for (size_t i = 0; i < p->nmasters; i++) {
         struct master *m = &p->masters[i];
@@ -571,9 +590,80 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
+/* ---- the memory backend ---- */
+
+static void on_mem_deliver(evutil_socket_t fd, short what, void *arg)
+{
+    struct pool *p = arg;
+    (void)fd;
+    (void)what;
+    /* Take the batch: replies queued by the callbacks go out next turn. */
+    struct mem_reply *q = p->mem_queue;
+    size_t n = p->mem_len;
+    p->mem_queue = NULL;
+    p->mem_len = p->mem_cap = 0;
+    for (size_t i = 0; i < n; i++) {
+        struct pool_reply r = {.kind = q[i].kind, .integer = q[i].integer, .str = q[i].str, .len = q[i].len};
+        if (q[i].tag != 0) p->on_reply(p->userdata, 0, q[i].tag, &r);
+        free(q[i].str);
+    }
+    free(q);
+}
+
+/* Queue the memory store's reply for delivery from the loop. */
+static int mem_enqueue(struct pool *p, uintptr_t tag, const struct pool_reply *r)
+{
+    if (p->mem_len == p->mem_cap) {
+        size_t cap = p->mem_cap ? p->mem_cap * 2 : 64;
+        struct mem_reply *q = realloc(p->mem_queue, cap * sizeof *q);
+        if (q == NULL) return -1;
+        p->mem_queue = q;
+        p->mem_cap = cap;
+    }
+    struct mem_reply *m = &p->mem_queue[p->mem_len];
+    m->tag = tag;
+    m->kind = r->kind;
+    m->integer = r->integer;
+    m->len = r->len;
+    m->str = NULL;
+    if (r->str != NULL && (m->str = malloc(r->len + 1)) == NULL) return -1;
+    if (m->str != NULL) {
+        memcpy(m->str, r->str, r->len);
+        m->str[r->len] = '\0';
+    }
+    if (p->mem_len++ == 0) event_active(p->mem_deliver, EV_TIMEOUT, 1);
+    return 0;
+}
+
+static struct pool *pool_new_memory(struct event_base *base, pool_reply_fn *on_reply, void *userdata)
+{
+    struct pool *p = calloc(1, sizeof *p);
+    if (p == NULL) return NULL;
+    p->base = base;
+    p->on_reply = on_reply;
+    p->userdata = userdata;
+    p->nmasters = 1;
+    p->masters = calloc(1, sizeof *p->masters);
+    p->mem = memstore_new();
+    p->mem_deliver = event_new(base, -1, 0, on_mem_deliver, p);
+    p->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, p);
+    if (p->masters == NULL || p->mem == NULL || p->mem_deliver == NULL || p->watchdog == NULL) {
+        pool_free(p);
+        return NULL;
+    }
+    p->masters[0].pool = p;
+    p->masters[0].state = MASTER_UP;
+    snprintf(p->masters[0].addr, sizeof p->masters[0].addr, "memory");
+    struct timeval tick = {0, WATCHDOG_TICK_MS * 1000};
+    event_add(p->watchdog, &tick);
+    log_warn("msg=\"backend = memory: locks live in this process only and are not fault-tolerant\"");
+    return p;
+}
+
 struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_reply_fn *on_reply,
                       void *userdata)
 {
+    if (cfg->backend_memory) return pool_new_memory(base, on_reply, userdata);
     struct pool *p = calloc(1, sizeof *p);
     if (p == NULL) return NULL;
     p->base = base;
@@ -632,6 +722,10 @@ void pool_free(struct pool *p)
         }
     }
     if (p->watchdog) event_free(p->watchdog);
+    if (p->mem_deliver) event_free(p->mem_deliver);
+    for (size_t i = 0; i < p->mem_len; i++) free(p->mem_queue[i].str);
+    free(p->mem_queue);
+    memstore_free(p->mem);
     free(p->masters);
     free(p);
 }
@@ -680,6 +774,12 @@ void pool_master_status(const struct pool *p, size_t master, struct master_statu
 int pool_command(struct pool *p, size_t master, uintptr_t tag, int argc, const char **argv,
                  const size_t *argvlen)
 {
+    if (p->mem != NULL) {
+        struct pool_reply r;
+        char buf[64];
+        memstore_command(p->mem, argc, argv, argvlen, &r, buf, sizeof buf);
+        return mem_enqueue(p, tag, &r);
+    }
     if (!pool_master_usable(p, master)) return -1;
     return send_internal(&p->masters[master], on_user_reply, (void *)tag, argc, argv, argvlen);
 }
@@ -690,6 +790,12 @@ int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script s
                 size_t nkeys, const char *const *keys, const size_t *keylens, size_t nargs,
                 const char *const *args, const size_t *arglens)
 {
+    if (p->mem != NULL) {
+        struct pool_reply r;
+        char buf[PROTO_LOCK_ID_LEN + 64];
+        memstore_script(p->mem, script, nkeys, keys, keylens, nargs, args, arglens, &r, buf, sizeof buf);
+        return mem_enqueue(p, tag, &r);
+    }
     const char *argv[SCRIPT_MAX_ARGS];
     size_t lens[SCRIPT_MAX_ARGS];
     char nkeys_str[16];

@@ -1,0 +1,272 @@
+/* memstore.c - see memstore.h. */
+#include "memstore.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "table.h"
+#include "util.h"
+
+struct entry {
+    struct table_node node;
+    uint64_t expire_ms;  /* 0: never */
+    char *value;
+    size_t vlen;
+    size_t klen;
+    char key[];
+};
+
+struct memstore {
+    struct table keys;
+    size_t sweep_slot;   /* where the incremental sweep goes on */
+};
+
+struct memstore *memstore_new(void)
+{
+    struct memstore *ms = calloc(1, sizeof *ms);
+    if (ms != NULL) table_init(&ms->keys);
+    return ms;
+}
+
+static void entry_free(struct memstore *ms, struct entry *e)
+{
+    table_remove(&ms->keys, &e->node);
+    free(e->value);
+    free(e);
+}
+
+void memstore_free(struct memstore *ms)
+{
+    if (ms == NULL) return;
+    while (ms->keys.count > 0) {
+        for (size_t i = 0; i <= ms->keys.mask; i++) {
+            while (ms->keys.buckets[i] != NULL)
+                entry_free(ms, table_entry(ms->keys.buckets[i], struct entry, node));
+        }
+    }
+    table_destroy(&ms->keys);
+    free(ms);
+}
+
+size_t memstore_size(const struct memstore *ms) { return ms->keys.count; }
+
+/* The live entry for a key, or NULL (an expired one is dropped). */
+static struct entry *lookup(struct memstore *ms, const char *key, size_t klen)
+{
+    struct table_node *n = table_find(&ms->keys, key, klen);
+    if (n == NULL) return NULL;
+    struct entry *e = table_entry(n, struct entry, node);
+    if (e->expire_ms != 0 && now_ms() >= e->expire_ms) {
+        entry_free(ms, e);
+        return NULL;
+    }
+    return e;
+}
+
+static bool value_is(const struct entry *e, const char *v, size_t vlen)
+{
+    return e != NULL && e->vlen == vlen && memcmp(e->value, v, vlen) == 0;
+}
+
+/* Set key to value, expiring px_ms from now (0: never). Returns -1 when out of memory. */
+static int store(struct memstore *ms, const char *key, size_t klen, const char *v, size_t vlen, uint64_t px_ms)
+{
+    char *copy = malloc(vlen ? vlen : 1);
+    if (copy == NULL) return -1;
+    memcpy(copy, v, vlen);
+    struct entry *e = lookup(ms, key, klen);
+    if (e == NULL) {
+        e = malloc(sizeof *e + klen);
+        if (e == NULL) {
+            free(copy);
+            return -1;
+        }
+        memcpy(e->key, key, klen);
+        e->klen = klen;
+        e->node.key = e->key;
+        e->node.klen = klen;
+        e->value = NULL;
+        if (table_insert(&ms->keys, &e->node) != 0) {
+            free(copy);
+            free(e);
+            return -1;
+        }
+    }
+    free(e->value);
+    e->value = copy;
+    e->vlen = vlen;
+    e->expire_ms = px_ms ? now_ms() + px_ms : 0;
+    return 0;
+}
+
+static uint64_t to_u64(const char *s, size_t len)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < len && s[i] >= '0' && s[i] <= '9'; i++) v = v * 10 + (uint64_t)(s[i] - '0');
+    return v;
+}
+
+static void reply_int(struct pool_reply *out, long long v)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = POOL_REPLY_INTEGER;
+    out->integer = v;
+}
+
+static void reply_error(struct pool_reply *out, const char *text)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = POOL_REPLY_ERROR;
+    out->str = text;
+    out->len = strlen(text);
+}
+
+void memstore_command(struct memstore *ms, int argc, const char **argv, const size_t *lens,
+                      struct pool_reply *out, char *buf, size_t buflen)
+{
+    (void)buf;
+    (void)buflen;
+    if (argc != 6 || lens[0] != 3 || strncasecmp(argv[0], "SET", 3) != 0) {
+        reply_error(out, "ERR the memory backend runs only the daemon's own commands");
+        return;
+    }
+    memset(out, 0, sizeof *out);
+    if (lookup(ms, argv[1], lens[1]) != NULL) {
+        out->kind = POOL_REPLY_NIL;
+        return;
+    }
+    if (store(ms, argv[1], lens[1], argv[2], lens[2], to_u64(argv[5], lens[5])) != 0) {
+        reply_error(out, "OOM out of memory");
+        return;
+    }
+    out->kind = POOL_REPLY_OK;
+    out->str = "OK";
+    out->len = 2;
+}
+
+/* The fence counter of a lock key: 0 when absent. */
+static uint64_t counter(struct memstore *ms, const char *key, size_t klen)
+{
+    struct entry *e = lookup(ms, key, klen);
+    return e ? to_u64(e->value, e->vlen) : 0;
+}
+
+static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64_t v)
+{
+    char num[24];
+    int n = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+    return store(ms, key, klen, num, (size_t)n, 0);
+}
+
+void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys, const char *const *keys,
+                     const size_t *keylens, size_t nargs, const char *const *args, const size_t *arglens,
+                     struct pool_reply *out, char *buf, size_t buflen)
+{
+    const char *token = nargs > 0 ? args[0] : "";
+    size_t token_len = nargs > 0 ? arglens[0] : 0;
+    uint64_t ttl = nargs > 1 ? to_u64(args[1], arglens[1]) : 0;
+    switch (script) {
+    case SCRIPT_ACQUIRE_MULTI:
+    case SCRIPT_ACQUIRE_FENCED: {
+        size_t n = script == SCRIPT_ACQUIRE_FENCED ? nkeys / 2 : nkeys;
+        for (size_t i = 0; i < n; i++) {
+            if (lookup(ms, keys[i], keylens[i]) != NULL) {
+                reply_int(out, 0);
+                return;
+            }
+        }
+        uint64_t f = 0;
+        if (script == SCRIPT_ACQUIRE_FENCED) {
+            for (size_t i = n; i < 2 * n; i++) {
+                uint64_t c = counter(ms, keys[i], keylens[i]);
+                if (c > f) f = c;
+            }
+            f++;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
+                (f && set_counter(ms, keys[n + i], keylens[n + i], f) != 0)) {
+                reply_error(out, "OOM out of memory");
+                return;
+            }
+        }
+        reply_int(out, f ? (long long)f : 1);
+        return;
+    }
+    case SCRIPT_EXTEND:
+        for (size_t i = 0; i < nkeys; i++) {
+            struct entry *e = lookup(ms, keys[i], keylens[i]);
+            if (e != NULL && !value_is(e, token, token_len)) {
+                reply_int(out, 0);
+                return;
+            }
+        }
+        for (size_t i = 0; i < nkeys; i++) {
+            if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0) {
+                reply_error(out, "OOM out of memory");
+                return;
+            }
+        }
+        reply_int(out, 1);
+        return;
+    case SCRIPT_RELEASE: {
+        long long deleted = 0;
+        for (size_t i = 0; i < nkeys; i++) {
+            struct entry *e = lookup(ms, keys[i], keylens[i]);
+            if (value_is(e, token, token_len)) {
+                entry_free(ms, e);
+                deleted++;
+            }
+        }
+        reply_int(out, deleted);
+        return;
+    }
+    case SCRIPT_INSPECT: {
+        memset(out, 0, sizeof *out);
+        out->kind = POOL_REPLY_STRING;
+        out->str = buf;
+        struct entry *e = nkeys ? lookup(ms, keys[0], keylens[0]) : NULL;
+        if (e == NULL) {
+            buf[0] = '\0';
+            return;
+        }
+        long long pttl = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
+        int n = snprintf(buf, buflen, "%lld %.*s", pttl, (int)e->vlen, e->value);
+        out->len = n < 0 ? 0 : (size_t)n < buflen ? (size_t)n : buflen - 1;
+        return;
+    }
+    case SCRIPT_FENCE_RAISE: {
+        uint64_t f = nargs > 0 ? to_u64(args[0], arglens[0]) : 0;
+        for (size_t i = 0; i < nkeys; i++) {
+            if (counter(ms, keys[i], keylens[i]) < f && set_counter(ms, keys[i], keylens[i], f) != 0) {
+                reply_error(out, "OOM out of memory");
+                return;
+            }
+        }
+        reply_int(out, 1);
+        return;
+    }
+    case SCRIPT__COUNT:
+        break;
+    }
+    reply_error(out, "ERR unknown script");
+}
+
+void memstore_sweep(struct memstore *ms, size_t max_slots)
+{
+    if (ms->keys.count == 0) return;
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < max_slots; i++) {
+        size_t slot = ms->sweep_slot++ & ms->keys.mask;
+        struct table_node *n = ms->keys.buckets[slot];
+        while (n != NULL) {
+            struct table_node *next = n->next;
+            struct entry *e = table_entry(n, struct entry, node);
+            if (e->expire_ms != 0 && now >= e->expire_ms) entry_free(ms, e);
+            n = next;
+        }
+    }
+}
