@@ -94,6 +94,7 @@ void lock_free(struct lock_tables *t, struct lock *lk)
 {
     LIST_REMOVE(lk, all_link);
     for (size_t i = 0; i < lk->nres; i++) resource_unref(t, lk->res[i]);
+    free(lk->owner_id);
     free(lk);
 }
 

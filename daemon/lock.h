@@ -79,6 +79,8 @@ struct lock {
     const char **keys;                /* 2 * nres: lock keys, then fence keys (same allocation) */
     size_t *keylens;                  /* (same allocation) */
     uint64_t fence;                   /* the fence handed out with it, 0 when none */
+    char *owner_id;                   /* OWNER given at ACQUIRE (owned copy), or NULL */
+    uint32_t holds;                   /* re-entrant holds by owner_id; released at 0 */
     size_t nres;
     struct resource *res[];           /* the resources, in request order */
 };

@@ -473,6 +473,29 @@ static void on_lock_timer(struct timer *t)
 
 /* ---- requests ---- */
 
+/* A HELD lock of this daemon with exactly the resources of pr (in any
+ * order) and pr's OWNER, still valid; NULL when there is none. */
+static struct lock *find_reentrant(struct server *s, const struct proto_request *pr)
+{
+    const char *prefix = s->cfg.key_prefix;
+    size_t plen = strlen(prefix);
+    struct lock *held = NULL;
+    for (size_t i = 0; i < pr->nresources; i++) {
+        char key[PROTO_MAX_RESOURCE_BYTES + 300];
+        if (plen + pr->resources[i].len > sizeof key) return NULL;
+        memcpy(key, prefix, plen);
+        memcpy(key + plen, pr->resources[i].ptr, pr->resources[i].len);
+        struct resource *r = resource_find(&s->tables, key, plen + pr->resources[i].len);
+        if (r == NULL || r->holder == NULL || (held != NULL && r->holder != held)) return NULL;
+        held = r->holder;
+    }
+    if (held == NULL || held->nres != pr->nresources || held->owner_id == NULL ||
+        strlen(held->owner_id) != pr->owner.len || memcmp(held->owner_id, pr->owner.ptr, pr->owner.len) != 0 ||
+        now_ms() >= held->validity_end_ms)
+        return NULL;
+    return held;
+}
+
 void mgr_acquire(struct server *s, struct request *req, const struct proto_request *pr)
 {
     const struct config *cfg = &s->cfg;
@@ -494,10 +517,22 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
         reply_err(req, PROTO_ERR_BADREQ, "MAXHOLD needs AUTOEXTEND");
         return;
     }
-    if (pr->opts & (PROTO_OPT_PRIORITY | PROTO_OPT_OWNER)) {
+    if (pr->opts & PROTO_OPT_PRIORITY) {
         s->stats.errors_badreq++;
-        reply_err(req, PROTO_ERR_BADREQ, "PRIORITY and OWNER are not supported by this version");
+        reply_err(req, PROTO_ERR_BADREQ, "PRIORITY is not supported by this version");
         return;
+    }
+    if (pr->opts & PROTO_OPT_OWNER) {
+        struct lock *held = find_reentrant(s, pr);
+        if (held != NULL) {
+            /* The owner holds it already: one more hold, same lock, no round trip. */
+            char line[REQUEST_REPLY_MAX];
+            uint64_t now = now_ms();
+            held->holds++;
+            s->stats.acquire_ok++;
+            reply(req, line, proto_fmt_ok_lock(line, sizeof line, held->id, held->validity_end_ms - now, held->fence));
+            return;
+        }
     }
     if (!(pr->opts & PROTO_OPT_DETACH) && req->conn->nlocks >= cfg->max_locks_per_client) {
         s->stats.errors_limit++;
@@ -513,6 +548,13 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
     }
     lk->server = s;
     timer_init(&lk->timer, on_lock_timer);
+    lk->holds = 1;
+    if ((pr->opts & PROTO_OPT_OWNER) && (lk->owner_id = strndup(pr->owner.ptr, pr->owner.len)) == NULL) {
+        s->stats.acquire_error++;
+        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
+        lock_free(&s->tables, lk);
+        return;
+    }
     lk->ttl_ms = ttl;
     if (pr->opts & PROTO_OPT_DETACH) lk->flags |= LOCK_F_DETACH;
     if (pr->opts & PROTO_OPT_AUTOEXTEND) {
@@ -624,6 +666,12 @@ void mgr_release(struct server *s, struct request *req, const struct proto_reque
         return;
     }
     s->stats.release_ok++;
+    if (lk->holds > 1) { /* a re-entrant owner still holds it */
+        char line[16];
+        lk->holds--;
+        reply(req, line, proto_fmt_ok(line, sizeof line));
+        return;
+    }
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
     /* Send the delete before waking waiters, so that on every master the
