@@ -81,6 +81,7 @@ struct lock {
     uint64_t fence;                   /* the fence handed out with it, 0 when none */
     char *owner_id;                   /* OWNER given at ACQUIRE (owned copy), or NULL */
     uint32_t holds;                   /* re-entrant holds by owner_id; released at 0 */
+    uint32_t priority;                /* PRIORITY: preempts holders of lower priority; 0 = none */
     size_t nres;
     struct resource *res[];           /* the resources, in request order */
 };

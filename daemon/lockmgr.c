@@ -60,6 +60,7 @@ static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *
     t->nkeys = lk->nres;
     t->token = lk->id;
     t->ttl_ms = ttl_ms;
+    t->priority = lk->priority;
 }
 
 static void reply(struct request *req, const char *line, size_t len)
@@ -229,6 +230,11 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
     lk->state = LOCK_HELD;
     s->nheld++;
     s->stats.acquire_ok++;
+    /* A higher priority took the keys from local holders: they hear it now. */
+    for (size_t i = 0; i < lk->nres; i++) {
+        struct lock *h = lk->res[i]->holder;
+        if (h != NULL && h != lk) lose(s, h, "PREEMPTED");
+    }
     for (size_t i = 0; i < lk->nres; i++) lk->res[i]->holder = lk;
     lk->acquired_ms = started_ms;
     lk->validity_end_ms = validity_end_ms;
@@ -371,9 +377,10 @@ static void acquire_step(struct server *s, struct lock *lk)
     uint64_t now = now_ms();
     bool expired = now >= lk->wait_deadline_ms;
     struct resource *blocker = NULL;
+    /* A local holder blocks us unless we may preempt it (higher priority). */
     for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
-        if (lk->res[i]->holder != NULL) blocker = lk->res[i];
-    if (blocker == NULL && lk->waiting_on == NULL) {
+        if (lk->res[i]->holder != NULL && lk->res[i]->holder->priority >= lk->priority) blocker = lk->res[i];
+    if (blocker == NULL && lk->waiting_on == NULL && lk->priority == 0) {
         /* First come first served: queue behind anyone already waiting. */
         for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
             if (!TAILQ_EMPTY(&lk->res[i]->waiters)) blocker = lk->res[i];
@@ -411,8 +418,8 @@ static void on_autoextend_done(void *ctx, const struct rl_outcome *out)
         maybe_free(s, lk);
         return;
     }
-    if (out->result == RL_TAKEN) {
-        lose(s, lk, "TAKEN");
+    if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
+        lose(s, lk, out->result == RL_PREEMPTED ? "PREEMPTED" : "TAKEN");
         return;
     }
     uint64_t now = now_ms();
@@ -517,11 +524,6 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
         reply_err(req, PROTO_ERR_BADREQ, "MAXHOLD needs AUTOEXTEND");
         return;
     }
-    if (pr->opts & PROTO_OPT_PRIORITY) {
-        s->stats.errors_badreq++;
-        reply_err(req, PROTO_ERR_BADREQ, "PRIORITY is not supported by this version");
-        return;
-    }
     if (pr->opts & PROTO_OPT_OWNER) {
         struct lock *held = find_reentrant(s, pr);
         if (held != NULL) {
@@ -549,6 +551,7 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
     lk->server = s;
     timer_init(&lk->timer, on_lock_timer);
     lk->holds = 1;
+    lk->priority = (pr->opts & PROTO_OPT_PRIORITY) ? pr->priority : 0;
     if ((pr->opts & PROTO_OPT_OWNER) && (lk->owner_id = strndup(pr->owner.ptr, pr->owner.len)) == NULL) {
         s->stats.acquire_error++;
         reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
@@ -610,11 +613,13 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
         lk->validity_end_ms = out->started_ms + out->validity_ms;
         if (!(lk->flags & LOCK_F_AUTOEXTEND)) arm_at(lk, lk->validity_end_ms);
         n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
-    } else if (out->result == RL_TAKEN) {
+    } else if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
+        bool preempted = out->result == RL_PREEMPTED;
         s->stats.extend_fail++;
-        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "taken by another holder");
+        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "%s",
+                          preempted ? "preempted by a higher priority" : "taken by another holder");
         if (lk->flags & LOCK_F_AUTOEXTEND) {
-            lose(s, lk, "TAKEN");
+            lose(s, lk, preempted ? "PREEMPTED" : "TAKEN");
         } else {
             send_release(s, lk); /* deletes only keys still holding our token */
             retire(s, lk);

@@ -161,6 +161,36 @@ static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64
     return store(ms, key, klen, num, (size_t)n, 0);
 }
 
+/* The priority recorded for a lock key ("<key>,prio"), 0 when none. */
+static uint64_t priority_of(struct memstore *ms, const char *key, size_t klen)
+{
+    char pk[1024];
+    if (klen + 5 > sizeof pk) return 0;
+    memcpy(pk, key, klen);
+    memcpy(pk + klen, ",prio", 5);
+    return counter(ms, pk, klen + 5);
+}
+
+static int set_priority(struct memstore *ms, const char *key, size_t klen, const char *prio, size_t plen,
+                        uint64_t px_ms)
+{
+    char pk[1024];
+    if (klen + 5 > sizeof pk) return -1;
+    memcpy(pk, key, klen);
+    memcpy(pk + klen, ",prio", 5);
+    return store(ms, pk, klen + 5, prio, plen, px_ms);
+}
+
+static void drop_priority(struct memstore *ms, const char *key, size_t klen)
+{
+    char pk[1024];
+    if (klen + 5 > sizeof pk) return;
+    memcpy(pk, key, klen);
+    memcpy(pk + klen, ",prio", 5);
+    struct entry *e = lookup(ms, pk, klen + 5);
+    if (e != NULL) entry_free(ms, e);
+}
+
 void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys, const char *const *keys,
                      const size_t *keylens, size_t nargs, const char *const *args, const size_t *arglens,
                      struct pool_reply *out, char *buf, size_t buflen)
@@ -168,12 +198,14 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
     const char *token = nargs > 0 ? args[0] : "";
     size_t token_len = nargs > 0 ? arglens[0] : 0;
     uint64_t ttl = nargs > 1 ? to_u64(args[1], arglens[1]) : 0;
+    uint64_t prio = nargs > 2 ? to_u64(args[2], arglens[2]) : 0;
     switch (script) {
     case SCRIPT_ACQUIRE_MULTI:
     case SCRIPT_ACQUIRE_FENCED: {
         size_t n = script == SCRIPT_ACQUIRE_FENCED ? nkeys / 2 : nkeys;
         for (size_t i = 0; i < n; i++) {
-            if (lookup(ms, keys[i], keylens[i]) != NULL) {
+            if (lookup(ms, keys[i], keylens[i]) != NULL &&
+                (prio == 0 || priority_of(ms, keys[i], keylens[i]) >= prio)) {
                 reply_int(out, 0);
                 return;
             }
@@ -188,6 +220,7 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
         }
         for (size_t i = 0; i < n; i++) {
             if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
+                (prio && set_priority(ms, keys[i], keylens[i], args[2], arglens[2], ttl) != 0) ||
                 (f && set_counter(ms, keys[n + i], keylens[n + i], f) != 0)) {
                 reply_error(out, "OOM out of memory");
                 return;
@@ -200,12 +233,13 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
         for (size_t i = 0; i < nkeys; i++) {
             struct entry *e = lookup(ms, keys[i], keylens[i]);
             if (e != NULL && !value_is(e, token, token_len)) {
-                reply_int(out, 0);
+                reply_int(out, priority_of(ms, keys[i], keylens[i]) > prio ? -1 : 0);
                 return;
             }
         }
         for (size_t i = 0; i < nkeys; i++) {
-            if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0) {
+            if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
+                (prio && set_priority(ms, keys[i], keylens[i], args[2], arglens[2], ttl) != 0)) {
                 reply_error(out, "OOM out of memory");
                 return;
             }
@@ -218,6 +252,7 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
             struct entry *e = lookup(ms, keys[i], keylens[i]);
             if (value_is(e, token, token_len)) {
                 entry_free(ms, e);
+                drop_priority(ms, keys[i], keylens[i]);
                 deleted++;
             }
         }

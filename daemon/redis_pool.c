@@ -32,6 +32,10 @@
  *   to expire in ttl (a key this master forgot is set again), 1.
  * Release: delete every key still holding the token; returns how many.
  * Inspect: "<pttl> <value>" of one key, "" when it does not exist.
+ * Priority (ARGV[3] of acquire and extend, 0 = none): a holder's priority
+ *   is kept in "<key>,prio" with the key's TTL; an acquire with priority p
+ *   may overwrite keys whose holders have a lower one (preemption), and an
+ *   extend that finds its key taken by a higher priority returns -1.
  * Acquire fenced: KEYS are the n lock keys then their n fence counters;
  *   0 if any lock key exists, else every lock key is set, every counter is
  *   set to 1 + the largest of them, and that number (the fence) returned.
@@ -39,29 +43,39 @@
  */
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
-        "for _, k in ipairs(KEYS) do if redis.call('exists', k) == 1 then return 0 end end "
-        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) end "
+        "local prio = tonumber(ARGV[3] or '0') or 0 "
+        "for _, k in ipairs(KEYS) do if redis.call('exists', k) == 1 and (prio == 0 or "
+        "(tonumber(redis.call('get', k .. ',prio') or '0') or 0) >= prio) then return 0 end end "
+        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
+        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3], 'PX', ARGV[2]) end end "
         "return 1",
     [SCRIPT_EXTEND] =
+        "local prio = tonumber(ARGV[3] or '0') or 0 "
         "for _, k in ipairs(KEYS) do local v = redis.call('get', k) "
-        "if v and v ~= ARGV[1] then return 0 end end "
-        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) end "
+        "if v and v ~= ARGV[1] then "
+        "if (tonumber(redis.call('get', k .. ',prio') or '0') or 0) > prio then return -1 end "
+        "return 0 end end "
+        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
+        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3], 'PX', ARGV[2]) end end "
         "return 1",
     [SCRIPT_RELEASE] =
         "local n = 0 for _, k in ipairs(KEYS) do "
-        "if redis.call('get', k) == ARGV[1] then redis.call('del', k) n = n + 1 end end "
+        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 end end "
         "return n",
     [SCRIPT_INSPECT] =
         "local v = redis.call('get', KEYS[1]) if not v then return '' end "
         "return redis.call('pttl', KEYS[1]) .. ' ' .. v",
     [SCRIPT_ACQUIRE_FENCED] =
         "local n = #KEYS / 2 "
-        "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 then return 0 end end "
+        "local prio = tonumber(ARGV[3] or '0') or 0 "
+        "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 and (prio == 0 or "
+        "(tonumber(redis.call('get', KEYS[i] .. ',prio') or '0') or 0) >= prio) then return 0 end end "
         "local f = 0 "
         "for i = n + 1, 2 * n do local c = tonumber(redis.call('get', KEYS[i]) or '0') or 0 "
         "if c > f then f = c end end "
         "f = f + 1 "
         "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
+        "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3], 'PX', ARGV[2]) end "
         "redis.call('set', KEYS[n + i], f) end "
         "return f",
     [SCRIPT_FENCE_RAISE] =

@@ -37,6 +37,7 @@ struct rl_op {
     unsigned refused;       /* answered but did not grant (busy / taken) */
     unsigned replied;       /* any reply, including errors */
     bool fenced;            /* ACQUIRE hands out a fence */
+    bool preempted;         /* EXTEND: a master said a higher priority holds the key */
     uint64_t fence_max, fence_min; /* over the granting masters' replies */
     struct event timer;     /* master_timeout_ms deadline */
     rl_done_fn *done;
@@ -155,7 +156,7 @@ static bool op_try_decide(struct rl_op *op, bool final)
     case RL_EXTEND:
     case RL_FENCE:
         if (op->kind == RL_EXTEND && op->refused > 0) {
-            out.result = RL_TAKEN;
+            out.result = op->preempted ? RL_PREEMPTED : RL_TAKEN;
         } else if (op->granted >= quorum) {
             out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
             out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
@@ -231,7 +232,8 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
         break;
     case RL_EXTEND:
         if (r->kind == POOL_REPLY_INTEGER && r->integer == 1) op->granted++;
-        else if (r->kind == POOL_REPLY_INTEGER && r->integer == 0) op->refused++;
+        else if (r->kind == POOL_REPLY_INTEGER && r->integer <= 0) op->refused++;
+        if (r->kind == POOL_REPLY_INTEGER && r->integer < 0) op->preempted = true;
         break;
     case RL_RELEASE:
         if (r->kind == POOL_REPLY_INTEGER) op->granted++;
@@ -266,6 +268,7 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->ctx = ctx;
     op->sent = op->granted = op->refused = op->replied = 0;
     op->fenced = kind == RL_ACQUIRE && t->fenced;
+    op->preempted = false;
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
     uintptr_t tag = (op->gen << TAG_SLOT_BITS) | op->slot;
@@ -274,8 +277,10 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     size_t ttl_len = kind == RL_FENCE ? (size_t)snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)t->fence)
                                       : (size_t)snprintf(ttl, sizeof ttl, "%u", (unsigned)t->ttl_ms);
     size_t token_len = strlen(t->token);
-    const char *args[2] = {t->token, ttl};
-    size_t arglens[2] = {token_len, ttl_len};
+    char prio[16];
+    size_t prio_len = (size_t)snprintf(prio, sizeof prio, "%u", (unsigned)t->priority);
+    const char *args[3] = {t->token, ttl, prio};
+    size_t arglens[3] = {token_len, ttl_len, prio_len};
     if (kind == RL_FENCE) { /* its one argument is the fence */
         args[0] = ttl;
         arglens[0] = ttl_len;
@@ -283,7 +288,7 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     size_t n = pool_size(e->pool);
     for (size_t m = 0; m < n; m++) {
         int rc;
-        if (kind == RL_ACQUIRE && t->nkeys == 1 && !t->fenced) {
+        if (kind == RL_ACQUIRE && t->nkeys == 1 && !t->fenced && t->priority == 0) {
             /* The plain command every Redlock client uses. */
             const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", ttl};
             size_t lens[] = {3, t->keylens[0], token_len, 2, 2, ttl_len};
@@ -296,7 +301,7 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
                 [RL_INSPECT] = SCRIPT_INSPECT,
                 [RL_FENCE] = SCRIPT_FENCE_RAISE,
             };
-            static const size_t nargs_of[] = {[RL_ACQUIRE] = 2, [RL_EXTEND] = 2, [RL_RELEASE] = 1,
+            static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
                                               [RL_INSPECT] = 0, [RL_FENCE] = 1};
             enum pool_script script = script_of[kind];
             const char *const *keys = t->keys;

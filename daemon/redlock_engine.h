@@ -34,6 +34,7 @@ enum rl_result {
     RL_NOQUORUM, /* too few masters answered in time */
     RL_TOOSLOW,  /* a majority granted, but after the TTL's validity was used up */
     RL_TAKEN,    /* EXTEND: a master holds a key with another token */
+    RL_PREEMPTED,/* EXTEND: ... and that holder has a higher priority */
 };
 
 struct rl_outcome {
@@ -62,6 +63,7 @@ struct rl_target {
     const char *token;       /* PROTO_LOCK_ID_LEN hex chars */
     uint32_t ttl_ms;
     bool fenced;             /* ACQUIRE: also hand out a fence (keys has 2 * nkeys entries) */
+    uint32_t priority;       /* ACQUIRE, EXTEND: the lock's priority, 0 = none */
     uint64_t fence;          /* RL_FENCE: the value to raise the counters to */
 };
 
