@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include "proto.h"
+
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
@@ -43,7 +45,7 @@ static const struct config_key config_keys[] = {
     {"server", "unix_socket", KEY_STRING, OFF(unix_socket), 0, 107, "/run/redlockd/redlockd.sock", false},
     {"server", "unix_socket_mode", KEY_MODE, OFF(unix_socket_mode), 0, 0777, "0660", false},
     {"server", "max_line_bytes", KEY_U32, OFF(max_line_bytes), 64, 1048576, "65536", true},
-    {"server", "max_resources_per_lock", KEY_U32, OFF(max_resources_per_lock), 1, 1024, "64", true},
+    {"server", "max_resources_per_lock", KEY_U32, OFF(max_resources_per_lock), 1, PROTO_MAX_RESOURCES, "64", true},
     {"server", "max_clients", KEY_U32, OFF(max_clients), 1, 1000000, "10000", true},
     {"server", "max_locks_per_client", KEY_U32, OFF(max_locks_per_client), 1, 1000000, "1000", true},
     {"server", "max_waiters", KEY_U32, OFF(max_waiters), 0, 1000000, "10000", true},

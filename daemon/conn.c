@@ -448,7 +448,7 @@ static struct request *request_new(struct conn *c, enum proto_verb verb)
 static void handle_line(struct conn *c, const char *line, size_t len)
 {
     struct server *s = c->server;
-    struct proto_slice resources[1024];
+    struct proto_slice resources[PROTO_MAX_RESOURCES];
     struct proto_request pr;
     char err[160];
     size_t cap = s->cfg.max_resources_per_lock;

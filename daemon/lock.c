@@ -62,13 +62,9 @@ struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct pr
                       size_t n)
 {
     size_t plen = strlen(prefix);
-    /* One allocation: the lock, then res[n], keys[n] and keylens[n]. */
-    struct lock *lk =
-        calloc(1, sizeof *lk + n * (sizeof lk->res[0] + 2 * sizeof *lk->keys + 2 * sizeof *lk->keylens));
+    struct lock *lk = calloc(1, sizeof *lk + n * sizeof lk->res[0]);
     if (lk == NULL) return NULL;
     LIST_INSERT_HEAD(&t->all, lk, all_link);
-    lk->keys = (const char **)(void *)(lk->res + n);
-    lk->keylens = (size_t *)(void *)(lk->keys + 2 * n);
     unsigned char raw[PROTO_LOCK_ID_LEN / 2];
     if (random_bytes(raw, sizeof raw) != 0) goto fail;
     hex_encode(raw, sizeof raw, lk->id);
@@ -80,9 +76,6 @@ struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct pr
         lk->res[i] = resource_ref(t, prefix, plen, &names[i]);
         if (lk->res[i] == NULL) goto fail;
         lk->nres = i + 1;
-        lk->keys[i] = lk->keys[n + i] = lk->res[i]->key;
-        lk->keylens[i] = lk->res[i]->keylen;
-        lk->keylens[n + i] = lk->res[i]->keylen + LOCK_FENCE_SUFFIX_LEN;
     }
     return lk;
 fail:

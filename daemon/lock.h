@@ -76,8 +76,6 @@ struct lock {
     unsigned ops;                     /* Redlock ops in flight that refer to this lock */
     struct timer timer;               /* retry/deadline, expiry or extension timer */
     LIST_ENTRY(lock) all_link;        /* in lock_tables.all, from lock_new to lock_free */
-    const char **keys;                /* 2 * nres: lock keys, then fence keys (same allocation) */
-    size_t *keylens;                  /* (same allocation) */
     uint64_t fence;                   /* the fence handed out with it, 0 when none */
     char *owner_id;                   /* OWNER given at ACQUIRE (owned copy), or NULL */
     uint32_t holds;                   /* re-entrant holds by owner_id; released at 0 */

@@ -52,11 +52,23 @@ static uint64_t lost_margin(const struct lock *lk)
     return m > LOST_MARGIN_MIN_MS ? m : LOST_MARGIN_MIN_MS;
 }
 
+/* The keys of the op being started: the lock keys, then their fence keys.
+ * Built per op rather than stored in every lock (memory with 100k locks);
+ * rl_start() copies them out at once, so one scratch array serves all. */
+static const char *op_keys[2 * PROTO_MAX_RESOURCES];
+static size_t op_keylens[2 * PROTO_MAX_RESOURCES];
+
 static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *t)
 {
+    size_t n = lk->nres;
+    for (size_t i = 0; i < n; i++) {
+        op_keys[i] = op_keys[n + i] = lk->res[i]->key;
+        op_keylens[i] = lk->res[i]->keylen;
+        op_keylens[n + i] = lk->res[i]->keylen + LOCK_FENCE_SUFFIX_LEN;
+    }
     memset(t, 0, sizeof *t);
-    t->keys = lk->keys;
-    t->keylens = lk->keylens;
+    t->keys = op_keys;
+    t->keylens = op_keylens;
     t->nkeys = lk->nres;
     t->token = lk->id;
     t->ttl_ms = ttl_ms;

@@ -17,6 +17,7 @@
 #define PROTO_MAX_RESOURCE_BYTES 512   /* longest resource name */
 #define PROTO_LOCK_ID_LEN 32           /* lock ids are 32 lowercase hex digits */
 #define PROTO_MAX_OWNER_BYTES 128      /* longest OWNER id */
+#define PROTO_MAX_RESOURCES 1024       /* most resources in one ACQUIRE, whatever the config */
 #define PROTO_MAX_MS 2147483647u       /* largest number of milliseconds accepted */
 #define PROTO_REPLY_MAX 1024           /* a formatted reply line (not INFO) fits here */
 #define PROTO_MAX_REPLY_TOKENS 16      /* tokens kept by proto_parse_reply() */
