@@ -90,7 +90,8 @@ deps:
 
 # The one command that passes the tests (installs what is missing first).
 # Shell-script tests that run-tests.sh counts like check binaries.
-SCRIPT_TESTS = tests/integration/check_install.sh tests/integration/check_bench_smoke.sh
+SCRIPT_TESTS = tests/integration/check_install.sh tests/integration/check_bench_smoke.sh \
+               tests/integration/check_clients.sh
 
 check: deps
 	$(MAKE) test-bin

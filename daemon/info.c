@@ -84,6 +84,7 @@ int info_render(struct server *s, struct evbuffer *out)
     add(&l, "auto_released %llu", (unsigned long long)st->auto_released);
     add(&l, "expired %llu", (unsigned long long)st->expired);
     add(&l, "handoffs %llu", (unsigned long long)st->handoffs);
+    add(&l, "handoffs_cas %llu", (unsigned long long)st->handoffs_cas);
     add(&l, "errors_badreq %llu", (unsigned long long)st->errors_badreq);
     add(&l, "errors_toolong %llu", (unsigned long long)st->errors_toolong);
     add(&l, "errors_limit %llu", (unsigned long long)st->errors_limit);

@@ -71,6 +71,7 @@ struct lock {
     struct conn *owner;               /* connection-bound owner; NULL when detached */
     LIST_ENTRY(lock) owner_link;      /* in owner->locks */
     struct request *req;              /* ACQUIRING: the ACQUIRE waiting for this lock */
+    struct request *handoff_req;      /* ACQUIRING: the RELEASE whose key is being handed to us */
     struct resource *waiting_on;      /* ACQUIRING: queue it sits in, or NULL */
     TAILQ_ENTRY(lock) wait_link;      /* in waiting_on->waiters */
     unsigned ops;                     /* Redlock ops in flight that refer to this lock */

@@ -284,6 +284,34 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
         reply_int(out, 1);
         return;
     }
+    case SCRIPT_HANDOFF: {
+        /* ARGV: old token, new token, ttl, priority, fenced */
+        uint64_t hprio = nargs > 3 ? to_u64(args[3], arglens[3]) : 0;
+        struct entry *e = lookup(ms, keys[0], keylens[0]);
+        if (e != NULL && !value_is(e, args[0], arglens[0]) &&
+            (hprio == 0 || priority_of(ms, keys[0], keylens[0]) >= hprio)) {
+            reply_int(out, 0);
+            return;
+        }
+        uint64_t httl = to_u64(args[2], arglens[2]);
+        drop_priority(ms, keys[0], keylens[0]);
+        if (store(ms, keys[0], keylens[0], args[1], arglens[1], httl) != 0 ||
+            (hprio && set_priority(ms, keys[0], keylens[0], args[3], arglens[3], httl) != 0)) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
+        if (nargs > 4 && arglens[4] == 1 && args[4][0] == '1') {
+            uint64_t f = counter(ms, keys[1], keylens[1]) + 1;
+            if (set_counter(ms, keys[1], keylens[1], f) != 0) {
+                reply_error(out, "OOM out of memory");
+                return;
+            }
+            reply_int(out, (long long)f);
+            return;
+        }
+        reply_int(out, 1);
+        return;
+    }
     case SCRIPT__COUNT:
         break;
     }

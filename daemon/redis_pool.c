@@ -36,6 +36,10 @@
  *   is kept in "<key>,prio" with the key's TTL; an acquire with priority p
  *   may overwrite keys whose holders have a lower one (preemption), and an
  *   extend that finds its key taken by a higher priority returns -1.
+ * Hand-off: KEYS[1] the lock key, KEYS[2] its fence counter; ARGV: old
+ *   token, new token, ttl, priority, fenced ("1"/"0"). If the key holds the
+ *   old token (or nothing, or a lower priority) it is given to the new token
+ *   in one step, with the next fence when fenced; else 0.
  * Acquire fenced: KEYS are the n lock keys then their n fence counters;
  *   0 if any lock key exists, else every lock key is set, every counter is
  *   set to 1 + the largest of them, and that number (the fence) returned.
@@ -78,6 +82,17 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3], 'PX', ARGV[2]) end "
         "redis.call('set', KEYS[n + i], f) end "
         "return f",
+    [SCRIPT_HANDOFF] =
+        "local v = redis.call('get', KEYS[1]) "
+        "local prio = tonumber(ARGV[4]) or 0 "
+        "if v and v ~= ARGV[1] and (prio == 0 or "
+        "(tonumber(redis.call('get', KEYS[1] .. ',prio') or '0') or 0) >= prio) then return 0 end "
+        "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+        "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4], 'PX', ARGV[3]) "
+        "else redis.call('del', KEYS[1] .. ',prio') end "
+        "if ARGV[5] == '1' then local f = (tonumber(redis.call('get', KEYS[2]) or '0') or 0) + 1 "
+        "redis.call('set', KEYS[2], f) return f end "
+        "return 1",
     [SCRIPT_FENCE_RAISE] =
         "local f = tonumber(ARGV[1]) "
         "for _, k in ipairs(KEYS) do if (tonumber(redis.call('get', k) or '0') or 0) < f then "
@@ -469,7 +484,7 @@ static size_t resp_encode(char *buf, int argc, const char **argv, const size_t *
 
 static size_t resp_size(int argc, const size_t *lens)
 {
-    size_t n = 16;
+    size_t n = 16 + 1; /* + the NUL after it */
     for (int i = 0; i < argc; i++) n += lens[i] + 26;
     return n;
 }
@@ -485,6 +500,7 @@ static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, 
     char *buf = need <= sizeof stackbuf ? stackbuf : malloc(need);
     if (buf == NULL) return -1;
     size_t len = resp_encode(buf, argc, argv, lens);
+    buf[len] = '\0'; /* hiredis scans the command with strchr() to spot SUBSCRIBE */
     int rc = redisAsyncFormattedCommand(m->ac, fn, privdata, buf, len);
     if (buf != stackbuf) free(buf);
     if (rc != REDIS_OK) return -1;

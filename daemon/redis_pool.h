@@ -33,6 +33,7 @@ enum pool_script {
     SCRIPT_INSPECT,       /* "<pttl> <value>" of a key, or "" when absent */
     SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence */
     SCRIPT_FENCE_RAISE,   /* raise fence counters to at least a value */
+    SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder */
     SCRIPT__COUNT
 };
 

@@ -153,6 +153,7 @@ static bool op_try_decide(struct rl_op *op, bool final)
 
     switch (op->kind) {
     case RL_ACQUIRE:
+    case RL_HANDOFF:
     case RL_EXTEND:
     case RL_FENCE:
         if (op->kind == RL_EXTEND && op->refused > 0) {
@@ -214,6 +215,7 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
     }
     switch (op->kind) {
     case RL_ACQUIRE:
+    case RL_HANDOFF:
         /* SET NX: +OK granted, nil held. The scripts: 0 held; 1, or the
          * fence when fenced, granted. */
         if (r->kind == POOL_REPLY_OK || (r->kind == POOL_REPLY_INTEGER && r->integer > 0)) {
@@ -267,7 +269,7 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->each = each;
     op->ctx = ctx;
     op->sent = op->granted = op->refused = op->replied = 0;
-    op->fenced = kind == RL_ACQUIRE && t->fenced;
+    op->fenced = (kind == RL_ACQUIRE || kind == RL_HANDOFF) && t->fenced;
     op->preempted = false;
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
@@ -288,7 +290,13 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     size_t n = pool_size(e->pool);
     for (size_t m = 0; m < n; m++) {
         int rc;
-        if (kind == RL_ACQUIRE && t->nkeys == 1 && !t->fenced && t->priority == 0) {
+        if (kind == RL_HANDOFF) {
+            const char *hargs[5] = {t->old_token, t->token, ttl, prio, t->fenced ? "1" : "0"};
+            size_t hlens[5] = {strlen(t->old_token), token_len, ttl_len, prio_len, 1};
+            const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
+            size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
+            rc = pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, 5, hargs, hlens);
+        } else if (kind == RL_ACQUIRE && t->nkeys == 1 && !t->fenced && t->priority == 0) {
             /* The plain command every Redlock client uses. */
             const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", ttl};
             size_t lens[] = {3, t->keylens[0], token_len, 2, 2, ttl_len};
@@ -300,9 +308,10 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
                 [RL_RELEASE] = SCRIPT_RELEASE,
                 [RL_INSPECT] = SCRIPT_INSPECT,
                 [RL_FENCE] = SCRIPT_FENCE_RAISE,
+                [RL_HANDOFF] = SCRIPT_HANDOFF,
             };
             static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
-                                              [RL_INSPECT] = 0, [RL_FENCE] = 1};
+                                              [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5};
             enum pool_script script = script_of[kind];
             const char *const *keys = t->keys;
             const size_t *keylens = t->keylens;

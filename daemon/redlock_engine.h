@@ -26,6 +26,7 @@ enum rl_kind {
     RL_RELEASE,
     RL_INSPECT, /* read-only: each master's value and PTTL of keys[0] */
     RL_FENCE,   /* raise the fence counters keys[nkeys .. 2*nkeys) to t->fence */
+    RL_HANDOFF, /* one key from t->old_token straight to t->token (counted like ACQUIRE) */
 };
 
 enum rl_result {
@@ -65,6 +66,7 @@ struct rl_target {
     bool fenced;             /* ACQUIRE: also hand out a fence (keys has 2 * nkeys entries) */
     uint32_t priority;       /* ACQUIRE, EXTEND: the lock's priority, 0 = none */
     uint64_t fence;          /* RL_FENCE: the value to raise the counters to */
+    const char *old_token;   /* RL_HANDOFF: the releasing holder's token */
 };
 
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);

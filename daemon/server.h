@@ -30,6 +30,7 @@ struct stats {
     uint64_t auto_released;        /* locks released because their connection closed */
     uint64_t expired;              /* locks whose validity ran out unreleased */
     uint64_t handoffs;             /* releases that woke a local waiter */
+    uint64_t handoffs_cas;         /* ... of which the key went straight to it (one round trip) */
     uint64_t errors_badreq, errors_toolong, errors_limit;
     uint64_t auth_failures;
 };

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 #include "redlock.h"
@@ -131,6 +132,47 @@ START_TEST(test_fence_counter_in_redis)
 }
 END_TEST
 
+/* A waiter queued behind a local holder gets the key by compare-and-swap
+ * on release (INFO counts it), and its fence still goes up. Two raw
+ * connections pass the lock back and forth. */
+static void raw_req(int fd, const char *line, char *out, size_t outlen)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s\r\n", line);
+    ck_assert_int_eq(h_send_str(fd, buf), 0);
+    ck_assert_msg(h_read_line(fd, out, outlen, 5000 * h_slowdown()) > 0, "no reply to %s", line);
+}
+
+START_TEST(test_handoff_keeps_fences_rising)
+{
+    int fd[2] = {h_connect_unix(D[0].sock), h_connect_unix(D[0].sock)};
+    ck_assert(fd[0] >= 0 && fd[1] >= 0);
+    char line[256], id[64], rel[96];
+    unsigned long long fence, last;
+    raw_req(fd[0], "ACQUIRE hand 1000", line, sizeof line);
+    ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &last) == 2, "'%s'", line);
+    for (int i = 0; i < 6; i++) {
+        int holder = fd[i % 2], waiter = fd[1 - i % 2];
+        ck_assert_int_eq(h_send_str(waiter, "ACQUIRE hand 1000 WAIT 5000\r\n"), 0);
+        ck_assert_msg(!h_readable(waiter, 100), "the waiter got an answer while the lock was held");
+        snprintf(rel, sizeof rel, "RELEASE %s", id);
+        raw_req(holder, rel, line, sizeof line);
+        ck_assert_str_eq(line, "OK");
+        ck_assert_int_gt(h_read_line(waiter, line, sizeof line, 3000 * h_slowdown()), 0);
+        ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &fence) == 2, "waiter got '%s'", line);
+        ck_assert_msg(fence > last, "fence %llu after %llu", fence, last);
+        last = fence;
+    }
+    static char info[16384];
+    ck_assert_int_eq(redlock_command(C[0], "INFO", info, sizeof info), REDLOCK_OK);
+    const char *cas = strstr(info, "handoffs_cas ");
+    ck_assert_ptr_nonnull(cas);
+    ck_assert_msg(atoi(cas + 13) >= 6, "hand-offs by compare-and-swap: %d", atoi(cas + 13));
+    close(fd[0]);
+    close(fd[1]);
+}
+END_TEST
+
 static Suite *fencing_suite(void)
 {
     Suite *s = suite_create("fencing");
@@ -141,6 +183,7 @@ static Suite *fencing_suite(void)
     tcase_add_test(tc, test_fences_survive_minority_faults);
     tcase_add_test(tc, test_multi_resource_fence_exceeds_each);
     tcase_add_test(tc, test_fence_counter_in_redis);
+    tcase_add_test(tc, test_handoff_keeps_fences_rising);
     suite_add_tcase(s, tc);
     return s;
 }
