@@ -346,8 +346,8 @@ static int read_reply(struct redlock_client *c, struct proto_reply *r, char *lin
 }
 
 /* Send one request line and read its reply. ERR replies become statuses. */
-static int roundtrip(struct redlock_client *c, const char *line, struct proto_reply *r, char *copy,
-                     size_t copylen)
+/* Write one request line with its CRLF, in one write. */
+static int send_line(struct redlock_client *c, const char *line)
 {
     if (c->broken) return set_error(c, REDLOCK_ERR_IO, "connection is unusable after an earlier error");
     size_t len = strlen(line);
@@ -357,6 +357,13 @@ static int roundtrip(struct redlock_client *c, const char *line, struct proto_re
     memcpy(buf + len, "\r\n", 2);
     int rc = write_all(c, buf, len + 2);
     free(buf);
+    return rc;
+}
+
+static int roundtrip(struct redlock_client *c, const char *line, struct proto_reply *r, char *copy,
+                     size_t copylen)
+{
+    int rc = send_line(c, line);
     if (rc != REDLOCK_OK) return rc;
     rc = read_reply(c, r, copy, copylen, NULL, 0);
     if (rc != REDLOCK_OK) return rc;
@@ -476,14 +483,7 @@ int redlock_release(struct redlock_client *c, const char *lock_id)
 int redlock_command(struct redlock_client *c, const char *line, char *reply, size_t replylen)
 {
     if (line == NULL || strpbrk(line, "\r\n") != NULL) return set_error(c, REDLOCK_ERR_ARG, "one line, no line breaks");
-    if (c->broken) return set_error(c, REDLOCK_ERR_IO, "connection is unusable after an earlier error");
-    size_t len = strlen(line);
-    char *buf = malloc(len + 2);
-    if (buf == NULL) return set_error(c, REDLOCK_ERR_IO, "out of memory");
-    memcpy(buf, line, len);
-    memcpy(buf + len, "\r\n", 2);
-    int rc = write_all(c, buf, len + 2);
-    free(buf);
+    int rc = send_line(c, line);
     if (rc != REDLOCK_OK) return rc;
     struct proto_reply r;
     char copy[CLIENT_MAX_LINE];
