@@ -36,6 +36,7 @@
 #define AUTH_MAX_FAILURES 10     /* then it is disconnected */
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
+static struct request *request_alloc(void);
 static void request_free(struct request *req);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_pause_end(evutil_socket_t fd, short what, void *arg);
@@ -166,7 +167,7 @@ static void reply_in_order(struct conn *c, enum proto_verb verb, const char *lin
         append_output(c, line, len);
         return;
     }
-    struct request *req = calloc(1, sizeof *req);
+    struct request *req = request_alloc();
     if (req == NULL) {
         conn_close(c, "out of memory");
         return;
@@ -374,10 +375,43 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- requests ---- */
 
+/* Requests come and go with every ACQUIRE and RELEASE: keep freed ones
+ * for reuse instead of a malloc/free pair per request. */
+#define REQUEST_POOL_MAX 4096
+
+static struct request *request_pool; /* linked through link.tqe_next */
+static size_t request_pool_len;
+
+static struct request *request_alloc(void)
+{
+    struct request *req = request_pool;
+    if (req == NULL) return calloc(1, sizeof *req);
+    request_pool = TAILQ_NEXT(req, link);
+    request_pool_len--;
+    memset(req, 0, sizeof *req);
+    return req;
+}
+
 static void request_free(struct request *req)
 {
     free(req->reply);
-    free(req);
+    if (request_pool_len >= REQUEST_POOL_MAX) {
+        free(req);
+        return;
+    }
+    TAILQ_NEXT(req, link) = request_pool;
+    request_pool = req;
+    request_pool_len++;
+}
+
+void conn_free_request_pool(void)
+{
+    while (request_pool != NULL) {
+        struct request *next = TAILQ_NEXT(request_pool, link);
+        free(request_pool);
+        request_pool = next;
+    }
+    request_pool_len = 0;
 }
 
 /* INFO: rendered whole, then queued like any reply. */
@@ -434,7 +468,7 @@ static void handle_auth(struct conn *c, const struct proto_request *pr)
 
 static struct request *request_new(struct conn *c, enum proto_verb verb)
 {
-    struct request *req = calloc(1, sizeof *req);
+    struct request *req = request_alloc();
     if (req == NULL) return NULL;
     req->conn = c;
     req->server = c->server;

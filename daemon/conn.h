@@ -76,6 +76,8 @@ void conn_close(struct conn *c, const char *why);
 void conn_reap_closed(struct server *s);
 /* At exit, after the Redlock engine is gone: free requests still orphaned. */
 void conn_free_orphans(struct server *s);
+/* At exit: free the pool of reusable request objects. */
+void conn_free_request_pool(void);
 
 /* The lock manager answers a queued request (line ends in \r\n; a
  * multi-line block may be longer than REQUEST_REPLY_MAX). */

@@ -318,6 +318,7 @@ out:
     rl_engine_free(s->rl); /* no op calls back after this */
     mgr_free_all(s);
     if (s->base) conn_free_orphans(s);
+    conn_free_request_pool();
     timers_destroy(&s->timers);
     lock_tables_destroy(&s->tables);
     for (int i = 0; i < 3; i++)
