@@ -119,6 +119,8 @@ struct master {
     uint64_t restarts;           /* run_id changes seen */
     char last_error[ERROR_TEXT_MAX];
     char error_word[16];         /* first word of the error replies being seen, "" if none */
+    uint64_t last_error_reply_ms;/* when the last error reply came */
+    bool auth_failed;            /* the master refused our AUTH: keep saying so until it is up */
     bool down_logged;            /* "master down" was logged and it has not been up since */
 };
 
@@ -266,10 +268,13 @@ static int adapter_attach(redisAsyncContext *ac, struct event_base *base)
 static void master_set_state(struct master *m, enum master_state s, const char *why)
 {
     if (m->state == s) return;
-    if (why != NULL && why[0] != '\0') snprintf(m->last_error, sizeof m->last_error, "%s", why);
+    /* A refused AUTH stays the reason shown until the master is up again. */
+    if (why != NULL && why[0] != '\0' && !m->auth_failed)
+        snprintf(m->last_error, sizeof m->last_error, "%s", why);
     if (s == MASTER_UP) {
         log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
         m->down_logged = false;
+        m->auth_failed = false;
     } else if (s == MASTER_DOWN && !m->down_logged) {
         log_warn("msg=\"master down\" master=%s error=\"%s\"", m->addr, why ? why : "");
         m->down_logged = true;
@@ -325,8 +330,13 @@ static void note_reply(struct master *m)
 
 static void reload_scripts(struct master *m);
 
-/* Log a master's error replies once per change of kind, not per request. */
-static void track_error_word(struct master *m, const struct pool_reply *r)
+#define ERROR_CALM_MS 1000 /* no error reply for this long: the master answers normally again */
+
+/* Log a master's error replies once per change of kind, not per request.
+ * Recovery is declared by the watchdog after ERROR_CALM_MS without an error,
+ * so a master that fails only some commands (a replica refusing writes but
+ * answering reads) does not flap. */
+static void track_error_reply(struct master *m, const struct pool_reply *r)
 {
     char word[sizeof m->error_word] = "";
     if (r->kind == POOL_REPLY_ERROR) {
@@ -336,19 +346,15 @@ static void track_error_word(struct master *m, const struct pool_reply *r)
             n++;
         }
         word[n] = '\0';
-    } else if (r->kind == POOL_REPLY_OTHER) {
+    } else {
         snprintf(word, sizeof word, "BADTYPE");
     }
+    m->last_error_reply_ms = now_ms();
     if (strcmp(word, m->error_word) == 0) return;
-    if (word[0] != '\0') {
-        snprintf(m->last_error, sizeof m->last_error, "%.*s",
-                 r->kind == POOL_REPLY_ERROR ? (int)(r->len > 100 ? 100 : r->len) : 7,
-                 r->kind == POOL_REPLY_ERROR ? r->str : "BADTYPE");
-        log_warn("msg=\"master answers with errors\" master=%s error=\"%s\"", m->addr,
-                 m->last_error);
-    } else {
-        log_info("msg=\"master answers normally again\" master=%s", m->addr);
-    }
+    snprintf(m->last_error, sizeof m->last_error, "%.*s",
+             r->kind == POOL_REPLY_ERROR ? (int)(r->len > 100 ? 100 : r->len) : 7,
+             r->kind == POOL_REPLY_ERROR ? r->str : "BADTYPE");
+    log_warn("msg=\"master answers with errors\" master=%s error=\"%s\"", m->addr, m->last_error);
     snprintf(m->error_word, sizeof m->error_word, "%s", word);
     if (strcmp(word, "NOSCRIPT") == 0) reload_scripts(m);
 }
@@ -359,8 +365,7 @@ static void on_user_reply(redisAsyncContext *ac, void *reply, void *privdata)
     struct pool_reply r;
     note_reply(m);
     summarize_reply(reply, &r);
-    if (r.kind == POOL_REPLY_ERROR || r.kind == POOL_REPLY_OTHER || m->error_word[0] != '\0')
-        track_error_word(m, &r);
+    if (r.kind == POOL_REPLY_ERROR || r.kind == POOL_REPLY_OTHER) track_error_reply(m, &r);
     uintptr_t tag = (uintptr_t)privdata;
     if (tag != 0) m->pool->on_reply(m->pool->userdata, m->index, tag, &r);
 }
@@ -386,7 +391,9 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
     note_reply(m);
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
         /* Wrong password: keep retrying with backoff; the log says why once. */
-        log_error("msg=\"master refused AUTH\" master=%s error=\"%.100s\"", m->addr, r->str);
+        if (!m->auth_failed)
+            log_error("msg=\"master refused AUTH\" master=%s error=\"%.100s\"", m->addr, r->str);
+        m->auth_failed = true;
         snprintf(m->last_error, sizeof m->last_error, "AUTH: %.100s", r->str);
         redisAsyncDisconnect(ac);
     }
@@ -525,7 +532,7 @@ static void on_connect(const redisAsyncContext *cac, int status)
         m->ac = NULL;
         m->pending = 0;
         master_set_state(m, MASTER_DOWN, cac->errstr);
-        snprintf(m->last_error, sizeof m->last_error, "%s", cac->errstr);
+        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", cac->errstr);
         schedule_reconnect(m);
         return;
     }
@@ -553,7 +560,7 @@ static void master_connect(struct master *m)
     master_set_state(m, MASTER_CONNECTING, NULL);
     redisAsyncContext *ac = redisAsyncConnect(m->conf.host, m->conf.port);
     if (ac == NULL || ac->err) {
-        snprintf(m->last_error, sizeof m->last_error, "%s", ac ? ac->errstr : "out of memory");
+        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", ac ? ac->errstr : "out of memory");
         if (ac) redisAsyncFree(ac);
         master_set_state(m, MASTER_DOWN, m->last_error);
         schedule_reconnect(m);
@@ -593,6 +600,11 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     uint64_t now = now_ms();
     for (size_t i = 0; i < p->nmasters; i++) {
         struct master *m = &p->masters[i];
+        if (m->error_word[0] != '\0' && now - m->last_error_reply_ms >= ERROR_CALM_MS) {
+            log_info("msg=\"master answers normally again\" master=%s", m->addr);
+            m->error_word[0] = '\0';
+            if (m->state == MASTER_UP) m->last_error[0] = '\0';
+        }
         if (m->quarantine_until != 0 && now >= m->quarantine_until) {
             m->quarantine_until = 0;
             log_info("msg=\"restarted master votes again\" master=%s", m->addr);
