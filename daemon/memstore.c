@@ -124,11 +124,23 @@ static void reply_error(struct pool_reply *out, const char *text)
     out->len = strlen(text);
 }
 
+static uint64_t counter(struct memstore *ms, const char *key, size_t klen);
+static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64_t v);
+
 void memstore_command(struct memstore *ms, int argc, const char **argv, const size_t *lens,
                       struct pool_reply *out, char *buf, size_t buflen)
 {
     (void)buf;
     (void)buflen;
+    if (argc == 2 && lens[0] == 4 && strncasecmp(argv[0], "INCR", 4) == 0) {
+        uint64_t v = counter(ms, argv[1], lens[1]) + 1;
+        if (set_counter(ms, argv[1], lens[1], v) != 0) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
+        reply_int(out, (long long)v);
+        return;
+    }
     if (argc != 6 || lens[0] != 3 || strncasecmp(argv[0], "SET", 3) != 0) {
         reply_error(out, "ERR the memory backend runs only the daemon's own commands");
         return;

@@ -19,7 +19,7 @@ struct memstore *memstore_new(void);
 void memstore_free(struct memstore *ms);
 
 /*
- * Execute a command (only "SET key value NX PX ms" is understood; anything
+ * Execute a command (only "SET key value NX PX ms" and "INCR key"; anything
  * else is an error reply) or a script. The reply goes to *out; a string
  * reply is written to buf (buflen bytes) and out->str points there.
  */

@@ -18,10 +18,14 @@
 #include "util.h"
 
 #define OP_PAGE_SLOTS 1024
-#define OP_MAX_PAGES 1024 /* up to 1M ops in flight */
-#define TAG_SLOT_BITS 20
+#define OP_MAX_PAGES 512 /* up to 512k ops in flight (the tag's slot bits) */
+/* A tag: generation | second-reply flag | slot. The flag marks the INCR
+ * that follows a SET NX in the pipelined fenced acquire. */
+#define TAG_SLOT_BITS 19
 #define TAG_SLOT_MASK (((uintptr_t)1 << TAG_SLOT_BITS) - 1)
-#define TAG_GEN_MASK (UINTPTR_MAX >> TAG_SLOT_BITS)
+#define TAG_SECOND ((uintptr_t)1 << TAG_SLOT_BITS)
+#define TAG_GEN_SHIFT (TAG_SLOT_BITS + 1)
+#define TAG_GEN_MASK (UINTPTR_MAX >> TAG_GEN_SHIFT)
 
 struct rl_op {
     struct rl_engine *engine;
@@ -37,6 +41,9 @@ struct rl_op {
     unsigned refused;       /* answered but did not grant (busy / taken) */
     unsigned replied;       /* any reply, including errors */
     bool fenced;            /* ACQUIRE hands out a fence */
+    bool pipelined_fence;   /* ... by SET NX + INCR instead of a script */
+    uint64_t granted_mask;  /* masters (the first 64) that granted */
+    unsigned fences;        /* fences received from granting masters */
     bool preempted;         /* EXTEND: a master said a higher priority holds the key */
     uint64_t fence_max, fence_min; /* over the granting masters' replies */
     struct event timer;     /* master_timeout_ms deadline */
@@ -158,7 +165,9 @@ static bool op_try_decide(struct rl_op *op, bool final)
     case RL_FENCE:
         if (op->kind == RL_EXTEND && op->refused > 0) {
             out.result = op->preempted ? RL_PREEMPTED : RL_TAKEN;
-        } else if (op->granted >= quorum) {
+        } else if (op->granted >= quorum && op->fenced && op->fences < quorum && !final) {
+            decided = false; /* granted: wait for the granting masters' fences */
+        } else if (op->granted >= quorum && (!op->fenced || op->fences >= quorum)) {
             out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
             out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
             out.fence = op->fence_max;
@@ -199,6 +208,13 @@ static void on_op_timeout(evutil_socket_t fd, short what, void *arg)
     op_try_decide(arg, true);
 }
 
+static void note_fence(struct rl_op *op, uint64_t f)
+{
+    if (op->fences == 0 || f > op->fence_max) op->fence_max = f;
+    if (op->fences == 0 || f < op->fence_min) op->fence_min = f;
+    op->fences++;
+}
+
 /* Count one master's vote. */
 static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
                           const struct pool_reply *r)
@@ -207,7 +223,13 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
     uint32_t slot = (uint32_t)(tag & TAG_SLOT_MASK);
     if (slot >= e->nslots) return;
     struct rl_op *op = op_at(e, slot);
-    if (!op->active || op->gen != ((tag >> TAG_SLOT_BITS) & TAG_GEN_MASK)) return; /* stale */
+    if (!op->active || op->gen != ((tag >> TAG_GEN_SHIFT) & TAG_GEN_MASK)) return; /* stale */
+    if (tag & TAG_SECOND) { /* the INCR after a granted SET: that master's fence */
+        if (master < 64 && (op->granted_mask >> master & 1) && r->kind == POOL_REPLY_INTEGER && r->integer > 0)
+            note_fence(op, (uint64_t)r->integer);
+        op_try_decide(op, false);
+        return;
+    }
     op->replied++;
     if (op->kind != RL_INSPECT && op->kind != RL_RELEASE && !pool_master_votes(op->pool, master)) {
         op_try_decide(op, false); /* a quarantined master's answer is no vote */
@@ -220,11 +242,8 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
          * fence when fenced, granted. */
         if (r->kind == POOL_REPLY_OK || (r->kind == POOL_REPLY_INTEGER && r->integer > 0)) {
             op->granted++;
-            if (op->fenced) {
-                uint64_t f = (uint64_t)r->integer;
-                if (op->granted == 1 || f > op->fence_max) op->fence_max = f;
-                if (op->granted == 1 || f < op->fence_min) op->fence_min = f;
-            }
+            if (master < 64) op->granted_mask |= (uint64_t)1 << master;
+            if (op->fenced && !op->pipelined_fence) note_fence(op, (uint64_t)r->integer);
         } else if (r->kind == POOL_REPLY_NIL || (r->kind == POOL_REPLY_INTEGER && r->integer == 0)) {
             op->refused++;
         }
@@ -270,10 +289,13 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->ctx = ctx;
     op->sent = op->granted = op->refused = op->replied = 0;
     op->fenced = (kind == RL_ACQUIRE || kind == RL_HANDOFF) && t->fenced;
+    op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0;
+    op->granted_mask = 0;
+    op->fences = 0;
     op->preempted = false;
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
-    uintptr_t tag = (op->gen << TAG_SLOT_BITS) | op->slot;
+    uintptr_t tag = (op->gen << TAG_GEN_SHIFT) | op->slot;
 
     char ttl[24];
     size_t ttl_len = kind == RL_FENCE ? (size_t)snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)t->fence)
@@ -296,11 +318,19 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
             const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
             size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
             rc = pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, 5, hargs, hlens);
-        } else if (kind == RL_ACQUIRE && t->nkeys == 1 && !t->fenced && t->priority == 0) {
-            /* The plain command every Redlock client uses. */
+        } else if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0) {
+            /* The plain command every Redlock client uses ... */
             const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", ttl};
             size_t lens[] = {3, t->keylens[0], token_len, 2, 2, ttl_len};
             rc = pool_command(e->pool, m, tag, 6, argv, lens);
+            if (rc == 0 && t->fenced) {
+                /* ... and, pipelined behind it, the fence counter: INCR runs
+                 * whether or not the SET granted (a fence may skip numbers,
+                 * never repeat), and only granting masters' values count. */
+                const char *incr[] = {"INCR", t->keys[1]};
+                size_t incr_lens[] = {4, t->keylens[1]};
+                pool_command(e->pool, m, tag | TAG_SECOND, 2, incr, incr_lens);
+            }
         } else {
             static const enum pool_script script_of[] = {
                 [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI,

@@ -274,6 +274,11 @@ void h_cleanup(void)
 
 pid_t h_spawn(char *const argv[], const char *out_path)
 {
+    return h_spawn_env(argv, out_path, NULL);
+}
+
+pid_t h_spawn_env(char *const argv[], const char *out_path, const char *const env[])
+{
     h_init();
     struct h_proc *slot = NULL;
     for (size_t i = 0; i < H_MAX_PROCS && !slot; i++) {
@@ -311,6 +316,8 @@ pid_t h_spawn(char *const argv[], const char *out_path)
         dup2(out, 2);
         /* No inherited test sockets: a test's close() must reach the daemon. */
         closefrom(3);
+        for (size_t i = 0; env && env[i]; i++)
+            putenv((char *)env[i]);
         execvp(argv[0], argv);
         dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);
@@ -669,13 +676,31 @@ enum h_reply_type h_redis_cmdv(const struct h_redis *r, char *out, size_t outlen
     int fd = h_connect_tcp(r->port);
     if (fd < 0)
         return H_REPLY_ERRIO;
+    int ok = 1;
+    char hdr[64];
+    if (r->auth_pass[0]) {
+        /* AUTH first; its reply is read and dropped (a wrong password shows
+         * in the command's own NOAUTH reply). */
+        const char *auth[] = {"AUTH", r->auth_user[0] ? r->auth_user : r->auth_pass,
+                              r->auth_user[0] ? r->auth_pass : NULL, NULL};
+        size_t na = r->auth_user[0] ? 3 : 2;
+        snprintf(hdr, sizeof hdr, "*%zu\r\n", na);
+        ok = h_send_str(fd, hdr) == 0;
+        for (size_t i = 0; ok && i < na; i++) {
+            snprintf(hdr, sizeof hdr, "$%zu\r\n", strlen(auth[i]));
+            ok = h_send_str(fd, hdr) == 0 && h_send_str(fd, auth[i]) == 0 &&
+                 h_send_str(fd, "\r\n") == 0;
+        }
+        char skip[256];
+        struct resp rs = {.fd = fd, .deadline = h_now_ms() + H_IO_TIMEOUT_MS};
+        if (ok && resp_read(&rs, skip, sizeof skip) == H_REPLY_ERRIO)
+            ok = 0;
+    }
     size_t argc = 0;
     while (argv[argc])
         argc++;
-    char hdr[64];
-    int ok = 1;
     snprintf(hdr, sizeof hdr, "*%zu\r\n", argc);
-    ok = h_send_str(fd, hdr) == 0;
+    ok = ok && h_send_str(fd, hdr) == 0;
     for (size_t i = 0; ok && i < argc; i++) {
         snprintf(hdr, sizeof hdr, "$%zu\r\n", strlen(argv[i]));
         ok = h_send_str(fd, hdr) == 0 && h_send_str(fd, argv[i]) == 0 &&
@@ -737,6 +762,24 @@ long long h_redis_dbsize(const struct h_redis *r)
     if (h_redis_cmd(r, out, sizeof out, "DBSIZE", (char *)NULL) != H_REPLY_INT)
         return -1;
     return atoll(out);
+}
+
+void h_masters_list(const struct h_redis *m, size_t n, const char *url_auth, char *out,
+                    size_t outlen)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < n && len < outlen; i++) {
+        int w;
+        if (url_auth)
+            w = snprintf(out + len, outlen - len, "%sredis://%s@127.0.0.1:%d", i ? "," : "",
+                         url_auth, m[i].port);
+        else
+            w = snprintf(out + len, outlen - len, "%s127.0.0.1:%d", i ? "," : "", m[i].port);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
 }
 
 /* ---- redis-server processes ------------------------------------------------------ */
@@ -878,6 +921,12 @@ const char *h_redlock_bin(void)
     return bin_path("REDLOCK_BIN", "redlock", buf, sizeof buf);
 }
 
+const char *h_redlockd_bin(void)
+{
+    static char buf[H_PATH_MAX];
+    return bin_path("REDLOCKD_BIN", "redlockd", buf, sizeof buf);
+}
+
 static const char *redlockd_bin(void)
 {
     static char buf[H_PATH_MAX];
@@ -908,13 +957,33 @@ static int write_ini(const struct h_daemon *d, struct h_redis *const masters, si
             d->tcp_addr, d->sock);
     put_section(f, "server", opts->server, false);
     fprintf(f, "[redis]\nmasters = ");
-    for (size_t i = 0; i < n; i++)
-        fprintf(f, "%s127.0.0.1:%d", i ? ", " : "", masters[i].port);
+    if (opts->masters) {
+        fprintf(f, "%s", opts->masters);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            fprintf(f, "%s127.0.0.1:%d", i ? ", " : "", masters[i].port);
+    }
     fprintf(f, "\n");
     put_section(f, "redis", opts->redis, false);
     put_section(f, "lock", opts->lock, false);
     put_section(f, "log", opts->log, false);
+    put_section(f, "metrics", opts->metrics, false);
     return fclose(f) == 0 ? 0 : -1;
+}
+
+/* The daemon is up when it answers PING with PONG, or with ERR AUTH when
+ * auth_token_file is set. */
+static bool daemon_answers(const char *sock_path, uint32_t timeout_ms)
+{
+    int fd = h_connect_unix(sock_path);
+    if (fd < 0)
+        return false;
+    char line[128];
+    bool ok = h_send_str(fd, "PING\r\n") == 0 &&
+              h_read_reply(fd, line, sizeof line, timeout_ms) >= 0 &&
+              (strcmp(line, "PONG") == 0 || strncmp(line, "ERR AUTH", 8) == 0);
+    close(fd);
+    return ok;
 }
 
 int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nmasters,
@@ -942,7 +1011,8 @@ int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nma
         char *argv_plain[] = {(char *)bin, "-c", d->ini, NULL};
         char *argv_wrap[] = {"/bin/sh", "-c", "exec $REDLOCKD_WRAPPER \"$0\" -c \"$1\"",
                              (char *)bin, d->ini, NULL};
-        pid_t pid = h_spawn(wrapper && *wrapper ? argv_wrap : argv_plain, d->log);
+        pid_t pid = h_spawn_env(wrapper && *wrapper ? argv_wrap : argv_plain, d->log,
+                                opts ? opts->env : NULL);
         if (pid < 0)
             return -1;
         uint64_t deadline = h_now_ms() + start_ms;
@@ -952,7 +1022,7 @@ int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nma
                 died = true;
                 break;
             }
-            if (h_daemon_ping_raw(d->sock, 1000)) {
+            if (daemon_answers(d->sock, 1000)) {
                 d->pid = pid;
                 return 0;
             }
@@ -992,6 +1062,46 @@ int h_daemon_stop(struct h_daemon *d)
     if (!keep_tmp())
         h_rmtree(d->dir);
     return code;
+}
+
+int h_daemon_write_ini(const struct h_daemon *d, struct h_redis *const masters, size_t nmasters,
+                       const struct h_daemon_opts *opts)
+{
+    /* Write a new file and rename it over the old, so a reload never reads
+     * a half-written config. */
+    struct h_daemon tmp = *d;
+    fmt(tmp.ini, sizeof tmp.ini, "%s.new", d->ini);
+    if (write_ini(&tmp, masters, nmasters, opts) != 0)
+        return -1;
+    return rename(tmp.ini, d->ini) == 0 ? 0 : -1;
+}
+
+bool h_file_contains(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    bool found = false;
+    while (buf) {
+        size_t n = fread(buf + len, 1, cap - len, f);
+        len += n;
+        if (len < cap)
+            break;
+        cap *= 2;
+        char *p = realloc(buf, cap + 1);
+        if (!p)
+            break;
+        buf = p;
+    }
+    if (buf) {
+        buf[len] = '\0';
+        found = memmem(buf, len, needle, strlen(needle)) != NULL;
+    }
+    free(buf);
+    fclose(f);
+    return found;
 }
 
 int h_daemon_hup(struct h_daemon *d)

@@ -113,6 +113,10 @@ void h_dump_file(const char *title, const char *path, int max_lines);
  */
 pid_t h_spawn(char *const argv[], const char *out_path);
 
+/* h_spawn with extra environment: env is a NULL-terminated list of
+ * "NAME=value" strings put into the child's environment (NULL: none). */
+pid_t h_spawn_env(char *const argv[], const char *out_path, const char *const env[]);
+
 /*
  * Wait up to timeout_ms for pid (started by h_spawn) to exit and reap it.
  * Returns its exit code (0..255), 128+N if signal N killed it, or -1 if it
@@ -139,6 +143,11 @@ struct h_redis {
     bool paused;            /* SIGSTOPped by h_redis_pause() */
     char dir[H_PATH_MAX];   /* private --dir */
     char log[H_PATH_MAX];   /* stdout+stderr of redis-server */
+    /* Credentials h_redis_cmdv() sends (AUTH [user] password) before each
+     * command when auth_pass is not empty; "" (the default) sends no AUTH.
+     * Set them after changing the server's requirepass / ACL. */
+    char auth_user[64];
+    char auth_pass[64];
 };
 
 /*
@@ -196,6 +205,12 @@ bool h_redis_set_px(const struct h_redis *r, const char *key, const char *val, u
 /* DBSIZE, or -1 on error. */
 long long h_redis_dbsize(const struct h_redis *r);
 
+/* "127.0.0.1:<port>,127.0.0.1:<port>,..." of n servers into out (outlen). When
+ * url_auth is not NULL each entry is "redis://<url_auth>@127.0.0.1:<port>"
+ * instead (url_auth e.g. ":secret" or "alice:pw"). For h_daemon_opts.masters. */
+void h_masters_list(const struct h_redis *m, size_t n, const char *url_auth, char *out,
+                    size_t outlen);
+
 /* ---- redlockd -------------------------------------------------------------- */
 
 /* Extra ini lines per section, each a string of "key = value\n" lines
@@ -206,6 +221,10 @@ struct h_daemon_opts {
     const char *redis;
     const char *lock;
     const char *log; /* a [log] section is written only when this is set */
+    /* Optional too (NULL: none / the default). */
+    const char *metrics;          /* a [metrics] section is written only when set */
+    const char *masters;          /* the masters value verbatim, instead of the ports */
+    const char *const *env;       /* extra "NAME=value" strings for redlockd, NULL-ended */
 };
 
 struct h_daemon {
@@ -222,7 +241,8 @@ struct h_daemon {
  * Write an ini (listen 127.0.0.1:<free port>, unix_socket in a private dir,
  * masters = 127.0.0.1:<port> of each of the nmasters servers, running or not,
  * plus opts' extra lines; opts may be NULL), start redlockd -c INI (through
- * REDLOCKD_WRAPPER if set) and wait until it answers PING on the Unix socket.
+ * REDLOCKD_WRAPPER if set) and wait until it answers PING on the Unix socket
+ * (PONG, or ERR AUTH when opts set auth_token_file).
  * If it exits before that, retry with a new port (3 times at most).
  * Returns 0 (d filled), or -1 with the daemon's log printed to stderr.
  */
@@ -238,6 +258,17 @@ int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nma
  * (d->pid == 0).
  */
 int h_daemon_stop(struct h_daemon *d);
+
+/*
+ * Write d->ini again for a reload (SIGHUP): the same listen address and
+ * socket as d was started with, the given masters and opts (opts->env is
+ * ignored). Returns 0 or -1.
+ */
+int h_daemon_write_ini(const struct h_daemon *d, struct h_redis *const masters, size_t nmasters,
+                       const struct h_daemon_opts *opts);
+
+/* Full path of the daemon (REDLOCKD_BIN, see above). */
+const char *h_redlockd_bin(void);
 
 /* Send SIGHUP (config reload). Returns 0 or -1. */
 int h_daemon_hup(struct h_daemon *d);
@@ -272,6 +303,9 @@ int h_read_line(int fd, char *out, size_t outlen, uint32_t timeout_ms);
 
 /* Like h_read_line but skips pushed "EVENT ..." lines. */
 int h_read_reply(int fd, char *out, size_t outlen, uint32_t timeout_ms);
+
+/* True if the file at path contains the string needle (false if unreadable). */
+bool h_file_contains(const char *path, const char *needle);
 
 /* True if fd becomes readable (data or EOF) within timeout_ms. */
 bool h_readable(int fd, uint32_t timeout_ms);
