@@ -347,9 +347,13 @@ class TestBasics(ClusterTest):
 
     def test_extend_after_expiry_is_notheld(self):
         c = self.client()
-        lock = c.acquire(self.res(), ttl_ms=200)
+        res = self.res()
+        lock = c.acquire(res, ttl_ms=200)
         wait_until(lambda: lock.remaining_ms() == 0, 2, "the validity to run out")
-        # The daemon counts the validity from later than the client: it is over.
+        # The client counts the validity from its request, a round trip earlier
+        # than the daemon does; once the keys are gone from the masters (the TTL
+        # outlives the validity) the daemon's validity is surely over too.
+        wait_until(lambda: c.inspect(res).get("state") == "free", 2, "the keys to expire")
         with self.assertRaises(rc.NotHeldError):
             c.extend(lock)
 
