@@ -47,6 +47,7 @@ PROGRAMS = $(BUILD)/redlockd $(BUILD)/redlock $(BUILD)/libredlock.a \
            $(BUILD)/libredlock.so.$(SONAME_MAJOR) $(BENCH_BIN)
 
 .PHONY: all deps check test-bin run bench clean format format-check check-asan check-valgrind
+.DEFAULT_GOAL := all
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -82,6 +83,10 @@ $(BUILD)/tests/check_%: $(BUILD)/obj/tests/unit/check_%.o $(BUILD)/libdaemon.a $
 $(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libredlock.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm
+
+# Feature fragments (bench, install, fuzz, chaos, clients, examples): one file
+# each. Included here, before the rules that use what they add to EXTRA_TEST_BIN.
+include $(wildcard mk/*.mk)
 
 test-bin: all $(UNIT_BIN) $(INTEG_BIN) $(EXTRA_TEST_BIN)
 
@@ -123,8 +128,5 @@ format-check:
 
 clean:
 	rm -rf $(BUILD) build-asan
-
-# Feature fragments (bench, install, fuzz, clients): one file each.
-include $(wildcard mk/*.mk)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
