@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "testutil.h"
 #include "redlock.h"
 
 #define NM 3
@@ -127,19 +128,6 @@ static void raw_req(int fd, const char *line, char *out, size_t outlen)
     ck_assert_int_eq(h_send_str(fd, "\r\n"), 0);
     int n = h_read_reply(fd, out, outlen, 10000);
     ck_assert_msg(n >= 0, "no reply to '%.60s' (%d)", line, n);
-}
-
-static bool starts(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-/* "ERR <CODE>" alone or followed by a space and text. */
-static bool is_err(const char *reply, const char *code)
-{
-    size_t n = strlen(code);
-    return starts(reply, "ERR ") && strncmp(reply + 4, code, n) == 0 &&
-           (reply[4 + n] == '\0' || reply[4 + n] == ' ');
 }
 
 /* Parse "OK <id> <validity>"; extra tokens are allowed (fence later). */

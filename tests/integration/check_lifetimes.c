@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "testutil.h"
 #include "redlock.h"
 
 #define NM 3
@@ -97,12 +98,6 @@ static int raw(void)
     int fd = h_connect_unix(D.sock);
     ck_assert_msg(fd >= 0, "raw connect to %s failed", D.sock);
     return fd;
-}
-
-static void raw_send(int fd, const char *line)
-{
-    ck_assert_int_eq(h_send_str(fd, line), 0);
-    ck_assert_int_eq(h_send_str(fd, "\r\n"), 0);
 }
 
 /* Read an "OK <id> <validity>" reply within ms into id. */

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "testutil.h"
 #include "redlock.h"
 
 #define NM 3
@@ -67,29 +68,11 @@ static int raw(void)
     return fd;
 }
 
-static void raw_send(int fd, const char *line)
-{
-    ck_assert_int_eq(h_send_str(fd, line), 0);
-    ck_assert_int_eq(h_send_str(fd, "\r\n"), 0);
-}
-
 static void raw_req(int fd, const char *line, char *out, size_t outlen)
 {
     raw_send(fd, line);
     int n = h_read_reply(fd, out, outlen, 10000 * h_slowdown());
     ck_assert_msg(n >= 0, "no reply to '%.60s' (%d)", line, n);
-}
-
-static bool starts(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
-static bool is_err(const char *reply, const char *code)
-{
-    size_t n = strlen(code);
-    return starts(reply, "ERR ") && strncmp(reply + 4, code, n) == 0 &&
-           (reply[4 + n] == '\0' || reply[4 + n] == ' ');
 }
 
 /* "OK <id> <validity> ...": id and validity. */
