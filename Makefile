@@ -28,7 +28,8 @@ PROTO_SRC  = $(wildcard protocol/*.c)
 DAEMON_SRC = $(filter-out daemon/main.c,$(wildcard daemon/*.c))
 LIB_SRC    = client-lib/redlock.c
 CLI_SRC    = client-lib/redlock_cli.c
-HARNESS_SRC = $(wildcard tests/lib/*.c)
+HARNESS_SRC = tests/lib/harness.c
+TESTUTIL_SRC = tests/lib/testutil.c
 UNIT_SRC   = $(wildcard tests/unit/check_*.c)
 INTEG_SRC  = $(wildcard tests/integration/check_*.c)
 BENCH_SRC  = $(wildcard tests/bench/lockbench.c)
@@ -38,6 +39,7 @@ PROTO_OBJ  = $(call obj,$(PROTO_SRC))
 DAEMON_OBJ = $(call obj,$(DAEMON_SRC))
 LIB_OBJ    = $(call obj,$(LIB_SRC))
 HARNESS_OBJ = $(call obj,$(HARNESS_SRC))
+TESTUTIL_OBJ = $(call obj,$(TESTUTIL_SRC))
 
 UNIT_BIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN = $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
@@ -80,7 +82,7 @@ $(BUILD)/tests/check_%: $(BUILD)/obj/tests/unit/check_%.o $(BUILD)/libdaemon.a $
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 
 # Integration tests drive real processes through libredlock.
-$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libredlock.a
+$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(TESTUTIL_OBJ) $(BUILD)/libredlock.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm
 

@@ -165,8 +165,16 @@ static void retire(struct server *s, struct lock *lk)
     maybe_free(s, lk);
 }
 
-/* Tell the owner its lock is gone, release it on the masters, forget it. */
-static void lose(struct server *s, struct lock *lk, const char *reason)
+/* How a lost lock's keys go. */
+enum lost_keys {
+    KEYS_EXPIRE,  /* left to their TTL: the owner learns of the loss only when it
+                     reads the event, and nobody else may start before the
+                     validity it was last promised ends */
+    KEYS_RELEASE, /* deleted now: MAXHOLD and SHUTDOWN end the lock on purpose */
+};
+
+/* Tell the owner its lock is gone and forget it. */
+static void lose(struct server *s, struct lock *lk, const char *reason, enum lost_keys keys)
 {
     s->stats.lost++;
     log_info("msg=\"lock lost\" lock=%.8s reason=%s", lk->id, reason);
@@ -175,7 +183,7 @@ static void lose(struct server *s, struct lock *lk, const char *reason)
         size_t n = proto_fmt_event_lost(line, sizeof line, lk->id, reason);
         conn_push_event(lk->owner, line, n);
     }
-    send_release(s, lk);
+    if (keys == KEYS_RELEASE) send_release(s, lk);
     retire(s, lk);
 }
 
@@ -245,7 +253,7 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
     /* A higher priority took the keys from local holders: they hear it now. */
     for (size_t i = 0; i < lk->nres; i++) {
         struct lock *h = lk->res[i]->holder;
-        if (h != NULL && h != lk) lose(s, h, "PREEMPTED");
+        if (h != NULL && h != lk) lose(s, h, "PREEMPTED", KEYS_EXPIRE); /* its keys are ours now */
     }
     for (size_t i = 0; i < lk->nres; i++) lk->res[i]->holder = lk;
     lk->acquired_ms = started_ms;
@@ -431,7 +439,7 @@ static void on_autoextend_done(void *ctx, const struct rl_outcome *out)
         return;
     }
     if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
-        lose(s, lk, out->result == RL_PREEMPTED ? "PREEMPTED" : "TAKEN");
+        lose(s, lk, out->result == RL_PREEMPTED ? "PREEMPTED" : "TAKEN", KEYS_EXPIRE);
         return;
     }
     uint64_t now = now_ms();
@@ -462,12 +470,12 @@ static void held_timer(struct server *s, struct lock *lk)
         return;
     }
     if (lk->maxhold_end_ms != 0 && now >= lk->maxhold_end_ms) {
-        lose(s, lk, "MAXHOLD");
+        lose(s, lk, "MAXHOLD", KEYS_RELEASE);
         return;
     }
     uint64_t guard = lk->validity_end_ms - lost_margin(lk);
     if (now >= guard) {
-        lose(s, lk, "NOQUORUM");
+        lose(s, lk, "NOQUORUM", KEYS_EXPIRE);
         return;
     }
     if (!lk->extending) {
@@ -630,12 +638,8 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
         s->stats.extend_fail++;
         n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "%s",
                           preempted ? "preempted by a higher priority" : "taken by another holder");
-        if (lk->flags & LOCK_F_AUTOEXTEND) {
-            lose(s, lk, preempted ? "PREEMPTED" : "TAKEN");
-        } else {
-            send_release(s, lk); /* deletes only keys still holding our token */
-            retire(s, lk);
-        }
+        if (lk->flags & LOCK_F_AUTOEXTEND) lose(s, lk, preempted ? "PREEMPTED" : "TAKEN", KEYS_EXPIRE);
+        else retire(s, lk); /* what keys we still have expire with the validity promised */
     } else {
         s->stats.extend_fail++;
         n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOQUORUM, "%u/%u masters extended",
@@ -774,7 +778,7 @@ void mgr_conn_closed(struct server *s, struct conn *c)
 static void lose_all_of(struct server *s, struct conn *c)
 {
     struct lock *lk;
-    while ((lk = LIST_FIRST(&c->locks)) != NULL) lose(s, lk, "SHUTDOWN");
+    while ((lk = LIST_FIRST(&c->locks)) != NULL) lose(s, lk, "SHUTDOWN", KEYS_RELEASE);
 }
 
 void mgr_shutdown(struct server *s)

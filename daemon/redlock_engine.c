@@ -163,7 +163,10 @@ static bool op_try_decide(struct rl_op *op, bool final)
     case RL_HANDOFF:
     case RL_EXTEND:
     case RL_FENCE:
-        if (op->kind == RL_EXTEND && op->refused > 0) {
+        if (op->kind == RL_EXTEND && op->refused > total - quorum) {
+            /* A majority holds other tokens: the lock is gone. One refusal
+             * alone is not (a stale key of a failed attempt, say): the
+             * extension still stands if a majority grants it. */
             out.result = op->preempted ? RL_PREEMPTED : RL_TAKEN;
         } else if (op->granted >= quorum && op->fenced && op->fences < quorum && !final) {
             decided = false; /* granted: wait for the granting masters' fences */

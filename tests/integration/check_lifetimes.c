@@ -313,6 +313,54 @@ START_TEST(test_autoextend_lost_before_validity)
 }
 END_TEST
 
+/* A key of another token on one master (a late SET of a failed attempt, a
+ * restarted master re-learning holders) must not cost the holder its lock:
+ * the extension stands on the majority. */
+START_TEST(test_minority_other_token_is_not_taken)
+{
+    struct events ev = {0};
+    redlock_set_event_handler(C, on_event, &ev);
+    struct redlock_acquire_opts o = {.ttl_ms = 500, .autoextend = true};
+    struct redlock_lock lk;
+    acquire_ok(C, "mt", &o, &lk);
+    ck_assert(h_redis_set_px(&M[0], key("mt"), "0123456789abcdef0123456789abcdef", 10000));
+    struct ae_watch w = {C, &ev, "mt", lk.id};
+    ck_assert_msg(!h_wait_until(autoextend_broke, &w, 1500),
+                  "one foreign key broke a 500 ms AUTOEXTEND lock (held on %zu masters, %d events: %s %s)",
+                  holding("mt", lk.id), ev.n, ev.name, ev.reason);
+    ck_assert_int_eq(redlock_extend(C, lk.id, 500, NULL), REDLOCK_OK);
+    ck_assert_int_eq(redlock_release(C, lk.id), REDLOCK_OK);
+    ck_assert_int_eq(ev.n, 0);
+}
+END_TEST
+
+static bool tk_key_gone(void *ud)
+{
+    return holding("tk", ud) == 0;
+}
+
+/* Taken on a majority: the owner hears TAKEN, and the key it still has is left
+ * to expire, not deleted before the owner can have read the event. */
+START_TEST(test_taken_leaves_keys_to_expire)
+{
+    struct events ev = {0};
+    redlock_set_event_handler(C, on_event, &ev);
+    struct redlock_acquire_opts o = {.ttl_ms = 3000, .autoextend = true};
+    struct redlock_lock lk;
+    acquire_ok(C, "tk", &o, &lk);
+    for (int i = 0; i < 2; i++)
+        ck_assert(h_redis_set_px(&M[i], key("tk"), "0123456789abcdef0123456789abcdef", 10000));
+    wait_event(C, &ev, 5000);
+    ck_assert_msg(ev.n > 0, "no EVENT LOST within 5 s of a majority taken");
+    ck_assert_str_eq(ev.lock_id, lk.id);
+    ck_assert_str_eq(ev.reason, "TAKEN");
+    ck_assert_msg(!h_wait_until(tk_key_gone, lk.id, 500), "the lost lock's last key was deleted");
+    long long pttl = h_redis_pttl(&M[2], key("tk"));
+    ck_assert_msg(pttl > 0 && pttl <= 3000, "PTTL %lld of the key left to expire", pttl);
+    ck_assert_int_eq(redlock_extend(C, lk.id, 1000, NULL), REDLOCK_ERR_NOTHELD);
+}
+END_TEST
+
 START_TEST(test_maxhold)
 {
     struct events ev = {0};
@@ -628,6 +676,7 @@ static Suite *lifetimes_suite(void)
           test_autoextend_with_detach_is_badreq, test_shutdown_releases_bound_keeps_detached,
           NULL}},
         {"autoextend", {test_autoextend_keeps_lock, test_autoextend_lost_before_validity,
+                        test_minority_other_token_is_not_taken, test_taken_leaves_keys_to_expire,
                         test_maxhold, NULL}},
         {"wait",
          {test_wait_handoff_is_prompt, test_wait_times_out_on_schedule,
