@@ -53,6 +53,7 @@ static const struct config_key config_keys[] = {
     {"server", "auth_token_file", KEY_STRING, OFF(auth_token_file), 0, 4096, "", true},
     {"redis", "masters", KEY_MASTERS, OFF(masters), 0, 0, "", true},
     {"redis", "master_timeout_ms", KEY_U32, OFF(master_timeout_ms), 1, 60000, "50", true},
+    {"redis", "max_backlog", KEY_U32, OFF(max_backlog), 1, 100000000, "16384", true},
     {"redis", "password_file", KEY_STRING, OFF(password_file), 0, 4096, "", true},
     {"redis", "backend", KEY_STRING, OFF(backend), 0, 16, "redis", false},
     {"lock", "default_ttl_ms", KEY_U32, OFF(default_ttl_ms), 1, 2147483647, "30000", true},

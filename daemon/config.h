@@ -41,6 +41,7 @@ struct config {
     struct master_addr masters[CONFIG_MAX_MASTERS];
     size_t nmasters;
     uint32_t master_timeout_ms;      /* per-master reply deadline */
+    uint32_t max_backlog;            /* commands a majority may owe before clients are paused */
     char *password_file;             /* password for masters without one in their URL */
     char *backend;                   /* "redis" or "memory" */
     bool backend_memory;             /* backend = memory: no masters, locks in this process */

@@ -26,12 +26,17 @@
 #include "inspect.h"
 #include "lockmgr.h"
 #include "log.h"
+#include "redlock_engine.h"
 #include "server.h"
 #include "util.h"
 
 #define REQS_PER_EVENT 64        /* lines handled per read event before yielding */
 #define READ_CHUNK 16384         /* bytes read per read() */
 #define MAX_PENDING_REQUESTS 1024/* unanswered requests before we stop reading */
+/* When a majority of masters owes more than [redis] max_backlog replies,
+ * clients are not read for OVERLOAD_PAUSE_MS: a burst of 100k requests waits
+ * in the sockets instead of in our memory (and hiredis'), and nothing is lost. */
+#define OVERLOAD_PAUSE_MS 1
 #define AUTH_FAIL_DELAY_MS 250   /* a failed AUTH stops reading the client this long */
 #define AUTH_MAX_FAILURES 10     /* then it is disconnected */
 
@@ -291,6 +296,13 @@ static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *mo
     *more = false;
     while (c->state == CONN_OPEN) {
         if (evtimer_pending(&c->pause, NULL)) break; /* AUTH delay: the rest waits */
+        if (pool_backlog(rl_engine_pool(s->rl)) > s->cfg.max_backlog) {
+            s->stats.overload_pauses++;
+            set_reading(c, false);
+            struct timeval tv = {0, OVERLOAD_PAUSE_MS * 1000};
+            evtimer_add(&c->pause, &tv);
+            break;
+        }
         if (handled == REQS_PER_EVENT || c->npending >= MAX_PENDING_REQUESTS) {
             *more = true;
             break;

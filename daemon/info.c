@@ -82,6 +82,7 @@ int info_render(struct server *s, struct evbuffer *out)
     add(&l, "release_notheld %llu", (unsigned long long)st->release_notheld);
     add(&l, "lost %llu", (unsigned long long)st->lost);
     add(&l, "auto_released %llu", (unsigned long long)st->auto_released);
+    add(&l, "overload_pauses %llu", (unsigned long long)st->overload_pauses);
     add(&l, "expired %llu", (unsigned long long)st->expired);
     add(&l, "handoffs %llu", (unsigned long long)st->handoffs);
     add(&l, "handoffs_cas %llu", (unsigned long long)st->handoffs_cas);

@@ -35,6 +35,7 @@ enum lock_state {
 
 #define LOCK_F_DETACH     (1u << 0) /* outlives its connection */
 #define LOCK_F_AUTOEXTEND (1u << 1) /* the daemon extends it while the owner lives */
+#define LOCK_F_ORPHANED   (1u << 2) /* its owner closed: released on its timer's next turn */
 
 struct resource {
     struct table_node node;       /* in the resource table, keyed by key */

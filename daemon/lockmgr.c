@@ -28,6 +28,7 @@
 #include "util.h"
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
+#define ORPHAN_PENDING_MAX 30000 /* commands in flight above which close-releases wait a turn */
 
 static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
@@ -438,6 +439,10 @@ static void on_autoextend_done(void *ctx, const struct rl_outcome *out)
         maybe_free(s, lk);
         return;
     }
+    if (lk->flags & LOCK_F_ORPHANED) { /* its owner closed meanwhile: the timer releases it */
+        wake(lk);
+        return;
+    }
     if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
         lose(s, lk, out->result == RL_PREEMPTED ? "PREEMPTED" : "TAKEN", KEYS_EXPIRE);
         return;
@@ -461,6 +466,17 @@ static void on_autoextend_done(void *ctx, const struct rl_outcome *out)
 
 static void held_timer(struct server *s, struct lock *lk)
 {
+    if (lk->flags & LOCK_F_ORPHANED) { /* its owner closed */
+        /* A mass close waits for the masters to catch up instead of queueing
+         * every delete (and hiredis' state for each) at once. */
+        if (pool_pending(rl_engine_pool(s->rl)) > ORPHAN_PENDING_MAX) {
+            arm_at(lk, now_ms() + 1);
+            return;
+        }
+        send_release(s, lk);
+        retire(s, lk);
+        return;
+    }
     uint64_t now = now_ms();
     if (!(lk->flags & LOCK_F_AUTOEXTEND)) {
         s->stats.expired++;
@@ -631,7 +647,8 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
     } else if (out->result == RL_OK) {
         s->stats.extend_ok++;
         lk->validity_end_ms = out->started_ms + out->validity_ms;
-        if (!(lk->flags & LOCK_F_AUTOEXTEND)) arm_at(lk, lk->validity_end_ms);
+        if (lk->flags & LOCK_F_ORPHANED) wake(lk); /* its owner closed: the timer releases it */
+        else if (!(lk->flags & LOCK_F_AUTOEXTEND)) arm_at(lk, lk->validity_end_ms);
         n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
     } else if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
         bool preempted = out->result == RL_PREEMPTED;
@@ -764,15 +781,22 @@ void mgr_cancel_acquire(struct server *s, struct request *req)
     maybe_free(s, lk);
 }
 
+/* The owner is gone: its locks are released from their timers, so that a
+ * connection closing with 100k locks is spread over loop turns (timer.c)
+ * instead of queueing all the deletes at once. */
 void mgr_conn_closed(struct server *s, struct conn *c)
 {
     struct lock *lk;
     while ((lk = LIST_FIRST(&c->locks)) != NULL) {
         s->stats.auto_released++;
-        send_release(s, lk);
-        retire(s, lk);
+        LIST_REMOVE(lk, owner_link);
+        c->nlocks--;
+        lk->owner = NULL;
+        lk->flags |= LOCK_F_ORPHANED;
+        wake(lk);
     }
 }
+
 
 /* At shutdown the owners still connected hear why their locks go. */
 static void lose_all_of(struct server *s, struct conn *c)
@@ -801,6 +825,15 @@ void mgr_shutdown(struct server *s)
             maybe_free(s, lk);
         }
         lose_all_of(s, c);
+    }
+    /* Locks of connections closed before and not yet released: now. */
+    struct lock *lk, *next;
+    for (lk = LIST_FIRST(&s->tables.all); lk != NULL; lk = next) {
+        next = LIST_NEXT(lk, all_link);
+        if (lk->state == LOCK_HELD && (lk->flags & LOCK_F_ORPHANED)) {
+            send_release(s, lk);
+            retire(s, lk);
+        }
     }
 }
 

@@ -75,8 +75,12 @@ static void on_shutdown_tick(evutil_socket_t fd, short what, void *arg)
         while ((c = TAILQ_FIRST(&s->conns)) != NULL) conn_close(c, "shutdown");
         conns_closed = true;
     }
-    if (conns_closed && (late || rl_engine_inflight(s->rl) == 0)) {
-        if (late) log_warn("msg=\"shutdown deadline reached\" inflight=%u", rl_engine_inflight(s->rl));
+    /* Releases nobody waits for have no op: wait for the masters' answers. */
+    uint64_t pending = pool_pending(rl_engine_pool(s->rl));
+    if (conns_closed && (late || (rl_engine_inflight(s->rl) == 0 && pending == 0))) {
+        if (late)
+            log_warn("msg=\"shutdown deadline reached\" inflight=%u pending=%llu", rl_engine_inflight(s->rl),
+                     (unsigned long long)pending);
         event_base_loopexit(s->base, NULL);
         return;
     }

@@ -73,6 +73,8 @@ static void on_metrics(struct evhttp_request *req, void *arg)
     counter(b, "release_total", "RELEASEs of known locks.", st->release_ok);
     counter(b, "lost_total", "EVENT LOST pushed to owners.", st->lost);
     counter(b, "auto_released_total", "Locks released because their connection closed.", st->auto_released);
+    counter(b, "overload_pauses_total", "Times a client was not read for 1 ms because a majority of masters was behind.",
+            st->overload_pauses);
     counter(b, "expired_total", "Locks whose validity ran out unreleased.", st->expired);
     counter(b, "handoffs_total", "Releases that woke a local waiter.", st->handoffs);
     counter(b, "auth_failures_total", "Failed AUTH attempts.", st->auth_failures);

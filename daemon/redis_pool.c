@@ -780,6 +780,21 @@ uint64_t pool_pending(const struct pool *p)
     for (size_t i = 0; i < p->nmasters; i++) n += p->masters[i].pending;
     return n;
 }
+/* Commands a majority of masters still have to answer: the quorum-th
+ * smallest pending count. A stalled minority does not raise it. */
+uint64_t pool_backlog(const struct pool *p)
+{
+    uint64_t pending[CONFIG_MAX_MASTERS];
+    size_t n = p->nmasters < CONFIG_MAX_MASTERS ? p->nmasters : CONFIG_MAX_MASTERS;
+    for (size_t i = 0; i < n; i++) { /* insertion sort: a handful of masters */
+        uint64_t v = p->masters[i].pending;
+        size_t j = i;
+        for (; j > 0 && pending[j - 1] > v; j--) pending[j] = pending[j - 1];
+        pending[j] = v;
+    }
+    return n == 0 ? 0 : pending[n / 2];
+}
+
 size_t pool_quorum(const struct pool *p) { return p->nmasters / 2 + 1; }
 
 size_t pool_up_count(const struct pool *p)

@@ -86,6 +86,8 @@ void pool_free(struct pool *p);
 size_t pool_size(const struct pool *p);
 /* Commands sent to any master and not yet answered. */
 uint64_t pool_pending(const struct pool *p);
+/* Commands still unanswered by the least busy majority of masters. */
+uint64_t pool_backlog(const struct pool *p);
 /* Votes needed for a majority: N/2 + 1. */
 size_t pool_quorum(const struct pool *p);
 /* Masters currently UP. */

@@ -1,10 +1,13 @@
 /*
  * redlock_engine.c - Redlock attempts over the masters. See redlock_engine.h.
  *
- * Ops live in fixed pages so that the libevent timer embedded in each never
- * moves. A command's tag names its op by slot and generation: a reply that
- * arrives after its op was decided (and the slot reused) is recognised as
- * stale and dropped.
+ * Ops live in fixed pages, so they never move. A command's tag names its op
+ * by slot and generation: a reply that arrives after its op was decided (and
+ * the slot reused) is recognised as stale and dropped.
+ *
+ * Every op waits at most master_timeout_ms, the same for all: their
+ * deadlines are kept in one queue in start order, behind one libevent timer
+ * (a timer per op cost 128 bytes each and a heap operation per start).
  */
 #include "redlock_engine.h"
 
@@ -13,6 +16,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
 #include "log.h"
 #include "util.h"
@@ -46,7 +50,8 @@ struct rl_op {
     unsigned fences;        /* fences received from granting masters */
     bool preempted;         /* EXTEND: a master said a higher priority holds the key */
     uint64_t fence_max, fence_min; /* over the granting masters' replies */
-    struct event timer;     /* master_timeout_ms deadline */
+    uint64_t deadline_ms;   /* decided with what it has by then */
+    TAILQ_ENTRY(rl_op) deadline_link; /* in engine->deadlines while active */
     rl_done_fn *done;
     rl_each_fn *each;       /* RL_INSPECT only */
     void *ctx;
@@ -64,6 +69,11 @@ struct draining_pool {
     uint64_t since_ms;
 };
 
+struct op_ref {
+    uint32_t slot;
+    uintptr_t gen;
+};
+
 struct rl_engine {
     struct event_base *base;
     struct pool *pool;      /* the current master set */
@@ -71,6 +81,12 @@ struct rl_engine {
     struct event *drain_timer;
     uint32_t timeout_ms;
     double drift_factor;
+    TAILQ_HEAD(rl_op_queue, rl_op) deadlines; /* active ops, earliest deadline first */
+    struct event *deadline_timer;
+    uint64_t deadline_armed; /* the deadline it is armed for, 0 when not */
+    struct op_ref *decide_now; /* ops to decide on the next turn */
+    size_t ndecide_now, decide_now_cap;
+    struct event *decide_now_event;
     struct rl_op *pages[OP_MAX_PAGES];
     uint32_t nslots;        /* slots allocated so far */
     uint32_t free_head;     /* UINT32_MAX when empty */
@@ -82,7 +98,6 @@ static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
     return &e->pages[slot / OP_PAGE_SLOTS][slot % OP_PAGE_SLOTS];
 }
 
-static void on_op_timeout(evutil_socket_t fd, short what, void *arg);
 static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
                           const struct pool_reply *reply);
 
@@ -99,7 +114,6 @@ static struct rl_op *op_alloc(struct rl_engine *e)
             op->engine = e;
             op->slot = e->nslots + i;
             op->gen = 1;
-            evtimer_assign(&op->timer, e->base, on_op_timeout, op);
             op->next_free = i + 1 < OP_PAGE_SLOTS ? op->slot + 1 : UINT32_MAX;
         }
         e->free_head = e->nslots;
@@ -123,7 +137,7 @@ static void op_free(struct rl_op *op)
     struct draining_pool *d = draining_of(e, op->pool);
     if (d != NULL && d->ops > 0) d->ops--;
     op->pool = NULL;
-    evtimer_del(&op->timer);
+    TAILQ_REMOVE(&e->deadlines, op, deadline_link);
     op->active = false;
     e->inflight--;
     op->gen = (op->gen + 1) & TAG_GEN_MASK;
@@ -204,11 +218,29 @@ static bool op_try_decide(struct rl_op *op, bool final)
     return true;
 }
 
-static void on_op_timeout(evutil_socket_t fd, short what, void *arg)
+static void arm_deadline(struct rl_engine *e)
 {
+    struct rl_op *first = TAILQ_FIRST(&e->deadlines);
+    if (first == NULL || first->deadline_ms == e->deadline_armed) return;
+    uint64_t now = now_ms();
+    uint64_t d = first->deadline_ms > now ? first->deadline_ms - now : 0;
+    struct timeval tv = {(time_t)(d / 1000), (suseconds_t)((d % 1000) * 1000)};
+    evtimer_add(e->deadline_timer, &tv);
+    e->deadline_armed = first->deadline_ms;
+}
+
+/* Decide, with what they have, the ops whose deadline passed. */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct rl_engine *e = arg;
     (void)fd;
     (void)what;
-    op_try_decide(arg, true);
+    e->deadline_armed = 0;
+    uint64_t now = now_ms();
+    struct rl_op *op;
+    /* Deciding may start ops (at the tail) and free others: look again each time. */
+    while ((op = TAILQ_FIRST(&e->deadlines)) != NULL && op->deadline_ms <= now) op_try_decide(op, true);
+    arm_deadline(e);
 }
 
 static void note_fence(struct rl_op *op, uint64_t f)
@@ -270,11 +302,36 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
     op_try_decide(op, false);
 }
 
+/* Ops whose outcome was certain at their start (too few masters usable),
+ * decided from the loop: never inside rl_start, whose caller is mid-function. */
 static void on_decide_now(evutil_socket_t fd, short what, void *arg)
 {
+    struct rl_engine *e = arg;
     (void)fd;
     (void)what;
-    op_try_decide(arg, false);
+    /* Deciding may start ops that land here again: those wait for the next turn. */
+    size_t n = e->ndecide_now;
+    for (size_t i = 0; i < n; i++) {
+        struct op_ref ref = e->decide_now[i];
+        struct rl_op *op = op_at(e, ref.slot);
+        if (op->active && op->gen == ref.gen) op_try_decide(op, false);
+    }
+    memmove(e->decide_now, e->decide_now + n, (e->ndecide_now - n) * sizeof *e->decide_now);
+    e->ndecide_now -= n;
+}
+
+static int decide_next_turn(struct rl_engine *e, struct rl_op *op)
+{
+    if (e->ndecide_now == e->decide_now_cap) {
+        size_t cap = e->decide_now_cap ? 2 * e->decide_now_cap : 64;
+        struct op_ref *grown = realloc(e->decide_now, cap * sizeof *grown);
+        if (grown == NULL) return -1;
+        e->decide_now = grown;
+        e->decide_now_cap = cap;
+    }
+    e->decide_now[e->ndecide_now++] = (struct op_ref){op->slot, op->gen};
+    event_active(e->decide_now_event, EV_TIMEOUT, 0);
+    return 0;
 }
 
 static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
@@ -298,6 +355,14 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->preempted = false;
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
+    op->deadline_ms = op->started_ms + e->timeout_ms;
+    /* In deadline order: at the tail, unless a reload shortened the timeout. */
+    struct rl_op *before = TAILQ_LAST(&e->deadlines, rl_op_queue);
+    while (before != NULL && before->deadline_ms > op->deadline_ms)
+        before = TAILQ_PREV(before, rl_op_queue, deadline_link);
+    if (before == NULL) TAILQ_INSERT_HEAD(&e->deadlines, op, deadline_link);
+    else TAILQ_INSERT_AFTER(&e->deadlines, before, op, deadline_link);
+    arm_deadline(e);
     uintptr_t tag = (op->gen << TAG_GEN_SHIFT) | op->slot;
 
     char ttl[24];
@@ -360,23 +425,32 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
         }
         if (rc == 0) op->sent++;
     }
-    /* Decide from the loop, never inside rl_start: with no master usable
-     * the outcome is already certain, and the caller is mid-function. */
-    struct timeval tv = {e->timeout_ms / 1000, (e->timeout_ms % 1000) * 1000};
-    if (op->sent == 0 || op->sent < pool_quorum(op->pool)) {
-        event_assign(&op->timer, e->base, -1, 0, on_decide_now, op);
-        event_active(&op->timer, EV_TIMEOUT, 0);
-        /* Restore the timeout callback for the slot's next use. */
-        return 0;
-    }
-    evtimer_assign(&op->timer, e->base, on_op_timeout, op);
-    evtimer_add(&op->timer, &tv);
+    /* With too few masters usable the outcome is already certain: decide
+     * it from the loop (what was sent may still answer, for INSPECT). */
+    if (op->sent < pool_quorum(op->pool) && decide_next_turn(e, op) != 0)
+        log_error("msg=\"out of memory; the op is decided at its deadline\"");
     return 0;
+}
+
+/* A release nobody waits for needs no op: its replies carry tag 0 (gen 0 is
+ * never an op's), which on_pool_reply drops as stale. A connection closing
+ * with 100k locks must not hold 100k ops for their replies. */
+static void send_release_untracked(struct rl_engine *e, const struct rl_target *t)
+{
+    const char *args[1] = {t->token};
+    size_t arglens[1] = {strlen(t->token)};
+    size_t n = pool_size(e->pool);
+    for (size_t m = 0; m < n; m++)
+        pool_script(e->pool, m, 0, SCRIPT_RELEASE, t->nkeys, t->keys, t->keylens, 1, args, arglens);
 }
 
 int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
              void *ctx)
 {
+    if (kind == RL_RELEASE && done == NULL) {
+        send_release_untracked(e, t);
+        return 0;
+    }
     return op_start(e, kind, t, done, NULL, ctx);
 }
 
@@ -453,18 +527,28 @@ int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg)
     return 0;
 }
 
+static void free_events(struct rl_engine *e)
+{
+    if (e->drain_timer) event_free(e->drain_timer);
+    if (e->deadline_timer) event_free(e->deadline_timer);
+    if (e->decide_now_event) event_free(e->decide_now_event);
+}
+
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg)
 {
     struct rl_engine *e = calloc(1, sizeof *e);
     if (e == NULL) return NULL;
     e->base = base;
     e->free_head = UINT32_MAX;
+    TAILQ_INIT(&e->deadlines);
     rl_engine_configure(e, cfg);
     e->drain_timer = evtimer_new(base, on_drain_tick, e);
+    e->deadline_timer = evtimer_new(base, on_deadline, e);
+    e->decide_now_event = event_new(base, -1, 0, on_decide_now, e);
     e->pool = pool_new(base, cfg, on_pool_reply, e);
-    if (e->pool == NULL || e->drain_timer == NULL) {
+    if (e->pool == NULL || e->drain_timer == NULL || e->deadline_timer == NULL || e->decide_now_event == NULL) {
         pool_free(e->pool);
-        if (e->drain_timer) event_free(e->drain_timer);
+        free_events(e);
         free(e);
         return NULL;
     }
@@ -489,11 +573,9 @@ void rl_engine_free(struct rl_engine *e)
     }
     pool_free(e->pool);
     for (size_t i = 0; i < MAX_DRAINING_POOLS; i++) pool_free(e->draining[i].pool);
-    if (e->drain_timer) event_free(e->drain_timer);
-    for (uint32_t p = 0; p * OP_PAGE_SLOTS < e->nslots; p++) {
-        for (uint32_t i = 0; i < OP_PAGE_SLOTS; i++) evtimer_del(&e->pages[p][i].timer);
-        free(e->pages[p]);
-    }
+    free_events(e);
+    for (uint32_t p = 0; p * OP_PAGE_SLOTS < e->nslots; p++) free(e->pages[p]);
+    free(e->decide_now);
     free(e);
 }
 

@@ -28,6 +28,7 @@ struct stats {
     uint64_t release_ok, release_notheld;
     uint64_t lost;                 /* EVENT LOST pushed */
     uint64_t auto_released;        /* locks released because their connection closed */
+    uint64_t overload_pauses;      /* clients not read for a moment: a majority of masters was behind */
     uint64_t expired;              /* locks whose validity ran out unreleased */
     uint64_t handoffs;             /* releases that woke a local waiter */
     uint64_t handoffs_cas;         /* ... of which the key went straight to it (one round trip) */

@@ -52,6 +52,8 @@ static void reschedule(struct timers *ts)
     ts->ev_due = due;
 }
 
+#define TIMERS_PER_TURN 1024
+
 static void on_fire(evutil_socket_t fd, short what, void *arg)
 {
     struct timers *ts = arg;
@@ -60,8 +62,10 @@ static void on_fire(evutil_socket_t fd, short what, void *arg)
     ts->ev_due = UINT64_MAX;
     uint64_t now = now_ms();
     /* Run only what is due now; timers armed by callbacks for "now" wait
-     * for the next turn, so a callback re-arming itself cannot spin here. */
-    size_t budget = ts->len;
+     * for the next turn, so a callback re-arming itself cannot spin here.
+     * At most TIMERS_PER_TURN per turn: 100k locks expiring together must
+     * not queue 300k commands before one is written, nor starve the clients. */
+    size_t budget = ts->len < TIMERS_PER_TURN ? ts->len : TIMERS_PER_TURN;
     while (ts->len > 0 && ts->heap[0]->due_ms <= now && budget-- > 0) {
         struct timer *t = ts->heap[0];
         timer_cancel(ts, t);

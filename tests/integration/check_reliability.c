@@ -1402,6 +1402,41 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------- */
 
+/* A burst against masters that fell behind waits in the socket: the daemon
+ * stops reading (overload_pauses) and still answers every request. */
+START_TEST(test_overload_pauses_and_answers_all)
+{
+    static const struct h_daemon_opts o = {.redis = BASE_REDIS "max_backlog = 50\n", .lock = BASE_LOCK};
+    start(&D, &o);
+    int fd = raw();
+    ck_assert_int_eq(h_redis_pause(&M[1]), 0);
+    ck_assert_int_eq(h_redis_pause(&M[2]), 0);
+    enum { BURST = 200 };
+    static char burst[BURST * 48];
+    size_t len = 0;
+    for (int i = 0; i < BURST; i++)
+        len += (size_t)snprintf(burst + len, sizeof burst - len, "ACQUIRE ovl-%d 10000 WAIT 0\r\n", i);
+    for (size_t off = 0; off < len;) {
+        ssize_t n = write(fd, burst + off, len - off);
+        ck_assert_msg(n > 0 || errno == EINTR, "write: %s", strerror(errno));
+        if (n > 0) off += (size_t)n;
+    }
+    int answered = 0;
+    char line[256];
+    for (; answered < BURST; answered++) {
+        if (h_read_reply(fd, line, sizeof line, 10000 * h_slowdown()) < 0) break;
+        ck_assert_msg(is_err(line, "NOQUORUM"), "reply %d: '%s'", answered, line);
+    }
+    ck_assert_msg(answered == BURST, "%d of %d requests answered", answered, BURST);
+    ck_assert_msg(info_get(&D, "overload_pauses") > 0, "the burst never paused reading");
+    h_redis_resume(&M[1]);
+    h_redis_resume(&M[2]);
+    raw_req(fd, "PING", line, sizeof line);
+    ck_assert_str_eq(line, "PONG");
+    close(fd);
+}
+END_TEST
+
 static Suite *reliability_suite(void)
 {
     Suite *s = suite_create("reliability");
@@ -1415,7 +1450,7 @@ static Suite *reliability_suite(void)
           test_garbage, NULL}},
         {"masters",
          {test_restart_amnesia, test_master_readonly, test_master_oom,
-          test_master_errors_logged_once, NULL}},
+          test_master_errors_logged_once, test_overload_pauses_and_answers_all, NULL}},
         {"shutdown",
          {test_graceful_shutdown, test_second_signal_exits_at_once,
           test_shutdown_with_acquire_in_flight, NULL}},
