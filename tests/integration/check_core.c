@@ -855,13 +855,9 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------- */
 
-static Suite *core_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("core");
-    struct {
-        const char *name;
-        const TTest *tests[16];
-    } groups[] = {
+    const struct test_group groups[] = {
         {"protocol",
          {test_ping, test_tcp_listener, test_acquire_reply_and_keys, test_resource_names,
           test_default_prefix_is_empty, test_extend, test_release, test_notheld_unknown_id,
@@ -876,23 +872,6 @@ static Suite *core_suite(void)
           test_one_master_dead_still_fast, test_master_killed_and_restarted,
           test_starts_with_a_master_down, NULL}},
     };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 60);
-        for (size_t i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
     h_init();
-    SRunner *sr = srunner_create(core_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_test_groups("core", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }

@@ -664,13 +664,9 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------------ */
 
-static Suite *lifetimes_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("lifetimes");
-    struct {
-        const char *name;
-        const TTest *tests[12];
-    } groups[] = {
+    const struct test_group groups[] = {
         {"ownership",
          {test_close_releases_at_once, test_detach_survives_close,
           test_autoextend_with_detach_is_badreq, test_shutdown_releases_bound_keeps_detached,
@@ -687,23 +683,6 @@ static Suite *lifetimes_suite(void)
           test_run_serializes, test_run_stops_command_when_lost, test_cli_detach_then_release,
           NULL}},
     };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 60);
-        for (size_t i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
     h_init();
-    SRunner *sr = srunner_create(lifetimes_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_test_groups("lifetimes", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }

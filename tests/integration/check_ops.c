@@ -979,36 +979,15 @@ END_TEST
 
 /* ---- suite ------------------------------------------------------------------------- */
 
-static Suite *ops_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("ops");
-    struct {
-        const char *name;
-        const TTest *tests[16];
-    } groups[] = {
+    const struct test_group groups[] = {
         {"visibility", {test_info, test_inspect, test_metrics, NULL}},
         {"reload",
          {test_reload_settings, test_reload_bad_config, test_reload_masters,
           test_reload_listen_ignored, NULL}},
         {"systemd", {test_systemd_notify, test_command_line, NULL}},
     };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 60);
-        for (size_t i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
     h_init();
-    SRunner *sr = srunner_create(ops_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_test_groups("ops", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }

@@ -1437,13 +1437,9 @@ START_TEST(test_overload_pauses_and_answers_all)
 }
 END_TEST
 
-static Suite *reliability_suite(void)
+int main(void)
 {
-    Suite *s = suite_create("reliability");
-    struct {
-        const char *name;
-        const TTest *tests[16];
-    } groups[] = {
+    const struct test_group groups[] = {
         {"limits",
          {test_max_clients, test_max_resources_per_lock, test_max_locks_per_client,
           test_max_waiters, test_max_line_bytes, test_max_output_bytes, test_accept_emfile,
@@ -1459,23 +1455,6 @@ static Suite *reliability_suite(void)
           test_master_wrong_password, test_master_wrong_password_reported,
           test_unix_socket_mode, NULL}},
     };
-    for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++) {
-        TCase *tc = tcase_create(groups[g].name);
-        tcase_add_checked_fixture(tc, setup, teardown);
-        tcase_set_timeout(tc, 60);
-        for (size_t i = 0; groups[g].tests[i]; i++)
-            tcase_add_test(tc, groups[g].tests[i]);
-        suite_add_tcase(s, tc);
-    }
-    return s;
-}
-
-int main(void)
-{
     h_init();
-    SRunner *sr = srunner_create(reliability_suite());
-    srunner_run_all(sr, CK_ENV);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+    return run_test_groups("reliability", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }

@@ -5,7 +5,9 @@
 #ifndef REDLOCK_TESTUTIL_H
 #define REDLOCK_TESTUTIL_H
 
+#include <check.h>
 #include <stdbool.h>
+#include <stddef.h>
 
 /* Send one request line (CRLF added) on a raw connection; asserts it went out. */
 void raw_send(int fd, const char *line);
@@ -13,5 +15,16 @@ void raw_send(int fd, const char *line);
 bool starts(const char *s, const char *prefix);
 /* reply is "ERR <code>", alone or followed by a space and text. */
 bool is_err(const char *reply, const char *code);
+
+/* A named group of tests sharing setup/teardown; tests ends with NULL. */
+struct test_group {
+    const char *name;
+    const TTest *tests[24];
+};
+
+/* Run the groups as one suite (60 s per test, CK_ENV output). Returns the
+ * process exit status: EXIT_SUCCESS when every test passed. */
+int run_test_groups(const char *suite_name, const struct test_group *groups, size_t ngroups,
+                    void (*setup)(void), void (*teardown)(void));
 
 #endif
