@@ -28,7 +28,6 @@
 #include "util.h"
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
-#define ORPHAN_PENDING_MAX 30000 /* commands in flight above which close-releases wait a turn */
 
 static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
@@ -468,8 +467,9 @@ static void held_timer(struct server *s, struct lock *lk)
 {
     if (lk->flags & LOCK_F_ORPHANED) { /* its owner closed */
         /* A mass close waits for the masters to catch up instead of queueing
-         * every delete (and hiredis' state for each) at once. */
-        if (pool_pending(rl_engine_pool(s->rl)) > ORPHAN_PENDING_MAX) {
+         * every delete (and hiredis' state for each) at once; the same
+         * threshold pauses reading clients (conn.c). */
+        if (pool_backlog(rl_engine_pool(s->rl)) > s->cfg.max_backlog) {
             arm_at(lk, now_ms() + 1);
             return;
         }
