@@ -63,7 +63,7 @@ static const struct config_key config_keys[] = {
     {"lock", "retry_delay_ms", KEY_U32, OFF(retry_delay_ms), 0, 600000, "200", true},
     {"lock", "retry_jitter_ms", KEY_U32, OFF(retry_jitter_ms), 0, 600000, "100", true},
     {"lock", "drift_factor", KEY_DOUBLE, OFF(drift_factor), 0, 500000, "0.01", true},
-    {"lock", "key_prefix", KEY_STRING, OFF(key_prefix), 0, 256, "", true},
+    {"lock", "key_prefix", KEY_STRING, OFF(key_prefix), 0, CONFIG_MAX_KEY_PREFIX, "", true},
     {"lock", "fencing", KEY_BOOL, OFF(fencing), 0, 0, "yes", true},
     {"log", "level", KEY_LOGLEVEL, OFF(log_level), 0, 0, "info", true},
     {"log", "syslog", KEY_BOOL, OFF(log_syslog), 0, 0, "no", false},
@@ -364,6 +364,11 @@ static int validate(struct config *cfg, char *reason, size_t len)
         }
     } else if (cfg->nmasters == 0) {
         snprintf(reason, len, "redis.masters: no masters configured");
+        return -1;
+    }
+    if (strchr(cfg->key_prefix, ',') != NULL) {
+        /* ',' marks the daemon's own keys (",prio", the ",fence" counter). */
+        snprintf(reason, len, "lock.key_prefix: must not contain ','");
         return -1;
     }
     if (cfg->default_ttl_ms > cfg->max_ttl_ms) {

@@ -13,6 +13,7 @@
 #define CONFIG_ERR_MAX 512
 #define CONFIG_MAX_MASTERS 64
 #define CONFIG_MAX_LINE 65536 /* longest ini line (raised from inih's 200) */
+#define CONFIG_MAX_KEY_PREFIX 256
 
 /* One Redis master, parsed from "host:port" or "redis://[user[:pass]@]host:port". */
 struct master_addr {

@@ -25,18 +25,17 @@ static struct resource *resource_ref(struct lock_tables *t, const char *prefix, 
     char stackkey[PROTO_MAX_RESOURCE_BYTES + 512];
     size_t klen = plen + name->len;
     char *key = klen <= sizeof stackkey ? stackkey : malloc(klen);
-    /* Looked up by the lock key; the entry stores the fence suffix too. */
     if (key == NULL) return NULL;
     memcpy(key, prefix, plen);
     memcpy(key + plen, name->ptr, name->len);
     struct resource *r = resource_find(t, key, klen);
     if (r == NULL) {
-        r = malloc(sizeof *r + klen + LOCK_FENCE_SUFFIX_LEN);
+        r = malloc(sizeof *r + klen);
         if (r != NULL) {
             memset(r, 0, sizeof *r);
             TAILQ_INIT(&r->waiters);
             memcpy(r->key, key, klen);
-            memcpy(r->key + klen, LOCK_FENCE_SUFFIX, LOCK_FENCE_SUFFIX_LEN);
+            r->prefix_len = (unsigned)plen;
             r->keylen = klen;
             r->node.key = r->key;
             r->node.klen = klen;

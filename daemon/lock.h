@@ -42,14 +42,15 @@ struct resource {
     struct lock *holder;          /* the HELD local lock on it, or NULL */
     TAILQ_HEAD(, lock) waiters;   /* ACQUIRING locks queued on it, first come first */
     unsigned refs;                /* locks naming it */
+    unsigned prefix_len;          /* the key_prefix part of key (its fence counter's key) */
     size_t keylen;
-    char key[];                   /* key_prefix + resource name, followed by LOCK_FENCE_SUFFIX:
-                                     the first keylen bytes are the lock key, all of them the
-                                     key of its fence counter (not NUL-terminated) */
+    char key[];                   /* key_prefix + resource name (not NUL-terminated) */
 };
 
-/* A fence counter's key is its lock key plus this. Resource names cannot
- * contain ',', so no lock key can ever equal a fence key. */
+/* The fence counter of a key prefix is one key per master: the prefix plus
+ * this. Resource names are never empty and cannot contain ',', so no lock
+ * key can equal it. One counter for all resources, not one per resource:
+ * the masters' key count stays bounded however many resources are used. */
 #define LOCK_FENCE_SUFFIX ",fence"
 #define LOCK_FENCE_SUFFIX_LEN 6
 

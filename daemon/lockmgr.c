@@ -52,20 +52,28 @@ static uint64_t lost_margin(const struct lock *lk)
     return m > LOST_MARGIN_MIN_MS ? m : LOST_MARGIN_MIN_MS;
 }
 
-/* The keys of the op being started: the lock keys, then their fence keys.
- * Built per op rather than stored in every lock (memory with 100k locks);
- * rl_start() copies them out at once, so one scratch array serves all. */
-static const char *op_keys[2 * PROTO_MAX_RESOURCES];
-static size_t op_keylens[2 * PROTO_MAX_RESOURCES];
+/* The keys of the op being started: the lock keys, then the fence counter
+ * of their key prefix. Built per op rather than stored in every lock (memory
+ * with 100k locks); rl_start() copies them out at once, so one scratch array
+ * serves all. */
+static const char *op_keys[PROTO_MAX_RESOURCES + 1];
+static size_t op_keylens[PROTO_MAX_RESOURCES + 1];
+static char op_fence_key[CONFIG_MAX_KEY_PREFIX + LOCK_FENCE_SUFFIX_LEN];
 
 static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *t)
 {
     size_t n = lk->nres;
     for (size_t i = 0; i < n; i++) {
-        op_keys[i] = op_keys[n + i] = lk->res[i]->key;
+        op_keys[i] = lk->res[i]->key;
         op_keylens[i] = lk->res[i]->keylen;
-        op_keylens[n + i] = lk->res[i]->keylen + LOCK_FENCE_SUFFIX_LEN;
     }
+    /* All of a lock's keys share the prefix they were made with (a reload
+     * may have changed key_prefix since: the lock keeps its own). */
+    size_t plen = lk->res[0]->prefix_len;
+    memcpy(op_fence_key, lk->res[0]->key, plen);
+    memcpy(op_fence_key + plen, LOCK_FENCE_SUFFIX, LOCK_FENCE_SUFFIX_LEN);
+    op_keys[n] = op_fence_key;
+    op_keylens[n] = plen + LOCK_FENCE_SUFFIX_LEN;
     memset(t, 0, sizeof *t);
     t->keys = op_keys;
     t->keylens = op_keylens;

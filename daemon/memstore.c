@@ -159,7 +159,7 @@ void memstore_command(struct memstore *ms, int argc, const char **argv, const si
     out->len = 2;
 }
 
-/* The fence counter of a lock key: 0 when absent. */
+/* A counter (the fence counter, a priority): 0 when absent. */
 static uint64_t counter(struct memstore *ms, const char *key, size_t klen)
 {
     struct entry *e = lookup(ms, key, klen);
@@ -214,7 +214,7 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
     switch (script) {
     case SCRIPT_ACQUIRE_MULTI:
     case SCRIPT_ACQUIRE_FENCED: {
-        size_t n = script == SCRIPT_ACQUIRE_FENCED ? nkeys / 2 : nkeys;
+        size_t n = script == SCRIPT_ACQUIRE_FENCED ? nkeys - 1 : nkeys; /* then the counter */
         for (size_t i = 0; i < n; i++) {
             if (lookup(ms, keys[i], keylens[i]) != NULL &&
                 (prio == 0 || priority_of(ms, keys[i], keylens[i]) >= prio)) {
@@ -222,21 +222,17 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
                 return;
             }
         }
-        uint64_t f = 0;
-        if (script == SCRIPT_ACQUIRE_FENCED) {
-            for (size_t i = n; i < 2 * n; i++) {
-                uint64_t c = counter(ms, keys[i], keylens[i]);
-                if (c > f) f = c;
-            }
-            f++;
-        }
+        uint64_t f = script == SCRIPT_ACQUIRE_FENCED ? counter(ms, keys[n], keylens[n]) + 1 : 0;
         for (size_t i = 0; i < n; i++) {
             if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
-                (prio && set_priority(ms, keys[i], keylens[i], args[2], arglens[2], ttl) != 0) ||
-                (f && set_counter(ms, keys[n + i], keylens[n + i], f) != 0)) {
+                (prio && set_priority(ms, keys[i], keylens[i], args[2], arglens[2], ttl) != 0)) {
                 reply_error(out, "OOM out of memory");
                 return;
             }
+        }
+        if (f && set_counter(ms, keys[n], keylens[n], f) != 0) {
+            reply_error(out, "OOM out of memory");
+            return;
         }
         reply_int(out, f ? (long long)f : 1);
         return;
@@ -287,11 +283,9 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
     }
     case SCRIPT_FENCE_RAISE: {
         uint64_t f = nargs > 0 ? to_u64(args[0], arglens[0]) : 0;
-        for (size_t i = 0; i < nkeys; i++) {
-            if (counter(ms, keys[i], keylens[i]) < f && set_counter(ms, keys[i], keylens[i], f) != 0) {
-                reply_error(out, "OOM out of memory");
-                return;
-            }
+        if (nkeys > 0 && counter(ms, keys[0], keylens[0]) < f && set_counter(ms, keys[0], keylens[0], f) != 0) {
+            reply_error(out, "OOM out of memory");
+            return;
         }
         reply_int(out, 1);
         return;

@@ -36,14 +36,15 @@
  *   is kept in "<key>,prio" with the key's TTL; an acquire with priority p
  *   may overwrite keys whose holders have a lower one (preemption), and an
  *   extend that finds its key taken by a higher priority returns -1.
- * Hand-off: KEYS[1] the lock key, KEYS[2] its fence counter; ARGV: old
+ * Hand-off: KEYS[1] the lock key, KEYS[2] the fence counter; ARGV: old
  *   token, new token, ttl, priority, fenced ("1"/"0"). If the key holds the
  *   old token (or nothing, or a lower priority) it is given to the new token
- *   in one step, with the next fence when fenced; else 0.
- * Acquire fenced: KEYS are the n lock keys then their n fence counters;
- *   0 if any lock key exists, else every lock key is set, every counter is
- *   set to 1 + the largest of them, and that number (the fence) returned.
- * Fence raise: every counter in KEYS is raised to at least ARGV[1].
+ *   in one step, with the next fence (the counter incremented) when fenced;
+ *   else 0.
+ * Acquire fenced: KEYS are the n lock keys then the fence counter; 0 if any
+ *   lock key exists, else every lock key is set and the counter incremented,
+ *   its new value (the fence) returned.
+ * Fence raise: the counter KEYS[1] is raised to at least ARGV[1].
  */
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
@@ -70,18 +71,13 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "local v = redis.call('get', KEYS[1]) if not v then return '' end "
         "return redis.call('pttl', KEYS[1]) .. ' ' .. v",
     [SCRIPT_ACQUIRE_FENCED] =
-        "local n = #KEYS / 2 "
+        "local n = #KEYS - 1 "
         "local prio = tonumber(ARGV[3] or '0') or 0 "
         "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 and (prio == 0 or "
         "(tonumber(redis.call('get', KEYS[i] .. ',prio') or '0') or 0) >= prio) then return 0 end end "
-        "local f = 0 "
-        "for i = n + 1, 2 * n do local c = tonumber(redis.call('get', KEYS[i]) or '0') or 0 "
-        "if c > f then f = c end end "
-        "f = f + 1 "
         "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
-        "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3], 'PX', ARGV[2]) end "
-        "redis.call('set', KEYS[n + i], f) end "
-        "return f",
+        "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3], 'PX', ARGV[2]) end end "
+        "return redis.call('incr', KEYS[n + 1])",
     [SCRIPT_HANDOFF] =
         "local v = redis.call('get', KEYS[1]) "
         "local prio = tonumber(ARGV[4]) or 0 "
@@ -90,13 +86,11 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
         "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4], 'PX', ARGV[3]) "
         "else redis.call('del', KEYS[1] .. ',prio') end "
-        "if ARGV[5] == '1' then local f = (tonumber(redis.call('get', KEYS[2]) or '0') or 0) + 1 "
-        "redis.call('set', KEYS[2], f) return f end "
+        "if ARGV[5] == '1' then return redis.call('incr', KEYS[2]) end "
         "return 1",
     [SCRIPT_FENCE_RAISE] =
-        "local f = tonumber(ARGV[1]) "
-        "for _, k in ipairs(KEYS) do if (tonumber(redis.call('get', k) or '0') or 0) < f then "
-        "redis.call('set', k, ARGV[1]) end end "
+        "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
+        "redis.call('set', KEYS[1], ARGV[1]) end "
         "return 1",
 };
 

@@ -416,10 +416,11 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
             size_t nkeys = kind == RL_INSPECT ? 1 : t->nkeys;
             if (kind == RL_ACQUIRE && t->fenced) {
                 script = SCRIPT_ACQUIRE_FENCED;
-                nkeys = 2 * t->nkeys; /* the lock keys, then their fence counters */
+                nkeys = t->nkeys + 1; /* the lock keys, then the fence counter */
             } else if (kind == RL_FENCE) {
                 keys += t->nkeys;
                 keylens += t->nkeys;
+                nkeys = 1;
             }
             rc = pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs_of[kind], args, arglens);
         }

@@ -25,7 +25,7 @@ enum rl_kind {
     RL_EXTEND,
     RL_RELEASE,
     RL_INSPECT, /* read-only: each master's value and PTTL of keys[0] */
-    RL_FENCE,   /* raise the fence counters keys[nkeys .. 2*nkeys) to t->fence */
+    RL_FENCE,   /* raise the fence counter keys[nkeys] to at least t->fence */
     RL_HANDOFF, /* one key from t->old_token straight to t->token (counted like ACQUIRE) */
 };
 
@@ -57,13 +57,13 @@ typedef void rl_each_fn(void *ctx, size_t master, const struct pool_reply *reply
 /* What an op works on. Everything is copied into the masters' output
  * buffers by rl_start(), so the caller's memory need not outlive it. */
 struct rl_target {
-    const char *const *keys; /* full Redis keys (prefix + resource); when fenced, followed by
-                                their nkeys fence counter keys */
+    const char *const *keys; /* full Redis keys (prefix + resource), then keys[nkeys]: the
+                                fence counter (ACQUIRE and HANDOFF when fenced, RL_FENCE) */
     const size_t *keylens;
-    size_t nkeys;            /* lock keys (not counting fence keys) */
+    size_t nkeys;            /* lock keys (not counting the fence counter) */
     const char *token;       /* PROTO_LOCK_ID_LEN hex chars */
     uint32_t ttl_ms;
-    bool fenced;             /* ACQUIRE: also hand out a fence (keys has 2 * nkeys entries) */
+    bool fenced;             /* ACQUIRE, HANDOFF: also hand out a fence */
     uint32_t priority;       /* ACQUIRE, EXTEND: the lock's priority, 0 = none */
     uint64_t fence;          /* RL_FENCE: the value to raise the counters to */
     const char *old_token;   /* RL_HANDOFF: the releasing holder's token */

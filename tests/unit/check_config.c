@@ -85,6 +85,7 @@ static const struct {
     {"[redis]\nmasters = a:1\nmasters = b:1\n", "given twice"},
     {"[redis]\nmasters = a:1\n[server]\nmax_line_bytes = 63\n", "server.max_line_bytes: out of range"},
     {"[redis]\nmasters = a:1\nthis is not ini\n", "t.ini:3"},
+    {"[redis]\nmasters = a:1\n[lock]\nkey_prefix = a,b:\n", "lock.key_prefix: must not contain ','"},
 };
 
 START_TEST(bad_file)
