@@ -227,12 +227,14 @@ run_row() {
 T="-t $SECS"
 if [ "$QUICK" = 1 ]; then
     run_row daemon "pairs unix" 1 -a "$SOCK" -m pairs -c 1 $T
+    run_row daemon "ping unix" 1 -a "$SOCK" -m ping -c 1 $T
     run_row daemon "hot unix" 16 -a "$SOCK" -m hot -c 16 $T
     run_row direct "direct" 1 -m direct -M "$MASTERS" -c 1 $T
 else
     for c in 1 16 64 256; do
         run_row daemon "pairs unix" $c -a "$SOCK" -m pairs -c $c $T
     done
+    run_row daemon "ping unix" 1 -a "$SOCK" -m ping -c 1 $T
     run_row daemon "pairs tcp" 1 -a "127.0.0.1:$DPORT" -m pairs -c 1 $T
     run_row daemon "pairs tcp" 64 -a "127.0.0.1:$DPORT" -m pairs -c 64 $T
     run_row daemon "pairs unix -d16" 64 -a "$SOCK" -m pairs -c 64 -d 16 $T
@@ -313,7 +315,7 @@ BEGIN {
     f = $3; ops = num(f, "ops_per_s"); tot = num(f, "ops_total")
     cpu = ($7 == "direct" || tot == 0) ? "-" : sprintf("%.1f", $4 / hz * 1e6 / tot)
     rss = ($7 == "direct") ? "-" : sprintf("%.1f", $5 / 1024)
-    pc = ($7 == "daemon" && ceil > 0) ? sprintf("%.1f%%", 100 * ops / ceil) : "-"
+    pc = ($7 == "daemon" && ceil > 0 && $1 !~ /^ping/) ? sprintf("%.1f%%", 100 * ops / ceil) : "-"
     notes = ""
     if ($1 ~ /^hot/) notes = sprintf("wait p50 %.2f p99 %.2f ms; per-client acq min %s max %s (x%s)",
         num(f, "acq_p50_us") / 1000, num(f, "acq_p99_us") / 1000, num(f, "fair_min"), num(f, "fair_max"), num(f, "fair_ratio"))
@@ -347,6 +349,11 @@ if [ -n "$f" ] && [ -n "$d" ]; then
     r=$(awk -v a="$(json "$f" p50_us)" -v b="$(json "$d" p50_us)" 'BEGIN {if (b > 0) printf "%.2f", a / b}')
     echo "  1 client median: redlockd $(json "$f" p50_us) us vs direct client $(json "$d" p50_us) us"
     check "1 client median / direct client median" "$r" "<=" 1.5 "x"
+    # The hop alone: an acquire+release is two round trips to the daemon, each at
+    # least one PING's worth, on top of what the masters take.
+    p=$(row_json "ping unix" 1)
+    [ -n "$p" ] && awk -v d="$(json "$d" p50_us)" -v p="$(json "$p" p50_us)" 'BEGIN {
+        if (d > 0) printf "  the hop alone: a PING round trip (no Redis) takes %s us; direct + 2 PINGs = x%.2f of direct\n", p, (d + 2 * p) / d }'
 fi
 f=$(row_json "hot unix" 64)
 if [ -n "$f" ]; then

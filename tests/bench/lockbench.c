@@ -8,11 +8,13 @@
  *   hot     every connection ACQUIREs one resource with WAIT, holds it H ms, RELEASEs
  *   hold    like pairs, but each lock is held H ms before its RELEASE
  *   idle    each connection sends one PING and then stays idle (memory measurements)
+ *   ping    PING after PING: one op is one round trip to the daemon and back, no
+ *           Redis involved (the cost of the hop itself)
  *   direct  no daemon: a minimal Redlock client talking to the masters given with -M
  *           (SET key token NX PX ttl to all at once, majority wins, compare-and-delete
  *           release by EVALSHA), the baseline the daemon's latency is compared with
  *
- * One op is one acquire+release cycle. Ops finishing during the warm-up are not
+ * One op is one acquire+release cycle (ping mode: one PING). Ops finishing during the warm-up are not
  * measured; latencies go into log-linear histograms with microsecond resolution
  * (HDR-style: 64 sub-buckets per power of two, < 1.6% relative error), never into a
  * sorted array. The run stops by itself: after the measured window (-t seconds
@@ -135,8 +137,8 @@ static double hist_mean(const struct hist *h)
 
 /* ---- Options and state --------------------------------------------------- */
 
-enum mode { MODE_PAIRS, MODE_HOT, MODE_HOLD, MODE_IDLE, MODE_DIRECT };
-static const char *const mode_names[] = {"pairs", "hot", "hold", "idle", "direct"};
+enum mode { MODE_PAIRS, MODE_HOT, MODE_HOLD, MODE_IDLE, MODE_DIRECT, MODE_PING };
+static const char *const mode_names[] = {"pairs", "hot", "hold", "idle", "direct", "ping"};
 
 struct options {
     const char *addr;
@@ -722,6 +724,7 @@ static void start_op(struct slot *s)
     s->t0_ns = now_ns();
     switch (g.o.mode) {
     case MODE_IDLE:
+    case MODE_PING:
         s->phase = PH_PING;
         send_daemon(s, "PING", 4, "", 0, "", 0);
         break;
@@ -809,7 +812,9 @@ static void daemon_line(struct link *l, char *line)
     struct slot *s = &l->cl->slots[p.slot];
     switch (s->phase) {
     case PH_PING: /* idle mode: one PING, then the connection stays quiet */
-        if (r.kind == PROTO_REPLY_PONG) {
+        if (r.kind == PROTO_REPLY_PONG && g.o.mode == MODE_PING) {
+            op_done(s);
+        } else if (r.kind == PROTO_REPLY_PONG) {
             s->phase = PH_PARKED;
             g.ops_total++;
             g.ops_window++;
@@ -1251,9 +1256,9 @@ static void report(double window_s)
     printf("\n  ops:        %llu in %.2f s = %.0f ops/s  (%llu including warm-up and drain)\n",
            (unsigned long long)g.ops_window, window_s, rate, (unsigned long long)g.ops_total);
     const struct hist *hs[2] = {&g.lat, &g.acq};
-    const char *names[2] = {g.o.mode == MODE_IDLE ? "ping" : "op",
-                            g.o.mode == MODE_HOT ? "wait" : "acquire"};
-    for (int i = 0; i < (g.o.mode == MODE_IDLE ? 1 : 2); i++) {
+    bool pings = g.o.mode == MODE_IDLE || g.o.mode == MODE_PING;
+    const char *names[2] = {pings ? "ping" : "op", g.o.mode == MODE_HOT ? "wait" : "acquire"};
+    for (int i = 0; i < (pings ? 1 : 2); i++) {
         const struct hist *h = hs[i];
         printf("  %-8s us: p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu  mean %.1f\n", names[i],
                (unsigned long long)hist_quantile(h, .5), (unsigned long long)hist_quantile(h, .9),
@@ -1333,7 +1338,7 @@ static void usage(FILE *f)
             "usage: lockbench [options]\n"
             "  -a, --addr ADDR       redlockd address: host:port, [v6]:port or a socket path\n"
             "                        (default $REDLOCK_ADDR or " DEFAULT_ADDR "; loopback only)\n"
-            "  -m, --mode MODE       pairs | hot | hold | idle | direct (default pairs)\n"
+            "  -m, --mode MODE       pairs | hot | hold | idle | direct | ping (default pairs)\n"
             "  -c, --conns N         connections (default 1)\n"
             "  -d, --depth D         requests in flight per connection (default 1)\n"
             "  -t, --time SECONDS    measured duration, may be fractional (default 5)\n"
