@@ -9,9 +9,11 @@
  * the parent injects faults into one master at a time: SIGSTOP for a while,
  * or SIGKILL and a restart with no data.
  *
- * Fails if two sections of one resource overlap, if a plain holder's section
- * ran past the validity it was promised, if an AUTOEXTEND holder went on
- * after EVENT LOST, or if a daemon crashed or did not exit 0 on SIGTERM.
+ * Fails if two sections of one resource overlap, if a section's fence is not
+ * above the fence of the section before it on that resource, if a plain
+ * holder's section ran past the validity it was promised, if an AUTOEXTEND
+ * holder went on after EVENT LOST, or if a daemon crashed or did not exit 0
+ * on SIGTERM.
  * Prints the totals and "N passed, N failed".
  *
  * CHAOS_SECONDS (default 60) bounds the run.
@@ -37,6 +39,10 @@
 #define MAX_RECORDS 200000
 #define PLAIN_TTL_MS 500
 #define AUTO_TTL_MS 600
+#define MAX_TTL_MS 3000 /* the daemons' max_ttl_ms: a restarted master's quarantine */
+#define MAX_KILLS 256
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum kind { SECTION_PLAIN = 0, SECTION_AUTO = 1 };
 
@@ -50,6 +56,7 @@ struct record {
     uint64_t promised_ns; /* plain: OK arrival + validity (validity counts from the reply); auto: 0 */
     int lost;             /* auto: EVENT LOST arrived during the section */
     int past_lost;        /* auto: the section went on after LOST was seen */
+    uint64_t fence;       /* the fence the lock came with */
 };
 
 /* Totals a client reports back through its record file's trailer. */
@@ -88,6 +95,7 @@ static int in_auto_section(struct redlock_guard *g, void *ud)
 {
     struct auto_ctx *a = ud;
     a->rec->start_ns = mono_ns();
+    a->rec->fence = redlock_guard_lock(g)->fence;
     /* Work in small steps, checking the signal between them as the seeds do. */
     for (unsigned done = 0; done < a->work_ms; done += 5) {
         if (!redlock_guard_held(g)) {
@@ -152,6 +160,7 @@ static void run_client(int id, const char *sock, uint64_t stop_ns, const char *o
                 /* The validity counts from when the daemon wrote the reply
                  * (after any WAIT), so it ends at most this late. */
                 rec.promised_ns = rec.start_ns + lk.validity_ms * 1000000u;
+                rec.fence = lk.fence;
                 work_ms((unsigned)(rand() % 21));
                 rec.end_ns = mono_ns();
                 fwrite(&rec, sizeof rec, 1, out);
@@ -186,6 +195,24 @@ static int by_start(const void *a, const void *b)
     return x->start_ns < y->start_ns ? -1 : x->start_ns > y->start_ns;
 }
 
+/*
+ * Fences survive the loss of fewer than half of the masters' data within one
+ * max_ttl_ms (PROTOCOL.md 8.4); the injector may kill two of three masters
+ * closer together than that (mutual exclusion must survive even that). A
+ * fence that fails to rise within a few seconds after the second of such
+ * kills (their quarantines, plus the longest SIGSTOP of the third master)
+ * is reported but not counted as a failure.
+ */
+static bool after_double_loss(const uint64_t *kill_ns, unsigned nkills, uint64_t t)
+{
+    const uint64_t ms = 1000000u;
+    for (unsigned k = 1; k < nkills; k++)
+        if (kill_ns[k] - kill_ns[k - 1] < (MAX_TTL_MS + 500) * ms && t >= kill_ns[k] &&
+            t < kill_ns[k] + (MAX_TTL_MS + 3000) * ms)
+            return true;
+    return false;
+}
+
 int main(void)
 {
     const char *secs_env = getenv("CHAOS_SECONDS");
@@ -207,7 +234,7 @@ int main(void)
     /* A short max_ttl_ms keeps a restarted master's quarantine short. */
     const struct h_daemon_opts opts = {
         .redis = "master_timeout_ms = 50\n",
-        .lock = "max_ttl_ms = 3000\ndefault_ttl_ms = 1000\nretry_delay_ms = 50\nretry_jitter_ms = 50\n",
+        .lock = "max_ttl_ms = " STR(MAX_TTL_MS) "\ndefault_ttl_ms = 1000\nretry_delay_ms = 50\nretry_jitter_ms = 50\n",
     };
     for (int i = 0; i < 2; i++)
         if (h_daemon_start(&d[i], m, NM, &opts) != 0) {
@@ -228,6 +255,7 @@ int main(void)
 
     /* The fault injector: one master at a time. */
     unsigned faults_stop = 0, faults_kill = 0;
+    uint64_t kill_ns[MAX_KILLS];
     srand((unsigned)mono_ns());
     while (mono_ns() + 2500000000u < stop_ns) {
         h_sleep_ms(1000 + (uint32_t)(rand() % 1000)); /* pacing between faults, not a wait for a condition */
@@ -242,6 +270,7 @@ int main(void)
             break;
         case 1:
             h_redis_kill(&m[victim]);
+            if (faults_kill < MAX_KILLS) kill_ns[faults_kill] = mono_ns();
             faults_kill++;
             if (h_redis_restart(&m[victim]) != 0) fprintf(stderr, "chaos: restart of master %d failed\n", victim);
             break;
@@ -296,8 +325,19 @@ int main(void)
         fclose(f);
     }
     qsort(all, n, sizeof *all, by_start);
-    size_t overlaps = 0, overran = 0;
+    size_t overlaps = 0, overran = 0, fences_back = 0, fences_excused = 0;
+    unsigned nkills = faults_kill < MAX_KILLS ? faults_kill : MAX_KILLS;
     for (size_t i = 0; i < n; i++) {
+        /* Holders of a resource follow each other: so must their fences. */
+        if (i > 0 && all[i - 1].resource == all[i].resource && all[i].fence <= all[i - 1].fence) {
+            bool excused = after_double_loss(kill_ns, nkills, all[i].start_ns);
+            if (excused) fences_excused++;
+            else fences_back++;
+            fprintf(stderr, "chaos: FENCE on %s: client %d got %llu after client %d's %llu%s\n",
+                    resource_name(all[i].resource), all[i].client, (unsigned long long)all[i].fence,
+                    all[i - 1].client, (unsigned long long)all[i - 1].fence,
+                    excused ? " (excused: two masters lost their data within max_ttl_ms)" : "");
+        }
         if (all[i].kind == SECTION_PLAIN && all[i].end_ns > all[i].promised_ns) {
             overran++;
             fprintf(stderr, "chaos: client %d held %s %.1f ms past its validity\n", all[i].client,
@@ -323,8 +363,11 @@ int main(void)
            (unsigned long long)sum.other_errors);
     printf("chaos: faults injected %u (SIGSTOP %u, kill+restart empty %u), LOST events %llu\n",
            faults_stop + faults_kill, faults_stop, faults_kill, (unsigned long long)sum.lost);
-    printf("chaos: overlaps %zu (must be 0), plain sections past validity %zu (must be 0)\n", overlaps, overran);
-    if (overlaps > 0 || overran > 0 || n == 0) failures++;
+    printf("chaos: overlaps %zu (must be 0), plain sections past validity %zu (must be 0), "
+           "fences not above the previous holder's %zu (must be 0; %zu more after two masters lost their data "
+           "within max_ttl_ms, which fences do not survive)\n",
+           overlaps, overran, fences_back, fences_excused);
+    if (overlaps > 0 || overran > 0 || fences_back > 0 || n == 0) failures++;
     printf("%d passed, %d failed\n", failures ? 0 : 1, failures ? 1 : 0);
     return failures ? 1 : 0;
 }

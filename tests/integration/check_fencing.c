@@ -183,6 +183,64 @@ START_TEST(test_handoff_keeps_fences_rising)
 }
 END_TEST
 
+/* A reload that changes key_prefix: a lock made before it keeps its keys
+ * and its prefix's fence counter, so a hand-off between two such locks
+ * still raises the fence. Using the new prefix's counter (at 1 here)
+ * would hand out a lower fence. */
+#define LOCK_P1 "max_ttl_ms = 10000\ndefault_ttl_ms = 1000\nfencing = yes\n"
+static const struct h_daemon_opts p1_opts = {.redis = "master_timeout_ms = 200\n", .lock = LOCK_P1 "key_prefix = p1:\n"};
+static const struct h_daemon_opts p2_opts = {.redis = "master_timeout_ms = 200\n", .lock = LOCK_P1 "key_prefix = p2:\n"};
+
+static bool new_prefix_in_force(void *arg)
+{
+    (void)arg;
+    struct redlock_lock lk;
+    struct redlock_acquire_opts o = {.ttl_ms = 1000};
+    if (redlock_acquire(C[0], "probe", &o, &lk) != REDLOCK_OK) return false;
+    bool p2 = h_redis_pttl(&M[0], "p2:probe") > 0;
+    redlock_release(C[0], lk.id);
+    return p2;
+}
+
+START_TEST(test_prefix_reload_keeps_a_locks_counter)
+{
+    redlock_close(C[0]);
+    ck_assert_int_eq(h_daemon_stop(&D[0]), 0);
+    ck_assert_int_eq(h_daemon_start(&D[0], M, NM, &p1_opts), 0);
+    C[0] = h_client(D[0].sock);
+    ck_assert_ptr_nonnull(C[0]);
+    uint64_t last = 0;
+    for (int i = 0; i < 3; i++) take_and_check(0, "pr", &last);
+
+    int fd[2] = {h_connect_unix(D[0].sock), h_connect_unix(D[0].sock)};
+    ck_assert(fd[0] >= 0 && fd[1] >= 0);
+    char line[256], id[64], rel[96];
+    unsigned long long held_fence, next_fence;
+    raw_req(fd[0], "ACQUIRE pr 5000", line, sizeof line);
+    ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &held_fence) == 2, "'%s'", line);
+    ck_assert_uint_gt(held_fence, last);
+    ck_assert_int_eq(h_send_str(fd[1], "ACQUIRE pr 5000 WAIT 10000\r\n"), 0);
+
+    ck_assert_int_eq(h_daemon_write_ini(&D[0], M, NM, &p2_opts), 0);
+    ck_assert_int_eq(h_daemon_hup(&D[0]), 0);
+    ck_assert_msg(h_wait_until(new_prefix_in_force, NULL, 5000 * h_slowdown()), "key_prefix p2: never took effect");
+    ck_assert_msg(!h_readable(fd[1], 0), "the waiter got an answer while the lock was held");
+
+    snprintf(rel, sizeof rel, "RELEASE %s", id);
+    raw_req(fd[0], rel, line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    ck_assert_int_gt(h_read_line(fd[1], line, sizeof line, 5000 * h_slowdown()), 0);
+    ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &next_fence) == 2, "waiter got '%s'", line);
+    ck_assert_msg(next_fence > held_fence, "fence %llu after %llu across a key_prefix reload", next_fence,
+                  held_fence);
+    char val[64];
+    ck_assert(h_redis_get(&M[0], "p1:pr", val, sizeof val));
+    ck_assert_str_eq(val, id);
+    close(fd[0]);
+    close(fd[1]);
+}
+END_TEST
+
 static Suite *fencing_suite(void)
 {
     Suite *s = suite_create("fencing");
@@ -194,6 +252,7 @@ static Suite *fencing_suite(void)
     tcase_add_test(tc, test_multi_resource_fence_exceeds_each);
     tcase_add_test(tc, test_fence_counter_in_redis);
     tcase_add_test(tc, test_handoff_keeps_fences_rising);
+    tcase_add_test(tc, test_prefix_reload_keeps_a_locks_counter);
     suite_add_tcase(s, tc);
     return s;
 }
