@@ -448,31 +448,18 @@ static void on_ping(redisAsyncContext *ac, void *reply, void *privdata)
 
 #define RESP_STACK_BYTES 2048
 
-/* Decimal digits of v at p; returns how many. */
-static size_t put_uint(char *p, size_t v)
-{
-    char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
-    return n;
-}
-
 /* The RESP encoding of a command, written into buf (which must hold
  * resp_size() bytes). Returns its length. */
 static size_t resp_encode(char *buf, int argc, const char **argv, const size_t *lens)
 {
     char *p = buf;
     *p++ = '*';
-    p += put_uint(p, (size_t)argc);
+    p += proto_put_u64(p, (uint64_t)argc);
     *p++ = '\r';
     *p++ = '\n';
     for (int i = 0; i < argc; i++) {
         *p++ = '$';
-        p += put_uint(p, lens[i]);
+        p += proto_put_u64(p, lens[i]);
         *p++ = '\r';
         *p++ = '\n';
         memcpy(p, argv[i], lens[i]);
@@ -849,7 +836,7 @@ int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script s
     }
     const char *argv[SCRIPT_MAX_ARGS];
     size_t lens[SCRIPT_MAX_ARGS];
-    char nkeys_str[16];
+    char nkeys_str[PROTO_U64_DIGITS];
     if (3 + nkeys + nargs > SCRIPT_MAX_ARGS) return -1;
     size_t argc = 0;
     if (p->sha[script][0] != '\0') {
@@ -864,7 +851,7 @@ int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script s
         lens[argc++] = strlen(script_text[script]);
     }
     argv[argc] = nkeys_str;
-    lens[argc++] = (size_t)snprintf(nkeys_str, sizeof nkeys_str, "%zu", nkeys);
+    lens[argc++] = proto_put_u64(nkeys_str, nkeys);
     for (size_t i = 0; i < nkeys; i++) {
         argv[argc] = keys[i];
         lens[argc++] = keylens[i];

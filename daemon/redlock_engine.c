@@ -19,6 +19,7 @@
 #include <sys/queue.h>
 
 #include "log.h"
+#include "proto.h"
 #include "util.h"
 
 #define OP_PAGE_SLOTS 1024
@@ -365,12 +366,11 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     arm_deadline(e);
     uintptr_t tag = (op->gen << TAG_GEN_SHIFT) | op->slot;
 
-    char ttl[24];
-    size_t ttl_len = kind == RL_FENCE ? (size_t)snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)t->fence)
-                                      : (size_t)snprintf(ttl, sizeof ttl, "%u", (unsigned)t->ttl_ms);
+    char ttl[PROTO_U64_DIGITS];
+    size_t ttl_len = proto_put_u64(ttl, kind == RL_FENCE ? t->fence : t->ttl_ms);
     size_t token_len = strlen(t->token);
-    char prio[16];
-    size_t prio_len = (size_t)snprintf(prio, sizeof prio, "%u", (unsigned)t->priority);
+    char prio[PROTO_U64_DIGITS];
+    size_t prio_len = proto_put_u64(prio, t->priority);
     const char *args[3] = {t->token, ttl, prio};
     size_t arglens[3] = {token_len, ttl_len, prio_len};
     if (kind == RL_FENCE) { /* its one argument is the fence */

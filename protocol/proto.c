@@ -543,21 +543,61 @@ size_t proto_fmt_pong(char *buf, size_t cap)
     return fit(buf, cap, snprintf(buf, cap, "PONG\r\n"));
 }
 
+size_t proto_put_u64(char *p, uint64_t v)
+{
+    if (v < 100) { /* most RESP lengths */
+        if (v < 10) {
+            p[0] = (char)('0' + v);
+            return 1;
+        }
+        p[0] = (char)('0' + v / 10);
+        p[1] = (char)('0' + v % 10);
+        return 2;
+    }
+    char tmp[PROTO_U64_DIGITS];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Copy the n-byte line at src into buf with its NUL, as fit() would. */
+static size_t fit_copy(char *buf, size_t cap, const char *src, size_t n)
+{
+    if (n >= cap) return fit(buf, cap, -1);
+    memcpy(buf, src, n);
+    buf[n] = '\0';
+    return n;
+}
+
 size_t proto_fmt_ok(char *buf, size_t cap)
 {
-    return fit(buf, cap, snprintf(buf, cap, "OK\r\n"));
+    return fit_copy(buf, cap, "OK\r\n", 4);
 }
 
 size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t validity_ms,
                          uint64_t fence)
 {
-    int n;
-    if (fence != 0)
-        n = snprintf(buf, cap, "OK %s %llu %llu\r\n", lock_id, (unsigned long long)validity_ms,
-                     (unsigned long long)fence);
-    else
-        n = snprintf(buf, cap, "OK %s %llu\r\n", lock_id, (unsigned long long)validity_ms);
-    return fit(buf, cap, n);
+    char line[3 + PROTO_LOCK_ID_LEN + 2 * (1 + PROTO_U64_DIGITS) + 2];
+    size_t idlen = strlen(lock_id);
+    if (idlen > PROTO_LOCK_ID_LEN) return fit(buf, cap, -1); /* never a lock id */
+    char *p = line;
+    memcpy(p, "OK ", 3);
+    p += 3;
+    memcpy(p, lock_id, idlen);
+    p += idlen;
+    *p++ = ' ';
+    p += proto_put_u64(p, validity_ms);
+    if (fence != 0) {
+        *p++ = ' ';
+        p += proto_put_u64(p, fence);
+    }
+    *p++ = '\r';
+    *p++ = '\n';
+    return fit_copy(buf, cap, line, (size_t)(p - line));
 }
 
 /* Remove bytes below 0x20 and 0x7f from the NUL-terminated s; returns the new length. */

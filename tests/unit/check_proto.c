@@ -673,6 +673,21 @@ START_TEST(fmt_simple)
 }
 END_TEST
 
+START_TEST(fmt_put_u64)
+{
+    char buf[PROTO_U64_DIGITS + 1];
+    static const struct {
+        uint64_t v;
+        const char *want;
+    } cases[] = {{0, "0"}, {9, "9"}, {10, "10"}, {30000, "30000"}, {18446744073709551615ull, "18446744073709551615"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        size_t n = proto_put_u64(buf, cases[i].v);
+        buf[n] = '\0';
+        ck_assert_str_eq(buf, cases[i].want);
+    }
+}
+END_TEST
+
 START_TEST(fmt_ok_lock)
 {
     char buf[64];
@@ -955,6 +970,7 @@ static Suite *proto_suite(void)
 
     tc = tcase_create("format");
     tcase_add_test(tc, fmt_simple);
+    tcase_add_test(tc, fmt_put_u64);
     tcase_add_test(tc, fmt_ok_lock);
     tcase_add_test(tc, fmt_does_not_fit);
     tcase_add_test(tc, fmt_err);
