@@ -8,9 +8,10 @@
  * much unread output, it is not read from (backpressure); past
  * max_output_bytes of unread output it is closed.
  *
- * Writing: replies are appended in request order; all of a loop turn's
- * output for a connection goes out in one write from the write callback,
- * which the first reply of the turn activates.
+ * Writing: replies are appended in request order to the connection's own
+ * output buffer, which is kept while it stays small (no allocation per
+ * reply); all of a loop turn's output for a connection goes out in one
+ * write from the write callback, which the first reply of the turn activates.
  */
 #include "conn.h"
 
@@ -51,12 +52,6 @@ struct conn *conn_new(struct server *s, int fd)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (c == NULL) {
-        close(fd);
-        return NULL;
-    }
-    c->out = evbuffer_new();
-    if (c->out == NULL) {
-        free(c);
         close(fd);
         return NULL;
     }
@@ -149,7 +144,7 @@ void conn_reap_closed(struct server *s)
     struct conn *c;
     while ((c = TAILQ_FIRST(&s->closed)) != NULL) {
         TAILQ_REMOVE(&s->closed, c, link);
-        evbuffer_free(c->out);
+        free(c->out);
         free(c->in);
         free(c);
     }
@@ -157,11 +152,60 @@ void conn_reap_closed(struct server *s)
 
 /* ---- output ---- */
 
+#define OUT_MIN_CAP 128   /* most replies are one line of under 80 bytes */
+#define OUT_KEEP_CAP 4096 /* a drained buffer larger than this is freed */
+
+static size_t unwritten(const struct conn *c) { return c->out_len - c->out_off; }
+
+/* Append to the output buffer; on failure out_failed is set and the flush closes. */
+static void out_add(struct conn *c, const char *line, size_t len)
+{
+    if (c->out_failed) return;
+    if (c->out_cap - c->out_len < len && c->out_off > 0) { /* reuse the written front */
+        memmove(c->out, c->out + c->out_off, unwritten(c));
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    if (c->out_cap - c->out_len < len) {
+        size_t cap = c->out_cap ? c->out_cap : OUT_MIN_CAP;
+        while (cap - c->out_len < len) cap *= 2;
+        char *p = realloc(c->out, cap);
+        if (p == NULL) { /* closed by the flush: not here, in the middle of the caller's work */
+            c->out_failed = true;
+            return;
+        }
+        c->out = p;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, line, len);
+    c->out_len += len;
+}
+
 static void append_output(struct conn *c, const char *line, size_t len)
 {
     if (c->state == CONN_CLOSED) return;
-    evbuffer_add(c->out, line, len);
+    out_add(c, line, len);
     schedule_flush(c);
+}
+
+/* Write what the socket takes; returns -1 on a write error (not EAGAIN). */
+static int write_output(struct conn *c)
+{
+    while (unwritten(c) > 0) {
+        ssize_t n = write(c->fd, c->out + c->out_off, unwritten(c));
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+        }
+        c->out_off += (size_t)n;
+    }
+    c->out_off = c->out_len = 0;
+    if (c->out_cap > OUT_KEEP_CAP) { /* a burst (INFO, a deep pipeline) is over */
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+    return 0;
 }
 
 /* Reply now if nothing is queued ahead of this request, else queue the
@@ -226,6 +270,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     struct server *s = c->server;
+    (void)fd;
     (void)what;
     c->flush_scheduled = false;
     if (c->state == CONN_CLOSED) return;
@@ -233,18 +278,18 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     while ((req = TAILQ_FIRST(&c->pending)) != NULL && req->done) {
         TAILQ_REMOVE(&c->pending, req, link);
         c->npending--;
-        evbuffer_add(c->out, req->reply, req->reply_len);
+        out_add(c, req->reply, req->reply_len);
         request_free(req);
     }
-    size_t len = evbuffer_get_length(c->out);
-    if (len > 0) {
-        int n = evbuffer_write(c->out, fd);
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-            conn_close(c, strerror(errno));
-            return;
-        }
-        len = evbuffer_get_length(c->out);
+    if (c->out_failed) {
+        conn_close(c, "out of memory");
+        return;
     }
+    if (write_output(c) != 0) {
+        conn_close(c, strerror(errno));
+        return;
+    }
+    size_t len = unwritten(c);
     if (len > s->cfg.max_output_bytes) {
         conn_close(c, "does not read its replies (max_output_bytes)");
         return;
@@ -379,7 +424,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state != CONN_OPEN) return;
     c->backlog = more;
-    if (c->npending >= MAX_PENDING_REQUESTS || evbuffer_get_length(c->out) > s->cfg.max_output_bytes / 2)
+    if (c->npending >= MAX_PENDING_REQUESTS || unwritten(c) > s->cfg.max_output_bytes / 2)
         set_reading(c, false);
     else if (more)
         event_active(&c->rev, EV_READ, 1);

@@ -59,7 +59,9 @@ struct conn {
     unsigned auth_failures;
     char *in;                     /* partial request bytes; NULL when none */
     size_t in_len, in_cap;
-    struct evbuffer *out;         /* replies and events not yet written */
+    char *out;                    /* replies and events not yet written: */
+    size_t out_off, out_len, out_cap;/* out[out_off..out_len) is unwritten */
+    bool out_failed;              /* an append ran out of memory: close at the flush */
     TAILQ_HEAD(, request) pending;/* requests in arrival order, awaiting replies */
     unsigned npending;
     LIST_HEAD(, lock) locks;      /* connection-bound locks it holds */
