@@ -27,7 +27,7 @@ uint32_t random_jitter(uint32_t bound);
 /* Lowercase hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void hex_encode(const unsigned char *in, size_t len, char *out);
 
-/* Keyed hash (SipHash-2-4) of client-chosen bytes; the key is random per
+/* Keyed hash (SipHash-1-3) of client-chosen bytes; the key is random per
  * process, so clients cannot aim collisions at the tables. */
 uint64_t hash_bytes(const void *data, size_t len);
 
