@@ -15,6 +15,7 @@
 #include "log.h"
 #include "memstore.h"
 #include "proto.h"
+#include "reply_pool.h"
 #include "util.h"
 
 #define RECONNECT_MIN_MS 100
@@ -548,6 +549,7 @@ static void master_connect(struct master *m)
         return;
     }
     ac->data = m;
+    ac->c.reader->fn = &reply_pool_functions; /* no malloc per reply */
     if (adapter_attach(ac, m->pool->base) != 0) {
         redisAsyncFree(ac);
         master_set_state(m, MASTER_DOWN, "cannot attach to event loop");
@@ -751,6 +753,7 @@ void pool_free(struct pool *p)
     memstore_free(p->mem);
     free(p->masters);
     free(p);
+    reply_pool_free_all(); /* only the cache: no reply is alive between loop turns */
 }
 
 size_t pool_size(const struct pool *p) { return p->nmasters; }

@@ -1,0 +1,124 @@
+/* reply_pool.c - see reply_pool.h. */
+#include "reply_pool.h"
+
+#include <hiredis/hiredis.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define INLINE_STR_BYTES 48  /* a lock id, a sha, "OK", an integer as text */
+#define MAX_KEPT 1024        /* free objects kept for reuse */
+
+struct pooled_reply {
+    redisReply r; /* first: hiredis and our callbacks see a redisReply */
+    struct pooled_reply *next_free;
+    char inline_str[INLINE_STR_BYTES];
+};
+
+static struct pooled_reply *free_list;
+static size_t nfree;
+
+static void free_reply(void *obj);
+
+/* A zeroed reply of the task's type. */
+static redisReply *new_reply(const redisReadTask *task)
+{
+    struct pooled_reply *p = free_list;
+    if (p != NULL) {
+        free_list = p->next_free;
+        nfree--;
+    } else {
+        p = malloc(sizeof *p);
+        if (p == NULL) return NULL;
+    }
+    memset(&p->r, 0, sizeof p->r);
+    p->r.type = task->type;
+    return &p->r;
+}
+
+/* A finished reply goes into its parent array, if it has one. */
+static void *attach(const redisReadTask *task, redisReply *r)
+{
+    if (task->parent != NULL) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static void *create_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r = new_reply(task);
+    if (r == NULL) return NULL;
+    struct pooled_reply *p = (struct pooled_reply *)r;
+    if (len < INLINE_STR_BYTES) {
+        r->str = p->inline_str;
+    } else if ((r->str = malloc(len + 1)) == NULL) {
+        free_reply(r);
+        return NULL;
+    }
+    memcpy(r->str, str, len);
+    r->str[len] = '\0';
+    r->len = len;
+    return attach(task, r);
+}
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    redisReply *r = new_reply(task);
+    if (r == NULL) return NULL;
+    if (elements > 0 && (r->element = calloc((size_t)elements, sizeof *r->element)) == NULL) {
+        free_reply(r);
+        return NULL;
+    }
+    r->elements = elements > 0 ? (size_t)elements : 0;
+    return attach(task, r);
+}
+
+static void *create_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = new_reply(task);
+    if (r == NULL) return NULL;
+    r->integer = value;
+    return attach(task, r);
+}
+
+static void *create_nil(const redisReadTask *task)
+{
+    redisReply *r = new_reply(task);
+    if (r == NULL) return NULL;
+    r->type = REDIS_REPLY_NIL; /* the task says '$' or '*' */
+    return attach(task, r);
+}
+
+static void free_reply(void *obj)
+{
+    redisReply *r = obj;
+    if (r == NULL) return;
+    struct pooled_reply *p = (struct pooled_reply *)r;
+    if (r->type == REDIS_REPLY_ARRAY && r->element != NULL) {
+        for (size_t i = 0; i < r->elements; i++) free_reply(r->element[i]);
+        free(r->element);
+    }
+    if (r->str != NULL && r->str != p->inline_str) free(r->str);
+    if (nfree >= MAX_KEPT) {
+        free(p);
+        return;
+    }
+    p->next_free = free_list;
+    free_list = p;
+    nfree++;
+}
+
+redisReplyObjectFunctions reply_pool_functions = {
+    create_string, create_array, create_integer, create_nil, free_reply,
+};
+
+void reply_pool_free_all(void)
+{
+    while (free_list != NULL) {
+        struct pooled_reply *p = free_list;
+        free_list = p->next_free;
+        free(p);
+    }
+    nfree = 0;
+}
