@@ -64,6 +64,7 @@ static void *create_string(const redisReadTask *task, char *str, size_t len)
 
 static void *create_array(const redisReadTask *task, int elements)
 {
+    if (elements > REPLY_MAX_ELEMENTS) return NULL; /* the reader fails: see reply_pool.h */
     redisReply *r = new_reply(task);
     if (r == NULL) return NULL;
     if (elements > 0 && (r->element = calloc((size_t)elements, sizeof *r->element)) == NULL) {

@@ -1,5 +1,6 @@
 # mk/fuzz.mk - libFuzzer targets (clang) for request framing and parsing, reply
-# parsing and formatting, and config loading.
+# parsing and formatting, config loading, and Redis replies read into the
+# pooled reply objects (checked against hiredis' own).
 #
 #   make fuzz        each target for FUZZ_SECONDS (default 60) from the seed corpus
 #   make fuzz-smoke  each target for 10 s (CI)
@@ -10,7 +11,8 @@
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iprotocol -Idaemon
-FUZZ_TARGETS  = $(BUILD)/fuzz/fuzz_request $(BUILD)/fuzz/fuzz_reply $(BUILD)/fuzz/fuzz_config
+FUZZ_TARGETS  = $(BUILD)/fuzz/fuzz_request $(BUILD)/fuzz/fuzz_reply $(BUILD)/fuzz/fuzz_config \
+                $(BUILD)/fuzz/fuzz_redis_reply
 
 $(BUILD)/fuzz/fuzz_request: tests/fuzz/fuzz_request.c protocol/proto.c protocol/proto.h
 	@mkdir -p $(dir $@)
@@ -21,6 +23,10 @@ $(BUILD)/fuzz/fuzz_reply: tests/fuzz/fuzz_reply.c protocol/proto.c protocol/prot
 $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c daemon/config.c daemon/config.h daemon/log.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.c daemon/config.c daemon/log.c $(shell pkg-config --libs inih)
+
+$(BUILD)/fuzz/fuzz_redis_reply: tests/fuzz/fuzz_redis_reply.c daemon/reply_pool.c daemon/reply_pool.h
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_redis_reply.c daemon/reply_pool.c $(shell pkg-config --libs hiredis)
 
 .PHONY: fuzz fuzz-smoke
 fuzz: $(FUZZ_TARGETS)

@@ -1,7 +1,8 @@
 /*
  * check_reply_pool.c - unit tests for daemon/reply_pool.c: a hiredis reader
  * with the pooled object functions must build the same reply trees as
- * hiredis' own functions, reuse freed objects, and free partial replies.
+ * hiredis' own functions, reuse freed objects, free partial replies, and
+ * refuse array headers past REPLY_MAX_ELEMENTS.
  */
 #include <check.h>
 #include <hiredis/hiredis.h>
@@ -119,6 +120,30 @@ START_TEST(protocol_error_mid_array_frees_the_partial_reply)
 }
 END_TEST
 
+START_TEST(huge_array_header_is_refused)
+{
+    /* 14 bytes that would have hiredis calloc 16 GB. */
+    redisReader *r = redisReaderCreateWithFunctions(&reply_pool_functions);
+    const char *bytes = "*2000000000\r\n";
+    ck_assert_int_eq(redisReaderFeed(r, bytes, strlen(bytes)), REDIS_OK);
+    void *reply = NULL;
+    ck_assert_int_eq(redisReaderGetReply(r, &reply), REDIS_ERR);
+    ck_assert_int_eq(r->err, REDIS_ERR_OOM);
+    redisReaderFree(r);
+
+    /* The bound itself is accepted. */
+    char big[16 + REPLY_MAX_ELEMENTS * 4];
+    int n = snprintf(big, sizeof big, "*%d\r\n", REPLY_MAX_ELEMENTS);
+    for (int i = 0; i < REPLY_MAX_ELEMENTS; i++) n += snprintf(big + n, sizeof big - (size_t)n, ":1\r\n");
+    r = redisReaderCreateWithFunctions(&reply_pool_functions);
+    redisReply *ok = parse_with(r, big);
+    ck_assert_int_eq(ok->elements, REPLY_MAX_ELEMENTS);
+    r->fn->freeObject(ok);
+    redisReaderFree(r);
+    reply_pool_free_all();
+}
+END_TEST
+
 static Suite *reply_pool_suite(void)
 {
     Suite *s = suite_create("reply_pool");
@@ -127,6 +152,7 @@ static Suite *reply_pool_suite(void)
     tcase_add_test(tc, freed_objects_are_reused);
     tcase_add_test(tc, many_alive_at_once);
     tcase_add_test(tc, protocol_error_mid_array_frees_the_partial_reply);
+    tcase_add_test(tc, huge_array_header_is_refused);
     suite_add_tcase(s, tc);
     return s;
 }
