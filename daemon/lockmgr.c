@@ -623,8 +623,8 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
     acquire_step(s, lk);
 }
 
-/* Look up the lock a request names; answers the request itself if none. */
-/* The lock a request names. The parser admits only well-formed lock ids. */
+/* Look up the lock a request names; answers the request itself if none.
+ * The parser admits only well-formed lock ids. */
 static struct lock *lookup_for(struct server *s, struct request *req, const struct proto_request *pr)
 {
     struct lock *lk = lock_find(&s->tables, pr->lock_id.ptr, pr->lock_id.len);

@@ -24,9 +24,10 @@ $(BUILD)/fuzz/fuzz_config: tests/fuzz/fuzz_config.c daemon/config.c daemon/confi
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_config.c daemon/config.c daemon/log.c $(shell pkg-config --libs inih)
 
-$(BUILD)/fuzz/fuzz_redis_reply: tests/fuzz/fuzz_redis_reply.c daemon/reply_pool.c daemon/reply_pool.h
+$(BUILD)/fuzz/fuzz_redis_reply: tests/fuzz/fuzz_redis_reply.c daemon/reply_pool.c daemon/reply_pool.h \
+                                tests/lib/reply_tree.h
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ tests/fuzz/fuzz_redis_reply.c daemon/reply_pool.c $(shell pkg-config --libs hiredis)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Itests/lib -o $@ tests/fuzz/fuzz_redis_reply.c daemon/reply_pool.c $(shell pkg-config --libs hiredis)
 
 .PHONY: fuzz fuzz-smoke
 fuzz: $(FUZZ_TARGETS)

@@ -16,18 +16,7 @@
 #include <string.h>
 
 #include "reply_pool.h"
-
-static bool same_tree(const redisReply *a, const redisReply *b)
-{
-    if (a == NULL || b == NULL) return a == b;
-    if (a->type != b->type || a->integer != b->integer || a->len != b->len || a->elements != b->elements)
-        return false;
-    if ((a->str == NULL) != (b->str == NULL)) return false;
-    if (a->str != NULL && memcmp(a->str, b->str, a->len + 1) != 0) return false;
-    for (size_t i = 0; i < a->elements; i++)
-        if (!same_tree(a->element[i], b->element[i])) return false;
-    return true;
-}
+#include "reply_tree.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -56,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 failed = true;
                 break;
             }
-            assert(same_tree(a, b));
+            assert(reply_trees_equal(a, b));
             if (a == NULL) break;
             pooled->fn->freeObject(a);
             freeReplyObject(b);
