@@ -1,6 +1,8 @@
 /* inspect.c - see inspect.h. */
 #include "inspect.h"
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +12,11 @@
 #include "redlock_engine.h"
 
 #define SHOWN_ID_CHARS 8
-#define MASTER_LINE_MAX 160
+/* A master line without its address: "master.<i> " + " held <pttl> <id8>\r\n"
+ * or " error <text>\r\n" (text under 64 bytes). */
+#define MASTER_LINE_MAX 128
+/* The four fixed lines without the resource name. */
+#define FIXED_LINES_MAX 128
 
 struct master_view {
     enum { VIEW_NOREPLY, VIEW_FREE, VIEW_HELD, VIEW_ERROR } kind;
@@ -51,12 +57,47 @@ static void on_each(void *ctx, size_t master, const struct pool_reply *r)
     }
 }
 
+/* A DATA block being built: appends never write past room. */
+struct block {
+    char *lines;
+    size_t len, room;
+    bool overflow; /* an append did not fit (and was dropped) */
+};
+
+static void emit(struct block *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void emit(struct block *b, const char *fmt, ...)
+{
+    if (b->overflow) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->lines + b->len, b->room - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->room - b->len) {
+        b->overflow = true;
+        return;
+    }
+    b->len += (size_t)n;
+}
+
+/* Answer the INSPECT with ERR INTERNAL and free it. */
+static void reply_internal(struct inspect *in, const char *text)
+{
+    char line[96];
+    conn_request_done(in->req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "%s", text));
+    free(in);
+}
+
 static void on_done(void *ctx, const struct rl_outcome *out)
 {
     struct inspect *in = ctx;
     struct server *s = in->server;
     struct pool *p = rl_engine_pool(s->rl);
     (void)out;
+    if (pool_size(p) != in->nmasters) { /* a reload changed the master list meanwhile */
+        reply_internal(in, "the master list was reloaded during INSPECT; try again");
+        return;
+    }
     /* The holder is the value a majority agrees on. */
     const char *holder = NULL;
     for (size_t i = 0; i < in->nmasters && holder == NULL; i++) {
@@ -71,37 +112,45 @@ static void on_done(void *ctx, const struct rl_outcome *out)
     const char *state = holder ? "held" : nfree >= pool_quorum(p) ? "free" : "unknown";
     bool local = holder && lock_find(&s->tables, holder, strlen(holder)) != NULL;
 
-    size_t cap = 1024 + in->nmasters * MASTER_LINE_MAX;
+    /* Sized from what goes in (the resource is up to 512 bytes, a master's
+     * address up to its 300), and every append is bounded by what is left:
+     * a block that would not fit is answered ERR INTERNAL, never cut short
+     * under a DATA header that announces more lines. */
+    size_t cap = 32 + FIXED_LINES_MAX + strlen(in->resource);
+    for (size_t i = 0; i < in->nmasters; i++) {
+        struct master_status ms;
+        pool_master_status(p, i, &ms);
+        cap += strlen(ms.addr) + MASTER_LINE_MAX;
+    }
     char *buf = malloc(cap);
     if (buf == NULL) {
-        char line[64];
-        conn_request_done(in->req, line,
-                          proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
-        free(in);
+        reply_internal(in, "out of memory");
         return;
     }
-    size_t body = 0;
-    char *lines = buf + 32; /* room for the DATA header, written last */
-    size_t room = cap - 32;
-#define EMIT(...) body += (size_t)snprintf(lines + body, room - body, __VA_ARGS__)
-    EMIT("resource %s\r\n", in->resource);
-    EMIT("state %s\r\n", state);
-    EMIT("holder %.*s\r\n", holder ? SHOWN_ID_CHARS : 1, holder ? holder : "-");
-    EMIT("local %s\r\n", local ? "yes" : "no");
+    struct block b = {.lines = buf + 32, .room = cap - 32}; /* room for the DATA header, written last */
+    emit(&b, "resource %s\r\n", in->resource);
+    emit(&b, "state %s\r\n", state);
+    emit(&b, "holder %.*s\r\n", holder ? SHOWN_ID_CHARS : 1, holder ? holder : "-");
+    emit(&b, "local %s\r\n", local ? "yes" : "no");
     for (size_t i = 0; i < in->nmasters; i++) {
         struct master_status ms;
         const struct master_view *v = &in->view[i];
         pool_master_status(p, i, &ms);
         if (v->kind == VIEW_HELD)
-            EMIT("master.%zu %s held %lld %.*s\r\n", i, ms.addr, v->pttl_ms, SHOWN_ID_CHARS, v->value);
+            emit(&b, "master.%zu %s held %lld %.*s\r\n", i, ms.addr, v->pttl_ms, SHOWN_ID_CHARS, v->value);
         else if (v->kind == VIEW_FREE)
-            EMIT("master.%zu %s free\r\n", i, ms.addr);
+            emit(&b, "master.%zu %s free\r\n", i, ms.addr);
         else if (v->kind == VIEW_ERROR)
-            EMIT("master.%zu %s error %s\r\n", i, ms.addr, v->error);
+            emit(&b, "master.%zu %s error %s\r\n", i, ms.addr, v->error);
         else
-            EMIT("master.%zu %s noreply\r\n", i, ms.addr);
+            emit(&b, "master.%zu %s noreply\r\n", i, ms.addr);
     }
-#undef EMIT
+    if (b.overflow) { /* a bug in the sizing above: say so rather than send a short block */
+        free(buf);
+        reply_internal(in, "INSPECT reply too long");
+        return;
+    }
+    size_t body = b.len;
     char header[32];
     int hl = snprintf(header, sizeof header, "DATA %zu\r\n", 4 + in->nmasters);
     memmove(buf + 32 - hl, header, (size_t)hl);

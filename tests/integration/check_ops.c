@@ -448,6 +448,67 @@ START_TEST(test_inspect)
 }
 END_TEST
 
+/* Five masters named by 240-byte host names (octal-padded numeric forms of
+ * 127.0.0.1, which the resolver accepts: no /etc/hosts needed) and a 512-byte
+ * resource: the DATA block is longer than any fixed guess, and must still be
+ * exactly the lines it announces, whole (it once overflowed its buffer). */
+START_TEST(test_inspect_long_names)
+{
+    enum { N5 = NM + NX, HOST_LEN = 240, RES_LEN = 512 };
+    for (int i = NM; i < N5; i++) ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d", i);
+    static char masters[N5 * (HOST_LEN + 16)], hosts[N5][HOST_LEN + 1];
+    size_t used = 0;
+    for (int i = 0; i < N5; i++) {
+        /* "000...0177.0.0.1" is 127.0.0.1 (inet_aton: a leading 0 is octal). */
+        size_t zeros = HOST_LEN - strlen("177.0.0.1");
+        memset(hosts[i], '0', zeros);
+        strcpy(hosts[i] + zeros, "177.0.0.1");
+        used += (size_t)snprintf(masters + used, sizeof masters - used, "%s%s:%d", i ? "," : "", hosts[i],
+                                 M[i].port);
+    }
+    struct h_daemon_opts o = base_opts;
+    o.masters = masters;
+    ck_assert_msg(h_daemon_start(&D, M, N5, &o) == 0, "redlockd did not start");
+    ck_assert_msg(wait_info("masters_up", "5", 10000), "masters not up");
+    static char res[RES_LEN + 1], line[2048];
+    memset(res, 'r', RES_LEN);
+    res[RES_LEN] = '\0';
+    int fd = raw();
+    snprintf(line, sizeof line, "ACQUIRE %s 10000", res);
+    raw_req(fd, line, line, sizeof line);
+    ck_assert_msg(starts(line, "OK "), "ACQUIRE: '%.80s'", line);
+    char id8[9];
+    snprintf(id8, sizeof id8, "%.8s", line + 3);
+    snprintf(line, sizeof line, "INSPECT %s", res);
+    raw_send(fd, line);
+    raw_send(fd, "PING");
+    ck_assert_int_gt(h_read_reply(fd, line, sizeof line, 10000 * h_slowdown()), 0);
+    ck_assert_msg(strcmp(line, "DATA 9") == 0, "header '%s'", line);
+    ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
+    ck_assert_msg(starts(line, "resource ") && strcmp(line + 9, res) == 0, "resource line '%.80s'", line);
+    ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
+    ck_assert_str_eq(line, "state held");
+    ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
+    ck_assert_msg(starts(line, "holder ") && strcmp(line + 7, id8) == 0, "'%s'", line);
+    ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
+    ck_assert_str_eq(line, "local yes");
+    for (int i = 0; i < N5; i++) {
+        char want[HOST_LEN + 64];
+        long long pttl;
+        char shown[16];
+        ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
+        snprintf(want, sizeof want, "master.%d %s:%d held ", i, hosts[i], M[i].port);
+        ck_assert_msg(starts(line, want), "master line %d: '%s'", i, line);
+        ck_assert_msg(sscanf(line + strlen(want), "%lld %15s", &pttl, shown) == 2 && strcmp(shown, id8) == 0,
+                      "master line %d: '%s'", i, line);
+    }
+    /* The block ended where it said: the next line is PING's answer. */
+    ck_assert_int_gt(h_read_reply(fd, line, sizeof line, 5000), 0);
+    ck_assert_str_eq(line, "PONG");
+    close(fd);
+}
+END_TEST
+
 /* ---- reload ----------------------------------------------------------------------- */
 
 START_TEST(test_reload_settings)
@@ -982,7 +1043,7 @@ END_TEST
 int main(void)
 {
     const struct test_group groups[] = {
-        {"visibility", {test_info, test_inspect, test_metrics, NULL}},
+        {"visibility", {test_info, test_inspect, test_inspect_long_names, test_metrics, NULL}},
         {"reload",
          {test_reload_settings, test_reload_bad_config, test_reload_masters,
           test_reload_listen_ignored, NULL}},
