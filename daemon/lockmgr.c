@@ -46,6 +46,13 @@ static void arm_at(struct lock *lk, uint64_t at_ms)
  * that wakes a waiter must not recurse into it. */
 static void wake(struct lock *lk) { arm_at(lk, 0); }
 
+/* What is left of a validity ending at end_ms, seen at now: never wraps
+ * below zero. Every reply that reports a validity goes through here. */
+static uint64_t validity_left(uint64_t end_ms, uint64_t now)
+{
+    return end_ms > now ? end_ms - now : 0;
+}
+
 static uint64_t lost_margin(const struct lock *lk)
 {
     uint64_t m = lk->ttl_ms / 20;
@@ -281,8 +288,7 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
     }
     char line[REQUEST_REPLY_MAX];
     uint64_t now = now_ms();
-    size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_end_ms > now ? validity_end_ms - now : 0,
-                                 lk->fence);
+    size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(validity_end_ms, now), lk->fence);
     metrics_observe_acquire(now_us() - req->started_us);
     req->lock = NULL;
     lk->req = NULL;
@@ -524,9 +530,18 @@ static void on_lock_timer(struct timer *t)
 
 /* ---- requests ---- */
 
-/* A HELD lock of this daemon with exactly the resources of pr (in any
- * order) and pr's OWNER, still valid; NULL when there is none. */
-static struct lock *find_reentrant(struct server *s, const struct proto_request *pr)
+/*
+ * The lock an ACQUIRE with OWNER re-enters, or NULL: a HELD lock of this
+ * daemon with exactly the resources of pr (in any order) and pr's OWNER,
+ * still valid at now, and bound to the very connection the request came on.
+ * Re-entry never crosses connections: an owner id is a label the client
+ * chooses, not a secret, so another connection naming it (by design or by
+ * accident) must not be handed the holder's lock id. DETACH locks belong to
+ * no connection and are never re-entered; their lock id is how they are
+ * shared. Every extra hold is thus on the owning connection and ends with it.
+ */
+static struct lock *find_reentrant(struct server *s, const struct request *req, const struct proto_request *pr,
+                                   uint64_t now)
 {
     const char *prefix = s->cfg.key_prefix;
     size_t plen = strlen(prefix);
@@ -542,7 +557,8 @@ static struct lock *find_reentrant(struct server *s, const struct proto_request 
     }
     if (held == NULL || held->nres != pr->nresources || held->owner_id == NULL ||
         strlen(held->owner_id) != pr->owner.len || memcmp(held->owner_id, pr->owner.ptr, pr->owner.len) != 0 ||
-        now_ms() >= held->validity_end_ms)
+        held->owner == NULL || held->owner != req->conn || (held->flags & LOCK_F_ORPHANED) ||
+        now >= held->validity_end_ms)
         return NULL;
     return held;
 }
@@ -569,14 +585,15 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
         return;
     }
     if (pr->opts & PROTO_OPT_OWNER) {
-        struct lock *held = find_reentrant(s, pr);
-        if (held != NULL) {
-            /* The owner holds it already: one more hold, same lock, no round trip. */
+        uint64_t now = now_ms(); /* one reading decides validity and what is reported */
+        struct lock *held = find_reentrant(s, req, pr, now);
+        if (held != NULL && held->holds < UINT32_MAX) {
+            /* This connection's owner holds it already: one more hold, same lock, no round trip. */
             char line[REQUEST_REPLY_MAX];
-            uint64_t now = now_ms();
             held->holds++;
             s->stats.acquire_ok++;
-            reply(req, line, proto_fmt_ok_lock(line, sizeof line, held->id, held->validity_end_ms - now, held->fence));
+            reply(req, line,
+                  proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
             return;
         }
     }

@@ -662,6 +662,87 @@ START_TEST(test_cli_detach_then_release)
 }
 END_TEST
 
+/* ---- OWNER: re-entry stays on the holder's connection ------------------------------ */
+
+/* One request on a raw connection; its reply line into out. */
+static void raw_req(int fd, const char *req, char *out, size_t outlen)
+{
+    raw_send(fd, req);
+    ck_assert_msg(h_read_reply(fd, out, outlen, 5000 * h_slowdown()) > 0, "no reply to '%s'", req);
+}
+
+/* A second connection naming the same OWNER is just another client: it
+ * waits or gets BUSY, never the holder's lock id (which would let it RELEASE
+ * the lock under the holder, who would not be told). */
+START_TEST(test_owner_does_not_cross_connections)
+{
+    int a = raw(), b = raw();
+    char line[256], id[64];
+    raw_send(a, "ACQUIRE payroll 10000 AUTOEXTEND OWNER worker-1");
+    raw_expect_lock(a, 5000 * h_slowdown(), id);
+    raw_req(b, "ACQUIRE payroll 10000 OWNER worker-1 WAIT 0", line, sizeof line);
+    ck_assert_msg(is_err(line, "BUSY"), "another connection with the same OWNER got '%s'", line);
+    ck_assert_msg(strstr(line, id) == NULL, "the holder's lock id was handed out: '%s'", line);
+    close(b);
+    /* The holder still has it, and was not pushed anything. */
+    ck_assert_uint_eq(holding("payroll", id), 3);
+    ck_assert(!h_readable(a, 100));
+    close(a);
+}
+END_TEST
+
+/* Holds a connection could add end with that connection: after another
+ * connection named the owner of a DETACH lock and went away, the holder's
+ * one RELEASE answers OK and really releases the lock on the masters. */
+START_TEST(test_owner_holds_end_with_their_connection)
+{
+    int a = raw(), b = raw();
+    char line[256], other[256], id[64];
+    raw_send(a, "ACQUIRE ledger 10000 DETACH OWNER worker-1");
+    raw_expect_lock(a, 5000 * h_slowdown(), id);
+    raw_req(b, "ACQUIRE ledger 10000 DETACH OWNER worker-1 WAIT 0", other, sizeof other);
+    close(b);
+    char rel[96];
+    snprintf(rel, sizeof rel, "RELEASE %s", id);
+    raw_req(a, rel, line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    ck_assert_msg(wait_absent("ledger", 2000), "the owner's RELEASE answered OK but the lock stayed held");
+    /* A DETACH lock is shared by its lock id, never by naming its owner. */
+    ck_assert_msg(is_err(other, "BUSY"), "another connection re-entered a DETACH lock: '%s'", other);
+    close(a);
+}
+END_TEST
+
+/* Re-entry on the holder's own connection: the same lock, counted; each
+ * RELEASE gives back one hold; closing the connection drops every hold. */
+START_TEST(test_owner_reentry_on_same_connection)
+{
+    int a = raw();
+    char line[256], id[64], again[64];
+    raw_send(a, "ACQUIRE nest 10000 OWNER job-7");
+    raw_expect_lock(a, 5000 * h_slowdown(), id);
+    raw_send(a, "ACQUIRE nest 10000 OWNER job-7");
+    raw_expect_lock(a, 5000 * h_slowdown(), again);
+    ck_assert_str_eq(again, id);
+    char rel[96];
+    snprintf(rel, sizeof rel, "RELEASE %s", id);
+    raw_req(a, rel, line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    ck_assert_uint_eq(holding("nest", id), 3); /* one hold left */
+    raw_req(a, rel, line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    ck_assert_msg(wait_absent("nest", 2000), "the last RELEASE did not release");
+    /* Held twice, then the connection closes: released at once, all holds. */
+    raw_send(a, "ACQUIRE nest 10000 OWNER job-7");
+    raw_expect_lock(a, 5000 * h_slowdown(), id);
+    raw_send(a, "ACQUIRE nest 10000 OWNER job-7");
+    raw_expect_lock(a, 5000 * h_slowdown(), again);
+    ck_assert_str_eq(again, id);
+    close(a);
+    ck_assert_msg(wait_absent("nest", 2000), "holds of a closed connection kept the lock");
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------------ */
 
 int main(void)
@@ -670,7 +751,8 @@ int main(void)
         {"ownership",
          {test_close_releases_at_once, test_detach_survives_close,
           test_autoextend_with_detach_is_badreq, test_shutdown_releases_bound_keeps_detached,
-          NULL}},
+          test_owner_does_not_cross_connections, test_owner_holds_end_with_their_connection,
+          test_owner_reentry_on_same_connection, NULL}},
         {"autoextend", {test_autoextend_keeps_lock, test_autoextend_lost_before_validity,
                         test_minority_other_token_is_not_taken, test_taken_leaves_keys_to_expire,
                         test_maxhold, NULL}},

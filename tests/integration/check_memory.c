@@ -113,15 +113,17 @@ START_TEST(test_reentrant_owner)
     struct redlock_acquire_opts alice = {.ttl_ms = 5000, .owner = "alice"};
     struct redlock_acquire_opts bob = {.ttl_ms = 5000, .owner = "bob"};
     struct redlock_lock first = take(A, "r1,r2", alice);
-    /* The same owner gets the same lock again, from any connection, in any order. */
-    struct redlock_lock again = take(B, "r2,r1", alice);
+    /* The same owner on the same connection gets the same lock again, in any order. */
+    struct redlock_lock again = take(A, "r2,r1", alice);
     ck_assert_str_eq(again.id, first.id);
     struct redlock_lock lk;
     ck_assert_int_eq(redlock_acquire(B, "r1,r2", &bob, &lk), REDLOCK_ERR_BUSY);
+    /* Another connection naming the same owner is just another client. */
+    ck_assert_int_eq(redlock_acquire(B, "r1,r2", &alice, &lk), REDLOCK_ERR_BUSY);
     /* A different set of resources is a different lock. */
-    ck_assert_int_eq(redlock_acquire(B, "r1", &alice, &lk), REDLOCK_ERR_BUSY);
+    ck_assert_int_eq(redlock_acquire(A, "r1", &alice, &lk), REDLOCK_ERR_BUSY);
     /* Released when the count returns to zero. */
-    ck_assert_int_eq(redlock_release(B, first.id), REDLOCK_OK);
+    ck_assert_int_eq(redlock_release(A, first.id), REDLOCK_OK);
     ck_assert_int_eq(redlock_acquire(B, "r1,r2", &bob, &lk), REDLOCK_ERR_BUSY);
     ck_assert_int_eq(redlock_release(A, first.id), REDLOCK_OK);
     take(B, "r1,r2", bob);
