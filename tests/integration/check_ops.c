@@ -493,7 +493,7 @@ START_TEST(test_inspect_long_names)
     ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
     ck_assert_str_eq(line, "local yes");
     for (int i = 0; i < N5; i++) {
-        char want[HOST_LEN + 64];
+        char want[sizeof hosts + 64];
         long long pttl;
         char shown[16];
         ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
