@@ -59,6 +59,7 @@ static const struct config_key config_keys[] = {
     {"lock", "default_ttl_ms", KEY_U32, OFF(default_ttl_ms), 1, 2147483647, "30000", true},
     {"lock", "max_ttl_ms", KEY_U32, OFF(max_ttl_ms), 1, 2147483647, "600000", true},
     {"lock", "max_hold_ms", KEY_U32, OFF(max_hold_ms), 0, 2147483647, "0", true},
+    {"lock", "max_priority", KEY_U32, OFF(max_priority), 0, 2147483647, "1000", true},
     {"lock", "retry_count", KEY_U32, OFF(retry_count), 0, 1000, "3", true},
     {"lock", "retry_delay_ms", KEY_U32, OFF(retry_delay_ms), 0, 600000, "200", true},
     {"lock", "retry_jitter_ms", KEY_U32, OFF(retry_jitter_ms), 0, 600000, "100", true},

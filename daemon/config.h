@@ -51,6 +51,7 @@ struct config {
     uint32_t default_ttl_ms;
     uint32_t max_ttl_ms;             /* cap on every TTL; also the restart-amnesia quarantine */
     uint32_t max_hold_ms;            /* AUTOEXTEND cap; 0 = unlimited */
+    uint32_t max_priority;           /* largest PRIORITY a client may ask for; 0 = no preemption */
     uint32_t retry_count;
     uint32_t retry_delay_ms;
     uint32_t retry_jitter_ms;

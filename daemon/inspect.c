@@ -12,6 +12,7 @@
 #include "redlock_engine.h"
 
 #define SHOWN_ID_CHARS 8
+#define FOREIGN_WORD "foreign" /* shown for a value that is not a token's */
 /* A master line without its address: "master.<i> " + " held <pttl> <id8>\r\n"
  * or " error <text>\r\n" (text under 64 bytes). */
 #define MASTER_LINE_MAX 128
@@ -21,7 +22,8 @@
 struct master_view {
     enum { VIEW_NOREPLY, VIEW_FREE, VIEW_HELD, VIEW_ERROR } kind;
     long long pttl_ms;
-    char value[PROTO_LOCK_ID_LEN + 1]; /* the token (cut to 32 bytes if foreign) */
+    char value[PROTO_LOCK_ID_LEN + 1]; /* a token, or "~<digest>" (cut to 32 bytes) of a
+                                          value or type that is not a token's: never shown */
     char error[64];
 };
 
@@ -32,6 +34,15 @@ struct inspect {
     size_t nmasters;
     struct master_view view[];
 };
+
+/* What INSPECT shows of a value: the first 8 characters of a token, or
+ * "foreign" for anything else (the script sent only its digest). */
+static const char *shown(const char *value, char out[SHOWN_ID_CHARS + 1])
+{
+    if (value[0] == '~') return FOREIGN_WORD;
+    snprintf(out, SHOWN_ID_CHARS + 1, "%s", value);
+    return out;
+}
 
 static void on_each(void *ctx, size_t master, const struct pool_reply *r)
 {
@@ -49,7 +60,7 @@ static void on_each(void *ctx, size_t master, const struct pool_reply *r)
         if (n > PROTO_LOCK_ID_LEN) n = PROTO_LOCK_ID_LEN;
         memcpy(v->value, sp + 1, n);
         v->value[n] = '\0';
-        for (size_t i = 0; i < n; i++) /* a foreign value is shown, so keep it printable */
+        for (size_t i = 0; i < n; i++) /* the script sends tokens or digests; keep it printable anyway */
             if (v->value[i] < 0x21 || v->value[i] > 0x7e) v->value[i] = '?';
     } else if (r->kind == POOL_REPLY_ERROR) {
         v->kind = VIEW_ERROR;
@@ -110,7 +121,8 @@ static void on_done(void *ctx, const struct rl_outcome *out)
     size_t nfree = 0;
     for (size_t i = 0; i < in->nmasters; i++) nfree += in->view[i].kind == VIEW_FREE;
     const char *state = holder ? "held" : nfree >= pool_quorum(p) ? "free" : "unknown";
-    bool local = holder && lock_find(&s->tables, holder, strlen(holder)) != NULL;
+    bool local = holder && holder[0] != '~' && lock_find(&s->tables, holder, strlen(holder)) != NULL;
+    char id8[SHOWN_ID_CHARS + 1];
 
     /* Sized from what goes in (the resource is up to 512 bytes, a master's
      * address up to its 300), and every append is bounded by what is left:
@@ -130,14 +142,14 @@ static void on_done(void *ctx, const struct rl_outcome *out)
     struct block b = {.lines = buf + 32, .room = cap - 32}; /* room for the DATA header, written last */
     emit(&b, "resource %s\r\n", in->resource);
     emit(&b, "state %s\r\n", state);
-    emit(&b, "holder %.*s\r\n", holder ? SHOWN_ID_CHARS : 1, holder ? holder : "-");
+    emit(&b, "holder %s\r\n", holder ? shown(holder, id8) : "-");
     emit(&b, "local %s\r\n", local ? "yes" : "no");
     for (size_t i = 0; i < in->nmasters; i++) {
         struct master_status ms;
         const struct master_view *v = &in->view[i];
         pool_master_status(p, i, &ms);
         if (v->kind == VIEW_HELD)
-            emit(&b, "master.%zu %s held %lld %.*s\r\n", i, ms.addr, v->pttl_ms, SHOWN_ID_CHARS, v->value);
+            emit(&b, "master.%zu %s held %lld %s\r\n", i, ms.addr, v->pttl_ms, shown(v->value, id8));
         else if (v->kind == VIEW_FREE)
             emit(&b, "master.%zu %s free\r\n", i, ms.addr);
         else if (v->kind == VIEW_ERROR)

@@ -390,6 +390,18 @@ static void start_attempt(struct server *s, struct lock *lk)
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
     t.fenced = s->cfg.fencing;
+    /* A priority attempt may replace a local holder's key only with proof
+     * that redlockd wrote it: the holder's own token, which this daemon knows,
+     * passed when that holder has the lower priority. Other keys it may
+     * replace only if they carry redlockd's priority marker (redis_pool.c). */
+    static const char *known[PROTO_MAX_RESOURCES];
+    if (lk->priority > 0) {
+        for (size_t i = 0; i < lk->nres; i++) {
+            const struct lock *h = lk->res[i]->holder;
+            known[i] = h != NULL && h != lk && h->priority < lk->priority ? h->id : NULL;
+        }
+        t.known = known;
+    }
     lk->attempts++;
     lk->ops++;
     if (rl_start(s->rl, RL_ACQUIRE, &t, on_acquire_done, lk) != 0) {
@@ -570,6 +582,12 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
     uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : cfg->default_ttl_ms;
     if (ttl > cfg->max_ttl_ms) {
         snprintf(text, sizeof text, "ttl %u ms is above max_ttl_ms %u", ttl, cfg->max_ttl_ms);
+        s->stats.errors_badreq++;
+        reply_err(req, PROTO_ERR_BADREQ, text);
+        return;
+    }
+    if ((pr->opts & PROTO_OPT_PRIORITY) && pr->priority > cfg->max_priority) {
+        snprintf(text, sizeof text, "priority %u is above max_priority %u", pr->priority, cfg->max_priority);
         s->stats.errors_badreq++;
         reply_err(req, PROTO_ERR_BADREQ, text);
         return;

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "proto.h"
 #include "table.h"
 #include "util.h"
 
@@ -173,33 +174,73 @@ static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64
     return store(ms, key, klen, num, (size_t)n, 0);
 }
 
-/* The priority recorded for a lock key ("<key>,prio"), 0 when none. */
-static uint64_t priority_of(struct memstore *ms, const char *key, size_t klen)
+/* "<key>,prio" into pk (1024 bytes); its length, or 0 when it does not fit. */
+static size_t marker_key(char pk[1024], const char *key, size_t klen)
 {
-    char pk[1024];
-    if (klen + 5 > sizeof pk) return 0;
+    if (klen + 5 > 1024) return 0;
     memcpy(pk, key, klen);
     memcpy(pk + klen, ",prio", 5);
-    return counter(ms, pk, klen + 5);
+    return klen + 5;
 }
 
-static int set_priority(struct memstore *ms, const char *key, size_t klen, const char *prio, size_t plen,
-                        uint64_t px_ms)
+/* v has a lock id's form: 32 lowercase hex digits. */
+static bool token_form(const char *v, size_t len)
+{
+    if (len != PROTO_LOCK_ID_LEN) return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f'))) return false;
+    return true;
+}
+
+/* The priority the marker "<key>,prio" = "<p> <token>" gives to the key's
+ * current value e, or 0 when there is no marker naming that value. */
+static uint64_t marked_priority(struct memstore *ms, const char *key, size_t klen, const struct entry *e)
 {
     char pk[1024];
-    if (klen + 5 > sizeof pk) return -1;
-    memcpy(pk, key, klen);
-    memcpy(pk + klen, ",prio", 5);
-    return store(ms, pk, klen + 5, prio, plen, px_ms);
+    size_t pklen = marker_key(pk, key, klen);
+    struct entry *m = pklen ? lookup(ms, pk, pklen) : NULL;
+    if (m == NULL) return 0;
+    const char *sp = memchr(m->value, ' ', m->vlen);
+    if (sp == NULL || sp == m->value) return 0;
+    size_t qlen = (size_t)(sp - m->value);
+    for (size_t i = 0; i < qlen; i++)
+        if (m->value[i] < '0' || m->value[i] > '9') return 0;
+    if (!value_is(e, sp + 1, m->vlen - qlen - 1)) return 0;
+    return to_u64(m->value, qlen);
+}
+
+/* May a priority-prio acquire replace e (the live entry of key)? As the
+ * scripts' may_take: only a token redlockd provably wrote, that is the one
+ * this daemon's lower-priority holder has (known), or one its marker gives
+ * a lower priority. */
+static bool may_take(struct memstore *ms, const char *key, size_t klen, const struct entry *e, uint64_t prio,
+                     const char *known, size_t known_len)
+{
+    if (!token_form(e->value, e->vlen)) return false;
+    if (known_len > 0 && value_is(e, known, known_len)) return true;
+    if (prio == 0) return false;
+    uint64_t q = marked_priority(ms, key, klen, e);
+    return q > 0 && q < prio;
+}
+
+/* Write the marker "<prio> <token>" of key, expiring with it. */
+static int set_marker(struct memstore *ms, const char *key, size_t klen, const char *prio, size_t plen,
+                      const char *token, size_t token_len, uint64_t px_ms)
+{
+    char pk[1024], v[32 + PROTO_LOCK_ID_LEN];
+    size_t pklen = marker_key(pk, key, klen);
+    if (pklen == 0 || plen + 1 + token_len > sizeof v) return -1;
+    memcpy(v, prio, plen);
+    v[plen] = ' ';
+    memcpy(v + plen + 1, token, token_len);
+    return store(ms, pk, pklen, v, plen + 1 + token_len, px_ms);
 }
 
 static void drop_priority(struct memstore *ms, const char *key, size_t klen)
 {
     char pk[1024];
-    if (klen + 5 > sizeof pk) return;
-    memcpy(pk, key, klen);
-    memcpy(pk + klen, ",prio", 5);
-    struct entry *e = lookup(ms, pk, klen + 5);
+    size_t pklen = marker_key(pk, key, klen);
+    struct entry *e = pklen ? lookup(ms, pk, pklen) : NULL;
     if (e != NULL) entry_free(ms, e);
 }
 
@@ -216,8 +257,10 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
     case SCRIPT_ACQUIRE_FENCED: {
         size_t n = script == SCRIPT_ACQUIRE_FENCED ? nkeys - 1 : nkeys; /* then the counter */
         for (size_t i = 0; i < n; i++) {
-            if (lookup(ms, keys[i], keylens[i]) != NULL &&
-                (prio == 0 || priority_of(ms, keys[i], keylens[i]) >= prio)) {
+            struct entry *e = lookup(ms, keys[i], keylens[i]);
+            const char *known = prio && nargs > 3 + i ? args[3 + i] : "";
+            size_t known_len = prio && nargs > 3 + i ? arglens[3 + i] : 0;
+            if (e != NULL && !(prio && may_take(ms, keys[i], keylens[i], e, prio, known, known_len))) {
                 reply_int(out, 0);
                 return;
             }
@@ -225,7 +268,7 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
         uint64_t f = script == SCRIPT_ACQUIRE_FENCED ? counter(ms, keys[n], keylens[n]) + 1 : 0;
         for (size_t i = 0; i < n; i++) {
             if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
-                (prio && set_priority(ms, keys[i], keylens[i], args[2], arglens[2], ttl) != 0)) {
+                (prio && set_marker(ms, keys[i], keylens[i], args[2], arglens[2], token, token_len, ttl) != 0)) {
                 reply_error(out, "OOM out of memory");
                 return;
             }
@@ -241,13 +284,13 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
         for (size_t i = 0; i < nkeys; i++) {
             struct entry *e = lookup(ms, keys[i], keylens[i]);
             if (e != NULL && !value_is(e, token, token_len)) {
-                reply_int(out, priority_of(ms, keys[i], keylens[i]) > prio ? -1 : 0);
+                reply_int(out, marked_priority(ms, keys[i], keylens[i], e) > prio ? -1 : 0);
                 return;
             }
         }
         for (size_t i = 0; i < nkeys; i++) {
             if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
-                (prio && set_priority(ms, keys[i], keylens[i], args[2], arglens[2], ttl) != 0)) {
+                (prio && set_marker(ms, keys[i], keylens[i], args[2], arglens[2], token, token_len, ttl) != 0)) {
                 reply_error(out, "OOM out of memory");
                 return;
             }
@@ -277,7 +320,13 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
             return;
         }
         long long pttl = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
-        int n = snprintf(buf, buflen, "%lld %.*s", pttl, (int)e->vlen, e->value);
+        /* As the script: a token, or only a digest of anything else (here
+         * FNV-1a, where Redis uses SHA-1; only equality is used). */
+        uint64_t h = 14695981039346656037ull;
+        for (size_t i = 0; i < e->vlen; i++) h = (h ^ (unsigned char)e->value[i]) * 1099511628211ull;
+        int n = token_form(e->value, e->vlen)
+                    ? snprintf(buf, buflen, "%lld %.*s", pttl, (int)e->vlen, e->value)
+                    : snprintf(buf, buflen, "%lld ~%016llx", pttl, (unsigned long long)h);
         out->len = n < 0 ? 0 : (size_t)n < buflen ? (size_t)n : buflen - 1;
         return;
     }
@@ -294,15 +343,14 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
         /* ARGV: old token, new token, ttl, priority, fenced */
         uint64_t hprio = nargs > 3 ? to_u64(args[3], arglens[3]) : 0;
         struct entry *e = lookup(ms, keys[0], keylens[0]);
-        if (e != NULL && !value_is(e, args[0], arglens[0]) &&
-            (hprio == 0 || priority_of(ms, keys[0], keylens[0]) >= hprio)) {
+        if (e != NULL && !may_take(ms, keys[0], keylens[0], e, hprio, args[0], arglens[0])) {
             reply_int(out, 0);
             return;
         }
         uint64_t httl = to_u64(args[2], arglens[2]);
         drop_priority(ms, keys[0], keylens[0]);
         if (store(ms, keys[0], keylens[0], args[1], arglens[1], httl) != 0 ||
-            (hprio && set_priority(ms, keys[0], keylens[0], args[3], arglens[3], httl) != 0)) {
+            (hprio && set_marker(ms, keys[0], keylens[0], args[3], arglens[3], args[1], arglens[1], httl) != 0)) {
             reply_error(out, "OOM out of memory");
             return;
         }

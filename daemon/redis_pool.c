@@ -32,60 +32,97 @@
  * Extend: 0 if any key holds another token (taken), else every key is set
  *   to expire in ttl (a key this master forgot is set again), 1.
  * Release: delete every key still holding the token; returns how many.
- * Inspect: "<pttl> <value>" of one key, "" when it does not exist.
- * Priority (ARGV[3] of acquire and extend, 0 = none): a holder's priority
- *   is kept in "<key>,prio" with the key's TTL; an acquire with priority p
- *   may overwrite keys whose holders have a lower one (preemption), and an
- *   extend that finds its key taken by a higher priority returns -1.
+ * Priority (ARGV[3] of acquire and extend, 0 = none): a lock taken with a
+ *   priority p > 0 also writes the marker "<key>,prio" = "<p> <token>" with
+ *   the key's TTL. A priority acquire replaces an existing key only if
+ *   redlockd provably wrote it (may_take below): the key is a string holding
+ *   a token of redlockd's form (32 lowercase hex digits), and that token is
+ *   either the one this daemon's own lower-priority holder has (ARGV[3 + i]
+ *   for KEYS[i], "" when none) or named by a marker with a lower priority.
+ *   Anything else (another Redlock client's lock, an application's string,
+ *   hash or list, a redlockd lock of another daemon taken without PRIORITY)
+ *   is held by someone redlockd cannot preempt, and is never touched. An
+ *   extend that finds its key taken under a marker of a higher priority
+ *   returns -1.
  * Hand-off: KEYS[1] the lock key, KEYS[2] the fence counter; ARGV: old
  *   token, new token, ttl, priority, fenced ("1"/"0"). If the key holds the
- *   old token (or nothing, or a lower priority) it is given to the new token
+ *   old token (or nothing, or may_take allows it) it is given to the new token
  *   in one step, with the next fence (the counter incremented) when fenced;
  *   else 0.
  * Acquire fenced: KEYS are the n lock keys then the fence counter; 0 if any
- *   lock key exists, else every lock key is set and the counter incremented,
- *   its new value (the fence) returned.
+ *   lock key exists (and may not be taken), else every lock key is set and
+ *   the counter incremented, its new value (the fence) returned.
  * Fence raise: the counter KEYS[1] is raised to at least ARGV[1].
+ * Inspect: "<pttl> <value>" when the key holds a string of a token's form;
+ *   "<pttl> ~<sha1 of the value>" for any other string and "<pttl> ~<type>"
+ *   for another type, so that no byte of a key redlockd did not write leaves
+ *   the master; "" when the key does not exist.
  */
+/* May a priority-p acquire replace key k? known: the token this daemon's
+ * lower-priority holder has there, or "". */
+#define LUA_MAY_TAKE                                                                               \
+    "local function may_take(k, p, known) "                                                        \
+    "if redis.call('type', k)['ok'] ~= 'string' then return false end "                           \
+    "local v = redis.call('get', k) "                                                              \
+    "if #v ~= 32 or string.find(v, '[^0-9a-f]') then return false end "                            \
+    "if known and known ~= '' and v == known then return true end "                                \
+    "if p <= 0 then return false end "                                                             \
+    "local m = redis.pcall('get', k .. ',prio') "                                                  \
+    "if type(m) ~= 'string' then return false end "                                                \
+    "local q, t = string.match(m, '^(%d+) (%x+)$') "                                               \
+    "return t == v and tonumber(q) < p end "
+/* The priority that the marker of k gives to its current value v, or 0. */
+#define LUA_MARKED_PRIORITY                                                                        \
+    "local function marked(k, v) "                                                                 \
+    "local m = redis.pcall('get', k .. ',prio') "                                                  \
+    "if type(m) ~= 'string' then return 0 end "                                                    \
+    "local q, t = string.match(m, '^(%d+) (%x+)$') "                                               \
+    "if t ~= v then return 0 end return tonumber(q) end "
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
+        LUA_MAY_TAKE
         "local prio = tonumber(ARGV[3] or '0') or 0 "
-        "for _, k in ipairs(KEYS) do if redis.call('exists', k) == 1 and (prio == 0 or "
-        "(tonumber(redis.call('get', k .. ',prio') or '0') or 0) >= prio) then return 0 end end "
+        "for i, k in ipairs(KEYS) do if redis.call('exists', k) == 1 and "
+        "not (prio > 0 and may_take(k, prio, ARGV[3 + i])) then return 0 end end "
         "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
-        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3], 'PX', ARGV[2]) end end "
+        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
         "return 1",
     [SCRIPT_EXTEND] =
+        LUA_MARKED_PRIORITY
         "local prio = tonumber(ARGV[3] or '0') or 0 "
         "for _, k in ipairs(KEYS) do local v = redis.call('get', k) "
         "if v and v ~= ARGV[1] then "
-        "if (tonumber(redis.call('get', k .. ',prio') or '0') or 0) > prio then return -1 end "
+        "if marked(k, v) > prio then return -1 end "
         "return 0 end end "
         "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
-        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3], 'PX', ARGV[2]) end end "
+        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
         "return 1",
     [SCRIPT_RELEASE] =
         "local n = 0 for _, k in ipairs(KEYS) do "
         "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 end end "
         "return n",
     [SCRIPT_INSPECT] =
-        "local v = redis.call('get', KEYS[1]) if not v then return '' end "
-        "return redis.call('pttl', KEYS[1]) .. ' ' .. v",
+        "local ty = redis.call('type', KEYS[1])['ok'] if ty == 'none' then return '' end "
+        "local p = redis.call('pttl', KEYS[1]) "
+        "if ty ~= 'string' then return p .. ' ~' .. ty end "
+        "local v = redis.call('get', KEYS[1]) "
+        "if #v == 32 and not string.find(v, '[^0-9a-f]') then return p .. ' ' .. v end "
+        "return p .. ' ~' .. redis.sha1hex(v)",
     [SCRIPT_ACQUIRE_FENCED] =
+        LUA_MAY_TAKE
         "local n = #KEYS - 1 "
         "local prio = tonumber(ARGV[3] or '0') or 0 "
-        "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 and (prio == 0 or "
-        "(tonumber(redis.call('get', KEYS[i] .. ',prio') or '0') or 0) >= prio) then return 0 end end "
+        "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 and "
+        "not (prio > 0 and may_take(KEYS[i], prio, ARGV[3 + i])) then return 0 end end "
         "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
-        "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3], 'PX', ARGV[2]) end end "
+        "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
         "return redis.call('incr', KEYS[n + 1])",
     [SCRIPT_HANDOFF] =
-        "local v = redis.call('get', KEYS[1]) "
+        LUA_MAY_TAKE
         "local prio = tonumber(ARGV[4]) or 0 "
-        "if v and v ~= ARGV[1] and (prio == 0 or "
-        "(tonumber(redis.call('get', KEYS[1] .. ',prio') or '0') or 0) >= prio) then return 0 end "
+        "if redis.call('exists', KEYS[1]) == 1 and not may_take(KEYS[1], prio, ARGV[1]) then return 0 end "
         "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
-        "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4], 'PX', ARGV[3]) "
+        "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
         "else redis.call('del', KEYS[1] .. ',prio') end "
         "if ARGV[5] == '1' then return redis.call('incr', KEYS[2]) end "
         "return 1",

@@ -371,8 +371,25 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     size_t token_len = strlen(t->token);
     char prio[PROTO_U64_DIGITS];
     size_t prio_len = proto_put_u64(prio, t->priority);
-    const char *args[3] = {t->token, ttl, prio};
-    size_t arglens[3] = {token_len, ttl_len, prio_len};
+    /* ARGV: token, ttl, priority, then (a priority ACQUIRE) one known holder
+     * token per lock key, "" when none. */
+    const char *args[3 + PROTO_MAX_RESOURCES];
+    size_t arglens[3 + PROTO_MAX_RESOURCES];
+    args[0] = t->token;
+    arglens[0] = token_len;
+    args[1] = ttl;
+    arglens[1] = ttl_len;
+    args[2] = prio;
+    arglens[2] = prio_len;
+    size_t acquire_nargs = 3;
+    if (kind == RL_ACQUIRE && t->priority > 0 && t->nkeys <= PROTO_MAX_RESOURCES) {
+        for (size_t i = 0; i < t->nkeys; i++) {
+            const char *k = t->known != NULL && t->known[i] != NULL ? t->known[i] : "";
+            args[3 + i] = k;
+            arglens[3 + i] = strlen(k);
+        }
+        acquire_nargs += t->nkeys;
+    }
     if (kind == RL_FENCE) { /* its one argument is the fence */
         args[0] = ttl;
         arglens[0] = ttl_len;
@@ -422,7 +439,8 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
                 keylens += t->nkeys;
                 nkeys = 1;
             }
-            rc = pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs_of[kind], args, arglens);
+            size_t nargs = kind == RL_ACQUIRE ? acquire_nargs : nargs_of[kind];
+            rc = pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs, args, arglens);
         }
         if (rc == 0) op->sent++;
     }

@@ -67,6 +67,9 @@ struct rl_target {
     uint32_t priority;       /* ACQUIRE, EXTEND: the lock's priority, 0 = none */
     uint64_t fence;          /* RL_FENCE: the value to raise the counters to */
     const char *old_token;   /* RL_HANDOFF: the releasing holder's token */
+    const char *const *known;/* ACQUIRE with priority: per lock key, the token of this
+                                daemon's own holder that the lock may preempt, or NULL
+                                (NULL array: none). Proof that redlockd wrote the key. */
 };
 
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);

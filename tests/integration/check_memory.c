@@ -130,6 +130,28 @@ START_TEST(test_reentrant_owner)
 }
 END_TEST
 
+/* The memory backend runs the same preemption rule as the masters' scripts:
+ * a higher PRIORITY takes a lock this daemon wrote (the holder hears it), an
+ * equal one does not, and INSPECT shows the new holder. */
+START_TEST(test_priority_preempts)
+{
+    struct redlock_lock low = take(A, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .autoextend = true});
+    struct redlock_lock high = take(B, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .priority = 5});
+    ck_assert_str_ne(high.id, low.id);
+    ck_assert_int_gt(redlock_poll_events(A, 2000), 0);
+    struct redlock_lock lk;
+    struct redlock_acquire_opts equal = {.ttl_ms = 5000, .priority = 5};
+    ck_assert_int_eq(redlock_acquire(A, "p", &equal, &lk), REDLOCK_ERR_BUSY);
+    struct redlock_lock higher = take(A, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .priority = 6});
+    static char block[4096];
+    ck_assert_int_eq(redlock_command(A, "INSPECT p", block, sizeof block), REDLOCK_OK);
+    char want[32];
+    snprintf(want, sizeof want, "holder %.8s", higher.id);
+    ck_assert_msg(strstr(block, want) != NULL, "INSPECT: '%s'", block);
+    ck_assert_int_eq(redlock_release(A, higher.id), REDLOCK_OK);
+}
+END_TEST
+
 static Suite *memory_suite(void)
 {
     Suite *s = suite_create("memory");
@@ -141,6 +163,7 @@ static Suite *memory_suite(void)
     tcase_add_test(tc, test_expiry_and_autoextend);
     tcase_add_test(tc, test_detach_and_info);
     tcase_add_test(tc, test_reentrant_owner);
+    tcase_add_test(tc, test_priority_preempts);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -98,6 +98,123 @@ START_TEST(test_preempt_across_daemons)
 }
 END_TEST
 
+/* The application's own keys, on every master: a string, a hash, and a
+ * value in the form of a lock id that another Redlock client wrote. */
+static const char app_value[] = "db=prod;pool=16;feature_x=on";
+static const char other_token[] = "0123456789abcdef0123456789abcdef";
+
+static void put_app_keys(void)
+{
+    char out[128];
+    for (int i = 0; i < NM; i++) {
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "app:config", app_value, NULL), H_REPLY_STATUS);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "HSET", "app:hash", "field", "value", NULL), H_REPLY_INT);
+        ck_assert(h_redis_set_px(&M[i], "app:other", other_token, 20000));
+    }
+}
+
+static void assert_app_keys_intact(void)
+{
+    char out[128];
+    for (int i = 0; i < NM; i++) {
+        ck_assert(h_redis_get(&M[i], "app:config", out, sizeof out));
+        ck_assert_msg(strcmp(out, app_value) == 0, "master %d: app:config is now '%s'", i, out);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "TYPE", "app:hash", NULL), H_REPLY_STATUS);
+        ck_assert_msg(strcmp(out, "hash") == 0, "master %d: app:hash is now a %s", i, out);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "HGET", "app:hash", "field", NULL), H_REPLY_BULK);
+        ck_assert_str_eq(out, "value");
+        ck_assert(h_redis_get(&M[i], "app:other", out, sizeof out));
+        ck_assert_str_eq(out, other_token);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "EXISTS", "app:config,prio", NULL), H_REPLY_INT);
+        ck_assert_str_eq(out, "0");
+    }
+}
+
+/* With the default empty key_prefix a resource name is any application key:
+ * PRIORITY must not overwrite what redlockd did not write, and the RELEASE
+ * that follows must not delete it. */
+START_TEST(test_priority_spares_keys_redlockd_did_not_write)
+{
+    put_app_keys();
+    int a = h_connect_unix(D[0].sock);
+    char line[256];
+    static const char *const reqs[] = {
+        "ACQUIRE app:config 1000 PRIORITY 1 WAIT 0",
+        "ACQUIRE app:hash 1000 PRIORITY 1 WAIT 0",
+        "ACQUIRE app:other 1000 PRIORITY 1 WAIT 0",
+        "ACQUIRE app:config,app:hash 1000 PRIORITY 7 WAIT 0",
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        req(a, reqs[i], line, sizeof line);
+        if (strncmp(line, "OK ", 3) == 0) { /* the old behaviour: give the keys back as it did */
+            char id[64], rel[128];
+            sscanf(line, "OK %63s", id);
+            snprintf(rel, sizeof rel, "RELEASE %s", id);
+            req(a, rel, line, sizeof line);
+            ck_abort_msg("'%s' preempted a key redlockd did not write", reqs[i]);
+        }
+        ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "'%s': '%s'", reqs[i], line);
+    }
+    assert_app_keys_intact();
+    close(a);
+}
+END_TEST
+
+/* A lock of another daemon taken without PRIORITY carries no marker: nothing
+ * proves redlockd wrote it, so it is not preempted either. */
+START_TEST(test_unmarked_lock_of_another_daemon_is_not_preempted)
+{
+    int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[1].sock);
+    char line[256], id[64];
+    req(a, "ACQUIRE pn 10000", line, sizeof line);
+    ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "'%s'", line);
+    req(b, "ACQUIRE pn 10000 PRIORITY 3 WAIT 0", line, sizeof line);
+    ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "an unmarked lock was preempted: '%s'", line);
+    ck_assert_uint_eq(h_count_key(M, NM, "pn", id), NM);
+    close(a);
+    close(b);
+}
+END_TEST
+
+/* PRIORITY is capped by [lock] max_priority (default 1000). */
+START_TEST(test_priority_cap)
+{
+    int a = h_connect_unix(D[0].sock);
+    char line[256];
+    req(a, "ACQUIRE capped 1000 PRIORITY 1001", line, sizeof line);
+    ck_assert_msg(strncmp(line, "ERR BADREQ", 10) == 0 && strstr(line, "max_priority 1000") != NULL,
+                  "PRIORITY above the cap: '%s'", line);
+    req(a, "ACQUIRE capped 1000 PRIORITY 1000", line, sizeof line);
+    ck_assert_msg(strncmp(line, "OK ", 3) == 0, "PRIORITY at the cap: '%s'", line);
+    close(a);
+}
+END_TEST
+
+/* INSPECT shows no byte of a key redlockd did not write. */
+START_TEST(test_inspect_hides_foreign_values)
+{
+    put_app_keys();
+    int a = h_connect_unix(D[0].sock);
+    static const char *const keys[] = {"app:config", "app:hash"};
+    for (size_t k = 0; k < 2; k++) {
+        char cmd[64], line[512];
+        snprintf(cmd, sizeof cmd, "INSPECT %s", keys[k]);
+        req(a, cmd, line, sizeof line);
+        ck_assert_str_eq(line, "DATA 7");
+        for (int i = 0; i < 7; i++) {
+            ck_assert_int_gt(h_read_line(a, line, sizeof line, 5000), 0);
+            ck_assert_msg(strstr(line, "db=prod") == NULL && strstr(line, "WRONGTYPE") == NULL,
+                          "INSPECT %s shows '%s'", keys[k], line);
+            if (i == 1) ck_assert_str_eq(line, "state held");
+            if (i == 2) ck_assert_str_eq(line, "holder foreign");
+            if (i >= 4) ck_assert_msg(strstr(line, " held -1 foreign") != NULL, "'%s'", line);
+        }
+    }
+    assert_app_keys_intact();
+    close(a);
+}
+END_TEST
+
 static Suite *priority_suite(void)
 {
     Suite *s = suite_create("priority");
@@ -106,6 +223,10 @@ static Suite *priority_suite(void)
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_preempt_on_same_daemon);
     tcase_add_test(tc, test_preempt_across_daemons);
+    tcase_add_test(tc, test_priority_spares_keys_redlockd_did_not_write);
+    tcase_add_test(tc, test_unmarked_lock_of_another_daemon_is_not_preempted);
+    tcase_add_test(tc, test_priority_cap);
+    tcase_add_test(tc, test_inspect_hides_foreign_values);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -29,6 +29,7 @@ START_TEST(defaults_need_masters)
     ck_assert_uint_eq(cfg.retry_jitter_ms, 100);
     ck_assert(cfg.drift_factor > 0.0099 && cfg.drift_factor < 0.0101);
     ck_assert_str_eq(cfg.key_prefix, "");
+    ck_assert_uint_eq(cfg.max_priority, 1000);
     ck_assert_int_eq(cfg.log_level, LOG_LEVEL_INFO);
     config_free(&cfg);
 }
@@ -86,6 +87,8 @@ static const struct {
     {"[redis]\nmasters = a:1\n[server]\nmax_line_bytes = 63\n", "server.max_line_bytes: out of range"},
     {"[redis]\nmasters = a:1\nthis is not ini\n", "t.ini:3"},
     {"[redis]\nmasters = a:1\n[lock]\nkey_prefix = a,b:\n", "lock.key_prefix: must not contain ','"},
+    {"[redis]\nmasters = a:1\n[lock]\nmax_priority = 2147483648\n", "lock.max_priority: out of range"},
+    {"[redis]\nmasters = a:1\n[lock]\nmax_priority = -1\n", "lock.max_priority"},
 };
 
 START_TEST(bad_file)
