@@ -176,6 +176,27 @@ START_TEST(test_unmarked_lock_of_another_daemon_is_not_preempted)
 }
 END_TEST
 
+/* A marker proves only the token it names: once an application overwrote a
+ * priority lock's key, the stale marker does not make its value preemptible. */
+START_TEST(test_stale_marker_proves_nothing)
+{
+    int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[1].sock);
+    char line[256], id[64], out[128];
+    req(a, "ACQUIRE mk 10000 PRIORITY 1", line, sizeof line);
+    ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "'%s'", line);
+    for (int i = 0; i < NM; i++) {
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "mk", other_token, "KEEPTTL", NULL), H_REPLY_STATUS);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "EXISTS", "mk,prio", NULL), H_REPLY_INT);
+        ck_assert_str_eq(out, "1");
+    }
+    req(b, "ACQUIRE mk 10000 PRIORITY 5 WAIT 0", line, sizeof line);
+    ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "a stale marker let '%s' through", line);
+    ck_assert_uint_eq(h_count_key(M, NM, "mk", other_token), NM);
+    close(a);
+    close(b);
+}
+END_TEST
+
 /* PRIORITY is capped by [lock] max_priority (default 1000). */
 START_TEST(test_priority_cap)
 {
@@ -225,6 +246,7 @@ static Suite *priority_suite(void)
     tcase_add_test(tc, test_preempt_across_daemons);
     tcase_add_test(tc, test_priority_spares_keys_redlockd_did_not_write);
     tcase_add_test(tc, test_unmarked_lock_of_another_daemon_is_not_preempted);
+    tcase_add_test(tc, test_stale_marker_proves_nothing);
     tcase_add_test(tc, test_priority_cap);
     tcase_add_test(tc, test_inspect_hides_foreign_values);
     suite_add_tcase(s, tc);
