@@ -289,6 +289,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        warn_master_count(&s->cfg);
         printf("redlockd: %s: configuration ok (%zu masters)\n", path, s->cfg.nmasters);
         auth_free_secret(s->auth_token);
         config_free(&s->cfg);

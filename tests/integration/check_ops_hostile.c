@@ -534,6 +534,14 @@ START_TEST(test_master_count_warnings)
     struct h_daemon_opts o = {.redis = BASE_REDIS, .lock = BASE_LOCK};
     ck_assert_msg(h_daemon_start(&D, M, 2, &o) == 0, "redlockd did not start");
     ck_assert_msg(wait_log("two masters: the quorum is 2", 5000), "no warning for two masters");
+    /* redlockd -t (ExecReload's check) says it too, and still accepts the file. */
+    char out[H_PATH_MAX + 16];
+    snprintf(out, sizeof out, "%s.check", D.ini);
+    char *argv[] = {(char *)h_redlockd_bin(), "-t", "-c", D.ini, NULL};
+    pid_t pid = h_spawn(argv, out);
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(h_wait_exit(pid, 10000), 0);
+    ck_assert_msg(h_file_contains(out, "two masters: the quorum is 2"), "redlockd -t does not warn about two masters");
 
     /* Four: the same tolerance as three. M[0..2] and one address nobody serves. */
     int spare = h_free_port();
