@@ -69,6 +69,8 @@ static const struct config_key config_keys[] = {
     {"log", "level", KEY_LOGLEVEL, OFF(log_level), 0, 0, "info", true},
     {"log", "syslog", KEY_BOOL, OFF(log_syslog), 0, 0, "no", false},
     {"metrics", "listen", KEY_STRING, OFF(metrics_listen), 0, 300, "", false},
+    {"metrics", "max_connections", KEY_U32, OFF(metrics_max_connections), 1, 1024, "16", true},
+    {"metrics", "timeout_ms", KEY_U32, OFF(metrics_timeout_ms), 100, 600000, "5000", true},
 };
 
 #define NKEYS (sizeof config_keys / sizeof config_keys[0])

@@ -65,6 +65,8 @@ struct config {
 
     /* [metrics] */
     char *metrics_listen;            /* "host:port" of /metrics and /healthz; "" = off */
+    uint32_t metrics_max_connections; /* open HTTP connections at once; more get 503 */
+    uint32_t metrics_timeout_ms;     /* an HTTP connection's whole life, request to reply */
 };
 
 /* Set every key to its default (no masters). Frees nothing. */

@@ -3,7 +3,8 @@
  *
  * When accept() fails for lack of file descriptors (EMFILE/ENFILE) the
  * listener pauses for ACCEPT_PAUSE_MS instead of spinning on a socket that
- * stays readable; the pending connection waits in the backlog.
+ * stays readable; the pending connection waits in the backlog. The pause is
+ * logged at most once per ACCEPT_LOG_EVERY_MS, with how many there were.
  */
 #include "listener.h"
 
@@ -26,9 +27,11 @@
 #include "log.h"
 #include "notify.h"
 #include "server.h"
+#include "util.h"
 
 #define ACCEPTS_PER_EVENT 64
 #define ACCEPT_PAUSE_MS 100
+#define ACCEPT_LOG_EVERY_MS 10000
 #define LISTEN_BACKLOG 1024
 #define MAX_LISTENERS 8 /* TCP + Unix, or what socket activation passes */
 
@@ -43,6 +46,8 @@ struct listener {
 
 static struct listener listeners[MAX_LISTENERS];
 static size_t nlisteners;
+static uint64_t accept_pauses;      /* since the last "accept paused" line */
+static uint64_t accept_paused_log_ms; /* 0: never logged */
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
@@ -61,7 +66,15 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                log_warn("msg=\"accept paused: out of file descriptors\" error=\"%s\"", strerror(errno));
+                int e = errno;
+                uint64_t now = now_ms();
+                accept_pauses++;
+                if (accept_paused_log_ms == 0 || now - accept_paused_log_ms >= ACCEPT_LOG_EVERY_MS) {
+                    log_warn("msg=\"accept paused: out of file descriptors\" error=\"%s\" pauses=%llu",
+                             strerror(e), (unsigned long long)accept_pauses);
+                    accept_paused_log_ms = now;
+                    accept_pauses = 0;
+                }
                 event_del(l->ev);
                 struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
                 evtimer_add(l->resume, &tv);

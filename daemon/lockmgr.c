@@ -236,6 +236,9 @@ static void fail_acquire(struct server *s, struct lock *lk)
     }
     if (err == PROTO_ERR_BUSY) s->stats.acquire_busy++;
     else if (err == PROTO_ERR_NOQUORUM) s->stats.acquire_noquorum++;
+    /* For /healthz: did the masters decide (BUSY after an attempt), or not? */
+    if (err == PROTO_ERR_NOQUORUM || (err == PROTO_ERR_BUSY && lk->attempts > 0))
+        metrics_note_acquire_failure(err == PROTO_ERR_NOQUORUM);
     answer_acquire(s, lk, err, text);
 }
 

@@ -127,16 +127,54 @@ static bool str_eq(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
-static bool masters_equal(const struct config *a, const struct config *b)
+static bool master_addr_equal(const struct master_addr *x, const struct master_addr *y)
+{
+    return x->port == y->port && str_eq(x->host, y->host) && str_eq(x->user, y->user) &&
+           str_eq(x->password, y->password);
+}
+
+/* The same masters with the same credentials, in any order: a reload that
+ * only reorders the list keeps the connections (a master's index is only
+ * where INFO lists it). Lists have no duplicates (config.c refuses them). */
+static bool masters_same_set(const struct config *a, const struct config *b)
 {
     if (a->nmasters != b->nmasters) return false;
     for (size_t i = 0; i < a->nmasters; i++) {
-        const struct master_addr *x = &a->masters[i], *y = &b->masters[i];
-        if (x->port != y->port || !str_eq(x->host, y->host) || !str_eq(x->user, y->user) ||
-            !str_eq(x->password, y->password))
-            return false;
+        bool found = false;
+        for (size_t j = 0; j < b->nmasters && !found; j++) found = master_addr_equal(&a->masters[i], &b->masters[j]);
+        if (!found) return false;
     }
     return true;
+}
+
+static void swap_masters(struct config *a, struct config *b)
+{
+    struct master_addr tmp[CONFIG_MAX_MASTERS];
+    size_t ntmp = a->nmasters;
+    memcpy(tmp, a->masters, sizeof tmp);
+    memcpy(a->masters, b->masters, sizeof tmp);
+    a->nmasters = b->nmasters;
+    memcpy(b->masters, tmp, sizeof tmp);
+    b->nmasters = ntmp;
+}
+
+/* Redlock needs N/2+1 votes: say so when the count gives no or no extra
+ * fault tolerance. */
+static void warn_master_count(const struct config *cfg)
+{
+    size_t n = cfg->nmasters;
+    if (cfg->backend_memory || n == 0) return;
+    if (n == 1)
+        log_warn("msg=\"a single master: no fault tolerance; when it is down no lock can be taken, and when it "
+                 "restarts without its data the locks it granted are forgotten; use 3 or 5 independent masters\" "
+                 "masters=1 quorum=1");
+    else if (n == 2)
+        log_warn("msg=\"two masters: the quorum is 2, so either one down stops all locking (less available than "
+                 "one master); use 3\" masters=2 quorum=2");
+    else if (n % 2 == 0)
+        log_warn("msg=\"an even number of masters: the quorum is %zu, so it survives %zu failures, no more than "
+                 "%zu masters would; use an odd number\" masters=%zu quorum=%zu",
+                 n / 2 + 1, (n - 1) / 2, n - 1, n, n / 2 + 1);
 }
 
 /* Everything a config needs beyond parsing: secrets from their files.
@@ -190,19 +228,15 @@ static void reload(struct server *s)
     next.unix_socket = keep_unix;
     next.unix_socket_mode = keep_mode;
 
-    bool new_masters = !masters_equal(&s->cfg, &next);
+    bool new_masters = !masters_same_set(&s->cfg, &next);
+    /* The same set, perhaps reordered: keep the running order, which is the pool's. */
+    if (!new_masters) swap_masters(&s->cfg, &next);
     struct config old = s->cfg;
     s->cfg = next;
     if (new_masters && rl_engine_set_masters(s->rl, &s->cfg) != 0) {
         log_error("msg=\"reload: cannot connect the new masters; keeping the old list\"");
         /* Swap the master lists back so cfg describes what is in use. */
-        struct master_addr tmp[CONFIG_MAX_MASTERS];
-        size_t ntmp = s->cfg.nmasters;
-        memcpy(tmp, s->cfg.masters, sizeof tmp);
-        memcpy(s->cfg.masters, old.masters, sizeof tmp);
-        s->cfg.nmasters = old.nmasters;
-        memcpy(old.masters, tmp, sizeof tmp);
-        old.nmasters = ntmp;
+        swap_masters(&s->cfg, &old);
         new_masters = false;
     }
     config_free(&old);
@@ -212,6 +246,7 @@ static void reload(struct server *s)
     s->auth_token = token;
     log_info("msg=\"configuration reloaded\" masters=%zu masters_changed=%s", s->cfg.nmasters,
              new_masters ? "yes" : "no");
+    if (new_masters) warn_master_count(&s->cfg);
     last_masters_up = SIZE_MAX; /* re-announce the status */
     notify_send("READY=1");
 }
@@ -254,6 +289,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        warn_master_count(&s->cfg);
         printf("redlockd: %s: configuration ok (%zu masters)\n", path, s->cfg.nmasters);
         auth_free_secret(s->auth_token);
         config_free(&s->cfg);
@@ -308,6 +344,7 @@ int main(int argc, char **argv)
     }
     log_info("msg=started version=%s backend=%s masters=%zu quorum=%zu", REDLOCKD_VERSION, s->cfg.backend,
              pool_size(rl_engine_pool(s->rl)), pool_quorum(rl_engine_pool(s->rl)));
+    warn_master_count(&s->cfg);
     notify_send("READY=1\nSTATUS=started, connecting to %zu masters", s->cfg.nmasters);
     event_base_dispatch(s->base);
     log_info("msg=stopped");

@@ -1,11 +1,34 @@
-/* metrics.c - see metrics.h. */
+/*
+ * metrics.c - see metrics.h.
+ *
+ * A deliberately small HTTP/1.x server (not evhttp, whose 2.1 series has no
+ * connection limit and no bound on a connection's life, and spins on a
+ * listener that fails with EMFILE). One request per connection, answered
+ * with "Connection: close":
+ *  - the request line and headers together are at most METRICS_MAX_HEAD
+ *    bytes (else 431); headers are skipped, a body is never read;
+ *  - at most [metrics] max_connections are open at once; one more is
+ *    answered 503 and closed at once;
+ *  - a connection lives at most [metrics] timeout_ms from accept to close,
+ *    however slowly it sends (idle, slow-header and unread-reply peers);
+ *  - out of file descriptors, accepting pauses METRICS_ACCEPT_PAUSE_MS, and
+ *    the pause is logged at most once per METRICS_LOG_EVERY_MS.
+ */
 #include "metrics.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
 #include <event2/buffer.h>
-#include <event2/http.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <netdb.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "redis_pool.h"
@@ -18,10 +41,47 @@ static const uint64_t bucket_us[] = {250, 500, 1000, 2500, 5000, 10000, 25000, 5
                                      250000, 500000, 1000000, 2500000, 5000000, 10000000};
 #define NBUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 
+#define METRICS_MAX_HEAD 8192         /* request line + headers, bytes */
+#define METRICS_ACCEPTS_PER_EVENT 16
+#define METRICS_ACCEPT_PAUSE_MS 100
+#define METRICS_LOG_EVERY_MS 10000    /* at most one "accept paused" line per this */
+#define METRICS_BACKLOG 64
+
+/* /healthz: this many ACQUIREs in a row failed for a daemon-side reason
+ * (NOQUORUM), the latest within HEALTH_FAIL_WINDOW_MS, and none succeeded
+ * or found its resource busy since: the daemon cannot grant locks. */
+#define HEALTH_FAIL_STREAK 5
+#define HEALTH_FAIL_WINDOW_MS 30000
+
 static uint64_t bucket_count[NBUCKETS + 1]; /* the last is +Inf */
 static uint64_t latency_sum_us;
 static uint64_t latency_count;
-static struct evhttp *http;
+static unsigned fail_streak;   /* ACQUIREs failed in a row for a daemon-side reason */
+static uint64_t last_fail_ms;  /* when the latest of them failed */
+
+/* One HTTP connection: read the request head, answer, close. */
+struct mconn {
+    TAILQ_ENTRY(mconn) link;
+    struct bufferevent *bev;   /* owns the socket */
+    struct event *deadline;    /* the whole life of the connection */
+    size_t head_bytes;         /* bytes of complete head lines consumed */
+    size_t discarded;          /* bytes dropped after the answer */
+    char *request_line;        /* owned; NULL until the first line came */
+    bool answered;             /* reply queued: input is discarded until close */
+    bool peer_done;            /* the client half-closed: close once the reply is out */
+};
+
+static struct {
+    struct server *server;
+    int fd;                    /* listening socket, -1 when off */
+    struct event *accept_ev;
+    struct event *resume_ev;   /* re-enables accept_ev after a pause */
+    TAILQ_HEAD(, mconn) conns;
+    unsigned nconns;
+    uint64_t refused;          /* connections over max_connections */
+    uint64_t pauses;           /* accept pauses since the last log line */
+    uint64_t last_log_ms;      /* 0: never logged */
+} M = {.fd = -1};
 
 void metrics_observe_acquire(uint64_t micros)
 {
@@ -30,6 +90,17 @@ void metrics_observe_acquire(uint64_t micros)
     bucket_count[i]++;
     latency_sum_us += micros;
     latency_count++;
+    fail_streak = 0;
+}
+
+void metrics_note_acquire_failure(bool daemon_side)
+{
+    if (!daemon_side) {
+        fail_streak = 0; /* BUSY: the masters answered, locking works */
+        return;
+    }
+    fail_streak++;
+    last_fail_ms = now_ms();
 }
 
 static void counter(struct evbuffer *b, const char *name, const char *help, uint64_t v)
@@ -44,15 +115,10 @@ static void gauge(struct evbuffer *b, const char *name, const char *help, uint64
                         name, name, (unsigned long long)v);
 }
 
-static void on_metrics(struct evhttp_request *req, void *arg)
+/* The Prometheus text of every counter and gauge, into b. */
+static void render_metrics(struct server *s, struct evbuffer *b)
 {
-    struct server *s = arg;
     const struct stats *st = &s->stats;
-    struct evbuffer *b = evbuffer_new();
-    if (b == NULL) {
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
-        return;
-    }
     gauge(b, "uptime_seconds", "Seconds since start.", (now_ms() - s->started_ms) / 1000);
     gauge(b, "clients", "Open client connections.", s->nconns);
     gauge(b, "locks_held", "Locks held through this daemon.", s->nheld);
@@ -109,28 +175,241 @@ static void on_metrics(struct evhttp_request *req, void *arg)
         evbuffer_add_printf(b, "redlockd_master_latency_seconds{master=\"%s\"} %.6f\n", ms.addr,
                             (double)ms.latency_us / 1e6);
     }
-    evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type",
-                      "text/plain; version=0.0.4; charset=utf-8");
-    evhttp_send_reply(req, HTTP_OK, "OK", b);
-    evbuffer_free(b);
+    counter(b, "metrics_refused_total", "HTTP connections refused at [metrics] max_connections.", M.refused);
 }
 
-static void on_healthz(struct evhttp_request *req, void *arg)
+/* Whether the daemon can grant locks now (see HEALTH_FAIL_STREAK), with
+ * the reason as one line into b. */
+static bool render_healthz(struct server *s, struct evbuffer *b)
 {
-    struct server *s = arg;
     struct pool *p = rl_engine_pool(s->rl);
     size_t up = 0;
     for (size_t i = 0; i < pool_size(p); i++) up += pool_master_usable(p, i) && pool_master_votes(p, i);
-    bool ok = up >= pool_quorum(p) && !s->shutting_down;
+    uint64_t now = now_ms();
+    bool failing = fail_streak >= HEALTH_FAIL_STREAK && now - last_fail_ms <= HEALTH_FAIL_WINDOW_MS;
+    bool ok = up >= pool_quorum(p) && !failing && !s->shutting_down;
+    evbuffer_add_printf(b, "%s %zu/%zu masters up, quorum %zu", ok ? "ok" : "unhealthy", up, pool_size(p),
+                        pool_quorum(p));
+    if (failing)
+        evbuffer_add_printf(b, "; the last %u ACQUIREs failed (NOQUORUM), the latest %llu ms ago", fail_streak,
+                            (unsigned long long)(now - last_fail_ms));
+    if (s->shutting_down) evbuffer_add_printf(b, "; shutting down");
+    evbuffer_add_printf(b, "\n");
+    return ok;
+}
+
+/* ---- the HTTP server ---- */
+
+static void mconn_free(struct mconn *c)
+{
+    TAILQ_REMOVE(&M.conns, c, link);
+    M.nconns--;
+    event_free(c->deadline);
+    bufferevent_free(c->bev);
+    free(c->request_line);
+    free(c);
+}
+
+#define TYPE_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+#define TYPE_TEXT "text/plain; charset=utf-8"
+
+/* Queue the whole reply (head, and body unless head_only) and stop reading. */
+static void reply(struct mconn *c, int code, const char *reason, const char *type, const char *extra_headers,
+                  struct evbuffer *body, bool head_only)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    size_t len = body ? evbuffer_get_length(body) : 0;
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+                        "Connection: close\r\n\r\n",
+                        code, reason, type, len, extra_headers ? extra_headers : "");
+    if (body != NULL && !head_only) evbuffer_add_buffer(out, body);
+    c->answered = true;
+}
+
+static void reply_error(struct mconn *c, int code, const char *reason, const char *extra_headers)
+{
     struct evbuffer *b = evbuffer_new();
-    if (b == NULL) {
-        evhttp_send_error(req, HTTP_INTERNAL, "out of memory");
+    if (b != NULL) evbuffer_add_printf(b, "%s\n", reason);
+    reply(c, code, reason, TYPE_TEXT, extra_headers, b, false);
+    if (b != NULL) evbuffer_free(b);
+}
+
+/* The request head is complete: answer "METHOD target HTTP/1.x". */
+static void serve(struct mconn *c)
+{
+    struct server *s = M.server;
+    char *save = NULL;
+    char *method = strtok_r(c->request_line, " ", &save);
+    char *target = method ? strtok_r(NULL, " ", &save) : NULL;
+    char *version = target ? strtok_r(NULL, " ", &save) : NULL;
+    if (version == NULL || strncmp(version, "HTTP/1.", 7) != 0 || strtok_r(NULL, " ", &save) != NULL) {
+        reply_error(c, 400, "Bad Request", NULL);
         return;
     }
-    evbuffer_add_printf(b, "%s %zu/%zu masters up, quorum %zu\n", ok ? "ok" : "unhealthy", up, pool_size(p),
-                        pool_quorum(p));
-    evhttp_send_reply(req, ok ? HTTP_OK : 503, ok ? "OK" : "Service Unavailable", b);
+    bool head = strcmp(method, "HEAD") == 0;
+    if (!head && strcmp(method, "GET") != 0) {
+        reply_error(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n");
+        return;
+    }
+    target[strcspn(target, "?")] = '\0';
+    bool is_metrics = strcmp(target, "/metrics") == 0;
+    if (!is_metrics && strcmp(target, "/healthz") != 0) {
+        reply_error(c, 404, "Not Found", NULL);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL) {
+        reply_error(c, 500, "Internal Server Error", NULL);
+        return;
+    }
+    if (is_metrics) {
+        render_metrics(s, b);
+        reply(c, 200, "OK", TYPE_PROMETHEUS, NULL, b, head);
+    } else if (render_healthz(s, b)) {
+        reply(c, 200, "OK", TYPE_TEXT, NULL, b, head);
+    } else {
+        reply(c, 503, "Service Unavailable", TYPE_TEXT, NULL, b, head);
+    }
     evbuffer_free(b);
+}
+
+static void on_conn_read(struct bufferevent *bev, void *arg)
+{
+    struct mconn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    while (!c->answered) {
+        size_t n;
+        char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+        if (line == NULL) break;
+        c->head_bytes += n + 1;
+        if (c->head_bytes > METRICS_MAX_HEAD) {
+            free(line);
+            reply_error(c, 431, "Request Header Fields Too Large", NULL);
+        } else if (c->request_line == NULL && n > 0) {
+            c->request_line = line;
+        } else {
+            bool end = n == 0 && c->request_line != NULL;
+            free(line); /* header fields are not used */
+            if (end) serve(c);
+        }
+    }
+    if (!c->answered && c->head_bytes + evbuffer_get_length(in) > METRICS_MAX_HEAD)
+        reply_error(c, 431, "Request Header Fields Too Large", NULL);
+    if (c->answered) {
+        /* Input after the request is dropped, up to a head's worth: a
+         * client that keeps sending after its answer is cut off. */
+        c->discarded += evbuffer_get_length(in);
+        evbuffer_drain(in, evbuffer_get_length(in));
+        if (c->discarded > METRICS_MAX_HEAD) mconn_free(c);
+    }
+}
+
+/* The reply has left: half-close, and wait for the client's EOF (or the
+ * deadline) so that closing never resets a reply it has not read. */
+static void on_conn_written(struct bufferevent *bev, void *arg)
+{
+    struct mconn *c = arg;
+    if (!c->answered) return;
+    if (c->peer_done) {
+        mconn_free(c);
+        return;
+    }
+    shutdown(bufferevent_getfd(bev), SHUT_WR);
+}
+
+static void on_conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct mconn *c = arg;
+    /* A client that half-closed after its request still gets the reply. */
+    if ((what & BEV_EVENT_EOF) && c->answered && evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+        c->peer_done = true;
+        bufferevent_disable(bev, EV_READ);
+        return;
+    }
+    mconn_free(c); /* EOF, error: done with it */
+}
+
+static void on_conn_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mconn_free(arg);
+}
+
+static void conn_start(struct server *s, int fd)
+{
+    struct mconn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        close(fd);
+        return;
+    }
+    c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (c->bev == NULL) close(fd);
+    c->deadline = evtimer_new(s->base, on_conn_deadline, c);
+    uint32_t ms = s->cfg.metrics_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (c->bev == NULL || c->deadline == NULL || evtimer_add(c->deadline, &tv) != 0) {
+        if (c->bev) bufferevent_free(c->bev);
+        if (c->deadline) event_free(c->deadline);
+        free(c);
+        return;
+    }
+    /* Read no more than the head may be; what is beyond it is refused. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0, METRICS_MAX_HEAD + 1);
+    bufferevent_setcb(c->bev, on_conn_read, on_conn_written, on_conn_event, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    TAILQ_INSERT_TAIL(&M.conns, c, link);
+    M.nconns++;
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    event_add(M.accept_ev, NULL);
+}
+
+/* Out of file descriptors: stop accepting for a moment (the connection
+ * waits in the backlog) instead of spinning on a socket that stays
+ * readable, and say so at most once per METRICS_LOG_EVERY_MS. */
+static void pause_accepting(int err)
+{
+    event_del(M.accept_ev);
+    struct timeval tv = {0, METRICS_ACCEPT_PAUSE_MS * 1000};
+    evtimer_add(M.resume_ev, &tv);
+    M.pauses++;
+    uint64_t now = now_ms();
+    if (M.last_log_ms == 0 || now - M.last_log_ms >= METRICS_LOG_EVERY_MS) {
+        log_warn("msg=\"metrics accept paused: out of file descriptors\" error=\"%s\" pauses=%llu", strerror(err),
+                 (unsigned long long)M.pauses);
+        M.last_log_ms = now;
+        M.pauses = 0;
+    }
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)what;
+    for (int i = 0; i < METRICS_ACCEPTS_PER_EVENT; i++) {
+        int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(errno);
+            return; /* EAGAIN: drained; other errors: that client is gone */
+        }
+        if (M.nconns >= s->cfg.metrics_max_connections || s->shutting_down) {
+            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                       "Connection: close\r\n\r\n";
+            ssize_t ignored = send(cfd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)ignored;
+            close(cfd);
+            M.refused++;
+            continue;
+        }
+        conn_start(s, cfd);
+    }
 }
 
 int metrics_open(struct server *s, char *err, size_t errlen)
@@ -143,17 +422,35 @@ int metrics_open(struct server *s, char *err, size_t errlen)
         snprintf(err, errlen, "metrics.listen: bad address '%s'", addr);
         return -1;
     }
-    http = evhttp_new(s->base);
-    if (http == NULL || evhttp_bind_socket(http, host, (ev_uint16_t)port) != 0) {
-        snprintf(err, errlen, "metrics.listen %s: cannot listen", addr);
-        free(host);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+    snprintf(portstr, sizeof portstr, "%d", port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    free(host);
+    if (rc != 0) {
+        snprintf(err, errlen, "metrics.listen %s: %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    M.server = s;
+    TAILQ_INIT(&M.conns);
+    M.fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (M.fd < 0 || setsockopt(M.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(M.fd, res->ai_addr, res->ai_addrlen) != 0 || listen(M.fd, METRICS_BACKLOG) != 0) {
+        snprintf(err, errlen, "metrics.listen %s: %s", addr, strerror(errno));
+        freeaddrinfo(res);
         metrics_close(s);
         return -1;
     }
-    free(host);
-    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
-    evhttp_set_cb(http, "/metrics", on_metrics, s);
-    evhttp_set_cb(http, "/healthz", on_healthz, s);
+    freeaddrinfo(res);
+    M.accept_ev = event_new(s->base, M.fd, EV_READ | EV_PERSIST, on_accept, s);
+    M.resume_ev = evtimer_new(s->base, on_resume, NULL);
+    if (M.accept_ev == NULL || M.resume_ev == NULL || event_add(M.accept_ev, NULL) != 0) {
+        snprintf(err, errlen, "metrics.listen %s: cannot register the listener", addr);
+        metrics_close(s);
+        return -1;
+    }
     log_info("msg=\"serving metrics\" addr=%s", addr);
     return 0;
 }
@@ -161,6 +458,11 @@ int metrics_open(struct server *s, char *err, size_t errlen)
 void metrics_close(struct server *s)
 {
     (void)s;
-    if (http != NULL) evhttp_free(http);
-    http = NULL;
+    struct mconn *c;
+    while (M.server != NULL && (c = TAILQ_FIRST(&M.conns)) != NULL) mconn_free(c);
+    if (M.accept_ev) event_free(M.accept_ev);
+    if (M.resume_ev) event_free(M.resume_ev);
+    if (M.fd >= 0) close(M.fd);
+    M.accept_ev = M.resume_ev = NULL;
+    M.fd = -1;
 }
