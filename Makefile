@@ -48,7 +48,7 @@ BENCH_BIN = $(if $(BENCH_SRC),$(BUILD)/lockbench)
 PROGRAMS = $(BUILD)/redlockd $(BUILD)/redlock $(BUILD)/libredlock.a \
            $(BUILD)/libredlock.so.$(SONAME_MAJOR) $(BENCH_BIN)
 
-.PHONY: all deps check test-bin run bench clean format format-check check-asan check-valgrind
+.PHONY: all deps deps-run check test-bin run bench clean format format-check check-asan check-valgrind
 .DEFAULT_GOAL := all
 all: $(PROGRAMS)
 
@@ -92,13 +92,16 @@ include $(wildcard mk/*.mk)
 
 test-bin: all $(UNIT_BIN) $(INTEG_BIN) $(EXTRA_TEST_BIN)
 
+# Packages (scripts/deps.sh): deps for the tests, deps-run for building and running.
 deps:
-	@sh scripts/deps.sh
+	@sh scripts/deps.sh test
+deps-run:
+	@sh scripts/deps.sh run
 
 # The one command that passes the tests (installs what is missing first).
 # Shell-script tests that run-tests.sh counts like check binaries.
 SCRIPT_TESTS = tests/integration/check_install.sh tests/integration/check_bench_smoke.sh \
-               tests/integration/check_clients.sh
+               tests/integration/check_clients.sh tests/integration/check_run.sh
 
 check: deps
 	$(MAKE) test-bin
@@ -114,12 +117,17 @@ check-valgrind: deps
 	BUILD=$(BUILD) REDLOCKD_WRAPPER="valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --quiet" \
 	  sh scripts/run-tests.sh $(UNIT_BIN) $(INTEG_BIN)
 
-# Start three local Redis masters and redlockd in the foreground.
-run: deps
+# Start three local Redis masters and redlockd in the foreground. Refuses (and
+# touches nothing) when a port it needs is taken: pick others with
+# RUN_PORT_BASE (masters on RUN_PORT_BASE..+2, default 7001) and RUN_DAEMON_PORT
+# (redlockd's TCP port, default 7379).
+RUN_PORT_BASE ?= 7001
+RUN_DAEMON_PORT ?= 7379
+run: deps-run
 	$(MAKE) all
-	sh scripts/run.sh
+	BUILD=$(BUILD) RUN_PORT_BASE=$(RUN_PORT_BASE) RUN_DAEMON_PORT=$(RUN_DAEMON_PORT) sh scripts/run.sh
 
-bench: deps
+bench: deps-run
 	$(MAKE) all
 	sh scripts/bench.sh
 

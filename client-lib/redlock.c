@@ -405,6 +405,25 @@ int redlock_auth(struct redlock_client *c, const char *token)
     return rc;
 }
 
+int redlock_auth_file(struct redlock_client *c, const char *path)
+{
+    if (path == NULL || path[0] == '\0') path = getenv(REDLOCK_TOKEN_FILE_ENV);
+    if (path == NULL || path[0] == '\0') return REDLOCK_OK;
+    FILE *f = fopen(path, "re");
+    if (f == NULL) return set_error(c, REDLOCK_ERR_ARG, "token file %.150s: %s", path, strerror(errno));
+    char buf[600];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    int rc;
+    if (buf[0] == '\0') rc = set_error(c, REDLOCK_ERR_ARG, "token file %.150s: empty first line", path);
+    else rc = redlock_auth(c, buf);
+    volatile char *p = buf;
+    for (size_t i = 0; i < sizeof buf; i++) p[i] = 0;
+    return rc;
+}
+
 /* Fill *lock from "OK <id> <validity> [<fence>]". */
 static int lock_from_reply(struct redlock_client *c, const struct proto_reply *r, struct redlock_lock *lock)
 {
@@ -436,7 +455,8 @@ int redlock_acquire(struct redlock_client *c, const char *resources, const struc
     if (line == NULL) return set_error(c, REDLOCK_ERR_IO, "out of memory");
     size_t n = (size_t)snprintf(line, cap, "ACQUIRE %s", resources);
     if (opts->ttl_ms) n += (size_t)snprintf(line + n, cap - n, " %u", opts->ttl_ms);
-    if (opts->wait_ms) n += (size_t)snprintf(line + n, cap - n, " WAIT %u", opts->wait_ms);
+    if (opts->wait_ms == REDLOCK_NOWAIT) n += (size_t)snprintf(line + n, cap - n, " WAIT 0");
+    else if (opts->wait_ms) n += (size_t)snprintf(line + n, cap - n, " WAIT %u", opts->wait_ms);
     if (opts->autoextend) n += (size_t)snprintf(line + n, cap - n, " AUTOEXTEND");
     if (opts->maxhold_ms) n += (size_t)snprintf(line + n, cap - n, " MAXHOLD %u", opts->maxhold_ms);
     if (opts->detach) n += (size_t)snprintf(line + n, cap - n, " DETACH");

@@ -26,6 +26,10 @@ extern "C" {
 #define REDLOCK_LIB_VERSION "0.1.0"
 #define REDLOCK_DEFAULT_ADDR "/run/redlockd/redlockd.sock"
 #define REDLOCK_LOCK_ID_LEN 32
+/* wait_ms value for a try-lock: "WAIT 0", one attempt and no retries. */
+#define REDLOCK_NOWAIT UINT32_MAX
+/* The environment variable naming a file whose first line is the AUTH token. */
+#define REDLOCK_TOKEN_FILE_ENV "REDLOCK_TOKEN_FILE"
 
 enum redlock_status {
     REDLOCK_OK = 0,
@@ -55,7 +59,8 @@ struct redlock_lock {
 /* Options of redlock_acquire(); zero-initialise and set what you need. */
 struct redlock_acquire_opts {
     uint32_t ttl_ms;      /* 0: the daemon's default_ttl_ms */
-    uint32_t wait_ms;     /* 0: no WAIT (the daemon's retry_count applies) */
+    uint32_t wait_ms;     /* 0: no WAIT (the daemon's retry_count applies);
+                           * REDLOCK_NOWAIT: WAIT 0, a single attempt */
     uint32_t maxhold_ms;  /* 0: the daemon's max_hold_ms (AUTOEXTEND only) */
     bool autoextend;      /* the daemon keeps extending while this connection lives */
     bool detach;          /* the lock outlives this connection (not with autoextend) */
@@ -91,6 +96,15 @@ void redlock_set_timeout(struct redlock_client *c, uint32_t timeout_ms);
 
 /* Send AUTH <token>. */
 int redlock_auth(struct redlock_client *c, const char *token);
+
+/*
+ * Send AUTH with the token read from the first line of the file at path
+ * (the format of the daemon's auth_token_file). path NULL uses
+ * $REDLOCK_TOKEN_FILE; when that is unset or empty too, nothing is sent and
+ * REDLOCK_OK is returned. An unreadable or empty file is REDLOCK_ERR_ARG
+ * (errstr names the file and why). The token is wiped from memory after use.
+ */
+int redlock_auth_file(struct redlock_client *c, const char *path);
 
 int redlock_ping(struct redlock_client *c);
 

@@ -26,6 +26,7 @@
 #include "info.h"
 #include "inspect.h"
 #include "lockmgr.h"
+#include "locks.h"
 #include "log.h"
 #include "redlock_engine.h"
 #include "server.h"
@@ -485,6 +486,20 @@ static void reply_info(struct conn *c)
     evbuffer_free(tmp);
 }
 
+/* LOCKS: rendered whole (bounded by LOCKS_MAX_BYTES), then queued like any reply. */
+static void reply_locks(struct conn *c)
+{
+    struct evbuffer *tmp = evbuffer_new();
+    if (tmp == NULL || locks_render(c->server, tmp) != 0) {
+        if (tmp) evbuffer_free(tmp);
+        reply_err(c, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    size_t len = evbuffer_get_length(tmp);
+    reply_in_order(c, PROTO_VERB_LOCKS, (const char *)evbuffer_pullup(tmp, -1), len);
+    evbuffer_free(tmp);
+}
+
 static void on_pause_end(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -577,6 +592,9 @@ static void handle_line(struct conn *c, const char *line, size_t len)
         return;
     case PROTO_VERB_INFO:
         reply_info(c);
+        return;
+    case PROTO_VERB_LOCKS:
+        reply_locks(c);
         return;
     case PROTO_VERB_INSPECT:
         req = request_new(c, pr.verb);

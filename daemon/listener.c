@@ -163,6 +163,20 @@ static int open_tcp(struct server *s, const char *addr, char *err, size_t errlen
     return add_listener(s, fd, 1, NULL, err, errlen);
 }
 
+/* bind() said ENOENT: the socket's directory is missing (under systemd,
+ * RuntimeDirectory= makes /run/redlockd). Say how to make it, or what to set. */
+static void missing_dir_error(const char *path, char *err, size_t errlen)
+{
+    const char *slash = strrchr(path, '/');
+    int dirlen = slash == NULL ? 1 : slash == path ? 1 : (int)(slash - path);
+    const char *dir = slash == NULL ? "." : path;
+    snprintf(err, errlen,
+             "unix_socket %s: directory %.*s does not exist; create it (install -d -m 0755 -o USER %.*s) "
+             "or set [server] unix_socket to a path in an existing directory (empty: TCP only); "
+             "under systemd RuntimeDirectory=redlockd makes it",
+             path, dirlen, dir, dirlen, dir);
+}
+
 static int open_unix(struct server *s, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -177,7 +191,8 @@ static int open_unix(struct server *s, const char *path, char *err, size_t errle
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
         chmod(path, (mode_t)s->cfg.unix_socket_mode) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        snprintf(err, errlen, "unix_socket %s: %s", path, strerror(errno));
+        if (errno == ENOENT) missing_dir_error(path, err, errlen);
+        else snprintf(err, errlen, "unix_socket %s: %s", path, strerror(errno));
         if (fd >= 0) close(fd);
         return -1;
     }

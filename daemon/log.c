@@ -3,10 +3,30 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <syslog.h>
+#include <time.h>
+#include <unistd.h>
 
 static enum log_level current_level = LOG_LEVEL_INFO;
 static bool to_syslog;
+static int stamp_lines = -1; /* -1: not decided yet; 0: stderr is the journal; 1: add ts= */
+
+/* systemd sets JOURNAL_STREAM=<device>:<inode> of the stream it connected to
+ * stdout/stderr (systemd.exec(5)); stderr is the journal only if it is still
+ * that very file. */
+static bool stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+    if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+    if (fstat(STDERR_FILENO, &st) != 0) return false;
+    return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_detect_journal(void) { stamp_lines = stderr_is_journal() ? 0 : 1; }
 
 void log_use_syslog(bool on)
 {
@@ -26,7 +46,18 @@ void log_msg(enum log_level level, const char *fmt, ...)
     if (level > current_level) return;
     /* Format into one buffer so the line reaches stderr in one write. */
     char line[1024];
-    int n = snprintf(line, sizeof line, "level=%s ", level_names[level]);
+    int n = 0;
+    if (stamp_lines < 0) log_detect_journal();
+    if (stamp_lines == 1 && !to_syslog) {
+        /* The journal and syslog stamp lines themselves; a file or a terminal does not. */
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        n = (int)strftime(line, sizeof line, "ts=%Y-%m-%dT%H:%M:%S", &tm);
+        n += snprintf(line + n, sizeof line - (size_t)n, ".%03ldZ ", ts.tv_nsec / 1000000);
+    }
+    n += snprintf(line + n, sizeof line - (size_t)n, "level=%s ", level_names[level]);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);

@@ -3,6 +3,7 @@
  * an orderly shutdown.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdint.h>
 #include <event2/event.h>
 #include <signal.h>
@@ -29,6 +30,7 @@
 #define SHUTDOWN_MIN_MS 1000 /* graceful shutdown gives up after max(this, 10 master timeouts) */
 
 #define STATUS_TICK_MS 1000
+#define EXIT_USAGE 64 /* EX_USAGE */
 
 static struct server server;
 static struct event *shutdown_timer;
@@ -40,11 +42,12 @@ static bool conns_closed;
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: redlockd [-c FILE] [-t] [-h] [-V]\n"
+            "usage: redlockd [-c FILE] [-t] [-h|--help] [-V|--version]\n"
             "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
             "  -t       check the configuration and exit (0 when valid)\n"
-            "  -h       this help\n"
-            "  -V       print the version\n");
+            "  -h, --help     this help\n"
+            "  -V, --version  print the version\n"
+            "exit status: 0 clean shutdown or valid config; 1 error; 64 bad usage\n");
 }
 
 static void on_reap(evutil_socket_t fd, short what, void *arg)
@@ -266,19 +269,31 @@ int main(int argc, char **argv)
 {
     const char *path = DEFAULT_CONFIG;
     bool check_only = false;
+    static const struct option longs[] = {
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {NULL, 0, NULL, 0},
+    };
     int opt;
-    while ((opt = getopt(argc, argv, "c:thV")) != -1) {
+    opterr = 0; /* usage errors: one line of our own, exit 64 (EX_USAGE) */
+    while ((opt = getopt_long(argc, argv, ":c:thV", longs, NULL)) != -1) {
         switch (opt) {
         case 'c': path = optarg; break;
         case 't': check_only = true; break;
         case 'h': usage(stdout); return 0;
         case 'V': printf("redlockd %s\n", REDLOCKD_VERSION); return 0;
-        default: usage(stderr); return 2;
+        case ':':
+            fprintf(stderr, "redlockd: -%c needs a value (see redlockd --help)\n", optopt);
+            return EXIT_USAGE;
+        default:
+            if (optopt) fprintf(stderr, "redlockd: unknown option -%c (see redlockd --help)\n", optopt);
+            else fprintf(stderr, "redlockd: unknown option %s (see redlockd --help)\n", argv[optind - 1]);
+            return EXIT_USAGE;
         }
     }
     if (optind != argc) {
-        usage(stderr);
-        return 2;
+        fprintf(stderr, "redlockd: unexpected argument '%s' (see redlockd --help)\n", argv[optind]);
+        return EXIT_USAGE;
     }
 
     struct server *s = &server;

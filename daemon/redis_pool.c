@@ -579,9 +579,13 @@ static void master_connect(struct master *m)
     master_set_state(m, MASTER_CONNECTING, NULL);
     redisAsyncContext *ac = redisAsyncConnect(m->conf.host, m->conf.port);
     if (ac == NULL || ac->err) {
-        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", ac ? ac->errstr : "out of memory");
+        /* A copy: master_set_state() copies why into last_error, and a copy
+         * onto itself (as before) logged error="" for an unresolvable host. */
+        char why[sizeof m->last_error];
+        snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
+        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", why);
         if (ac) redisAsyncFree(ac);
-        master_set_state(m, MASTER_DOWN, m->last_error);
+        master_set_state(m, MASTER_DOWN, why);
         schedule_reconnect(m);
         return;
     }

@@ -7,11 +7,14 @@ case "$1" in
 using)    # Deno-Redlock using(): an auto-extended lock for as long as the command runs
           "$R" run -t 300 -w 5000 seed-using -- sh -c 'sleep 0.6; echo "using: done under $REDLOCK_LOCK_ID"' ;;
 retries)  # distributed-locks lock({ttl: 10, retries: 3, interval: 1})
+          # out=$(cmd) keeps cmd's exit status (a pipe into cut would not): retry
+          # only while the lock is held elsewhere (75), stop on any other error.
           i=0
-          until id=$("$R" acquire -t 10000 --detach seed-retries | cut -d' ' -f1); do
+          until out=$("$R" acquire -n -t 10000 --detach seed-retries); do
+              status=$?; [ $status -eq 75 ] || exit $status
               i=$((i + 1)); [ $i -gt 3 ] && { echo FailedToObtainKey >&2; exit 75; }; sleep 1
           done
-          "$R" release "$id" ;;
+          "$R" release "${out%% *}" ;;
 validity) # distrilock: acquire, validity, extend, release
           set -- $("$R" acquire -t 10000 --detach seed-validity)
           echo "validity: $2 ms, fence $3"

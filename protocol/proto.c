@@ -495,6 +495,7 @@ static const struct verb_def verbs[] = {
     {"INFO", PROTO_VERB_INFO, parse_no_args},
     {"INSPECT", PROTO_VERB_INSPECT, parse_inspect},
     {"AUTH", PROTO_VERB_AUTH, parse_auth},
+    {"LOCKS", PROTO_VERB_LOCKS, parse_no_args},
 };
 
 /*

@@ -73,6 +73,7 @@ enum proto_verb {
     PROTO_VERB_INFO,
     PROTO_VERB_INSPECT,
     PROTO_VERB_AUTH,
+    PROTO_VERB_LOCKS,
 };
 
 /* A view into the caller's line buffer; not NUL-terminated. */

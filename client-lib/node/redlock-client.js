@@ -23,10 +23,19 @@
  * The protocol is protocol/PROTOCOL.md.
  */
 
+const fs = require('fs');
 const net = require('net');
 const { EventEmitter } = require('events');
 
 const DEFAULT_ADDR = '/run/redlockd/redlockd.sock';
+const TOKEN_FILE_ENV = 'REDLOCK_TOKEN_FILE'; // a file whose first line is the AUTH token
+
+/** The AUTH token in the first line of the file at path (the daemon's auth_token_file format). */
+function readTokenFile(file) {
+  const first = fs.readFileSync(file, 'latin1').split(/\r?\n|\r/, 1)[0];
+  if (!first) throw new Error(`${file}: the token file's first line is empty`);
+  return first;
+}
 const MAX_MS = 2147483647;
 const MAX_LINE = 1 << 20; // longest line accepted from the daemon
 const LOST_MEMORY = 4096; // lost lock ids remembered (events that beat their reply)
@@ -211,11 +220,20 @@ class RedlockClient extends EventEmitter {
    * Connect. addr: 'host:port', '[v6addr]:port' or a Unix socket path (contains
    * '/'); default process.env.REDLOCK_ADDR, then '/run/redlockd/redlockd.sock'.
    * options.timeout: connect timeout in ms (default 10000; 0: none).
-   * options.token: sent with AUTH once connected.
+   * options.token: sent with AUTH once connected; default: the first line of the
+   * file named by process.env.REDLOCK_TOKEN_FILE, if set (tokens do not belong in
+   * code or command lines).
    */
   static connect(addr, options = {}) {
     if (addr === undefined || addr === null || addr === '') {
       addr = process.env.REDLOCK_ADDR || DEFAULT_ADDR;
+    }
+    if (options.token === undefined && process.env[TOKEN_FILE_ENV]) {
+      try {
+        options = { ...options, token: readTokenFile(process.env[TOKEN_FILE_ENV]) };
+      } catch (err) {
+        return Promise.reject(err);
+      }
     }
     const target = parseAddr(addr);
     const timeout = options.timeout === undefined ? 10000 : options.timeout;
@@ -599,4 +617,6 @@ module.exports.LostError = LostError;
 module.exports.ConnectionError = ConnectionError;
 module.exports.ProtocolError = ProtocolError;
 module.exports.DEFAULT_ADDR = DEFAULT_ADDR;
+module.exports.TOKEN_FILE_ENV = TOKEN_FILE_ENV;
+module.exports.readTokenFile = readTokenFile;
 module.exports.default = RedlockClient;

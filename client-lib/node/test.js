@@ -99,7 +99,8 @@ function procState(pid) {
 }
 
 class Cluster {
-  constructor() {
+  constructor(opts = {}) {
+    this.token = opts.token; // undefined: no AUTH
     this.children = [];
     this.masters = []; // { port, child }
   }
@@ -174,17 +175,23 @@ class Cluster {
     this.sock = path.join(this.dir, 'redlockd.sock');
     this.log = path.join(this.dir, 'redlockd.log');
     const ini = path.join(this.dir, 'redlockd.ini');
+    const server = [];
+    if (this.token !== undefined) {
+      this.tokenFile = path.join(this.dir, 'token');
+      fs.writeFileSync(this.tokenFile, `${this.token}\n`);
+      server.push(`auth_token_file = ${this.tokenFile}`);
+    }
     for (let attempt = 0; attempt < 3; attempt++) {
       this.tcp = `127.0.0.1:${await freePort()}`;
       fs.writeFileSync(ini, [
-        '[server]', `listen = ${this.tcp}`, `unix_socket = ${this.sock}`,
+        '[server]', `listen = ${this.tcp}`, `unix_socket = ${this.sock}`, ...server,
         '[redis]', `masters = ${this.masters.map((m) => `127.0.0.1:${m.port}`).join(', ')}`,
         'master_timeout_ms = 100',
         '[log]', 'level = info', ''].join('\n'));
       const child = this._spawn([bin, '-c', ini], this.log);
       const deadline = Date.now() + 10000;
       while (Date.now() < deadline && !child.exited && child.pid) {
-        if (await lineProbe({ path: this.sock }, 'PING\r\n', 'PONG')) {
+        if (await lineProbe({ path: this.sock }, 'PING\r\n', this.token === undefined ? 'PONG' : 'ERR AUTH')) {
           this.daemon = child;
           return;
         }
@@ -587,5 +594,28 @@ describe('redlock-client, quorum loss', () => {
         throw err;
       }
     }, 10000, 'a lock after the masters resumed');
+  }));
+});
+
+describe('redlock-client with AUTH', () => {
+  const cluster = new Cluster({ token: 'js-s3cret' });
+  before(() => cluster.start());
+  after(() => cluster.stop());
+
+  it('reads the token from REDLOCK_TOKEN_FILE', withLog(cluster, async (connect) => {
+    const old = process.env.REDLOCK_TOKEN_FILE;
+    try {
+      delete process.env.REDLOCK_TOKEN_FILE;
+      await assert.rejects((await connect()).ping(), (err) => err.code === 'AUTH');
+      process.env.REDLOCK_TOKEN_FILE = cluster.tokenFile;
+      assert.strictEqual(await (await connect()).ping(), true);
+      process.env.REDLOCK_TOKEN_FILE = path.join(cluster.dir, 'missing');
+      await assert.rejects(connect(), (err) => err.code === 'ENOENT');
+      // An explicit token still wins.
+      assert.strictEqual(await (await connect(false, { token: 'js-s3cret' })).ping(), true);
+    } finally {
+      if (old === undefined) delete process.env.REDLOCK_TOKEN_FILE;
+      else process.env.REDLOCK_TOKEN_FILE = old;
+    }
   }));
 });

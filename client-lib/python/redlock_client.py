@@ -44,6 +44,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 DEFAULT_ADDR = "/run/redlockd/redlockd.sock"
+TOKEN_FILE_ENV = "REDLOCK_TOKEN_FILE"   # a file whose first line is the AUTH token
 _MAX_MS = 2147483647
 _MAX_LINE = 1 << 20          # longest line accepted from the daemon
 _LOST_MEMORY = 4096          # how many lost lock ids are remembered (events before replies)
@@ -152,6 +153,16 @@ def _ms(name, value, low):
     if not low <= value <= _MAX_MS:
         raise ValueError("%s must be in %d..%d, not %d" % (name, low, _MAX_MS, value))
     return str(value)
+
+
+def read_token_file(path):
+    """The AUTH token in the first line of the file at path (the format of the
+    daemon's auth_token_file). Raises OSError, or ValueError when it is empty."""
+    with open(path, "rb") as f:
+        first = f.read(4096).split(b"\n", 1)[0].split(b"\r", 1)[0]
+    if not first:
+        raise ValueError("%s: the token file's first line is empty" % path)
+    return first.decode("ascii", "replace")
 
 
 def _printable(s):
@@ -319,7 +330,9 @@ class Client:
              default $REDLOCK_ADDR, then /run/redlockd/redlockd.sock
     timeout  seconds: connect timeout and how long each call waits for its reply
              (an ACQUIRE with wait_ms waits that much longer); None waits for ever
-    token    sent with AUTH after connecting, if given
+    token    sent with AUTH after connecting; default: the first line of the file
+             named by $REDLOCK_TOKEN_FILE, if set (tokens do not belong in code or
+             command lines)
     on_lost  callable(lock_id, reason), called on the reader thread for every
              EVENT LOST (also settable later as client.on_lost)
     """
@@ -327,6 +340,8 @@ class Client:
     def __init__(self, addr=None, timeout=None, *, token=None, on_lost=None):
         self.timeout = timeout
         self.on_lost = on_lost
+        if token is None and os.environ.get(TOKEN_FILE_ENV):
+            token = read_token_file(os.environ[TOKEN_FILE_ENV])
         if addr is None or addr == "":
             addr = os.environ.get("REDLOCK_ADDR") or DEFAULT_ADDR
         family, target = _parse_addr(addr)

@@ -79,8 +79,9 @@ def _redis_ping(port):
 class Cluster:
     """Three redis-server masters and one redlockd, in a temp dir."""
 
-    def __init__(self, lock_opts="", redis_opts="master_timeout_ms = 100\n"):
+    def __init__(self, lock_opts="", redis_opts="master_timeout_ms = 100\n", token=None):
         self.procs = []
+        self.token = token
         tmp = os.environ.get("TMPDIR") or "/tmp"
         if len(tmp) > 60:
             tmp = "/tmp"  # Unix socket paths are short
@@ -128,8 +129,15 @@ class Cluster:
         for _ in range(3):
             port = _free_port()
             self.tcp = "127.0.0.1:%d" % port
+            server_opts = ""
+            if self.token is not None:
+                self.token_file = os.path.join(self.dir, "token")
+                with open(self.token_file, "w") as f:
+                    f.write(self.token + "\n")
+                server_opts = "auth_token_file = %s\n" % self.token_file
             with open(ini, "w") as f:
-                f.write("[server]\nlisten = %s\nunix_socket = %s\n" % (self.tcp, self.sock))
+                f.write("[server]\nlisten = %s\nunix_socket = %s\n%s" % (self.tcp, self.sock,
+                                                                       server_opts))
                 f.write("[redis]\nmasters = %s\n%s" % (
                     ", ".join("127.0.0.1:%d" % port for port, _ in self.masters), redis_opts))
                 f.write("[lock]\n%s[log]\nlevel = info\n" % lock_opts)
@@ -149,7 +157,9 @@ class Cluster:
                 s.settimeout(1)
                 s.connect(self.sock)
                 s.sendall(b"PING\r\n")
-                return s.recv(64).startswith(b"PONG")
+                reply = s.recv(64)
+                return reply.startswith(b"PONG") or (self.token is not None and
+                                                     reply.startswith(b"ERR AUTH"))
         except OSError:
             return False
 
@@ -553,6 +563,28 @@ class TestBasics(ClusterTest):
         self.assertTrue(c2.ping())
         wait_until(lambda: c1.info()["locks_held"] == 0, 5, "the late lock to be released")
         c1.release(c1.acquire(self.res(), wait_ms=0))
+
+
+class TestTokenFile(ClusterTest):
+    cluster_opts = {"token": "py-s3cret"}
+
+    def test_token_from_environment(self):
+        saved = os.environ.pop(rc.TOKEN_FILE_ENV, None)
+        try:
+            with self.assertRaises(rc.AuthError):
+                self.client().ping()
+            os.environ[rc.TOKEN_FILE_ENV] = self.cluster.token_file
+            self.assertIs(self.client().ping(), True)
+            os.environ[rc.TOKEN_FILE_ENV] = os.path.join(self.cluster.dir, "missing")
+            with self.assertRaises(OSError):
+                self.client()
+        finally:
+            if saved is None:
+                del os.environ[rc.TOKEN_FILE_ENV]
+            else:
+                os.environ[rc.TOKEN_FILE_ENV] = saved
+        # An explicit token still wins.
+        self.assertIs(self.client(token="py-s3cret").ping(), True)
 
 
 class TestQuorumLoss(ClusterTest):

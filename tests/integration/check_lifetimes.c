@@ -582,7 +582,8 @@ START_TEST(test_run_exits_75_when_held)
     acquire_ok(C, "rh", &o, &a);
     char mark[H_PATH_MAX + 16];
     snprintf(mark, sizeof mark, "%s/ran", D.dir);
-    ck_assert_int_eq(cli_run(NULL, (const char *[]){"run", "rh", "--", "touch", mark, NULL}),
+    /* -n: one attempt (without -w/-n run would wait until the lock is free). */
+    ck_assert_int_eq(cli_run(NULL, (const char *[]){"run", "-n", "rh", "--", "touch", mark, NULL}),
                      EXIT_HELD);
     ck_assert_msg(access(mark, F_OK) != 0, "the command ran without the lock");
     ck_assert_uint_eq(holding("rh", a.id), 3);

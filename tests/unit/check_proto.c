@@ -253,6 +253,10 @@ START_TEST(req_simple_verbs)
     ck_assert_int_eq(parse("PING extra"), PROTO_ERR_BADREQ);
     ck_assert_int_eq(parse("QUIT now"), PROTO_ERR_BADREQ);
     ck_assert_int_eq(parse("INFO all"), PROTO_ERR_BADREQ);
+    ck_assert_int_eq(parse("LOCKS"), PROTO_OK);
+    ck_assert_int_eq(req.verb, PROTO_VERB_LOCKS);
+    ck_assert_int_eq(parse("locks"), PROTO_OK);
+    ck_assert_int_eq(parse("LOCKS all"), PROTO_ERR_BADREQ);
 }
 END_TEST
 
