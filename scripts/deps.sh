@@ -2,6 +2,9 @@
 # Install the Debian packages redlockd needs to build and test, if missing.
 # As root this runs apt-get; otherwise it prints the command to run.
 PKGS="build-essential pkg-config libhiredis-dev libevent-dev libinih-dev check redis-server python3 nodejs valgrind"
+# `deps.sh deb`: what `make deb` needs on top (dpkg-buildpackage, lintian).
+DEB_PKGS="debhelper dpkg-dev fakeroot lintian"
+[ "${1:-}" = deb ] && PKGS="$PKGS $DEB_PKGS"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
