@@ -191,7 +191,7 @@ enum lost_keys {
 /* Tell the owner its lock is gone and forget it. */
 static void lose(struct server *s, struct lock *lk, const char *reason, enum lost_keys keys)
 {
-    s->stats.lost++;
+    stats_count_lost(&s->stats, reason);
     log_info("msg=\"lock lost\" lock=%.8s reason=%s", lk->id, reason);
     if (lk->owner != NULL) {
         char line[PROTO_REPLY_MAX];

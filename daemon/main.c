@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -323,6 +324,7 @@ int main(int argc, char **argv)
         goto out;
     }
     s->started_ms = now_ms();
+    s->started_unix = (int64_t)time(NULL);
     TAILQ_INIT(&s->conns);
     TAILQ_INIT(&s->closed);
     TAILQ_INIT(&s->orphans);

@@ -17,6 +17,7 @@
 #include "metrics.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -27,10 +28,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "proto.h"
 #include "redis_pool.h"
 #include "redlock_engine.h"
 #include "server.h"
@@ -78,7 +81,6 @@ static struct {
     struct event *resume_ev;   /* re-enables accept_ev after a pause */
     TAILQ_HEAD(, mconn) conns;
     unsigned nconns;
-    uint64_t refused;          /* connections over max_connections */
     uint64_t pauses;           /* accept pauses since the last log line */
     uint64_t last_log_ms;      /* 0: never logged */
 } M = {.fd = -1};
@@ -103,10 +105,20 @@ void metrics_note_acquire_failure(bool daemon_side)
     last_fail_ms = now_ms();
 }
 
-static void counter(struct evbuffer *b, const char *name, const char *help, uint64_t v)
+/* Every counter of stats.h, with a HELP and TYPE line per metric family. */
+static void counters(struct evbuffer *b, const struct stats *st)
 {
-    evbuffer_add_printf(b, "# HELP redlockd_%s %s\n# TYPE redlockd_%s counter\nredlockd_%s %llu\n", name, help,
-                        name, name, (unsigned long long)v);
+    const char *family = "";
+    for (size_t i = 0; i < stats_ndescs; i++) {
+        const struct stats_desc *d = &stats_descs[i];
+        if (d->metric[0] == '\0') continue; /* INFO only */
+        if (strcmp(family, d->metric) != 0)
+            evbuffer_add_printf(b, "# HELP redlockd_%s_total %s\n# TYPE redlockd_%s_total counter\n", d->metric,
+                                d->help, d->metric);
+        family = d->metric;
+        evbuffer_add_printf(b, "redlockd_%s_total%s%s%s %llu\n", d->metric, d->labels[0] ? "{" : "", d->labels,
+                            d->labels[0] ? "}" : "", (unsigned long long)stats_value(st, d));
+    }
 }
 
 static void gauge(struct evbuffer *b, const char *name, const char *help, uint64_t v)
@@ -115,35 +127,69 @@ static void gauge(struct evbuffer *b, const char *name, const char *help, uint64
                         name, name, (unsigned long long)v);
 }
 
+/* The standard process_* metrics (as Prometheus' client libraries name
+ * them), read from getrusage, getrlimit and /proc/self. A value that cannot be
+ * read (e.g. no fd left for /proc) is left out rather than reported wrong. */
+static void process_metrics(struct evbuffer *b, const struct server *s)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+                     (double)ru.ru_stime.tv_usec / 1e6;
+        evbuffer_add_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+                               "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n",
+                            cpu);
+    }
+    FILE *f = fopen("/proc/self/statm", "re");
+    unsigned long long vm_pages, rss_pages;
+    if (f != NULL) {
+        if (fscanf(f, "%llu %llu", &vm_pages, &rss_pages) == 2) {
+            unsigned long long page = (unsigned long long)sysconf(_SC_PAGESIZE);
+            evbuffer_add_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                                   "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+                                   "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                                   "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
+                                rss_pages * page, vm_pages * page);
+        }
+        fclose(f);
+    }
+    DIR *d = opendir("/proc/self/fd");
+    if (d != NULL) {
+        unsigned long long fds = 0;
+        struct dirent *e;
+        while ((e = readdir(d)) != NULL)
+            if (e->d_name[0] != '.') fds++;
+        closedir(d);
+        evbuffer_add_printf(b, "# HELP process_open_fds Number of open file descriptors.\n"
+                               "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
+                            fds > 0 ? fds - 1 : 0); /* not counting opendir's own */
+    }
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        evbuffer_add_printf(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                               "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+                            (unsigned long long)rl.rlim_cur);
+    evbuffer_add_printf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+                           "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
+                        (long long)s->started_unix);
+}
+
 /* The Prometheus text of every counter and gauge, into b. */
 static void render_metrics(struct server *s, struct evbuffer *b)
 {
-    const struct stats *st = &s->stats;
+    evbuffer_add_printf(b, "# HELP redlockd_build_info The running redlockd's version and protocol.\n"
+                           "# TYPE redlockd_build_info gauge\nredlockd_build_info{version=\"%s\",protocol=\"%d\"} 1\n",
+                        REDLOCKD_VERSION, PROTO_VERSION);
+    process_metrics(b, s);
     gauge(b, "uptime_seconds", "Seconds since start.", (now_ms() - s->started_ms) / 1000);
     gauge(b, "clients", "Open client connections.", s->nconns);
     gauge(b, "locks_held", "Locks held through this daemon.", s->nheld);
     gauge(b, "waiters", "ACQUIREs queued behind other holders.", s->nwaiters);
-    counter(b, "connections_total", "Client connections accepted.", st->connections_total);
-    counter(b, "connections_rejected_total", "Connections refused at max_clients.", st->connections_rejected);
-    counter(b, "requests_total", "Request lines handled.", st->requests);
-    evbuffer_add_printf(b, "# HELP redlockd_acquire_total ACQUIREs answered, by result.\n"
-                           "# TYPE redlockd_acquire_total counter\n"
-                           "redlockd_acquire_total{result=\"ok\"} %llu\n"
-                           "redlockd_acquire_total{result=\"busy\"} %llu\n"
-                           "redlockd_acquire_total{result=\"noquorum\"} %llu\n"
-                           "redlockd_acquire_total{result=\"error\"} %llu\n",
-                        (unsigned long long)st->acquire_ok, (unsigned long long)st->acquire_busy,
-                        (unsigned long long)st->acquire_noquorum, (unsigned long long)st->acquire_error);
-    counter(b, "extend_ok_total", "Extensions that reached a majority.", st->extend_ok);
-    counter(b, "extend_fail_total", "Extensions that did not.", st->extend_fail);
-    counter(b, "release_total", "RELEASEs of known locks.", st->release_ok);
-    counter(b, "lost_total", "EVENT LOST pushed to owners.", st->lost);
-    counter(b, "auto_released_total", "Locks released because their connection closed.", st->auto_released);
-    counter(b, "overload_pauses_total", "Times a client was not read for 1 ms because a majority of masters was behind.",
-            st->overload_pauses);
-    counter(b, "expired_total", "Locks whose validity ran out unreleased.", st->expired);
-    counter(b, "handoffs_total", "Releases that woke a local waiter.", st->handoffs);
-    counter(b, "auth_failures_total", "Failed AUTH attempts.", st->auth_failures);
+    struct pool *p = rl_engine_pool(s->rl);
+    gauge(b, "masters", "Redis masters configured.", pool_size(p));
+    gauge(b, "quorum", "Masters that must agree for a lock (N/2+1).", pool_quorum(p));
+    gauge(b, "masters_up", "Masters connected (INFO masters_up).", pool_up_count(p));
+    counters(b, &s->stats);
     evbuffer_add_printf(b, "# HELP redlockd_acquire_latency_seconds Time from ACQUIRE to its OK.\n"
                            "# TYPE redlockd_acquire_latency_seconds histogram\n");
     uint64_t cum = 0;
@@ -158,7 +204,6 @@ static void render_metrics(struct server *s, struct evbuffer *b)
                         "redlockd_acquire_latency_seconds_sum %.6f\n"
                         "redlockd_acquire_latency_seconds_count %llu\n",
                         (unsigned long long)cum, (double)latency_sum_us / 1e6, (unsigned long long)latency_count);
-    struct pool *p = rl_engine_pool(s->rl);
     evbuffer_add_printf(b, "# HELP redlockd_master_up 1 while the master is connected and voting.\n"
                            "# TYPE redlockd_master_up gauge\n");
     for (size_t i = 0; i < pool_size(p); i++) {
@@ -175,7 +220,6 @@ static void render_metrics(struct server *s, struct evbuffer *b)
         evbuffer_add_printf(b, "redlockd_master_latency_seconds{master=\"%s\"} %.6f\n", ms.addr,
                             (double)ms.latency_us / 1e6);
     }
-    counter(b, "metrics_refused_total", "HTTP connections refused at [metrics] max_connections.", M.refused);
 }
 
 /* Whether the daemon can grant locks now (see HEALTH_FAIL_STREAK), with
@@ -405,7 +449,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             ssize_t ignored = send(cfd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)ignored;
             close(cfd);
-            M.refused++;
+            s->stats.metrics_refused++;
             continue;
         }
         conn_start(s, cfd);

@@ -11,30 +11,13 @@
 #include "config.h"
 #include "conn.h"
 #include "lock.h"
+#include "stats.h"
 #include "timer.h"
 
 struct event_base;
 struct event;
 struct rl_engine;
 struct listener;
-
-/* Counters reported by INFO and /metrics. */
-struct stats {
-    uint64_t connections_total;
-    uint64_t connections_rejected; /* over max_clients */
-    uint64_t requests;
-    uint64_t acquire_ok, acquire_busy, acquire_noquorum, acquire_error;
-    uint64_t extend_ok, extend_fail;
-    uint64_t release_ok, release_notheld;
-    uint64_t lost;                 /* EVENT LOST pushed */
-    uint64_t auto_released;        /* locks released because their connection closed */
-    uint64_t overload_pauses;      /* clients not read for a moment: a majority of masters was behind */
-    uint64_t expired;              /* locks whose validity ran out unreleased */
-    uint64_t handoffs;             /* releases that woke a local waiter */
-    uint64_t handoffs_cas;         /* ... of which the key went straight to it (one round trip) */
-    uint64_t errors_badreq, errors_toolong, errors_limit;
-    uint64_t auth_failures;
-};
 
 struct server {
     struct event_base *base;
@@ -54,7 +37,8 @@ struct server {
     uint64_t next_conn_id;
     uint64_t started_ms;
     bool shutting_down;
-    struct stats stats;
+    struct stats stats;               /* counters (stats.h) */
+    int64_t started_unix;             /* wall-clock start, for process_start_time_seconds */
 };
 
 #endif

@@ -21,6 +21,8 @@ PKGCONFIGDIR   ?= $(LIBDIR)/pkgconfig
 MANDIR         ?= $(PREFIX)/share/man
 SYSCONFDIR     ?= /etc
 SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+# systemd-sysusers reads /usr/lib/sysusers.d and /etc/sysusers.d only.
+SYSUSERSDIR    ?= $(if $(filter /usr,$(PREFIX)),/usr/lib/sysusers.d,$(SYSCONFDIR)/sysusers.d)
 EXAMPLE_CONF   ?= conf/redlockd.ini
 INSTALL        ?= install
 # Run after a root install or uninstall without DESTDIR (LDCONFIG=: to skip).
@@ -45,7 +47,7 @@ install: $(BUILD)/redlockd $(BUILD)/redlock $(BUILD)/libredlock.a $(BUILD)/$(INS
 	$(INSTALL) -d "$(DESTDIR)$(BINDIR)" "$(DESTDIR)$(SBINDIR)" "$(DESTDIR)$(LIBDIR)" \
 	  "$(DESTDIR)$(INCLUDEDIR)" "$(DESTDIR)$(PKGCONFIGDIR)" "$(DESTDIR)$(MANDIR)/man1" \
 	  "$(DESTDIR)$(MANDIR)/man5" "$(DESTDIR)$(MANDIR)/man8" "$(DESTDIR)$(INST_CONFDIR)" \
-	  "$(DESTDIR)$(SYSTEMDUNITDIR)"
+	  "$(DESTDIR)$(SYSTEMDUNITDIR)" "$(DESTDIR)$(SYSUSERSDIR)"
 	$(INSTALL) -m 0755 $(BUILD)/redlock "$(DESTDIR)$(BINDIR)/redlock"
 	$(INSTALL) -m 0755 $(BUILD)/redlockd "$(DESTDIR)$(SBINDIR)/redlockd"
 	$(INSTALL) -m 0644 $(BUILD)/libredlock.a "$(DESTDIR)$(LIBDIR)/libredlock.a"
@@ -60,6 +62,7 @@ install: $(BUILD)/redlockd $(BUILD)/redlock $(BUILD)/libredlock.a $(BUILD)/$(INS
 	$(INSTALL) -m 0644 man/redlock.1 "$(DESTDIR)$(MANDIR)/man1/redlock.1"
 	$(INSTALL) -m 0644 man/redlockd.ini.5 "$(DESTDIR)$(MANDIR)/man5/redlockd.ini.5"
 	$(INSTALL) -m 0644 man/redlockd.8 "$(DESTDIR)$(MANDIR)/man8/redlockd.8"
+	$(INSTALL) -m 0644 systemd/redlockd.sysusers "$(DESTDIR)$(SYSUSERSDIR)/redlockd.conf"
 	for u in $(INST_UNITS); do \
 	  sed $(INST_UNIT_SED) "$$u" >"$(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/}" && \
 	  chmod 0644 "$(DESTDIR)$(SYSTEMDUNITDIR)/$${u#systemd/}" || exit 1; \
@@ -75,6 +78,9 @@ install: $(BUILD)/redlockd $(BUILD)/redlock $(BUILD)/libredlock.a $(BUILD)/$(INS
 	fi
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v $(LDCONFIG) >/dev/null; then \
 	  echo $(LDCONFIG); $(LDCONFIG); fi
+	@# The unit runs as User=redlockd: create the user and group now (as root).
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v systemd-sysusers >/dev/null; then \
+	  echo systemd-sysusers "$(SYSUSERSDIR)/redlockd.conf"; systemd-sysusers "$(SYSUSERSDIR)/redlockd.conf"; fi
 
 # Removes what install put there; a redlockd.ini that differs from the example
 # (edited by the administrator) is kept.
@@ -85,7 +91,7 @@ uninstall:
 	  "$(DESTDIR)$(PKGCONFIGDIR)/redlock.pc" "$(DESTDIR)$(MANDIR)/man1/redlock.1" \
 	  "$(DESTDIR)$(MANDIR)/man5/redlockd.ini.5" "$(DESTDIR)$(MANDIR)/man8/redlockd.8" \
 	  "$(DESTDIR)$(SYSTEMDUNITDIR)/redlockd.service" "$(DESTDIR)$(SYSTEMDUNITDIR)/redlockd.socket" \
-	  "$(DESTDIR)$(INST_CONFDIR)/redlockd.ini.example"
+	  "$(DESTDIR)$(INST_CONFDIR)/redlockd.ini.example" "$(DESTDIR)$(SYSUSERSDIR)/redlockd.conf"
 	@if [ -e "$(DESTDIR)$(INST_CONFDIR)/redlockd.ini" ]; then \
 	  if cmp -s $(EXAMPLE_CONF) "$(DESTDIR)$(INST_CONFDIR)/redlockd.ini"; then \
 	    echo rm -f "$(DESTDIR)$(INST_CONFDIR)/redlockd.ini"; rm -f "$(DESTDIR)$(INST_CONFDIR)/redlockd.ini"; \

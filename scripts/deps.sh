@@ -6,26 +6,33 @@
 #   run   what building and running need (make, make run, make bench)
 #   test  run + what the test suites need (make check, check-asan,
 #         check-valgrind: the check framework, python3 and node for the client
-#         tests, valgrind); the default
+#         tests with what installs and type-checks them as packages, promtool
+#         for the metrics and alert-rule tests, valgrind); the default
 #   fuzz  run + the fuzzing compiler (make fuzz, make fuzz-smoke)
+#   deb   run + what `make deb` needs (dpkg-buildpackage, debhelper, lintian)
 #   --list  print the package list instead of installing (.ci/run reads it)
 RUN_PKGS="build-essential pkg-config libhiredis-dev libevent-dev libinih-dev redis-server"
-TEST_PKGS="check python3 nodejs valgrind"
+TEST_PKGS="check python3 python3-venv python3-setuptools python3-mypy nodejs node-typescript prometheus valgrind"
+# The client tests pack and install the Node client with npm: Debian's nodejs
+# does not bring it (other builds of nodejs do).
+command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
 FUZZ_PKGS="clang libclang-rt-14-dev"
+DEB_PKGS="debhelper dpkg-dev fakeroot lintian"
 
 group=test
 list=no
 for arg in "$@"; do
     case $arg in
-    run|test|fuzz) group=$arg ;;
+    run|test|fuzz|deb) group=$arg ;;
     --list) list=yes ;;
-    *) echo "deps: unknown argument '$arg' (want run, test or fuzz, and --list)" >&2; exit 64 ;;
+    *) echo "deps: unknown argument '$arg' (want run, test, fuzz or deb, and --list)" >&2; exit 64 ;;
     esac
 done
 case $group in
 run) PKGS=$RUN_PKGS ;;
 test) PKGS="$RUN_PKGS $TEST_PKGS" ;;
 fuzz) PKGS="$RUN_PKGS $FUZZ_PKGS" ;;
+deb) PKGS="$RUN_PKGS $DEB_PKGS" ;;
 esac
 if [ "$list" = yes ]; then
     echo "$PKGS"

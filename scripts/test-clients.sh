@@ -58,6 +58,37 @@ account() {
     echo "<== $1: $2 passed, $3 failed, exit $rc, $(($(date +%s) - start)) s"
 }
 
+# install_node_package DIR: npm pack client-lib/node and install the tarball
+# into DIR/node_modules, as a user would.
+install_node_package() {
+    command -v npm >/dev/null 2>&1 || { echo "npm not found (Debian: apt-get install npm)"; return 1; }
+    npm pack --silent --pack-destination "$1" "$ROOT/client-lib/node" &&
+        (cd "$1" && npm install --silent --no-audit --no-fund --offline ./redlockd-client-*.tgz) &&
+        [ -f "$1/node_modules/redlockd-client/redlock-client.d.ts" ]
+}
+
+# check_node_types DIR: tsc (Debian's node-typescript) accepts a typed
+# program against the installed declarations and rejects a wrong one.
+check_node_types() {
+    if ! command -v tsc >/dev/null 2>&1; then
+        echo "test-clients: tsc not found (Debian: apt-get install node-typescript)"
+        failed=$((failed + 1)); bad="$bad node-types"; return
+    fi
+    tsflags="--strict --noEmit --target es2020 --moduleResolution node --esModuleInterop"
+    cp "$ROOT/client-lib/node/types-test.ts" "$1/ok.ts"
+    printf '%s\n' "import RedlockClient from 'redlockd-client';" \
+        "async function f(c: RedlockClient) { const v: string = (await c.acquire('r')).validity; return v; }" \
+        >"$1/bad.ts"
+    # shellcheck disable=SC2086 # one word per flag
+    if (cd "$1" && tsc $tsflags ok.ts) && ! (cd "$1" && tsc $tsflags bad.ts >/dev/null 2>&1); then
+        echo "test-clients: ok: the TypeScript declarations type-check (and catch a wrong type)"
+        passed=$((passed + 1))
+    else
+        echo "test-clients: FAIL: the TypeScript declarations"
+        failed=$((failed + 1)); bad="$bad node-types"
+    fi
+}
+
 for suite in $suites; do
     case $suite in
     python)
@@ -88,8 +119,23 @@ for suite in $suites; do
             echo "test-clients: node 18 or later is needed ($NODE is $("$NODE" --version 2>&1))"
             failed=$((failed + 1)); bad="$bad node"; continue
         fi
+        # The suite runs against the package as npm installs it (npm pack,
+        # then npm install of the tarball, offline: it has no dependencies).
+        pkgdir=$(mktemp -d) || exit 1
+        if ! install_node_package "$pkgdir" >"$out" 2>&1; then
+            cat "$out"
+            echo "test-clients: the Node package did not pack and install"
+            failed=$((failed + 1)); bad="$bad node-package"; rm -rf "$pkgdir"; continue
+        fi
+        passed=$((passed + 1))
+        echo "test-clients: node package installed in $pkgdir/node_modules/redlockd-client"
+        check_node_types "$pkgdir"
         # The TAP reporter ends with "# pass N", "# fail F", "# cancelled C".
+        REDLOCK_CLIENT_MODULE=$pkgdir/node_modules/redlockd-client
+        export REDLOCK_CLIENT_MODULE
         run node "$NODE" --test --test-reporter=tap client-lib/node/test.js
+        unset REDLOCK_CLIENT_MODULE
+        rm -rf "$pkgdir"
         p=$(sed -n 's/^# pass \([0-9]*\)$/\1/p' "$out" | tail -n 1)
         f=$(sed -n 's/^# fail \([0-9]*\)$/\1/p' "$out" | tail -n 1)
         c=$(sed -n 's/^# cancelled \([0-9]*\)$/\1/p' "$out" | tail -n 1)

@@ -17,7 +17,10 @@ const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 
-const RedlockClient = require('./redlock-client.js');
+// REDLOCK_CLIENT_MODULE: the installed package to test (scripts/test-clients.sh
+// sets it to the npm-installed copy); default the file next to this one.
+const CLIENT_MODULE = process.env.REDLOCK_CLIENT_MODULE || path.join(__dirname, 'redlock-client.js');
+const RedlockClient = require(CLIENT_MODULE);
 const { Lock, RedlockError, BusyError, NotHeldError, BadRequestError, LostError, ConnectionError } =
   RedlockClient;
 
@@ -546,7 +549,7 @@ describe('redlock-client', () => {
   }));
 
   it('imports from ESM (default and named exports)', () => {
-    const file = path.join(__dirname, 'redlock-client.js');
+    const file = require.resolve(CLIENT_MODULE);
     const code = `import R, { RedlockClient, BusyError } from ${JSON.stringify(file)};
       if (R !== RedlockClient || typeof R.connect !== 'function' || !(new BusyError('BUSY') instanceof Error)) process.exit(1);
       console.log('esm ok');`;

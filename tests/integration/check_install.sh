@@ -46,7 +46,7 @@ for f in usr/bin/redlock usr/sbin/redlockd usr/lib/libredlock.a usr/lib/libredlo
          usr/include/redlock.h usr/lib/pkgconfig/redlock.pc usr/share/man/man1/redlock.1 \
          usr/share/man/man5/redlockd.ini.5 usr/share/man/man8/redlockd.8 \
          etc/redlockd/redlockd.ini usr/lib/systemd/system/redlockd.service \
-         usr/lib/systemd/system/redlockd.socket; do
+         usr/lib/systemd/system/redlockd.socket usr/lib/sysusers.d/redlockd.conf; do
     [ -f "$dest/$f" ] || fail "not installed: $f"
 done
 [ -x "$dest/usr/bin/redlock" ] && [ -x "$dest/usr/sbin/redlockd" ] || fail "binaries not executable"

@@ -9,6 +9,8 @@
  * that a daemon still running exits 0 on SIGTERM.
  */
 #include <check.h>
+#include <ctype.h>
+#include <limits.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1038,12 +1040,118 @@ START_TEST(test_command_line)
 }
 END_TEST
 
+/* Does /metrics carry INFO's key? As "redlockd_<key>[_total] ", or, for a key
+ * "<metric>_<value>", as a sample of redlockd_<metric>_total whose label has
+ * that value (acquire_busy: redlockd_acquire_total{result="busy"}). */
+static bool metrics_has_info_key(const char *body, const char *key)
+{
+    char want[160];
+    snprintf(want, sizeof want, "\nredlockd_%s ", key);
+    if (strstr(body, want)) return true;
+    snprintf(want, sizeof want, "\nredlockd_%s_total ", key);
+    if (strstr(body, want)) return true;
+    for (const char *us = strchr(key, '_'); us != NULL; us = strchr(us + 1, '_')) {
+        char metric[128], value[64];
+        snprintf(metric, sizeof metric, "\nredlockd_%.*s_total{", (int)(us - key), key);
+        snprintf(value, sizeof value, "=\"%s\"", us + 1);
+        for (const char *p = strstr(body, metric); p != NULL; p = strstr(p + 1, metric)) {
+            const char *close_brace = strchr(p, '}');
+            if (close_brace == NULL) break;
+            for (const char *v = p; v < close_brace; v++)
+                if (strncasecmp(v, value, strlen(value)) == 0) return true;
+        }
+    }
+    return false;
+}
+
+/* Every name in a contrib file (alert rules, dashboard) that looks like one of
+ * ours is a metric /metrics serves. */
+static void check_contrib_names(const char *path, const char *body)
+{
+    static char text[65536];
+    read_file(path, text, sizeof text);
+    ck_assert_msg(text[0] != '\0', "cannot read %s", path);
+    int names = 0;
+    for (const char *p = text; *p; p++) {
+        bool ours = strncmp(p, "redlockd_", 9) == 0 || strncmp(p, "process_", 8) == 0;
+        if (!ours || (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) continue;
+        size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
+        char name[96];
+        snprintf(name, sizeof name, "%.*s", (int)n, p);
+        static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
+        for (size_t i = 0; i < 3; i++) {
+            size_t sl = strlen(suffixes[i]), nl = strlen(name);
+            if (nl > sl && strcmp(name + nl - sl, suffixes[i]) == 0 && strstr(name, "latency")) name[nl - sl] = '\0';
+        }
+        char typeline[160];
+        snprintf(typeline, sizeof typeline, "# TYPE %s ", name);
+        ck_assert_msg(strstr(body, typeline) != NULL, "%s names %s, which /metrics does not serve", path, name);
+        names++;
+        p += n - 1;
+    }
+    ck_assert_msg(names > 3, "%s names only %d metrics", path, names);
+}
+
+/* INFO and /metrics come from one list: every INFO counter and gauge is in
+ * /metrics, with the standard process_* metrics and build info; promtool
+ * (Debian's prometheus) lints the page and checks the contrib/ alert rules
+ * (and their unit tests), and every metric the rules and the Grafana
+ * dashboard use exists. */
+START_TEST(test_metrics_match_info)
+{
+    metrics_port = h_free_port();
+    ck_assert_int_gt(metrics_port, 0);
+    char metrics[64];
+    snprintf(metrics, sizeof metrics, "listen = 127.0.0.1:%d\n", metrics_port);
+    struct h_daemon_opts o = {.redis = BASE_REDIS, .lock = BASE_LOCK, .metrics = metrics};
+    start(&o);
+    ck_assert_msg(wait_info("masters_up", "3", 5000), "masters not up");
+    struct block b;
+    info_now(&b);
+    static char body[65536];
+    ck_assert_int_eq(http_get("/metrics", body + 1, sizeof body - 1), 200);
+    body[0] = '\n'; /* every sample now follows a newline */
+    static const char *const info_only[] = {"version", "protocol", "uptime_ms", "lost"};
+    int checked = 0;
+    for (int i = 0; i < b.n; i++) {
+        char key[128];
+        ck_assert_int_eq(sscanf(b.line[i], "%127s", key), 1);
+        if (strncmp(key, "master.", 7) == 0) continue; /* per master: redlockd_master_up{master=...} */
+        bool skip = false;
+        for (size_t k = 0; k < sizeof info_only / sizeof info_only[0]; k++) skip |= strcmp(key, info_only[k]) == 0;
+        if (skip) continue;
+        ck_assert_msg(metrics_has_info_key(body, key), "INFO has '%s', /metrics does not", key);
+        checked++;
+    }
+    ck_assert_int_ge(checked, 30);
+    static const char *const want[] = {
+        "\nredlockd_build_info{version=\"", "\nprocess_cpu_seconds_total ", "\nprocess_resident_memory_bytes ",
+        "\nprocess_open_fds ", "\nprocess_max_fds ", "\nprocess_start_time_seconds ",
+        "\nredlockd_lost_total{reason=\"noquorum\"} ", "\nredlockd_lost_total{reason=\"taken\"} ",
+        "\nredlockd_extend_total{result=\"ok\"} ", "\nredlockd_uptime_seconds ",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(body, want[i]) != NULL, "/metrics lacks '%s'", want[i] + 1);
+
+    char page[PATH_MAX], cmd[PATH_MAX * 2];
+    snprintf(page, sizeof page, "%s/metrics.txt", D.dir);
+    write_file(page, body + 1);
+    snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' >/dev/null 2>&1", page);
+    ck_assert_msg(system(cmd) == 0, "promtool check metrics finds fault with /metrics (is promtool installed?)");
+    ck_assert_msg(system("cd contrib/prometheus && promtool check rules redlockd-alerts.yml >/dev/null 2>&1 && "
+                         "promtool test rules redlockd-alerts.test.yml >/dev/null 2>&1") == 0,
+                  "promtool check/test rules on contrib/prometheus/redlockd-alerts.yml failed");
+    check_contrib_names("contrib/prometheus/redlockd-alerts.yml", body);
+    check_contrib_names("contrib/grafana/redlockd-dashboard.json", body);
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------- */
 
 int main(void)
 {
     const struct test_group groups[] = {
-        {"visibility", {test_info, test_inspect, test_inspect_long_names, test_metrics, NULL}},
+        {"visibility", {test_info, test_inspect, test_inspect_long_names, test_metrics, test_metrics_match_info, NULL}},
         {"reload",
          {test_reload_settings, test_reload_bad_config, test_reload_masters,
           test_reload_listen_ignored, NULL}},
