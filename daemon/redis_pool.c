@@ -29,6 +29,7 @@
 #define UPTIME_SLACK_MS 1000 /* INFO's uptime_in_seconds is whole seconds of the wall clock */
 #define MARKER_SUFFIX ",epoch" /* "<key_prefix>,epoch": the marker key, see pool_master_votes() */
 #define MARKER_RECHECK_MS 500   /* before condemning an unmarked master, read its marker again */
+#define UNDECIDED_LOG_MS 2000   /* say why young unmarked masters do not vote yet */
 
 /*
  * The scripts. KEYS are the lock's keys, ARGV[1] the token, ARGV[2] the TTL.
@@ -138,6 +139,8 @@ struct pool {
     char marker_key[CONFIG_MAX_KEY_PREFIX + sizeof MARKER_SUFFIX]; /* "<key_prefix>,epoch" */
     bool fresh_decided;          /* known whether no master had the marker (a new deployment) */
     bool fresh;                  /* ... and none had: every master met was new */
+    uint64_t created_ms;         /* for the log line of a long undecided start */
+    bool undecided_logged;
     char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* "" until a SCRIPT LOAD answered */
     pool_reply_fn *on_reply;
     void *userdata;
@@ -758,6 +761,17 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         return;
     }
     uint64_t now = now_ms();
+    if (!p->fresh_decided && !p->undecided_logged && now - p->created_ms >= UNDECIDED_LOG_MS) {
+        size_t waiting = 0;
+        for (size_t i = 0; i < p->nmasters; i++) waiting += p->masters[i].unverified;
+        if (waiting > 0) {
+            log_warn("msg=\"masters younger than max_ttl_ms without the marker wait for every master to answer "
+                     "once (none marked: a new deployment, they vote) or for their uptime to pass max_ttl_ms\" "
+                     "waiting=%zu",
+                     waiting);
+            p->undecided_logged = true;
+        }
+    }
     for (size_t i = 0; i < p->nmasters; i++) {
         struct master *m = &p->masters[i];
         if (m->error_word[0] != '\0' && now - m->last_error_reply_ms >= ERROR_CALM_MS) {
@@ -880,6 +894,7 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
     p->on_reply = on_reply;
     p->userdata = userdata;
     pool_configure(p, cfg);
+    p->created_ms = now_ms();
     p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
     p->masters = calloc(cfg->nmasters ? cfg->nmasters : 1, sizeof *p->masters);
     p->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, p);

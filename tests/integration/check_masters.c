@@ -387,6 +387,8 @@ START_TEST(test_new_masters_vote_at_once)
     int fd = raw_to(&D);
     raw_req(fd, "ACQUIRE new-1 2000 WAIT 0", line, sizeof line);
     ck_assert_msg(is_err(line, "NOQUORUM"), "young unmarked masters voted before all were met: '%s'", line);
+    struct log_arg la = {D.log, "wait for every master to answer once"};
+    ck_assert_msg(h_wait_until(log_has, &la, 5000 * h_slowdown()), "the wait is not logged");
 
     ck_assert_int_eq(h_redis_restart(&M[2]), 0);
     ck_assert_msg(wait_info(&D, "masters_up", "3", 5000), "master 2 not up");
