@@ -520,7 +520,8 @@ static void on_recheck_marker(redisAsyncContext *ac, void *reply, void *privdata
         return;
     }
     m->unverified = false;
-    if (r->type == REDIS_REPLY_STRING && strlen(m->run_id) == r->len && memcmp(r->str, m->run_id, r->len) == 0) {
+    if (r->type == REDIS_REPLY_STRING && r->len > 0 && strlen(m->run_id) == r->len &&
+        memcmp(r->str, m->run_id, r->len) == 0) {
         log_info("msg=\"master got the marker from another redlockd meanwhile: it votes\" master=%s", m->addr);
         snprintf(m->marker, sizeof m->marker, "%s", m->run_id);
         m->quarantine_until = 0;
@@ -540,12 +541,12 @@ static void on_recheck_marker(redisAsyncContext *ac, void *reply, void *privdata
  * trusted it and it has not restarted since) or if its uptime is past
  * max_ttl_ms (whatever it lost has expired). Otherwise it is quarantined
  * until its uptime passes max_ttl_ms; without any marker it may be a new
- * server, which decide_fresh() settles. */
+ * server, which settle_unverified() decides. */
 static void first_meeting(struct master *m, const char *run_id, uint64_t uptime_ms)
 {
     uint64_t need = (uint64_t)m->pool->quarantine_ms + UPTIME_SLACK_MS;
     m->had_marker = m->marker[0] != '\0';
-    if (strcmp(m->marker, run_id) == 0 || uptime_ms >= need) return;
+    if ((run_id[0] != '\0' && strcmp(m->marker, run_id) == 0) || uptime_ms >= need) return;
     m->quarantine_until = now_ms() + (need - uptime_ms);
     m->unverified = !m->had_marker;
     if (m->had_marker)
@@ -599,7 +600,7 @@ static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata
     }
     m->met = true;
     snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
-    if (m->unverified && strcmp(m->marker, m->run_id) == 0) { /* marked meanwhile (a reconnect) */
+    if (m->unverified && m->run_id[0] != '\0' && strcmp(m->marker, m->run_id) == 0) { /* marked meanwhile */
         m->unverified = false;
         m->quarantine_until = 0;
     }

@@ -223,7 +223,7 @@ static const char *const info_keys[] = {
     "release_notheld", "lost", "auto_released", "expired", "handoffs", "errors_badreq",
     "errors_toolong", "errors_limit", "auth_failures", "masters", "quorum", "masters_up"};
 static const char *const master_keys[] = {"addr",       "state",    "latency_us",   "pending",
-                                          "last_error", "restarts", "quarantine_ms"};
+                                          "last_error", "restarts", "quarantine_ms", "same_as"};
 
 struct latency_arg {
     int master;
