@@ -9,14 +9,18 @@
 
 #include "proto.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 enum key_type {
     KEY_STRING,   /* char *, copied */
@@ -431,4 +435,89 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 int config_load_string(const char *text, const char *name, struct config *cfg, char *err, size_t errlen)
 {
     return load_with(run_string, text, name, cfg, err, errlen);
+}
+
+/* ---- masters under two names ---- */
+
+#define RESOLVED_MAX 16 /* addresses kept per master name */
+
+/* One resolved address, IPv4 as v4-mapped IPv6 so both compare alike. */
+struct resolved {
+    unsigned char addr[16];
+    uint32_t scope;
+    int port;
+};
+
+struct resolved_set {
+    size_t n;
+    struct resolved a[RESOLVED_MAX];
+};
+
+static void resolve_master(const struct master_addr *m, struct resolved_set *out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char port[16];
+    out->n = 0;
+    snprintf(port, sizeof port, "%d", m->port);
+    if (getaddrinfo(m->host, port, &hints, &res) != 0) return; /* checked again at run time */
+    for (struct addrinfo *ai = res; ai != NULL && out->n < RESOLVED_MAX; ai = ai->ai_next) {
+        struct resolved r = {.port = m->port};
+        if (ai->ai_family == AF_INET) {
+            const struct sockaddr_in *sin = (const struct sockaddr_in *)ai->ai_addr;
+            r.addr[10] = r.addr[11] = 0xff;
+            memcpy(r.addr + 12, &sin->sin_addr, 4);
+        } else if (ai->ai_family == AF_INET6) {
+            const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ai->ai_addr;
+            memcpy(r.addr, &sin6->sin6_addr, 16);
+            r.scope = sin6->sin6_scope_id;
+        } else {
+            continue;
+        }
+        out->a[out->n++] = r;
+    }
+    freeaddrinfo(res);
+}
+
+static void resolved_text(const struct resolved *r, char *out, size_t len)
+{
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char ip[INET6_ADDRSTRLEN] = "?";
+    bool v4 = memcmp(r->addr, mapped, sizeof mapped) == 0;
+    inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? (const void *)(r->addr + 12) : (const void *)r->addr, ip,
+              sizeof ip);
+    snprintf(out, len, v4 ? "%s:%d" : "[%s]:%d", ip, r->port);
+}
+
+int config_check_masters_distinct(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->nmasters < 2) return 0;
+    struct resolved_set *sets = calloc(cfg->nmasters, sizeof *sets);
+    if (sets == NULL) {
+        snprintf(err, errlen, "redis.masters: out of memory");
+        return -1;
+    }
+    for (size_t i = 0; i < cfg->nmasters; i++) resolve_master(&cfg->masters[i], &sets[i]);
+    int rc = 0;
+    for (size_t i = 0; i < cfg->nmasters && rc == 0; i++) {
+        for (size_t j = i + 1; j < cfg->nmasters && rc == 0; j++) {
+            for (size_t x = 0; x < sets[i].n && rc == 0; x++) {
+                for (size_t y = 0; y < sets[j].n && rc == 0; y++) {
+                    const struct resolved *a = &sets[i].a[x], *b = &sets[j].a[y];
+                    if (a->port != b->port || a->scope != b->scope || memcmp(a->addr, b->addr, 16) != 0)
+                        continue;
+                    char both[INET6_ADDRSTRLEN + 16];
+                    resolved_text(a, both, sizeof both);
+                    snprintf(err, errlen,
+                             "redis.masters: entries %zu (%.100s:%d) and %zu (%.100s:%d) are the same "
+                             "master (both reach %s): it would vote twice",
+                             i + 1, cfg->masters[i].host, cfg->masters[i].port, j + 1, cfg->masters[j].host,
+                             cfg->masters[j].port, both);
+                    rc = -1;
+                }
+            }
+        }
+    }
+    free(sets);
+    return rc;
 }

@@ -85,6 +85,20 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 int config_load_string(const char *text, const char *name, struct config *cfg, char *err,
                        size_t errlen);
 
+/*
+ * Refuse a master list in which two entries reach the same server under
+ * different names ("127.0.0.1:7301" and "127.1:7301", "localhost:7301"):
+ * such a master would vote twice. Every host is resolved with getaddrinfo
+ * (numeric addresses, /etc/hosts or DNS) and two entries that share any
+ * resolved address with the same port are the same master. A name that does
+ * not resolve now is skipped (it is retried when connecting; the run_id
+ * check of redis_pool.c still catches it at run time). Returns 0, or -1
+ * with "redis.masters: ..." naming both entries in err. Called for the
+ * daemon's own file (start, -t, reload), not by config_load itself, so
+ * that parsing never touches the network.
+ */
+int config_check_masters_distinct(const struct config *cfg, char *err, size_t errlen);
+
 /* Free everything *cfg owns and reset it to defaults. */
 void config_free(struct config *cfg);
 

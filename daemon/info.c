@@ -84,6 +84,8 @@ int info_render(struct server *s, struct evbuffer *out)
         add(&l, "master.%zu.last_error %s", i, ms.last_error[0] ? ms.last_error : "-");
         add(&l, "master.%zu.restarts %llu", i, (unsigned long long)ms.restarts);
         add(&l, "master.%zu.quarantine_ms %llu", i, (unsigned long long)ms.quarantine_ms);
+        if (ms.same_as != 0) add(&l, "master.%zu.same_as %u", i, (unsigned)(ms.same_as - 1));
+        else add(&l, "master.%zu.same_as -", i);
     }
     int rc = -1;
     if (!l.failed && evbuffer_add_printf(out, "DATA %u\r\n", l.n) > 0 &&

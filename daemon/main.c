@@ -181,12 +181,18 @@ static void warn_master_count(const struct config *cfg)
                  n / 2 + 1, (n - 1) / 2, n - 1, n, n / 2 + 1);
 }
 
-/* Everything a config needs beyond parsing: secrets from their files.
+/* Everything a config needs beyond parsing: no master under two names
+ * (resolved here, so a reload with one is refused), secrets from their files.
  * On success *token is the client token (NULL when AUTH is off). */
 static int load_config(const char *path, struct config *cfg, char **token, char *err, size_t errlen)
 {
     *token = NULL;
     if (config_load(path, cfg, err, errlen) != 0) return -1;
+    char why[CONFIG_ERR_MAX];
+    if (!cfg->backend_memory && config_check_masters_distinct(cfg, why, sizeof why) != 0) {
+        snprintf(err, errlen, "%.100s: %.400s", path, why);
+        goto fail;
+    }
     if (auth_apply_password_file(cfg, err, errlen) != 0) goto fail;
     if (cfg->auth_token_file != NULL && cfg->auth_token_file[0] != '\0') {
         *token = auth_read_secret(cfg->auth_token_file, err, errlen);

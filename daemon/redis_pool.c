@@ -25,6 +25,11 @@
 #define STALL_MIN_MS 1000 /* a reply overdue this long (or 10 deadlines) drops the connection */
 #define SHA_HEX 40
 #define ERROR_TEXT_MAX 128
+#define RUN_ID_MAX 48
+#define UPTIME_SLACK_MS 1000 /* INFO's uptime_in_seconds is whole seconds of the wall clock */
+#define MARKER_SUFFIX ",epoch" /* "<key_prefix>,epoch": the marker key, see pool_master_votes() */
+#define MARKER_RECHECK_MS 500   /* before condemning an unmarked master, read its marker again */
+#define UNDECIDED_LOG_MS 2000   /* say why young unmarked masters do not vote yet */
 
 /*
  * The scripts. KEYS are the lock's keys, ARGV[1] the token, ARGV[2] the TTL.
@@ -146,9 +151,15 @@ struct master {
     uint64_t ping_sent_us;       /* 0 when no probe is outstanding */
     uint64_t last_ping_ms;
     uint64_t latency_us;         /* smoothed probe round trip */
-    char run_id[48];             /* from INFO server */
+    char run_id[RUN_ID_MAX];     /* from INFO server */
     uint64_t quarantine_until;   /* restarted: no vote before this time (0 = votes) */
     uint64_t restarts;           /* run_id changes seen */
+    char marker[RUN_ID_MAX];     /* the marker's value read in the handshake, "" if absent */
+    bool met;                    /* a handshake of this pool has answered */
+    bool had_marker;             /* the marker was there when this pool first met it */
+    bool unverified;             /* young, no marker: quarantined unless the deployment is new */
+    uint64_t recheck_at;         /* unverified: when to read its marker again (0 = not planned) */
+    uint32_t same_as;            /* 1 + index of another entry with this run_id; 0 = none */
     char last_error[ERROR_TEXT_MAX];
     char error_word[16];         /* first word of the error replies being seen, "" if none */
     uint64_t last_error_reply_ms;/* when the last error reply came */
@@ -162,6 +173,11 @@ struct pool {
     size_t nmasters;
     uint32_t stall_ms;
     uint32_t quarantine_ms;      /* max_ttl_ms: how long a restarted master sits out */
+    char marker_key[CONFIG_MAX_KEY_PREFIX + sizeof MARKER_SUFFIX]; /* "<key_prefix>,epoch" */
+    bool fresh_decided;          /* known whether no master had the marker (a new deployment) */
+    bool fresh;                  /* ... and none had: every master met was new */
+    uint64_t created_ms;         /* for the log line of a long undecided start */
+    bool undecided_logged;
     char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* "" until a SCRIPT LOAD answered */
     pool_reply_fn *on_reply;
     void *userdata;
@@ -361,6 +377,8 @@ static void note_reply(struct master *m)
 }
 
 static void reload_scripts(struct master *m);
+static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, int argc,
+                         const char **argv, const size_t *lens);
 
 #define ERROR_CALM_MS 1000 /* no error reply for this long: the master answers normally again */
 
@@ -431,6 +449,160 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+/* The value of field "name" in an INFO reply (lines "name:value\r\n"),
+ * copied into out (cut to outlen - 1); false when the field is absent. */
+static bool info_field(const char *text, size_t len, const char *name, char *out, size_t outlen)
+{
+    size_t nlen = strlen(name);
+    for (size_t at = 0; at < len;) {
+        const char *line = text + at;
+        const char *eol = memchr(line, '\n', len - at);
+        size_t llen = eol ? (size_t)(eol - line) : len - at;
+        at += llen + 1;
+        if (llen > nlen && memcmp(line, name, nlen) == 0 && line[nlen] == ':') {
+            size_t n = 0;
+            for (const char *v = line + nlen + 1; v < line + llen && *v != '\r' && n + 1 < outlen; v++)
+                out[n++] = *v;
+            out[n] = '\0';
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Write the marker, "<key_prefix>,epoch" = this master's run_id, on a master
+ * whose vote counts: it says "a redlockd trusted this dataset while the
+ * server had this run_id" (see pool_master_votes()). No expiry. */
+static void write_marker(struct master *m)
+{
+    if (m->ac == NULL || m->state != MASTER_UP || m->run_id[0] == '\0' || strcmp(m->marker, m->run_id) == 0)
+        return;
+    const char *argv[] = {"SET", m->pool->marker_key, m->run_id};
+    size_t lens[] = {3, strlen(m->pool->marker_key), strlen(m->run_id)};
+    if (send_internal(m, on_user_reply, NULL, 3, argv, lens) == 0)
+        snprintf(m->marker, sizeof m->marker, "%s", m->run_id);
+}
+
+static bool master_in_quarantine(const struct master *m)
+{
+    return m->quarantine_until != 0 && now_ms() < m->quarantine_until;
+}
+
+/* Two entries with the same run_id are one server under two names (an
+ * alias the config check could not see): neither votes until that changes.
+ * Recomputed whenever a run_id is learnt; each change is logged once. */
+static void find_same_servers(struct pool *p)
+{
+    for (size_t i = 0; i < p->nmasters; i++) {
+        struct master *m = &p->masters[i];
+        uint32_t same = 0;
+        for (size_t j = 0; j < p->nmasters && same == 0 && m->run_id[0] != '\0'; j++)
+            if (j != i && strcmp(p->masters[j].run_id, m->run_id) == 0) same = (uint32_t)j + 1;
+        if (same == m->same_as) continue;
+        if (same != 0)
+            log_error("msg=\"two master entries reach the same server (same run_id): neither votes until "
+                      "the master list is fixed\" master=%s same_as=%s run_id=%.12s",
+                      m->addr, p->masters[same - 1].addr, m->run_id);
+        else
+            log_info("msg=\"master entry no longer reaches the same server as another: it votes\" master=%s",
+                     m->addr);
+        m->same_as = same;
+    }
+}
+
+/* Whether this is a new deployment, asked once per pool: if no master had
+ * the marker when first met, and every master has been met, nothing can
+ * have been locked through a redlockd on them, so the young unmarked ones
+ * vote at once (and get the marker). Until every master was met (one is
+ * down) that is not known and they wait. If any master had the marker, the
+ * young unmarked ones may have lost data: their marker is read once more
+ * MARKER_RECHECK_MS later (another redlockd starting at the same time on a
+ * new deployment may be writing it) and, still absent, they sit out until
+ * their uptime passes max_ttl_ms. */
+static void settle_unverified(struct pool *p)
+{
+    if (!p->fresh_decided) {
+        bool all_met = true, any_marker = false;
+        for (size_t i = 0; i < p->nmasters; i++) {
+            all_met &= p->masters[i].met;
+            any_marker |= p->masters[i].met && p->masters[i].had_marker;
+        }
+        if (!any_marker && !all_met) return;
+        p->fresh_decided = true;
+        p->fresh = !any_marker;
+    }
+    for (size_t i = 0; i < p->nmasters; i++) {
+        struct master *m = &p->masters[i];
+        if (!m->unverified) continue;
+        if (p->fresh) {
+            log_info("msg=\"no master has the marker: a new deployment, the master votes\" master=%s", m->addr);
+            m->unverified = false;
+            m->quarantine_until = 0;
+            write_marker(m);
+        } else if (m->recheck_at == 0) {
+            m->recheck_at = now_ms() + MARKER_RECHECK_MS;
+        }
+    }
+}
+
+static void on_recheck_marker(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = ac->data;
+    redisReply *r = reply;
+    (void)privdata;
+    note_reply(m);
+    if (!m->unverified) return;
+    if (r == NULL) { /* dropped: read again after the next handshake */
+        m->recheck_at = 0;
+        return;
+    }
+    m->unverified = false;
+    if (r->type == REDIS_REPLY_STRING && r->len > 0 && strlen(m->run_id) == r->len &&
+        memcmp(r->str, m->run_id, r->len) == 0) {
+        log_info("msg=\"master got the marker from another redlockd meanwhile: it votes\" master=%s", m->addr);
+        snprintf(m->marker, sizeof m->marker, "%s", m->run_id);
+        m->quarantine_until = 0;
+        return;
+    }
+    uint64_t now = now_ms();
+    log_warn("msg=\"master is younger than max_ttl_ms and has no marker while others have: it may have "
+             "restarted without its data; no vote until its uptime passes max_ttl_ms\" "
+             "master=%s run_id=%.12s quarantine_ms=%llu",
+             m->addr, m->run_id,
+             (unsigned long long)(m->quarantine_until > now ? m->quarantine_until - now : 0));
+}
+
+/* First handshake of this pool with a master: did it lose data that may
+ * still back valid locks, though this process never saw its old run_id?
+ * It votes at once if it holds the marker with its own run_id (a redlockd
+ * trusted it and it has not restarted since) or if its uptime is past
+ * max_ttl_ms (whatever it lost has expired). Otherwise it is quarantined
+ * until its uptime passes max_ttl_ms; without any marker it may be a new
+ * server, which settle_unverified() decides. */
+static void first_meeting(struct master *m, const char *run_id, uint64_t uptime_ms)
+{
+    uint64_t need = (uint64_t)m->pool->quarantine_ms + UPTIME_SLACK_MS;
+    m->had_marker = m->marker[0] != '\0';
+    if ((run_id[0] != '\0' && strcmp(m->marker, run_id) == 0) || uptime_ms >= need) return;
+    m->quarantine_until = now_ms() + (need - uptime_ms);
+    m->unverified = !m->had_marker;
+    if (m->had_marker)
+        log_warn("msg=\"master restarted less than max_ttl_ms ago (its marker is from an earlier run_id): no "
+                 "vote until its uptime passes max_ttl_ms\" master=%s run_id=%.12s uptime_ms=%llu",
+                 m->addr, run_id, (unsigned long long)uptime_ms);
+}
+
+static void on_handshake_marker(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    struct master *m = ac->data;
+    redisReply *r = reply;
+    (void)privdata;
+    note_reply(m);
+    m->marker[0] = '\0'; /* absent, or an error: treated as absent (the safe side) */
+    if (r != NULL && r->type == REDIS_REPLY_STRING && r->len < sizeof m->marker)
+        snprintf(m->marker, sizeof m->marker, "%.*s", (int)r->len, r->str);
+}
+
 static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata)
 {
     struct master *m = ac->data;
@@ -444,31 +616,37 @@ static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata
         redisAsyncDisconnect(ac);
         return;
     }
-    const char *p = strstr(r->str, "run_id:");
-    char run_id[sizeof m->run_id] = "";
-    if (p != NULL) {
-        p += 7;
-        size_t n = 0;
-        while (n < sizeof run_id - 1 && p[n] != '\r' && p[n] != '\n' && p[n] != '\0') {
-            run_id[n] = p[n];
-            n++;
-        }
-        run_id[n] = '\0';
-    }
+    char run_id[sizeof m->run_id] = "", uptime[24] = "";
+    info_field(r->str, r->len, "run_id", run_id, sizeof run_id);
+    info_field(r->str, r->len, "uptime_in_seconds", uptime, sizeof uptime);
+    /* No uptime (not a Redis?) counts as just started: the safe side. */
+    uint64_t uptime_ms = strtoull(uptime, NULL, 10);
+    uptime_ms = uptime_ms > UINT64_MAX / 2000 ? UINT64_MAX / 2 : uptime_ms * 1000;
     if (m->run_id[0] != '\0' && strcmp(run_id, m->run_id) != 0) {
         /* It may have lost the locks it granted (no fsync): keep it out of
          * the vote for longer than any lock can live, while its SETs still
          * go out so that it re-learns the current holders. */
         m->restarts++;
+        m->unverified = false;
         m->quarantine_until = now_ms() + m->pool->quarantine_ms;
         log_warn("msg=\"master restarted: no vote until max_ttl_ms has passed\" master=%s "
                  "old_run_id=%.12s run_id=%.12s quarantine_ms=%u",
                  m->addr, m->run_id, run_id, m->pool->quarantine_ms);
+    } else if (!m->met) {
+        first_meeting(m, run_id, uptime_ms);
     }
+    m->met = true;
     snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
+    if (m->unverified && m->run_id[0] != '\0' && strcmp(m->marker, m->run_id) == 0) { /* marked meanwhile */
+        m->unverified = false;
+        m->quarantine_until = 0;
+    }
     m->backoff_ms = RECONNECT_MIN_MS;
     m->last_error[0] = '\0';
     master_set_state(m, MASTER_UP, NULL);
+    find_same_servers(m->pool);
+    settle_unverified(m->pool);
+    if (!m->unverified && !master_in_quarantine(m)) write_marker(m);
 }
 
 static void on_ping(redisAsyncContext *ac, void *reply, void *privdata)
@@ -569,6 +747,9 @@ static void on_connect(const redisAsyncContext *cac, int status)
         send_internal(m, on_auth, NULL, argc, argv, lens);
     }
     reload_scripts(m);
+    const char *get[] = {"GET", m->pool->marker_key};
+    size_t getlens[] = {3, strlen(m->pool->marker_key)};
+    send_internal(m, on_handshake_marker, NULL, 2, get, getlens);
     const char *argv[] = {"INFO", "server"};
     size_t lens[] = {4, 6};
     send_internal(m, on_handshake_info, NULL, 2, argv, lens);
@@ -622,6 +803,17 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         return;
     }
     uint64_t now = now_ms();
+    if (!p->fresh_decided && !p->undecided_logged && now - p->created_ms >= UNDECIDED_LOG_MS) {
+        size_t waiting = 0;
+        for (size_t i = 0; i < p->nmasters; i++) waiting += p->masters[i].unverified;
+        if (waiting > 0) {
+            log_warn("msg=\"masters younger than max_ttl_ms without the marker wait for every master to answer "
+                     "once (none marked: a new deployment, they vote) or for their uptime to pass max_ttl_ms\" "
+                     "waiting=%zu",
+                     waiting);
+            p->undecided_logged = true;
+        }
+    }
     for (size_t i = 0; i < p->nmasters; i++) {
         struct master *m = &p->masters[i];
         if (m->error_word[0] != '\0' && now - m->last_error_reply_ms >= ERROR_CALM_MS) {
@@ -631,9 +823,17 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
         }
         if (m->quarantine_until != 0 && now >= m->quarantine_until) {
             m->quarantine_until = 0;
+            m->unverified = false;
             log_info("msg=\"restarted master votes again\" master=%s", m->addr);
+            write_marker(m);
         }
         if (m->ac == NULL) continue;
+        if (m->unverified && m->recheck_at != 0 && now >= m->recheck_at && m->state == MASTER_UP) {
+            const char *argv[] = {"GET", p->marker_key};
+            size_t lens[] = {3, strlen(p->marker_key)};
+            m->recheck_at = UINT64_MAX; /* sent: on_recheck_marker decides */
+            if (send_internal(m, on_recheck_marker, NULL, 2, argv, lens) != 0) m->recheck_at = now + MARKER_RECHECK_MS;
+        }
         if (m->pending > 0 && now - m->progress_at > p->stall_ms) {
             char why[64];
             snprintf(why, sizeof why, "no reply for %llu ms",
@@ -735,7 +935,8 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
     p->base = base;
     p->on_reply = on_reply;
     p->userdata = userdata;
-    p->quarantine_ms = cfg->max_ttl_ms;
+    pool_configure(p, cfg);
+    p->created_ms = now_ms();
     p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
     p->masters = calloc(cfg->nmasters ? cfg->nmasters : 1, sizeof *p->masters);
     p->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, p);
@@ -837,7 +1038,23 @@ bool pool_master_usable(const struct pool *p, size_t master)
 bool pool_master_votes(const struct pool *p, size_t master)
 {
     const struct master *m = &p->masters[master];
+    if (m->same_as != 0) return false;
     return m->quarantine_until == 0 || now_ms() >= m->quarantine_until;
+}
+
+void pool_configure(struct pool *p, const struct config *cfg)
+{
+    p->quarantine_ms = cfg->max_ttl_ms;
+    char key[sizeof p->marker_key];
+    snprintf(key, sizeof key, "%s" MARKER_SUFFIX, cfg->key_prefix ? cfg->key_prefix : "");
+    if (strcmp(key, p->marker_key) == 0) return;
+    memcpy(p->marker_key, key, sizeof key);
+    /* A new key_prefix: the masters that vote get the new marker now. */
+    for (size_t i = 0; i < p->nmasters && p->mem == NULL; i++) {
+        struct master *m = &p->masters[i];
+        m->marker[0] = '\0';
+        if (m->met && !m->unverified && !master_in_quarantine(m)) write_marker(m);
+    }
 }
 
 void pool_master_status(const struct pool *p, size_t master, struct master_status *out)
@@ -846,6 +1063,7 @@ void pool_master_status(const struct pool *p, size_t master, struct master_statu
     uint64_t now = now_ms();
     out->quarantine_ms = m->quarantine_until > now ? m->quarantine_until - now : 0;
     out->restarts = m->restarts;
+    out->same_as = m->same_as;
     out->addr = m->addr;
     out->state = m->state;
     out->last_error = m->last_error;

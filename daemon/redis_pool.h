@@ -74,6 +74,7 @@ struct master_status {
     uint64_t pending;       /* commands awaiting replies */
     uint64_t quarantine_ms; /* restarted: ms left before its vote counts again */
     uint64_t restarts;      /* restarts (run_id changes) seen */
+    uint32_t same_as;       /* 1 + index of another entry reaching the same server; 0 = none */
 };
 
 /* Create the pool and start connecting to every master in cfg (copied).
@@ -93,9 +94,20 @@ size_t pool_quorum(const struct pool *p);
 /* Masters currently UP. */
 size_t pool_up_count(const struct pool *p);
 bool pool_master_usable(const struct pool *p, size_t master);
-/* False while a restarted master is quarantined (see max_ttl_ms): its
- * replies must not count as votes. */
+/*
+ * False while a master's replies must not count as votes:
+ *  - it restarted (its run_id changed) less than max_ttl_ms ago, so it may
+ *    have lost locks that are still valid; or, first met by this pool, it
+ *    is younger than max_ttl_ms (INFO uptime_in_seconds) and does not hold
+ *    the marker "<key_prefix>,epoch" with its own run_id -- unless no
+ *    master had the marker at all (a new deployment). Such a master is
+ *    quarantined until its uptime passes max_ttl_ms. Every voting master
+ *    gets the marker. PROTOCOL.md 8.5 argues the rule.
+ *  - another entry of the list reaches the same server (same run_id).
+ */
 bool pool_master_votes(const struct pool *p, size_t master);
+/* Apply a reloaded config's max_ttl_ms and key_prefix (the marker key). */
+void pool_configure(struct pool *p, const struct config *cfg);
 void pool_master_status(const struct pool *p, size_t master, struct master_status *out);
 
 /*

@@ -578,6 +578,7 @@ void rl_engine_configure(struct rl_engine *e, const struct config *cfg)
 {
     e->timeout_ms = cfg->master_timeout_ms;
     e->drift_factor = cfg->drift_factor;
+    if (e->pool != NULL) pool_configure(e->pool, cfg);
 }
 
 void rl_engine_free(struct rl_engine *e)

@@ -144,6 +144,41 @@ START_TEST(hostport)
 }
 END_TEST
 
+/* The same master under two names would vote twice: refused (each name is
+ * resolved; only loopback names and numeric addresses here, no DNS). */
+START_TEST(masters_aliases_refused)
+{
+    static const char *const same[] = {
+        "127.0.0.1:7301, 127.1:7301, 127.0.0.1:7302",
+        "localhost:7301, 127.0.0.1:7301",
+        "127.0.0.1:7302, 127.0.0.1:7301, redis://u:p@2130706433:7301",
+        "[::ffff:127.0.0.1]:7301, 127.0.0.1:7301",
+    };
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "[redis]\nmasters = %s\n", same[i]);
+        ck_assert_msg(load(text) == 0, "%s", err); /* parsing alone compares strings */
+        err[0] = '\0';
+        ck_assert_msg(config_check_masters_distinct(&cfg, err, sizeof err) == -1, "accepted: %s", same[i]);
+        ck_assert_msg(strstr(err, "redis.masters: entries ") != NULL && strstr(err, "127.0.0.1:7301") != NULL,
+                      "%s: %s", same[i], err);
+        config_free(&cfg);
+    }
+    static const char *const distinct[] = {
+        "127.0.0.1:7301, 127.0.0.1:7302, 127.0.0.2:7301",
+        "localhost:7301, 127.0.0.1:7302",
+        "127.0.0.1:7301", /* one master: nothing to compare */
+    };
+    for (size_t i = 0; i < sizeof distinct / sizeof distinct[0]; i++) {
+        char text[256];
+        snprintf(text, sizeof text, "[redis]\nmasters = %s\n", distinct[i]);
+        ck_assert_msg(load(text) == 0, "%s", err);
+        ck_assert_msg(config_check_masters_distinct(&cfg, err, sizeof err) == 0, "%s: %s", distinct[i], err);
+        config_free(&cfg);
+    }
+}
+END_TEST
+
 /* Every key in the table is documented, in its section, in the example. */
 START_TEST(every_key_documented)
 {
@@ -186,6 +221,7 @@ int main(void)
     tcase_add_test(tc, bounds_inclusive);
     tcase_add_test(tc, long_master_line);
     tcase_add_test(tc, hostport);
+    tcase_add_test(tc, masters_aliases_refused);
     tcase_add_test(tc, every_key_documented);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
