@@ -44,9 +44,17 @@
  *   else 0.
  * Acquire fenced: KEYS are the n lock keys then the fence counter; 0 if any
  *   lock key exists, else every lock key is set and the counter incremented,
- *   its new value (the fence) returned.
+ *   its new value (the fence) returned; -1 (taken, but no fence) when the
+ *   counter cannot be incremented (not an integer, or at 2^63 - 1) or its new
+ *   value is above POOL_FENCE_MAX. The hand-off answers the same way.
  * Fence raise: the counter KEYS[1] is raised to at least ARGV[1].
  */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define LUA_NEXT_FENCE(counter)                                                             \
+    "local f = redis.pcall('incr', " counter ") "                                          \
+    "if type(f) ~= 'number' or f > " STR(POOL_FENCE_MAX) " then return -1 end return f "
+
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
         "local prio = tonumber(ARGV[3] or '0') or 0 "
@@ -78,7 +86,7 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "(tonumber(redis.call('get', KEYS[i] .. ',prio') or '0') or 0) >= prio) then return 0 end end "
         "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
         "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3], 'PX', ARGV[2]) end end "
-        "return redis.call('incr', KEYS[n + 1])",
+        LUA_NEXT_FENCE("KEYS[n + 1]"),
     [SCRIPT_HANDOFF] =
         "local v = redis.call('get', KEYS[1]) "
         "local prio = tonumber(ARGV[4]) or 0 "
@@ -87,7 +95,7 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
         "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4], 'PX', ARGV[3]) "
         "else redis.call('del', KEYS[1] .. ',prio') end "
-        "if ARGV[5] == '1' then return redis.call('incr', KEYS[2]) end "
+        "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
         "return 1",
     [SCRIPT_FENCE_RAISE] =
         "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
