@@ -38,15 +38,16 @@ enum pool_script {
 };
 
 /*
- * The largest fence counter a master may hold and still vote for a fence
- * (2^53: Lua numbers, which the scripts use, are exact up to it, and INCR
- * is 2^63 - 1 away from overflowing). A counter above it, or one INCR
- * cannot increment, is exhausted or was written by something else: the
- * fenced scripts still take the lock on that master but answer -1 (no
- * fence), and the engine ignores such a master's fence. The scripts spell
- * this number out in Lua; see PROTOCOL.md section 8.4.
+ * The largest fence counter a master may hold and still vote for a fence:
+ * 2^53 - 1, the largest integer the scripts' Lua numbers (doubles) tell
+ * apart from the next one (2^53 + 1 reads as 2^53), and far below INCR's
+ * overflow at 2^63 - 1. A counter above it, or one INCR cannot increment,
+ * is exhausted or was written by something else: the fenced scripts still
+ * take the lock on that master but answer -1 (no fence), and the engine
+ * ignores such a master's fence. The scripts spell this number out in Lua;
+ * see PROTOCOL.md section 8.4.
  */
-#define POOL_FENCE_MAX 9007199254740992 /* no suffix: the scripts use its digits */
+#define POOL_FENCE_MAX 9007199254740991 /* no suffix: the scripts use its digits */
 
 /* A reply, copied out of hiredis so nothing outlives the callback. */
 enum pool_reply_kind {

@@ -31,7 +31,7 @@
 #define TAG_SECOND ((uintptr_t)1 << TAG_SLOT_BITS)
 #define TAG_GEN_SHIFT (TAG_SLOT_BITS + 1)
 #define TAG_GEN_MASK (UINTPTR_MAX >> TAG_GEN_SHIFT)
-/* The daemon never raises a fence counter above this (2^52), half of what
+/* The daemon never raises a fence counter above this (2^52), about half of what
  * a master may hold and still vote (POOL_FENCE_MAX): one master that lies
  * can lift the honest counters at most this far, and they then have 2^52
  * fences left (143 years at a million a second). PROTOCOL.md 8.4. */
@@ -173,15 +173,16 @@ uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_facto
 /*
  * A fenced ACQUIRE or HANDOFF that a majority granted: wait for more of its
  * masters' fences? While fewer than a majority of usable fences came and
- * enough may still come; and while the usable fences disagree and some
- * master has not answered yet, so that as many as possible vouch for the
- * fence chosen (choose_fence). Never once the deadline passed (final).
+ * more may come (to succeed, or for the error to count every master); and
+ * while the usable fences disagree and some master has not answered yet,
+ * so that as many as possible vouch for the fence chosen (choose_fence).
+ * Never once the deadline passed (final).
  */
 static bool fence_wait(const struct rl_op *op, bool final, unsigned quorum)
 {
     if (final) return false;
     unsigned pending = (op->sent - op->replied) + (op->granted - op->fence_answers);
-    if (op->fences < quorum) return op->fences + pending >= quorum;
+    if (op->fences < quorum) return pending > 0;
     return op->fence_min != op->fence_max && pending > 0;
 }
 
@@ -257,7 +258,7 @@ static bool op_try_decide(struct rl_op *op, bool final)
             /* Granted, but too few counters could give a fence. */
             out.result = RL_BADFENCE;
             out.bad_fences = op->bad_fences;
-        } else if (final || outstanding == 0 || op->granted >= quorum) {
+        } else if (final || outstanding == 0) {
             /* A failure waits for every answer (or the deadline) so that the
              * error says what all the masters said; success never waits.
              * BUSY when a holder refused us and a majority answered;

@@ -367,7 +367,7 @@ START_TEST(test_exhausted_majority_is_named)
 }
 END_TEST
 
-/* One master down and one lying below 2^53: the two that grant disagree,
+/* One master down and one lying below 2^53 (but above 2^52): the two that grant disagree,
  * and only the liar's counter is above the earlier fence... or the honest
  * one lags; the daemon cannot tell, but it never raises a counter above 2^52,
  * so one master can never bring the honest ones near exhaustion. The
@@ -392,6 +392,32 @@ START_TEST(test_lone_liar_cannot_raise_counters_near_the_top)
 }
 END_TEST
 
+/* Every counter just below 2^53: the last fences are handed out exactly,
+ * then the counters are exhausted, through the multi-resource script (whose
+ * Lua numbers read 2^53 + 1 as 2^53, so a looser bound repeated a fence)
+ * and through SET NX + INCR alike; never a fence at or past 2^53. */
+START_TEST(test_fences_end_below_2_53)
+{
+    for (int m = 0; m < NM; m++) set_counter(&M[m], "9007199254740988"); /* 2^53 - 4 */
+    uint64_t last = 0;
+    take_and_check(0, "b1,b2", &last);
+    ck_assert_uint_eq(last, 9007199254740989ULL);
+    take_and_check(1, "b1", &last);
+    take_and_check(0, "b1,b2", &last);
+    ck_assert_uint_eq(last, 9007199254740991ULL); /* 2^53 - 1: the last one */
+    const char *res[] = {"b1,b2", "b1", "b1,b2"};
+    for (int i = 0; i < 3; i++) {
+        struct redlock_lock lk;
+        struct redlock_acquire_opts o = {.ttl_ms = 1000};
+        int rc = redlock_acquire(C[i % 2], res[i], &o, &lk);
+        ck_assert_msg(rc != REDLOCK_OK, "%s granted with fence %llu", res[i], (unsigned long long)lk.fence);
+        ck_assert_msg(strstr(redlock_errstr(C[i % 2]), "fence counter exhausted") != NULL &&
+                          strstr(redlock_errstr(C[i % 2]), "3/3") != NULL,
+                      "'%s'", redlock_errstr(C[i % 2]));
+    }
+}
+END_TEST
+
 static Suite *fencing_suite(void)
 {
     Suite *s = suite_create("fencing");
@@ -408,6 +434,7 @@ static Suite *fencing_suite(void)
     tcase_add_test(tc, test_plausible_lie_is_outvoted);
     tcase_add_test(tc, test_exhausted_majority_is_named);
     tcase_add_test(tc, test_lone_liar_cannot_raise_counters_near_the_top);
+    tcase_add_test(tc, test_fences_end_below_2_53);
     suite_add_tcase(s, tc);
     return s;
 }
