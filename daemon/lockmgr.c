@@ -315,8 +315,9 @@ static void on_acquire_done(void *ctx, const struct rl_outcome *out)
         return;
     }
     if (granted && out->fence != 0 && !out->fence_agreed) {
-        /* The granting masters disagree on the fence: raise every counter to
-         * the largest before answering, so that a majority holds it. */
+        /* Some granting master gave less than the fence chosen (the one a
+         * majority vouches for, PROTOCOL.md 8.4): raise every counter to it
+         * before answering, so that a majority holds it. */
         lk->fence = out->fence;
         lk->acquired_ms = out->started_ms;
         lk->validity_end_ms = out->started_ms + out->validity_ms;

@@ -49,11 +49,11 @@
  *   value is above POOL_FENCE_MAX. The hand-off answers the same way.
  * Fence raise: the counter KEYS[1] is raised to at least ARGV[1].
  */
-#define STR_(x) #x
-#define STR(x) STR_(x)
+#define LUA_STR_(x) #x
+#define LUA_STR(x) LUA_STR_(x)
 #define LUA_NEXT_FENCE(counter)                                                             \
     "local f = redis.pcall('incr', " counter ") "                                          \
-    "if type(f) ~= 'number' or f > " STR(POOL_FENCE_MAX) " then return -1 end return f "
+    "if type(f) ~= 'number' or f > " LUA_STR(POOL_FENCE_MAX) " then return -1 end return f "
 
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
