@@ -69,6 +69,7 @@ struct lock {
     int last_result;                  /* ACQUIRING: enum rl_result of the last attempt */
     unsigned last_granted, last_answered;
     bool extending;                   /* an AUTOEXTEND extension is in flight */
+    uint8_t last_bad_fences;          /* ACQUIRING: masters whose fence counter failed the last attempt */
     struct server *server;
     struct conn *owner;               /* connection-bound owner; NULL when detached */
     LIST_ENTRY(lock) owner_link;      /* in owner->locks */

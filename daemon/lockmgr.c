@@ -226,6 +226,12 @@ static void fail_acquire(struct server *s, struct lock *lk)
         snprintf(text, sizeof text, "held by another client of this daemon");
     } else if (lk->last_result == RL_BUSY) {
         snprintf(text, sizeof text, "held elsewhere (granted %u/%u)", lk->last_granted, total);
+    } else if (lk->last_result == RL_BADFENCE) {
+        err = PROTO_ERR_NOQUORUM;
+        snprintf(text, sizeof text,
+                 "fence counter exhausted or foreign on %u/%u masters; no majority vouches for a fence "
+                 "(PROTOCOL.md 8.4)",
+                 lk->last_bad_fences, total);
     } else if (lk->last_result == RL_TOOSLOW) {
         err = PROTO_ERR_NOQUORUM;
         snprintf(text, sizeof text, "validity used up before a majority granted (granted %u/%u)",
@@ -318,8 +324,9 @@ static void on_acquire_done(void *ctx, const struct rl_outcome *out)
         return;
     }
     if (granted && out->fence != 0 && !out->fence_agreed) {
-        /* The granting masters disagree on the fence: raise every counter to
-         * the largest before answering, so that a majority holds it. */
+        /* Some granting master gave less than the fence chosen (the one a
+         * majority vouches for, PROTOCOL.md 8.4): raise every counter to it
+         * before answering, so that a majority holds it. */
         lk->fence = out->fence;
         lk->acquired_ms = out->started_ms;
         lk->validity_end_ms = out->started_ms + out->validity_ms;
@@ -375,6 +382,7 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
     lk->last_result = (int)out->result;
     lk->last_granted = out->granted;
     lk->last_answered = out->answered;
+    lk->last_bad_fences = (uint8_t)(out->bad_fences > UINT8_MAX ? UINT8_MAX : out->bad_fences);
     uint64_t now = now_ms();
     if (s->shutting_down || lk->attempts >= lk->max_attempts || now >= lk->wait_deadline_ms) {
         fail_acquire(s, lk);

@@ -1,6 +1,8 @@
 /* memstore.c - see memstore.h. */
 #include "memstore.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,18 +130,68 @@ static void reply_error(struct pool_reply *out, const char *text)
 static uint64_t counter(struct memstore *ms, const char *key, size_t klen);
 static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64_t v);
 
+/*
+ * INCR as Redis does it: the value (absent: 0) must be a decimal integer
+ * in the signed 64-bit range, and not already 2^63 - 1. Returns 0 with the
+ * new value in *v; 1 with Redis' error text in *err (nothing changed); -1
+ * out of memory.
+ */
+static int incr_counter(struct memstore *ms, const char *key, size_t klen, long long *v, const char **err)
+{
+    struct entry *e = lookup(ms, key, klen);
+    long long cur = 0;
+    if (e != NULL) {
+        char num[24];
+        char *end = NULL;
+        bool canonical = e->vlen > 0 && e->vlen < sizeof num &&
+                         (e->value[0] == '-' || (e->value[0] >= '0' && e->value[0] <= '9')) &&
+                         !(e->value[0] == '0' && e->vlen > 1);
+        if (canonical) {
+            memcpy(num, e->value, e->vlen);
+            num[e->vlen] = '\0';
+            errno = 0;
+            cur = strtoll(num, &end, 10);
+            canonical = errno == 0 && end == num + e->vlen;
+        }
+        if (!canonical) {
+            *err = "ERR value is not an integer or out of range";
+            return 1;
+        }
+    }
+    if (cur == LLONG_MAX) {
+        *err = "ERR increment or decrement would overflow";
+        return 1;
+    }
+    char num[24];
+    int n = snprintf(num, sizeof num, "%lld", cur + 1);
+    if (store(ms, key, klen, num, (size_t)n, 0) != 0) return -1;
+    *v = cur + 1;
+    return 0;
+}
+
+/* The fenced scripts' next fence (LUA_NEXT_FENCE in redis_pool.c): INCR the
+ * counter; -1 when it cannot be incremented or passes POOL_FENCE_MAX. */
+static void reply_next_fence(struct memstore *ms, const char *key, size_t klen, struct pool_reply *out)
+{
+    long long f = 0;
+    const char *err = NULL;
+    int rc = incr_counter(ms, key, klen, &f, &err);
+    if (rc < 0) reply_error(out, "OOM out of memory");
+    else reply_int(out, rc > 0 || f > POOL_FENCE_MAX ? -1 : f);
+}
+
 void memstore_command(struct memstore *ms, int argc, const char **argv, const size_t *lens,
                       struct pool_reply *out, char *buf, size_t buflen)
 {
     (void)buf;
     (void)buflen;
     if (argc == 2 && lens[0] == 4 && strncasecmp(argv[0], "INCR", 4) == 0) {
-        uint64_t v = counter(ms, argv[1], lens[1]) + 1;
-        if (set_counter(ms, argv[1], lens[1], v) != 0) {
-            reply_error(out, "OOM out of memory");
-            return;
-        }
-        reply_int(out, (long long)v);
+        long long v = 0;
+        const char *err = NULL;
+        int rc = incr_counter(ms, argv[1], lens[1], &v, &err);
+        if (rc < 0) reply_error(out, "OOM out of memory");
+        else if (rc > 0) reply_error(out, err);
+        else reply_int(out, v);
         return;
     }
     if (argc != 6 || lens[0] != 3 || strncasecmp(argv[0], "SET", 3) != 0) {
@@ -265,7 +317,6 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
                 return;
             }
         }
-        uint64_t f = script == SCRIPT_ACQUIRE_FENCED ? counter(ms, keys[n], keylens[n]) + 1 : 0;
         for (size_t i = 0; i < n; i++) {
             if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
                 (prio && set_marker(ms, keys[i], keylens[i], args[2], arglens[2], token, token_len, ttl) != 0)) {
@@ -273,11 +324,8 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
                 return;
             }
         }
-        if (f && set_counter(ms, keys[n], keylens[n], f) != 0) {
-            reply_error(out, "OOM out of memory");
-            return;
-        }
-        reply_int(out, f ? (long long)f : 1);
+        if (script == SCRIPT_ACQUIRE_FENCED) reply_next_fence(ms, keys[n], keylens[n], out);
+        else reply_int(out, 1);
         return;
     }
     case SCRIPT_EXTEND:
@@ -355,12 +403,7 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
             return;
         }
         if (nargs > 4 && arglens[4] == 1 && args[4][0] == '1') {
-            uint64_t f = counter(ms, keys[1], keylens[1]) + 1;
-            if (set_counter(ms, keys[1], keylens[1], f) != 0) {
-                reply_error(out, "OOM out of memory");
-                return;
-            }
-            reply_int(out, (long long)f);
+            reply_next_fence(ms, keys[1], keylens[1], out);
             return;
         }
         reply_int(out, 1);

@@ -56,7 +56,10 @@
  *   else 0.
  * Acquire fenced: KEYS are the n lock keys then the fence counter; 0 if any
  *   lock key exists (and may not be taken), else every lock key is set and
- *   the counter incremented, its new value (the fence) returned.
+ *   the counter incremented, its new value (the fence) returned; -1 (taken,
+ *   but no fence) when the counter cannot be incremented (not an integer, or
+ *   at 2^63 - 1) or its new value is above POOL_FENCE_MAX. The hand-off
+ *   answers the same way.
  * Fence raise: the counter KEYS[1] is raised to at least ARGV[1].
  * Inspect: "<pttl> <value>" when the key holds a string of a token's form;
  *   "<pttl> ~<sha1 of the value>" for any other string and "<pttl> ~<type>"
@@ -83,6 +86,12 @@
     "if type(m) ~= 'string' then return 0 end "                                                    \
     "local q, t = string.match(m, '^(%d+) (%x+)$') "                                               \
     "if t ~= v then return 0 end return tonumber(q) end "
+#define LUA_STR_(x) #x
+#define LUA_STR(x) LUA_STR_(x)
+#define LUA_NEXT_FENCE(counter)                                                             \
+    "local f = redis.pcall('incr', " counter ") "                                          \
+    "if type(f) ~= 'number' or f > " LUA_STR(POOL_FENCE_MAX) " then return -1 end return f "
+
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
         LUA_MAY_TAKE
@@ -121,7 +130,7 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "not (prio > 0 and may_take(KEYS[i], prio, ARGV[3 + i])) then return 0 end end "
         "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
         "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
-        "return redis.call('incr', KEYS[n + 1])",
+        LUA_NEXT_FENCE("KEYS[n + 1]"),
     [SCRIPT_HANDOFF] =
         LUA_MAY_TAKE
         "local prio = tonumber(ARGV[4]) or 0 "
@@ -129,7 +138,7 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
         "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
         "else redis.call('del', KEYS[1] .. ',prio') end "
-        "if ARGV[5] == '1' then return redis.call('incr', KEYS[2]) end "
+        "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
         "return 1",
     [SCRIPT_FENCE_RAISE] =
         "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "

@@ -31,11 +31,23 @@ enum pool_script {
     SCRIPT_EXTEND,        /* compare-and-pexpire; re-sets keys a master forgot */
     SCRIPT_RELEASE,       /* compare-and-delete */
     SCRIPT_INSPECT,       /* "<pttl> <value>" of a key, or "" when absent */
-    SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence */
+    SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence (-1: none) */
     SCRIPT_FENCE_RAISE,   /* raise fence counters to at least a value */
     SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder */
     SCRIPT__COUNT
 };
+
+/*
+ * The largest fence counter a master may hold and still vote for a fence:
+ * 2^53 - 1, the largest integer the scripts' Lua numbers (doubles) tell
+ * apart from the next one (2^53 + 1 reads as 2^53), and far below INCR's
+ * overflow at 2^63 - 1. A counter above it, or one INCR cannot increment,
+ * is exhausted or was written by something else: the fenced scripts still
+ * take the lock on that master but answer -1 (no fence), and the engine
+ * ignores such a master's fence. The scripts spell this number out in Lua;
+ * see PROTOCOL.md section 8.4.
+ */
+#define POOL_FENCE_MAX 9007199254740991 /* no suffix: the scripts use its digits */
 
 /* A reply, copied out of hiredis so nothing outlives the callback. */
 enum pool_reply_kind {

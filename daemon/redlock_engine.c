@@ -31,6 +31,12 @@
 #define TAG_SECOND ((uintptr_t)1 << TAG_SLOT_BITS)
 #define TAG_GEN_SHIFT (TAG_SLOT_BITS + 1)
 #define TAG_GEN_MASK (UINTPTR_MAX >> TAG_GEN_SHIFT)
+/* The daemon never raises a fence counter above this (2^52), about half of what
+ * a master may hold and still vote (POOL_FENCE_MAX): one master that lies
+ * can lift the honest counters at most this far, and they then have 2^52
+ * fences left (143 years at a million a second). PROTOCOL.md 8.4. */
+#define FENCE_RAISE_MAX ((uint64_t)1 << 52)
+#define FENCE_WARN_EVERY_MS 10000 /* an unusable fence counter is logged this often at most */
 
 struct rl_op {
     struct rl_engine *engine;
@@ -48,9 +54,13 @@ struct rl_op {
     bool fenced;            /* ACQUIRE hands out a fence */
     bool pipelined_fence;   /* ... by SET NX + INCR instead of a script */
     uint64_t granted_mask;  /* masters (the first 64) that granted */
-    unsigned fences;        /* fences received from granting masters */
+    unsigned fence_answers; /* granting masters whose fence reply came, usable or not */
+    unsigned fences;        /* ... usable fences among them (1..POOL_FENCE_MAX) */
+    unsigned bad_fences;    /* ... unusable: an exhausted or foreign counter */
     bool preempted;         /* EXTEND: a master said a higher priority holds the key */
-    uint64_t fence_max, fence_min; /* over the granting masters' replies */
+    uint64_t fence_max, fence_min; /* over the usable fences */
+    uint64_t *fence_votes;  /* every usable fence once two differ (NULL while all agree) */
+    bool fence_votes_failed;/* ... out of memory for them: the largest is the fence */
     uint64_t deadline_ms;   /* decided with what it has by then */
     TAILQ_ENTRY(rl_op) deadline_link; /* in engine->deadlines while active */
     rl_done_fn *done;
@@ -92,6 +102,7 @@ struct rl_engine {
     uint32_t nslots;        /* slots allocated so far */
     uint32_t free_head;     /* UINT32_MAX when empty */
     unsigned inflight;      /* ops started and not yet decided */
+    uint64_t fence_warned_ms; /* when an unusable fence counter was last logged */
 };
 
 static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
@@ -146,6 +157,8 @@ static void op_free(struct rl_op *op)
     op->done = NULL;
     op->each = NULL;
     op->ctx = NULL;
+    free(op->fence_votes);
+    op->fence_votes = NULL;
     op->next_free = e->free_head;
     e->free_head = op->slot;
 }
@@ -155,6 +168,58 @@ uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_facto
     double drift = (double)ttl_ms * drift_factor + 2.0;
     double v = (double)ttl_ms - (double)elapsed_ms - drift;
     return v > 0 ? (uint64_t)v : 0;
+}
+
+/*
+ * A fenced ACQUIRE or HANDOFF that a majority granted: wait for more of its
+ * masters' fences? While fewer than a majority of usable fences came and
+ * more may come (to succeed, or for the error to count every master); and
+ * while the usable fences disagree and some master has not answered yet,
+ * so that as many as possible vouch for the fence chosen (choose_fence).
+ * Never once the deadline passed (final).
+ */
+static bool fence_wait(const struct rl_op *op, bool final, unsigned quorum)
+{
+    if (final) return false;
+    unsigned pending = (op->sent - op->replied) + (op->granted - op->fence_answers);
+    if (op->fences < quorum) return pending > 0;
+    return op->fence_min != op->fence_max && pending > 0;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/*
+ * The fence of a fenced op that got g >= Q usable fences of N masters: the
+ * k-th largest of them, k = g + Q - N (PROTOCOL.md 8.4). Every fence handed
+ * out before is held by the counters of some majority; that majority and
+ * these g masters share at least k, so at least k of the g fences are
+ * above it and so is the k-th largest; and the k - 1 largest alone (a
+ * minority when every master answered) cannot decide it. Sets out->fence
+ * and out->fence_agreed (no usable fence was below it: a majority holds it
+ * already, no raise needed), or RL_BADFENCE when the counters would have to
+ * be raised above FENCE_RAISE_MAX.
+ */
+static void choose_fence(struct rl_op *op, unsigned total, unsigned quorum, struct rl_outcome *out)
+{
+    uint64_t f = op->fence_max; /* every fence the same (or no room to sort: the largest) */
+    if (op->fence_votes != NULL) {
+        qsort(op->fence_votes, op->fences, sizeof *op->fence_votes, cmp_desc);
+        f = op->fence_votes[op->fences + quorum - total - 1];
+    }
+    bool raise = op->fence_min < f;
+    if (raise && f > FENCE_RAISE_MAX) {
+        unsigned high = 0;
+        for (unsigned i = 0; op->fence_votes != NULL && i < op->fences; i++) high += op->fence_votes[i] > FENCE_RAISE_MAX;
+        out->result = RL_BADFENCE;
+        out->bad_fences = high > 0 ? high : 1;
+        return;
+    }
+    out->fence = f;
+    out->fence_agreed = !raise;
 }
 
 /* Decide the op if its outcome is certain (or final is set: the deadline
@@ -183,13 +248,16 @@ static bool op_try_decide(struct rl_op *op, bool final)
              * alone is not (a stale key of a failed attempt, say): the
              * extension still stands if a majority grants it. */
             out.result = op->preempted ? RL_PREEMPTED : RL_TAKEN;
-        } else if (op->granted >= quorum && op->fenced && op->fences < quorum && !final) {
+        } else if (op->granted >= quorum && op->fenced && fence_wait(op, final, quorum)) {
             decided = false; /* granted: wait for the granting masters' fences */
         } else if (op->granted >= quorum && (!op->fenced || op->fences >= quorum)) {
             out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
             out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
-            out.fence = op->fence_max;
-            out.fence_agreed = op->fenced && op->fence_min == op->fence_max;
+            if (op->fenced) choose_fence(op, total, quorum, &out);
+        } else if (op->granted >= quorum && op->bad_fences > 0) {
+            /* Granted, but too few counters could give a fence. */
+            out.result = RL_BADFENCE;
+            out.bad_fences = op->bad_fences;
         } else if (final || outstanding == 0) {
             /* A failure waits for every answer (or the deadline) so that the
              * error says what all the masters said; success never waits.
@@ -244,8 +312,53 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     arm_deadline(e);
 }
 
-static void note_fence(struct rl_op *op, uint64_t f)
+/* Log a master whose fence counter cannot give a fence, at most every
+ * FENCE_WARN_EVERY_MS (it answers every fenced acquire that way). */
+static void warn_bad_fence(struct rl_op *op, size_t master, const struct pool_reply *r)
 {
+    struct rl_engine *e = op->engine;
+    uint64_t now = now_ms();
+    if (e->fence_warned_ms != 0 && now - e->fence_warned_ms < FENCE_WARN_EVERY_MS) return;
+    e->fence_warned_ms = now;
+    struct master_status st;
+    pool_master_status(op->pool, master, &st);
+    if (r->kind == POOL_REPLY_INTEGER)
+        log_warn("msg=\"fence counter exhausted or not written by redlockd; this master's fence is ignored\" "
+                 "master=%s fence=%lld max=%lld",
+                 st.addr, r->integer, (long long)POOL_FENCE_MAX);
+    else
+        log_warn("msg=\"fence counter cannot be incremented; this master's fence is ignored\" master=%s "
+                 "error=\"%.*s\"",
+                 st.addr, r->kind == POOL_REPLY_ERROR ? (int)(r->len > 100 ? 100 : r->len) : 7,
+                 r->kind == POOL_REPLY_ERROR ? r->str : "BADTYPE");
+}
+
+/* One granting master's fence reply: a usable fence (1..POOL_FENCE_MAX), a
+ * counter that cannot give one (an INCR error, -1 from a script, a number
+ * out of range), or nothing (the master went away). */
+static void note_fence(struct rl_op *op, size_t master, const struct pool_reply *r)
+{
+    unsigned cap = (unsigned)pool_size(op->pool);
+    if (op->fence_answers >= cap) return; /* one per master; never more */
+    op->fence_answers++;
+    if (r->kind == POOL_REPLY_NONE) return;
+    if (r->kind != POOL_REPLY_INTEGER || r->integer < 1 || r->integer > POOL_FENCE_MAX) {
+        op->bad_fences++;
+        warn_bad_fence(op, master, r);
+        return;
+    }
+    uint64_t f = (uint64_t)r->integer;
+    if (op->fences > 0 && f != op->fence_max && op->fence_votes == NULL && !op->fence_votes_failed) {
+        /* The first disagreement: from now on keep every fence (they were
+         * all fence_max so far), to choose among them. */
+        op->fence_votes = malloc(cap * sizeof *op->fence_votes);
+        if (op->fence_votes == NULL) {
+            op->fence_votes_failed = true; /* choose the largest, as without a vote */
+            log_error("msg=\"out of memory; this fence is the largest the masters gave\"");
+        }
+        for (unsigned i = 0; op->fence_votes != NULL && i < op->fences; i++) op->fence_votes[i] = op->fence_max;
+    }
+    if (op->fence_votes != NULL) op->fence_votes[op->fences] = f;
     if (op->fences == 0 || f > op->fence_max) op->fence_max = f;
     if (op->fences == 0 || f < op->fence_min) op->fence_min = f;
     op->fences++;
@@ -261,8 +374,7 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
     struct rl_op *op = op_at(e, slot);
     if (!op->active || op->gen != ((tag >> TAG_GEN_SHIFT) & TAG_GEN_MASK)) return; /* stale */
     if (tag & TAG_SECOND) { /* the INCR after a granted SET: that master's fence */
-        if (master < 64 && (op->granted_mask >> master & 1) && r->kind == POOL_REPLY_INTEGER && r->integer > 0)
-            note_fence(op, (uint64_t)r->integer);
+        if (master < 64 && (op->granted_mask >> master & 1)) note_fence(op, master, r);
         op_try_decide(op, false);
         return;
     }
@@ -275,11 +387,13 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
     case RL_ACQUIRE:
     case RL_HANDOFF:
         /* SET NX: +OK granted, nil held. The scripts: 0 held; 1, or the
-         * fence when fenced, granted. */
-        if (r->kind == POOL_REPLY_OK || (r->kind == POOL_REPLY_INTEGER && r->integer > 0)) {
+         * fence when fenced, granted; fenced, -1: granted, but the fence
+         * counter could give no fence. */
+        if (r->kind == POOL_REPLY_OK ||
+            (r->kind == POOL_REPLY_INTEGER && (r->integer > 0 || (op->fenced && r->integer == -1)))) {
             op->granted++;
             if (master < 64) op->granted_mask |= (uint64_t)1 << master;
-            if (op->fenced && !op->pipelined_fence) note_fence(op, (uint64_t)r->integer);
+            if (op->fenced && !op->pipelined_fence) note_fence(op, master, r);
         } else if (r->kind == POOL_REPLY_NIL || (r->kind == POOL_REPLY_INTEGER && r->integer == 0)) {
             op->refused++;
         }
@@ -352,7 +466,8 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->fenced = (kind == RL_ACQUIRE || kind == RL_HANDOFF) && t->fenced;
     op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0;
     op->granted_mask = 0;
-    op->fences = 0;
+    op->fence_answers = op->fences = op->bad_fences = 0;
+    op->fence_votes_failed = false;
     op->preempted = false;
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
@@ -590,6 +705,8 @@ void rl_engine_free(struct rl_engine *e)
         struct rl_op *op = op_at(e, slot);
         op->done = NULL;
         op->active = false;
+        free(op->fence_votes);
+        op->fence_votes = NULL;
     }
     pool_free(e->pool);
     for (size_t i = 0; i < MAX_DRAINING_POOLS; i++) pool_free(e->draining[i].pool);

@@ -36,6 +36,9 @@ enum rl_result {
     RL_TOOSLOW,  /* a majority granted, but after the TTL's validity was used up */
     RL_TAKEN,    /* EXTEND: a master holds a key with another token */
     RL_PREEMPTED,/* EXTEND: ... and that holder has a higher priority */
+    RL_BADFENCE, /* fenced ACQUIRE: a majority granted, but fewer than a majority of fence
+                    counters could give a fence (exhausted, or not written by redlockd), or
+                    the fence would have to be raised above 2^52 (PROTOCOL.md 8.4) */
 };
 
 struct rl_outcome {
@@ -45,8 +48,9 @@ struct rl_outcome {
     unsigned total;       /* masters configured */
     uint64_t validity_ms; /* RL_OK of ACQUIRE/EXTEND: ttl - elapsed - drift */
     uint64_t started_ms;  /* CLOCK_MONOTONIC ms when this attempt was first sent */
-    uint64_t fence;       /* fenced ACQUIRE: the largest fence the granting masters gave */
-    bool fence_agreed;    /* ... and every granting master gave that same fence */
+    uint64_t fence;       /* fenced ACQUIRE: the fence a majority vouches for (PROTOCOL.md 8.4) */
+    bool fence_agreed;    /* ... no granting master gave less: no counter needs raising */
+    unsigned bad_fences;  /* RL_BADFENCE: granting masters whose counters could not give it */
 };
 
 typedef void rl_done_fn(void *ctx, const struct rl_outcome *outcome);

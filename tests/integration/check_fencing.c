@@ -2,7 +2,9 @@
  * check_fencing.c - fencing tokens through real redlockd processes on real
  * Redis masters: fences strictly increase per resource across two daemons
  * sharing the masters, across interleaved acquisitions, a stopped master and
- * a master restarted empty (a minority), and for multi-resource locks.
+ * a master restarted empty (a minority), and for multi-resource locks; and a
+ * minority of lying fence counters can neither decide the fence nor stop
+ * locking, while a majority of exhausted ones is named in the error.
  */
 #include <check.h>
 #include <stdio.h>
@@ -242,6 +244,181 @@ START_TEST(test_prefix_reload_keeps_a_locks_counter)
 }
 END_TEST
 
+/* ---- fence counters that lie (issue 12.3) ---- */
+
+#define COUNTER_TOP "9223372036854775806" /* INCR overflows after one more */
+#define SANE_FENCE 100000                 /* far more than these tests ever hand out */
+
+static void set_counter(struct h_redis *m, const char *val)
+{
+    char out[64];
+    ck_assert_int_eq(h_redis_cmd(m, out, sizeof out, "SET", ",fence", val, NULL), H_REPLY_STATUS);
+}
+
+static unsigned long long counter_of(struct h_redis *m)
+{
+    char val[64];
+    ck_assert(h_redis_get(m, ",fence", val, sizeof val));
+    return strtoull(val, NULL, 10);
+}
+
+/* One master's counter written near 2^63: the fence stays what the honest
+ * majority says, keeps rising, on every path (SET NX + INCR, the fenced
+ * script of a multi-resource lock, the hand-off script), and the honest
+ * counters are not raised to the lie. The daemon used to hand out 2^63 - 1,
+ * raise every counter to it, and answer NOQUORUM to every ACQUIRE after. */
+START_TEST(test_one_lying_counter_cannot_decide_the_fence)
+{
+    uint64_t last = 0;
+    for (int i = 0; i < 3; i++) take_and_check(i % 2, "lie", &last);
+    set_counter(&M[0], COUNTER_TOP);
+    for (int i = 0; i < 10; i++) {
+        take_and_check(i % 2, "lie", &last);
+        ck_assert_msg(last < SANE_FENCE, "fence %llu: one master decided it", (unsigned long long)last);
+    }
+    take_and_check(0, "lie,lie2", &last);
+    ck_assert_msg(last < SANE_FENCE, "multi-resource fence %llu", (unsigned long long)last);
+
+    int fd[2] = {h_connect_unix(D[1].sock), h_connect_unix(D[1].sock)};
+    ck_assert(fd[0] >= 0 && fd[1] >= 0);
+    char line[256], id[64], rel[96];
+    unsigned long long fence;
+    raw_req(fd[0], "ACQUIRE lie 1000", line, sizeof line);
+    ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &fence) == 2, "'%s'", line);
+    ck_assert_uint_gt(fence, last);
+    last = fence;
+    ck_assert_int_eq(h_send_str(fd[1], "ACQUIRE lie 1000 WAIT 5000\r\n"), 0);
+    ck_assert_msg(!h_readable(fd[1], 100), "the waiter got an answer while the lock was held");
+    snprintf(rel, sizeof rel, "RELEASE %s", id);
+    raw_req(fd[0], rel, line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    ck_assert_int_gt(h_read_line(fd[1], line, sizeof line, 5000 * h_slowdown()), 0);
+    ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &fence) == 2, "hand-off waiter got '%s'", line);
+    ck_assert_msg(fence > last && fence < SANE_FENCE, "hand-off fence %llu after %llu", fence,
+                  (unsigned long long)last);
+    last = fence;
+    snprintf(rel, sizeof rel, "RELEASE %s", id);
+    raw_req(fd[1], rel, line, sizeof line);
+    close(fd[0]);
+    close(fd[1]);
+
+    for (int m = 1; m < NM; m++)
+        ck_assert_msg(counter_of(&M[m]) < SANE_FENCE, "master %d's counter raised to %llu", m, counter_of(&M[m]));
+    take_and_check(1, "lie", &last);
+}
+END_TEST
+
+/* A lie that is a plausible number is outvoted too: with every master
+ * granting, the fence is one a majority vouches for, not the largest. */
+START_TEST(test_plausible_lie_is_outvoted)
+{
+    uint64_t last = 0;
+    for (int i = 0; i < 3; i++) take_and_check(i % 2, "pl", &last);
+    set_counter(&M[2], "5000000");
+    for (int i = 0; i < 6; i++) {
+        take_and_check(i % 2, "pl", &last);
+        ck_assert_msg(last < SANE_FENCE, "fence %llu: one master decided it", (unsigned long long)last);
+    }
+    for (int m = 0; m < 2; m++)
+        ck_assert_msg(counter_of(&M[m]) < SANE_FENCE, "master %d's counter raised to %llu", m, counter_of(&M[m]));
+}
+END_TEST
+
+static bool pings(void *arg)
+{
+    char out[64];
+    return redlock_command(arg, "PING", out, sizeof out) == REDLOCK_OK && strcmp(out, "PONG") == 0;
+}
+
+static bool key_gone_everywhere(void *arg)
+{
+    for (int m = 0; m < NM; m++)
+        if (h_redis_pttl(&M[m], arg) != -2) return false;
+    return true;
+}
+
+/* A majority of exhausted counters: no fence can be vouched for, and the
+ * error says so (it used to be "NOQUORUM 3/3 masters answered"); the keys
+ * the attempts took are given back, the daemon keeps serving, and once the
+ * counters are repaired by hand ACQUIRE works again. */
+START_TEST(test_exhausted_majority_is_named)
+{
+    uint64_t last = 0;
+    take_and_check(0, "ex", &last);
+    set_counter(&M[0], COUNTER_TOP);
+    set_counter(&M[1], COUNTER_TOP);
+    for (int d = 0; d < 2; d++) {
+        struct redlock_lock lk;
+        struct redlock_acquire_opts o = {.ttl_ms = 1000};
+        ck_assert_int_ne(redlock_acquire(C[d], "ex", &o, &lk), REDLOCK_OK);
+        const char *err = redlock_errstr(C[d]);
+        ck_assert_msg(strstr(err, "fence counter exhausted") != NULL && strstr(err, "2/3") != NULL,
+                      "daemon %d said '%s'", d, err);
+        ck_assert_msg(pings(C[d]), "daemon %d stopped answering", d);
+    }
+    ck_assert_msg(h_wait_until(key_gone_everywhere, "ex", 5000 * h_slowdown()), "the failed attempts' keys stayed");
+    ck_assert_msg(counter_of(&M[2]) < SANE_FENCE, "the honest counter was raised to %llu", counter_of(&M[2]));
+    /* The repair: every counter set to the largest sane one. */
+    char val[32];
+    snprintf(val, sizeof val, "%llu", counter_of(&M[2]));
+    set_counter(&M[0], val);
+    set_counter(&M[1], val);
+    take_and_check(1, "ex", &last);
+    ck_assert_uint_lt(last, SANE_FENCE);
+}
+END_TEST
+
+/* One master down and one lying below 2^53 (but above 2^52): the two that grant disagree,
+ * and only the liar's counter is above the earlier fence... or the honest
+ * one lags; the daemon cannot tell, but it never raises a counter above 2^52,
+ * so one master can never bring the honest ones near exhaustion. The
+ * attempt fails, naming the counter, until the third master answers again
+ * and outvotes the lie. */
+START_TEST(test_lone_liar_cannot_raise_counters_near_the_top)
+{
+    uint64_t last = 0;
+    take_and_check(0, "nt", &last);
+    ck_assert_int_eq(h_redis_pause(&M[2]), 0);
+    set_counter(&M[0], "4503599627370596"); /* 2^52 + 100 */
+    struct redlock_lock lk;
+    struct redlock_acquire_opts o = {.ttl_ms = 1000};
+    int rc = redlock_acquire(C[0], "nt", &o, &lk);
+    ck_assert_msg(rc != REDLOCK_OK, "granted with fence %llu", (unsigned long long)lk.fence);
+    ck_assert_msg(strstr(redlock_errstr(C[0]), "fence counter") != NULL, "'%s'", redlock_errstr(C[0]));
+    ck_assert_msg(counter_of(&M[1]) < SANE_FENCE, "the honest counter was raised to %llu", counter_of(&M[1]));
+    ck_assert_int_eq(h_redis_resume(&M[2]), 0);
+    take_and_check(1, "nt", &last); /* WAIT 5000: until master 2 votes again */
+    ck_assert_uint_lt(last, SANE_FENCE);
+    ck_assert_uint_lt(counter_of(&M[1]), SANE_FENCE);
+}
+END_TEST
+
+/* Every counter just below 2^53: the last fences are handed out exactly,
+ * then the counters are exhausted, through the multi-resource script (whose
+ * Lua numbers read 2^53 + 1 as 2^53, so a looser bound repeated a fence)
+ * and through SET NX + INCR alike; never a fence at or past 2^53. */
+START_TEST(test_fences_end_below_2_53)
+{
+    for (int m = 0; m < NM; m++) set_counter(&M[m], "9007199254740988"); /* 2^53 - 4 */
+    uint64_t last = 0;
+    take_and_check(0, "b1,b2", &last);
+    ck_assert_uint_eq(last, 9007199254740989ULL);
+    take_and_check(1, "b1", &last);
+    take_and_check(0, "b1,b2", &last);
+    ck_assert_uint_eq(last, 9007199254740991ULL); /* 2^53 - 1: the last one */
+    const char *res[] = {"b1,b2", "b1", "b1,b2"};
+    for (int i = 0; i < 3; i++) {
+        struct redlock_lock lk;
+        struct redlock_acquire_opts o = {.ttl_ms = 1000};
+        int rc = redlock_acquire(C[i % 2], res[i], &o, &lk);
+        ck_assert_msg(rc != REDLOCK_OK, "%s granted with fence %llu", res[i], (unsigned long long)lk.fence);
+        ck_assert_msg(strstr(redlock_errstr(C[i % 2]), "fence counter exhausted") != NULL &&
+                          strstr(redlock_errstr(C[i % 2]), "3/3") != NULL,
+                      "'%s'", redlock_errstr(C[i % 2]));
+    }
+}
+END_TEST
+
 static Suite *fencing_suite(void)
 {
     Suite *s = suite_create("fencing");
@@ -254,6 +431,11 @@ static Suite *fencing_suite(void)
     tcase_add_test(tc, test_fence_counter_in_redis);
     tcase_add_test(tc, test_handoff_keeps_fences_rising);
     tcase_add_test(tc, test_prefix_reload_keeps_a_locks_counter);
+    tcase_add_test(tc, test_one_lying_counter_cannot_decide_the_fence);
+    tcase_add_test(tc, test_plausible_lie_is_outvoted);
+    tcase_add_test(tc, test_exhausted_majority_is_named);
+    tcase_add_test(tc, test_lone_liar_cannot_raise_counters_near_the_top);
+    tcase_add_test(tc, test_fences_end_below_2_53);
     suite_add_tcase(s, tc);
     return s;
 }
