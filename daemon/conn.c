@@ -18,8 +18,10 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -46,6 +48,7 @@ static struct request *request_alloc(void);
 static void request_free(struct request *req);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_pause_end(evutil_socket_t fd, short what, void *arg);
+static void on_stall_check(evutil_socket_t fd, short what, void *arg);
 static void handle_line(struct conn *c, const char *line, size_t len);
 
 struct conn *conn_new(struct server *s, int fd)
@@ -65,6 +68,7 @@ struct conn *conn_new(struct server *s, int fd)
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, on_write, c);
     evtimer_assign(&c->pause, s->base, on_pause_end, c);
+    evtimer_assign(&c->stall, s->base, on_stall_check, c);
     event_add(&c->rev, NULL);
     c->reading = true;
     TAILQ_INSERT_TAIL(&s->conns, c, link);
@@ -105,6 +109,7 @@ void conn_close(struct conn *c, const char *why)
     event_del(&c->rev);
     event_del(&c->wev);
     evtimer_del(&c->pause);
+    evtimer_del(&c->stall);
     close(c->fd);
     c->fd = -1;
     c->state = CONN_CLOSED;
@@ -198,6 +203,7 @@ static int write_output(struct conn *c)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
         c->out_off += (size_t)n;
+        c->written_total += (uint64_t)n;
     }
     c->out_off = c->out_len = 0;
     if (c->out_cap > OUT_KEEP_CAP) { /* a burst (INFO, a deep pipeline) is over */
@@ -206,6 +212,65 @@ static int write_output(struct conn *c)
         c->out_cap = 0;
     }
     return 0;
+}
+
+/* ---- stalled readers ---- */
+
+/* How many of the bytes written the peer has taken: what went into the
+ * socket minus what still waits in its send queue (SIOCOUTQ: unsent and
+ * unacknowledged bytes for TCP, bytes the peer has not read for Unix). */
+static uint64_t peer_consumed(const struct conn *c)
+{
+    int queued = 0;
+    if (ioctl(c->fd, SIOCOUTQ, &queued) != 0 || queued < 0) queued = 0;
+    return c->written_total - (uint64_t)queued;
+}
+
+static void stall_tick(struct conn *c)
+{
+    uint32_t ms = c->server->cfg.client_stall_ms / 4;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (ms == 0) tv.tv_usec = 1000;
+    evtimer_add(&c->stall, &tv);
+}
+
+/* Called after each write with what is left unwritten. Output backs up in
+ * our buffer only once the socket's queue is full: from then on the peer
+ * must take some of it every client_stall_ms, or it is closed (and its
+ * locks released). A slow reader that takes a little at a time is kept;
+ * max_output_bytes bounds what it may leave unread. */
+static void stall_watch(struct conn *c, size_t unwritten_len)
+{
+    if (unwritten_len == 0 || c->server->cfg.client_stall_ms == 0) {
+        evtimer_del(&c->stall);
+        return;
+    }
+    if (evtimer_pending(&c->stall, NULL)) return;
+    c->stall_consumed = peer_consumed(c);
+    c->stall_since_ms = now_ms();
+    stall_tick(c);
+}
+
+static void on_stall_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    uint32_t limit = c->server->cfg.client_stall_ms;
+    (void)fd;
+    (void)what;
+    if (c->state == CONN_CLOSED || unwritten(c) == 0 || limit == 0) return;
+    uint64_t consumed = peer_consumed(c), now = now_ms();
+    if (consumed != c->stall_consumed) {
+        c->stall_consumed = consumed;
+        c->stall_since_ms = now;
+    } else if (now - c->stall_since_ms >= limit) {
+        log_info("msg=\"client closed: reads none of its replies\" conn=%llu stalled_ms=%llu unwritten=%zu "
+                 "locks=%u",
+                 (unsigned long long)c->id, (unsigned long long)(now - c->stall_since_ms), unwritten(c),
+                 c->nlocks);
+        conn_close(c, "does not read its replies (client_stall_ms)");
+        return;
+    }
+    stall_tick(c);
 }
 
 /* Reply now if nothing is queued ahead of this request, else queue the
@@ -295,6 +360,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (len > 0) event_add(&c->wev, NULL);
+    stall_watch(c, len);
     if (c->state == CONN_DRAINING && len == 0 && TAILQ_EMPTY(&c->pending)) {
         conn_close(c, "quit");
         return;

@@ -56,6 +56,10 @@ struct conn {
     bool backlog;                 /* in[] holds complete lines deferred to the next turn */
     struct event rev, wev;
     struct event pause;           /* resumes reading after an AUTH failure's delay */
+    struct event stall;           /* while output backs up: is the peer reading at all? */
+    uint64_t written_total;       /* bytes handed to the socket since the connection opened */
+    uint64_t stall_consumed;      /* written_total minus the socket's queue at the last check */
+    uint64_t stall_since_ms;      /* when stall_consumed last moved */
     unsigned auth_failures;
     char *in;                     /* partial request bytes; NULL when none */
     size_t in_len, in_cap;

@@ -1,0 +1,186 @@
+/*
+ * check_hostile_clients.c - one careless or hostile client must not cost the
+ * others their locks, memory or latency (issue 13, "Clients"): stalled
+ * readers, unauthenticated connections, AUTH guessing, token rotation, and
+ * the per-client shares of the daemon-wide limits.
+ *
+ * The daemon runs with the memory backend: what is tested is the client
+ * side, and a real redlockd process serves every request.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "testutil.h"
+
+static struct h_daemon D;
+
+static void start_with(const char *server, const char *lock)
+{
+    char lk[512];
+    snprintf(lk, sizeof lk, "max_ttl_ms = 60000\nretry_count = 0\n%s", lock ? lock : "");
+    struct h_daemon_opts o = {.server = server, .redis = "backend = memory\n", .lock = lk};
+    ck_assert_msg(h_daemon_start(&D, NULL, 0, &o) == 0, "redlockd did not start");
+}
+
+static void setup(void) { memset(&D, 0, sizeof D); }
+
+static void teardown(void) { ck_assert_int_eq(h_daemon_stop(&D), 0); }
+
+/* One request on a raw connection, its reply (events skipped) into line. */
+static void req(int fd, const char *request, char *line, size_t len)
+{
+    raw_send(fd, request);
+    ck_assert_msg(h_read_reply(fd, line, len, 5000 * h_slowdown()) >= 0, "no reply to '%s'", request);
+}
+
+static int conn_tcp(void)
+{
+    int fd = h_connect_tcp(D.port);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+static void set_nonblocking(int fd) { ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0); }
+
+/* Pipeline PINGs without reading until the daemon stops taking them (no
+ * room to write for 300 ms). Returns how many were sent. */
+static size_t ping_until_blocked(int fd)
+{
+    static char pings[6 * 4096];
+    for (size_t i = 0; i < sizeof pings; i += 6) memcpy(pings + i, "PING\r\n", 6);
+    set_nonblocking(fd);
+    size_t sent = 0, off = 0;
+    uint64_t deadline = h_now_ms() + 20000;
+    while (h_now_ms() < deadline) {
+        ssize_t n = send(fd, pings + off, sizeof pings - off, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            off = (off + (size_t)n) % sizeof pings;
+            continue;
+        }
+        ck_assert_msg(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send: %s", strerror(errno));
+        struct pollfd p = {.fd = fd, .events = POLLOUT};
+        if (poll(&p, 1, 300) == 0) return sent / 6;
+    }
+    ck_abort_msg("the daemon never stopped reading a client that reads nothing");
+    return 0;
+}
+
+/* ACQUIRE res WAIT on a fresh connection: how long until it was granted,
+ * or UINT64_MAX if it was not. */
+static uint64_t ms_until_granted(const char *res, uint32_t wait_ms)
+{
+    int fd = h_connect_unix(D.sock);
+    ck_assert_int_ge(fd, 0);
+    char request[128], line[256];
+    snprintf(request, sizeof request, "ACQUIRE %s 5000 WAIT %u", res, wait_ms);
+    uint64_t t0 = h_now_ms();
+    raw_send(fd, request);
+    ck_assert_msg(h_read_reply(fd, line, sizeof line, wait_ms + 5000) >= 0, "no reply to '%s'", request);
+    uint64_t took = h_now_ms() - t0;
+    close(fd);
+    return starts(line, "OK ") ? took : UINT64_MAX;
+}
+
+/* ---- stalled readers ---------------------------------------------------- */
+
+/* A client holds an AUTOEXTEND lock and pipelines PINGs without reading a
+ * reply: once nothing of its output drains for client_stall_ms it is closed
+ * and the lock is released. (Before, the lock stayed extended for ever.) */
+START_TEST(test_stalled_reader_closed)
+{
+    start_with("client_stall_ms = 1000\nmax_output_bytes = 65536\n", NULL);
+    int fd = conn_tcp();
+    char line[256];
+    req(fd, "ACQUIRE stall 3000 AUTOEXTEND", line, sizeof line);
+    ck_assert_msg(starts(line, "OK "), "ACQUIRE: '%s'", line);
+    size_t sent = ping_until_blocked(fd);
+    uint64_t took = ms_until_granted("stall", 10000);
+    ck_assert_msg(took != UINT64_MAX, "the stalled reader kept its AUTOEXTEND lock for 10 s (%zu PINGs sent)",
+                  sent);
+    ck_assert_msg(took <= 1000 + 1500 * h_slowdown(), "lock released only after %llu ms (stall limit 1000)",
+                  (unsigned long long)took);
+    ck_assert(h_file_contains(D.log, "reads none of its replies"));
+    close(fd);
+}
+END_TEST
+
+/* A reader that is slow but keeps taking its replies is kept: it holds an
+ * AUTOEXTEND lock, pipelines PINGs until the daemon stops reading it, then
+ * takes chunk bytes every 400 ms for 4 s, far less than is queued. */
+static void slow_reader(int fd, const char *res, size_t chunk)
+{
+    char line[256], request[64];
+    snprintf(request, sizeof request, "ACQUIRE %s 3000 AUTOEXTEND", res);
+    req(fd, request, line, sizeof line);
+    ck_assert_msg(starts(line, "OK "), "ACQUIRE: '%s'", line);
+    size_t want = ping_until_blocked(fd) * 6;
+    static char buf[1 << 20];
+    size_t got = 0;
+    uint64_t end = h_now_ms() + 4000;
+    while (h_now_ms() < end) {
+        h_sleep_ms(400);
+        ssize_t n = recv(fd, buf, chunk, MSG_DONTWAIT);
+        ck_assert_msg(n > 0, "the slow reader was closed after reading %zu of %zu bytes", got, want);
+        got += (size_t)n;
+    }
+    ck_assert_msg(got + 65536 < want, "the test read everything (%zu of %zu bytes): nothing was backed up", got,
+                  want);
+    ck_assert_msg(ms_until_granted(res, 0) == UINT64_MAX, "the slow reader lost its lock");
+    /* Everything arrives. */
+    while (got < want) {
+        ck_assert_msg(h_readable(fd, 5000), "replies stopped after %zu of %zu bytes", got, want);
+        ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        ck_assert_msg(n > 0, "closed after %zu of %zu bytes", got, want);
+        got += (size_t)n;
+    }
+    ck_assert_uint_eq(got, want);
+}
+
+START_TEST(test_slow_reader_kept_unix)
+{
+    start_with("client_stall_ms = 1000\nmax_output_bytes = 65536\n", NULL);
+    int fd = h_connect_unix(D.sock);
+    ck_assert_int_ge(fd, 0);
+    slow_reader(fd, "slowu", 4096);
+    close(fd);
+}
+END_TEST
+
+/* Over TCP the daemon sees a read only when it opens the receive window,
+ * that is when the reader frees at least a segment (64 KB on loopback) and
+ * a sixteenth of its buffer: a reader with a 128 KB buffer. */
+START_TEST(test_slow_reader_kept_tcp)
+{
+    start_with("client_stall_ms = 2000\nmax_output_bytes = 65536\n", NULL);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    int rcvbuf = 65536; /* the kernel doubles it */
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)D.port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    slow_reader(fd, "slowt", 65536);
+    close(fd);
+}
+END_TEST
+
+int main(void)
+{
+    h_init();
+    const struct test_group groups[] = {
+        {"stall", {test_stalled_reader_closed, test_slow_reader_kept_unix, test_slow_reader_kept_tcp, NULL}},
+    };
+    return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup, teardown);
+}
