@@ -36,6 +36,7 @@ struct config {
     uint32_t max_locks_per_client;   /* locks one connection may hold */
     uint32_t max_waiters;            /* ACQUIREs waiting at once, daemon-wide */
     uint32_t max_output_bytes;       /* unread replies buffered before a client is closed */
+    uint32_t tcp_keepalive_s;        /* TCP keepalive idle time of accepted sockets; 0 = off */
     uint32_t client_stall_ms;        /* output not drained at all this long closes; 0 = never */
     char *auth_token_file;           /* NULL or "": no client AUTH */
 

@@ -93,6 +93,29 @@ static uint64_t ms_until_granted(const char *res, uint32_t wait_ms)
     return starts(line, "OK ") ? took : UINT64_MAX;
 }
 
+static bool reloaded(void *ud)
+{
+    int *count = ud;
+    char cmd[H_PATH_MAX + 64];
+    snprintf(cmd, sizeof cmd, "grep -c 'configuration reloaded' %s", D.log);
+    FILE *p = popen(cmd, "r");
+    int n = 0;
+    if (p != NULL) {
+        if (fscanf(p, "%d", &n) != 1) n = 0;
+        pclose(p);
+    }
+    return n > *count;
+}
+
+/* SIGHUP and wait for one more "configuration reloaded" in the log. */
+static void reload_and_wait(void)
+{
+    int before = 0;
+    while (reloaded(&before)) before++;
+    ck_assert_int_eq(h_daemon_hup(&D), 0);
+    ck_assert_msg(h_wait_until(reloaded, &before, 5000 * h_slowdown()), "reload not logged");
+}
+
 /* ---- stalled readers ---------------------------------------------------- */
 
 /* A client holds an AUTOEXTEND lock and pipelines PINGs without reading a
@@ -176,11 +199,51 @@ START_TEST(test_slow_reader_kept_tcp)
 }
 END_TEST
 
+/* ---- dead peers ---------------------------------------------------------- */
+
+/* The daemon's side of a TCP connection, as ss(8) shows it. */
+static void ss_daemon_side(char *out, size_t len)
+{
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "ss -tnoH state established '( sport = :%d )' 2>&1", D.port);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    size_t n = fread(out, 1, len - 1, p);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+}
+
+/* Accepted TCP sockets carry keepalive with tcp_keepalive_s: a peer that
+ * died without a FIN is found and its locks released. */
+START_TEST(test_keepalive_on_accepted)
+{
+    start_with("tcp_keepalive_s = 7\n", NULL);
+    int fd = conn_tcp();
+    char line[256], ss[4096];
+    req(fd, "PING", line, sizeof line);
+    ck_assert_str_eq(line, "PONG");
+    ss_daemon_side(ss, sizeof ss);
+    ck_assert_msg(strstr(ss, "timer:(keepalive,") != NULL, "no keepalive timer on the daemon's socket: %s", ss);
+    close(fd);
+    /* Off when 0, after a reload (it applies to new connections). */
+    struct h_daemon_opts o = {.server = "tcp_keepalive_s = 0\n", .redis = "backend = memory\n",
+                              .lock = "max_ttl_ms = 60000\n"};
+    ck_assert_int_eq(h_daemon_write_ini(&D, NULL, 0, &o), 0);
+    reload_and_wait();
+    fd = conn_tcp();
+    req(fd, "PING", line, sizeof line);
+    ss_daemon_side(ss, sizeof ss);
+    ck_assert_msg(strstr(ss, "keepalive") == NULL, "keepalive with tcp_keepalive_s = 0: %s", ss);
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     h_init();
     const struct test_group groups[] = {
         {"stall", {test_stalled_reader_closed, test_slow_reader_kept_unix, test_slow_reader_kept_tcp, NULL}},
+        {"keepalive", {test_keepalive_on_accepted, NULL}},
     };
     return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }
