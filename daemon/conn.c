@@ -49,6 +49,8 @@ static void request_free(struct request *req);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_pause_end(evutil_socket_t fd, short what, void *arg);
 static void on_stall_check(evutil_socket_t fd, short what, void *arg);
+static void on_auth_deadline(evutil_socket_t fd, short what, void *arg);
+static uint32_t line_limit(const struct conn *c);
 static void handle_line(struct conn *c, const char *line, size_t len);
 
 struct conn *conn_new(struct server *s, int fd)
@@ -69,6 +71,11 @@ struct conn *conn_new(struct server *s, int fd)
     event_assign(&c->wev, s->base, fd, EV_WRITE, on_write, c);
     evtimer_assign(&c->pause, s->base, on_pause_end, c);
     evtimer_assign(&c->stall, s->base, on_stall_check, c);
+    evtimer_assign(&c->auth_deadline, s->base, on_auth_deadline, c);
+    if (!c->authed && s->cfg.auth_timeout_ms > 0) {
+        struct timeval tv = {(time_t)(s->cfg.auth_timeout_ms / 1000), (suseconds_t)(s->cfg.auth_timeout_ms % 1000) * 1000};
+        evtimer_add(&c->auth_deadline, &tv);
+    }
     event_add(&c->rev, NULL);
     c->reading = true;
     TAILQ_INSERT_TAIL(&s->conns, c, link);
@@ -110,6 +117,7 @@ void conn_close(struct conn *c, const char *why)
     event_del(&c->wev);
     evtimer_del(&c->pause);
     evtimer_del(&c->stall);
+    evtimer_del(&c->auth_deadline);
     close(c->fd);
     c->fd = -1;
     c->state = CONN_CLOSED;
@@ -419,12 +427,12 @@ static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *mo
             break;
         }
         size_t line_len, consumed;
-        enum proto_frame_status st = proto_frame(buf + off, len - off, s->cfg.max_line_bytes, &line_len, &consumed);
+        enum proto_frame_status st = proto_frame(buf + off, len - off, line_limit(c), &line_len, &consumed);
         if (st == PROTO_FRAME_NEED_MORE) break;
         if (st == PROTO_FRAME_TOOLONG) {
             char text[80];
             s->stats.errors_toolong++;
-            snprintf(text, sizeof text, "request line longer than %u bytes", s->cfg.max_line_bytes);
+            snprintf(text, sizeof text, "request line longer than %u bytes", line_limit(c));
             reply_err(c, PROTO_ERR_TOOLONG, text);
             c->state = CONN_DRAINING;
             return len;
@@ -560,6 +568,34 @@ static void on_pause_end(evutil_socket_t fd, short what, void *arg)
     resume_input(c);
 }
 
+/* ---- before AUTH ---- */
+
+static uint32_t line_limit(const struct conn *c)
+{
+    uint32_t max = c->server->cfg.max_line_bytes;
+    return !c->authed && max > PREAUTH_MAX_LINE ? PREAUTH_MAX_LINE : max;
+}
+
+static void on_auth_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->authed || c->state == CONN_CLOSED) return;
+    conn_close(c, "did not authenticate in time (auth_timeout_ms)");
+}
+
+/* A request other than AUTH or QUIT on a connection that has not
+ * authenticated: counted, and the one that uses up PREAUTH_MAX_REQUESTS
+ * closes the connection once its reply is written. */
+static void preauth_request(struct conn *c)
+{
+    if (++c->preauth_requests >= PREAUTH_MAX_REQUESTS) {
+        c->state = CONN_DRAINING;
+        schedule_flush(c);
+    }
+}
+
 /* AUTH: a wrong token is answered at once, but the client is not read from
  * for AUTH_FAIL_DELAY_MS, and dropped after AUTH_MAX_FAILURES. */
 static void handle_auth(struct conn *c, const struct proto_request *pr)
@@ -572,6 +608,7 @@ static void handle_auth(struct conn *c, const struct proto_request *pr)
     }
     if (auth_token_equal(s->auth_token, pr->token.ptr, pr->token.len)) {
         c->authed = true;
+        evtimer_del(&c->auth_deadline);
         reply_in_order(c, PROTO_VERB_AUTH, line, proto_fmt_ok(line, sizeof line));
         return;
     }
@@ -621,10 +658,12 @@ static void handle_line(struct conn *c, const char *line, size_t len)
         if (rc == PROTO_ERR_LIMIT) s->stats.errors_limit++;
         else s->stats.errors_badreq++;
         reply_err(c, rc, err);
+        if (!c->authed) preauth_request(c);
         return;
     }
     if (!c->authed && pr.verb != PROTO_VERB_AUTH && pr.verb != PROTO_VERB_QUIT) {
         reply_err(c, PROTO_ERR_AUTH, "authenticate first with AUTH <token>");
+        preauth_request(c);
         return;
     }
     char line_out[PROTO_REPLY_MAX];

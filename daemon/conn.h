@@ -25,6 +25,13 @@ struct server;
 struct lock;
 
 #define REQUEST_REPLY_MAX 256 /* a formatted reply line; longer ERR texts are cut */
+/* Until a connection has authenticated (when auth_token_file is set), it is
+ * held to small limits, so that one that never does costs next to nothing:
+ * lines of at most PREAUTH_MAX_LINE bytes (AUTH and the longest token fit),
+ * and at most PREAUTH_MAX_REQUESTS requests other than AUTH and QUIT, each
+ * answered with an error; the last one's reply is followed by a close. */
+#define PREAUTH_MAX_LINE 1024
+#define PREAUTH_MAX_REQUESTS 8
 
 struct request {
     TAILQ_ENTRY(request) link; /* in conn->pending */
@@ -56,6 +63,8 @@ struct conn {
     bool backlog;                 /* in[] holds complete lines deferred to the next turn */
     struct event rev, wev;
     struct event pause;           /* resumes reading after an AUTH failure's delay */
+    struct event auth_deadline;   /* closes a connection that does not AUTH in time */
+    unsigned preauth_requests;    /* requests other than AUTH/QUIT while not authenticated */
     struct event stall;           /* while output backs up: is the peer reading at all? */
     uint64_t written_total;       /* bytes handed to the socket since the connection opened */
     uint64_t stall_consumed;      /* written_total minus the socket's queue at the last check */

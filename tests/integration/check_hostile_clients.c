@@ -238,12 +238,154 @@ START_TEST(test_keepalive_on_accepted)
 }
 END_TEST
 
+/* ---- unauthenticated connections ------------------------------------------ */
+
+#define TOKEN "s3cret-T0ken"
+
+static char token_path[H_PATH_MAX + 16];
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fputs(text, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_int_eq(chmod(path, mode), 0);
+}
+
+/* Start with auth_token_file = a file holding TOKEN, plus server lines. */
+static void start_with_token(const char *server, const char *lock)
+{
+    char dir[H_PATH_MAX], srv[1024];
+    ck_assert_int_eq(h_mkdtemp("token", dir), 0);
+    snprintf(token_path, sizeof token_path, "%s/token", dir);
+    write_file(token_path, TOKEN "\n", 0600);
+    snprintf(srv, sizeof srv, "auth_token_file = %s\n%s", token_path, server ? server : "");
+    start_with(srv, lock);
+}
+
+/* A connection that sent AUTH TOKEN and got OK (over TCP). */
+static int authed_tcp(void)
+{
+    int fd = conn_tcp();
+    char line[256];
+    req(fd, "AUTH " TOKEN, line, sizeof line);
+    ck_assert_msg(strcmp(line, "OK") == 0, "AUTH: '%s'", line);
+    return fd;
+}
+
+static long vm_kb(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    ck_assert_ptr_nonnull(f);
+    long kb = -1;
+    size_t n = strlen(field);
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strncmp(line, field, n) == 0 && line[n] == ':') kb = strtol(line + n + 1, NULL, 10);
+    fclose(f);
+    ck_assert_int_ge(kb, 0);
+    return kb;
+}
+
+/* 200 connections that never AUTH, with max_clients 50: once
+ * auth_timeout_ms passes a real client gets in (before, never). */
+START_TEST(test_auth_deadline_frees_slots)
+{
+    start_with_token("max_clients = 50\nauth_timeout_ms = 1000\n", NULL);
+    static int idle[200];
+    for (int i = 0; i < 200; i++) idle[i] = conn_tcp();
+    uint64_t t0 = h_now_ms(), deadline = t0 + 10000 * h_slowdown();
+    char line[256] = "";
+    bool in = false;
+    while (!in && h_now_ms() < deadline) {
+        int fd = conn_tcp();
+        in = h_send_str(fd, "AUTH " TOKEN "\r\n") == 0 && h_read_reply(fd, line, sizeof line, 2000) >= 0 && strcmp(line, "OK") == 0;
+        if (in) {
+            req(fd, "PING", line, sizeof line);
+            ck_assert_str_eq(line, "PONG");
+        } else {
+            h_sleep_ms(50);
+        }
+        close(fd);
+    }
+    uint64_t took = h_now_ms() - t0;
+    ck_assert_msg(in, "idle unauthenticated connections kept a real client out for 10 s (last reply '%s')", line);
+    ck_assert_msg(took <= 1000 + 3000 * h_slowdown(), "a real client got in only after %llu ms",
+                  (unsigned long long)took);
+    /* The idle ones that were let in were closed; an authenticated one is not. */
+    int ok = authed_tcp();
+    ck_assert_msg(h_wait_eof(idle[0], 3000), "an idle unauthenticated connection is still open");
+    h_sleep_ms(1500);
+    req(ok, "PING", line, sizeof line);
+    ck_assert_str_eq(line, "PONG");
+    close(ok);
+    for (int i = 0; i < 200; i++) close(idle[i]);
+}
+END_TEST
+
+static bool rss_grew(void *ud)
+{
+    long *base = ud;
+    return vm_kb(D.pid, "VmRSS") > base[0] + 8192;
+}
+
+/* Unauthenticated connections that send a long partial line, or pipeline
+ * requests without reading the ERR AUTH replies, cost the daemon almost
+ * nothing: lines are capped at 1 KB and replies at 8 before AUTH. */
+START_TEST(test_preauth_buffers_small)
+{
+    start_with_token("max_clients = 1000\nauth_timeout_ms = 0\n", NULL);
+    long base = vm_kb(D.pid, "VmRSS");
+    static char junk[60000];
+    memset(junk, 'x', sizeof junk);
+    static char pings[6 * 8192];
+    for (size_t i = 0; i < sizeof pings; i += 6) memcpy(pings + i, "PING\r\n", 6);
+    static int partial[200], piped[100];
+    for (int i = 0; i < 200; i++) {
+        partial[i] = conn_tcp();
+        set_nonblocking(partial[i]);
+        ssize_t n = send(partial[i], junk, sizeof junk, MSG_NOSIGNAL);
+        (void)n; /* the daemon may already have closed it */
+    }
+    for (int i = 0; i < 100; i++) {
+        piped[i] = conn_tcp();
+        set_nonblocking(piped[i]);
+        for (int k = 0; k < 20; k++)
+            if (send(piped[i], pings, sizeof pings, MSG_NOSIGNAL) < 0) break;
+    }
+    bool grew = h_wait_until(rss_grew, &base, 3000);
+    long now = vm_kb(D.pid, "VmRSS");
+    ck_assert_msg(!grew, "300 unauthenticated connections took the daemon's RSS from %ld KB to %ld KB", base, now);
+    /* The pipelining ones got at most 8 replies each, then a close. */
+    char line[256];
+    for (int i = 0; i < 100; i += 25) {
+        int lines = 0, rc;
+        while ((rc = h_read_line(piped[i], line, sizeof line, 3000)) >= 0) {
+            ck_assert_msg(is_err(line, "AUTH"), "reply before AUTH: '%s'", line);
+            lines++;
+        }
+        ck_assert_msg(rc == H_LINE_EOF || rc == H_LINE_ERR, "not closed after %d replies (rc %d)", lines, rc);
+        ck_assert_int_le(lines, 8);
+    }
+    for (int i = 0; i < 200; i++) close(partial[i]);
+    for (int i = 0; i < 100; i++) close(piped[i]);
+    /* A real client is served. */
+    int fd = authed_tcp();
+    req(fd, "PING", line, sizeof line);
+    ck_assert_str_eq(line, "PONG");
+    close(fd);
+}
+END_TEST
+
 int main(void)
 {
     h_init();
     const struct test_group groups[] = {
         {"stall", {test_stalled_reader_closed, test_slow_reader_kept_unix, test_slow_reader_kept_tcp, NULL}},
         {"keepalive", {test_keepalive_on_accepted, NULL}},
+        {"preauth", {test_auth_deadline_frees_slots, test_preauth_buffers_small, NULL}},
     };
     return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }
