@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 char *auth_read_secret(const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
@@ -67,4 +69,50 @@ void auth_free_secret(char *secret)
     volatile char *p = secret;
     while (*p) *p++ = 0;
     free(secret);
+}
+
+bool auth_budget_allows(struct auth_budget *b, uint32_t per_s, uint64_t now_ms)
+{
+    if (b->refill_ms == 0) {
+        b->tokens = per_s;
+    } else if (now_ms > b->refill_ms) {
+        b->tokens += (double)(now_ms - b->refill_ms) * per_s / 1000.0;
+        if (b->tokens > per_s) b->tokens = per_s;
+    }
+    b->refill_ms = now_ms;
+    if (b->tokens > per_s) b->tokens = per_s; /* the rate was lowered by a reload */
+    return b->tokens >= 1.0;
+}
+
+void auth_budget_fail(struct auth_budget *b, uint64_t now_ms)
+{
+    b->tokens -= 1.0;
+    b->failures++;
+    auth_budget_log(b, now_ms);
+}
+
+void auth_budget_refuse(struct auth_budget *b, uint64_t now_ms)
+{
+    b->refused++;
+    auth_budget_log(b, now_ms);
+}
+
+#define AUTH_LOG_WINDOW_MS 1000
+
+void auth_budget_log(struct auth_budget *b, uint64_t now_ms)
+{
+    if (b->since_ms != 0 && now_ms - b->since_ms < AUTH_LOG_WINDOW_MS) return;
+    if (b->failures + b->refused == 0) {
+        b->since_ms = 0; /* quiet: the next failure is logged at once */
+        return;
+    }
+    if (b->since_ms == 0)
+        log_warn("msg=\"client AUTH failed\" failures=%llu refused=%llu", (unsigned long long)b->failures,
+                 (unsigned long long)b->refused);
+    else
+        log_warn("msg=\"client AUTH failures\" failures=%llu refused=%llu window_ms=%llu",
+                 (unsigned long long)b->failures, (unsigned long long)b->refused,
+                 (unsigned long long)(now_ms - b->since_ms));
+    b->failures = b->refused = 0;
+    b->since_ms = now_ms;
 }

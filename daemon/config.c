@@ -53,6 +53,7 @@ static const struct config_key config_keys[] = {
     {"server", "tcp_keepalive_s", KEY_U32, OFF(tcp_keepalive_s), 0, 7200, "15", true},
     {"server", "client_stall_ms", KEY_U32, OFF(client_stall_ms), 0, 3600000, "5000", true},
     {"server", "auth_token_file", KEY_STRING, OFF(auth_token_file), 0, 4096, "", true},
+    {"server", "max_auth_failures_per_s", KEY_U32, OFF(max_auth_failures_per_s), 1, 1000000, "10", true},
     {"server", "auth_timeout_ms", KEY_U32, OFF(auth_timeout_ms), 0, 600000, "5000", true},
     {"redis", "masters", KEY_MASTERS, OFF(masters), 0, 0, "", true},
     {"redis", "master_timeout_ms", KEY_U32, OFF(master_timeout_ms), 1, 60000, "50", true},

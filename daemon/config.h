@@ -39,6 +39,7 @@ struct config {
     uint32_t tcp_keepalive_s;        /* TCP keepalive idle time of accepted sockets; 0 = off */
     uint32_t client_stall_ms;        /* output not drained at all this long closes; 0 = never */
     char *auth_token_file;           /* NULL or "": no client AUTH */
+    uint32_t max_auth_failures_per_s;/* failed AUTHs a second, daemon-wide; beyond, AUTH is refused */
     uint32_t auth_timeout_ms;        /* a connection that has not authenticated is closed after; 0 = never */
 
     /* [redis] */

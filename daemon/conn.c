@@ -606,6 +606,18 @@ static void handle_auth(struct conn *c, const struct proto_request *pr)
         reply_err(c, PROTO_ERR_AUTH, "authentication is not enabled on this daemon");
         return;
     }
+    uint64_t now = now_ms();
+    if (!auth_budget_allows(&s->auth_budget, s->cfg.max_auth_failures_per_s, now)) {
+        /* Too many failures daemon-wide: not even checked, so guessing
+         * from many connections gains nothing. */
+        s->stats.auth_failures++;
+        auth_budget_refuse(&s->auth_budget, now);
+        c->authed = false;
+        reply_err(c, PROTO_ERR_AUTH, "too many failed AUTH attempts on this daemon; try again later");
+        c->state = CONN_DRAINING;
+        schedule_flush(c);
+        return;
+    }
     if (auth_token_equal(s->auth_token, pr->token.ptr, pr->token.len)) {
         c->authed = true;
         evtimer_del(&c->auth_deadline);
@@ -614,8 +626,7 @@ static void handle_auth(struct conn *c, const struct proto_request *pr)
     }
     s->stats.auth_failures++;
     c->authed = false;
-    log_warn("msg=\"client AUTH failed\" conn=%llu failures=%u", (unsigned long long)c->id,
-             c->auth_failures + 1);
+    auth_budget_fail(&s->auth_budget, now);
     reply_err(c, PROTO_ERR_AUTH, "invalid token");
     if (++c->auth_failures >= AUTH_MAX_FAILURES) {
         c->state = CONN_DRAINING;

@@ -102,6 +102,7 @@ static void on_status_tick(evutil_socket_t fd, short what, void *arg)
                     pool_quorum(p), s->nconns, s->nheld);
         last_masters_up = up;
     }
+    auth_budget_log(&s->auth_budget, now_ms()); /* the end of a burst of AUTH failures */
     if (notify_watchdog_interval_usec() > 0) notify_send("WATCHDOG=1");
 }
 

@@ -357,6 +357,7 @@ START_TEST(test_preauth_buffers_small)
     }
     bool grew = h_wait_until(rss_grew, &base, 3000);
     long now = vm_kb(D.pid, "VmRSS");
+    fprintf(stderr, "preauth: RSS %ld KB before, %ld KB after 300 hostile connections\n", base, now);
     ck_assert_msg(!grew, "300 unauthenticated connections took the daemon's RSS from %ld KB to %ld KB", base, now);
     /* The pipelining ones got at most 8 replies each, then a close. */
     char line[256];
@@ -379,6 +380,87 @@ START_TEST(test_preauth_buffers_small)
 }
 END_TEST
 
+/* ---- AUTH guessing --------------------------------------------------------- */
+
+static int count_in_log(const char *needle)
+{
+    FILE *f = fopen(D.log, "r");
+    ck_assert_ptr_nonnull(f);
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f) != NULL) n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
+}
+
+#define GUESSERS 50
+
+/* 50 connections guess as fast as they are answered for 3 s, reconnecting
+ * when closed. With max_auth_failures_per_s = 10, about 10 tokens a second
+ * are checked (before: 4 per connection, 200 a second) and the log has a
+ * line a second, not one per guess. */
+START_TEST(test_auth_guessing_budget)
+{
+    start_with_token("max_auth_failures_per_s = 10\n", NULL);
+    struct pollfd p[GUESSERS];
+    unsigned seq = 0;
+    char guess[64], line[256];
+    for (int i = 0; i < GUESSERS; i++) {
+        p[i] = (struct pollfd){.fd = conn_tcp(), .events = POLLIN};
+        snprintf(guess, sizeof guess, "AUTH guess-%u\r\n", seq++);
+        ck_assert_int_eq(h_send_str(p[i].fd, guess), 0);
+    }
+    int checked = 0, refused = 0, answers = 0;
+    uint64_t t0 = h_now_ms(), end = t0 + 3000;
+    while (h_now_ms() < end) {
+        ck_assert_int_ge(poll(p, GUESSERS, 50), 0);
+        for (int i = 0; i < GUESSERS; i++) {
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            int rc = h_read_line(p[i].fd, line, sizeof line, 1000);
+            if (rc >= 0) {
+                answers++;
+                ck_assert_msg(is_err(line, "AUTH"), "guess answered '%s'", line);
+                if (strstr(line, "invalid token")) checked++;
+                else refused++;
+            }
+            bool again = rc >= 0;
+            if (again) {
+                snprintf(guess, sizeof guess, "AUTH guess-%u\r\n", seq++);
+                again = h_send_str(p[i].fd, guess) == 0;
+            }
+            if (!again) { /* closed: a new connection guesses on */
+                close(p[i].fd);
+                p[i].fd = conn_tcp();
+                snprintf(guess, sizeof guess, "AUTH guess-%u\r\n", seq++);
+                ck_assert_int_eq(h_send_str(p[i].fd, guess), 0);
+            }
+        }
+    }
+    uint64_t took = h_now_ms() - t0;
+    for (int i = 0; i < GUESSERS; i++) close(p[i].fd);
+    /* 10 to start with, 10 a second after that. */
+    int allowed = 10 + (int)(10 * took / 1000) + 2;
+    ck_assert_msg(checked <= allowed, "%d tokens checked in %llu ms (budget %d; %d refused unchecked)", checked,
+                  (unsigned long long)took, allowed, refused);
+    ck_assert_msg(refused > 0, "no AUTH was refused (%d checked, %d answers)", checked, answers);
+    /* The log: one line a second at most, not one per guess. */
+    int logged = count_in_log("AUTH fail");
+    ck_assert_msg(logged <= 3 + 3, "%d log lines for %d failed AUTHs in %llu ms", logged, checked + refused,
+                  (unsigned long long)took);
+    /* Once the guessing stops, the real token works again within a second or so. */
+    uint64_t deadline = h_now_ms() + 3000 * h_slowdown();
+    bool in = false;
+    while (!in && h_now_ms() < deadline) {
+        int fd = conn_tcp();
+        in = h_send_str(fd, "AUTH " TOKEN "\r\n") == 0 && h_read_reply(fd, line, sizeof line, 2000) >= 0 &&
+             strcmp(line, "OK") == 0;
+        close(fd);
+        if (!in) h_sleep_ms(100);
+    }
+    ck_assert_msg(in, "the real token is refused after the guessing stopped: '%s'", line);
+}
+END_TEST
+
 int main(void)
 {
     h_init();
@@ -386,6 +468,7 @@ int main(void)
         {"stall", {test_stalled_reader_closed, test_slow_reader_kept_unix, test_slow_reader_kept_tcp, NULL}},
         {"keepalive", {test_keepalive_on_accepted, NULL}},
         {"preauth", {test_auth_deadline_frees_slots, test_preauth_buffers_small, NULL}},
+        {"guessing", {test_auth_guessing_budget, NULL}},
     };
     return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }
