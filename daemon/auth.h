@@ -13,16 +13,27 @@
 
 #define AUTH_SECRET_MAX 512
 
+/* What a secret file holds: the two are checked differently. */
+enum auth_secret_kind {
+    AUTH_SECRET_TOKEN,    /* the client token: only bytes a client can send in AUTH (0x21-0x7E) */
+    AUTH_SECRET_PASSWORD, /* a master's password: any byte but NUL, CR and LF */
+};
+
 /*
  * Read a secret file: its first line, without the line ending. Returns a
  * newly allocated string, or NULL with the reason in err (missing file,
- * empty, longer than AUTH_SECRET_MAX).
+ * empty, longer than AUTH_SECRET_MAX, or a byte no client could send / a
+ * NUL, named by its offset in the file). warn (warnlen bytes) is set to ""
+ * or to a warning for the caller to log: the file is readable by its group
+ * or by others.
  */
-char *auth_read_secret(const char *path, char *err, size_t errlen);
+char *auth_read_secret(const char *path, enum auth_secret_kind kind, char *err, size_t errlen, char *warn,
+                       size_t warnlen);
 
 /* Give every master without a password in its URL the one in
- * cfg->password_file (if set). Returns 0, or -1 with the reason in err. */
-int auth_apply_password_file(struct config *cfg, char *err, size_t errlen);
+ * cfg->password_file (if set). Returns 0, or -1 with the reason in err;
+ * warn as for auth_read_secret. */
+int auth_apply_password_file(struct config *cfg, char *err, size_t errlen, char *warn, size_t warnlen);
 
 /* Compare a presented token with the expected one in time that does not
  * depend on where they differ. */

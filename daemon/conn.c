@@ -596,6 +596,27 @@ static void preauth_request(struct conn *c)
     }
 }
 
+void conn_auth_changed(struct server *s)
+{
+    unsigned n = 0;
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        if (s->auth_token == NULL) {
+            n += !c->authed;
+            c->authed = true;
+            evtimer_del(&c->auth_deadline);
+        } else if (c->authed) {
+            n++;
+            c->authed = false;
+            c->preauth_requests = 0;
+        }
+    }
+    if (s->auth_token == NULL)
+        log_info("msg=\"client AUTH turned off: every connection is let in\" connections=%u", n);
+    else
+        log_warn("msg=\"client token changed: open connections must AUTH again\" connections=%u", n);
+}
+
 /* AUTH: a wrong token is answered at once, but the client is not read from
  * for AUTH_FAIL_DELAY_MS, and dropped after AUTH_MAX_FAILURES. */
 static void handle_auth(struct conn *c, const struct proto_request *pr)

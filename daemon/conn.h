@@ -97,6 +97,12 @@ void conn_free_request_pool(void);
 /* The lock manager answers a queued request (line ends in \r\n; a
  * multi-line block may be longer than REQUEST_REPLY_MAX). */
 void conn_request_done(struct request *req, const char *line, size_t len);
+/* The client token changed on reload (s->auth_token is the new one, NULL
+ * when AUTH is now off). With a token, every open connection must AUTH
+ * again: its next requests other than AUTH and QUIT get ERR AUTH, under
+ * the pre-AUTH limits; its locks are kept. Without one, all are let in.
+ * Logged. */
+void conn_auth_changed(struct server *s);
 /* Push an event line (ends in \r\n) to the connection, out of order. */
 void conn_push_event(struct conn *c, const char *line, size_t len);
 

@@ -461,6 +461,103 @@ START_TEST(test_auth_guessing_budget)
 }
 END_TEST
 
+/* ---- token files and reloads ----------------------------------------------- */
+
+/* Rewrite the ini as start_with wrote it, with these server lines, and reload. */
+static void rewrite_and_reload(const char *server)
+{
+    struct h_daemon_opts o = {.server = server, .redis = "backend = memory\n",
+                              .lock = "max_ttl_ms = 60000\nretry_count = 0\n"};
+    ck_assert_int_eq(h_daemon_write_ini(&D, NULL, 0, &o), 0);
+    reload_and_wait();
+}
+
+/* A reload that rotates the token: connections authenticated with the old
+ * one must AUTH again; they keep their locks meanwhile. */
+START_TEST(test_token_rotation_reauth)
+{
+    start_with_token(NULL, NULL);
+    int a = authed_tcp();
+    char line[256], id[64], request[128];
+    req(a, "ACQUIRE rot 20000", line, sizeof line);
+    ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "ACQUIRE: '%s'", line);
+    write_file(token_path, "n3w-T0ken\n", 0600);
+    reload_and_wait();
+    ck_assert(h_file_contains(D.log, "open connections must AUTH again"));
+    req(a, "PING", line, sizeof line);
+    ck_assert_msg(is_err(line, "AUTH"), "PING with the old token after the rotation: '%s'", line);
+    snprintf(request, sizeof request, "EXTEND %s 20000", id);
+    req(a, request, line, sizeof line);
+    ck_assert_msg(is_err(line, "AUTH"), "EXTEND with the old token after the rotation: '%s'", line);
+    req(a, "AUTH " TOKEN, line, sizeof line);
+    ck_assert_msg(is_err(line, "AUTH"), "the old token still accepted: '%s'", line);
+    req(a, "AUTH n3w-T0ken", line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    req(a, "PING", line, sizeof line);
+    ck_assert_str_eq(line, "PONG");
+    snprintf(request, sizeof request, "RELEASE %s", id);
+    req(a, request, line, sizeof line);
+    ck_assert_msg(strcmp(line, "OK") == 0, "the lock was not kept over the re-AUTH: '%s'", line);
+    close(a);
+}
+END_TEST
+
+/* A reload that turns AUTH on applies to the open connections; one that
+ * turns it off lets the waiting ones in. */
+START_TEST(test_auth_turned_on_and_off)
+{
+    start_with(NULL, NULL);
+    int a = conn_tcp();
+    char line[256], dir[H_PATH_MAX], server[H_PATH_MAX + 64];
+    req(a, "PING", line, sizeof line);
+    ck_assert_str_eq(line, "PONG");
+    ck_assert_int_eq(h_mkdtemp("token", dir), 0);
+    snprintf(token_path, sizeof token_path, "%s/token", dir);
+    write_file(token_path, TOKEN "\n", 0600);
+    snprintf(server, sizeof server, "auth_token_file = %s\nauth_timeout_ms = 0\n", token_path);
+    rewrite_and_reload(server);
+    req(a, "PING", line, sizeof line);
+    ck_assert_msg(is_err(line, "AUTH"), "PING after AUTH was turned on: '%s'", line);
+    int b = conn_tcp();
+    req(b, "PING", line, sizeof line);
+    ck_assert_msg(is_err(line, "AUTH"), "new connection: '%s'", line);
+    req(a, "AUTH " TOKEN, line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    req(a, "PING", line, sizeof line);
+    ck_assert_str_eq(line, "PONG");
+    rewrite_and_reload("");
+    req(b, "PING", line, sizeof line);
+    ck_assert_msg(strcmp(line, "PONG") == 0, "PING after AUTH was turned off: '%s'", line);
+    close(a);
+    close(b);
+}
+END_TEST
+
+/* redlockd -t refuses a token no client could send, naming the file and
+ * the byte's offset, and warns of a token file others can read. */
+START_TEST(test_check_token_file)
+{
+    char dir[H_PATH_MAX], tok[H_PATH_MAX + 16], ini[H_PATH_MAX + 16], out[H_PATH_MAX + 16], text[H_PATH_MAX + 128];
+    ck_assert_int_eq(h_mkdtemp("tcheck", dir), 0);
+    snprintf(tok, sizeof tok, "%s/token", dir);
+    snprintf(ini, sizeof ini, "%s/r.ini", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(text, sizeof text, "[server]\nauth_token_file = %s\n[redis]\nbackend = memory\n", tok);
+    write_file(ini, text, 0600);
+    char *const argv[] = {(char *)h_redlockd_bin(), "-t", "-c", ini, NULL};
+
+    write_file(tok, "two words\n", 0600);
+    ck_assert_int_eq(h_wait_exit(h_spawn(argv, out), 10000), 1);
+    ck_assert_msg(h_file_contains(out, tok) && h_file_contains(out, "0x20 at offset 3"),
+                  "-t on a token with a space: no error naming the file and offset");
+
+    write_file(tok, "ok-token\n", 0644);
+    ck_assert_int_eq(h_wait_exit(h_spawn(argv, out), 10000), 0);
+    ck_assert_msg(h_file_contains(out, "readable by everyone"), "-t on a 0644 token file: no warning");
+    h_rmtree(dir);
+}
+END_TEST
+
 int main(void)
 {
     h_init();
@@ -469,6 +566,7 @@ int main(void)
         {"keepalive", {test_keepalive_on_accepted, NULL}},
         {"preauth", {test_auth_deadline_frees_slots, test_preauth_buffers_small, NULL}},
         {"guessing", {test_auth_guessing_budget, NULL}},
+        {"tokens", {test_token_rotation_reauth, test_auth_turned_on_and_off, test_check_token_file, NULL}},
     };
     return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }

@@ -1207,7 +1207,7 @@ START_TEST(test_auth)
     ck_assert_msg(!h_file_contains(D.log, TOKEN), "the client token appears in the log");
 
     /* A new token on reload: new connections need it, the old one is refused,
-     * connections already authenticated go on. */
+     * and connections authenticated with the old one must AUTH again. */
     int old = raw();
     raw_req(old, "AUTH " TOKEN, line, sizeof line);
     ck_assert_str_eq(line, "OK");
@@ -1223,6 +1223,10 @@ START_TEST(test_auth)
     ck_assert_str_eq(line, "OK");
     raw_req(fd, "PING", line, sizeof line);
     ck_assert_str_eq(line, "PONG");
+    raw_req(old, "PING", line, sizeof line);
+    ck_assert_msg(is_err(line, "AUTH"), "PING with the old token after the rotation: '%s'", line);
+    raw_req(old, "AUTH n3w-t0ken", line, sizeof line);
+    ck_assert_str_eq(line, "OK");
     raw_req(old, "PING", line, sizeof line);
     ck_assert_str_eq(line, "PONG");
     close(fd);
