@@ -49,6 +49,7 @@ static const struct config_key config_keys[] = {
     {"server", "max_clients", KEY_U32, OFF(max_clients), 1, 1000000, "10000", true},
     {"server", "max_locks_per_client", KEY_U32, OFF(max_locks_per_client), 1, 1000000, "1000", true},
     {"server", "max_waiters", KEY_U32, OFF(max_waiters), 0, 1000000, "10000", true},
+    {"server", "max_waiters_per_client", KEY_U32, OFF(max_waiters_per_client), 0, 1000000, "1000", true},
     {"server", "max_output_bytes", KEY_U32, OFF(max_output_bytes), 4096, 1073741824, "1048576", true},
     {"server", "tcp_keepalive_s", KEY_U32, OFF(tcp_keepalive_s), 0, 7200, "15", true},
     {"server", "client_stall_ms", KEY_U32, OFF(client_stall_ms), 0, 3600000, "5000", true},

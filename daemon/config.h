@@ -33,8 +33,9 @@ struct config {
     uint32_t max_line_bytes;         /* longest request line */
     uint32_t max_resources_per_lock; /* resources in one ACQUIRE */
     uint32_t max_clients;            /* concurrent client connections */
-    uint32_t max_locks_per_client;   /* locks one connection may hold */
+    uint32_t max_locks_per_client;   /* locks one connection may hold (DETACHed ones it took too) */
     uint32_t max_waiters;            /* ACQUIREs waiting at once, daemon-wide */
+    uint32_t max_waiters_per_client; /* ... and of them, from one connection */
     uint32_t max_output_bytes;       /* unread replies buffered before a client is closed */
     uint32_t tcp_keepalive_s;        /* TCP keepalive idle time of accepted sockets; 0 = off */
     uint32_t client_stall_ms;        /* output not drained at all this long closes; 0 = never */

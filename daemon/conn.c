@@ -67,6 +67,7 @@ struct conn *conn_new(struct server *s, int fd)
     c->authed = s->auth_token == NULL;
     TAILQ_INIT(&c->pending);
     LIST_INIT(&c->locks);
+    LIST_INIT(&c->detached);
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, on_write, c);
     evtimer_assign(&c->pause, s->base, on_pause_end, c);

@@ -79,6 +79,9 @@ struct conn {
     unsigned npending;
     LIST_HEAD(, lock) locks;      /* connection-bound locks it holds */
     unsigned nlocks;
+    LIST_HEAD(, lock) detached;   /* DETACHed locks it took that are still held */
+    unsigned ndetached;           /* ... counted with nlocks against max_locks_per_client */
+    unsigned nwaiting;            /* its ACQUIREs queued behind others (max_waiters_per_client) */
     TAILQ_ENTRY(conn) link;       /* in the server's list of connections */
 };
 

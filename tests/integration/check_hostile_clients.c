@@ -558,6 +558,92 @@ START_TEST(test_check_token_file)
 }
 END_TEST
 
+/* ---- per-client shares of the shared limits ------------------------------- */
+
+/* DETACHed locks count against max_locks_per_client of the connection that
+ * took them, while it is open (before, one connection took 100,000). */
+START_TEST(test_detach_counts_against_creator)
+{
+    start_with("max_locks_per_client = 5\n", NULL);
+    int a = h_connect_unix(D.sock), b = h_connect_unix(D.sock);
+    ck_assert_int_ge(a, 0);
+    ck_assert_int_ge(b, 0);
+    char line[256], request[128], first[64] = "";
+    for (int i = 0; i < 3; i++) {
+        snprintf(request, sizeof request, "ACQUIRE det%d 20000 DETACH", i);
+        req(a, request, line, sizeof line);
+        ck_assert_msg(starts(line, "OK "), "%s: '%s'", request, line);
+        if (i == 0) sscanf(line, "OK %63s", first);
+    }
+    req(a, "ACQUIRE bound1 20000", line, sizeof line); /* connection-bound ones share the count */
+    ck_assert_msg(starts(line, "OK "), "bound1: '%s'", line);
+    req(a, "ACQUIRE det3 20000 DETACH", line, sizeof line);
+    ck_assert_msg(starts(line, "OK "), "det3: '%s'", line);
+    req(a, "ACQUIRE det4 20000 DETACH", line, sizeof line);
+    ck_assert_msg(is_err(line, "LIMIT") && strstr(line, "max_locks_per_client"),
+                  "a sixth lock (DETACH) on one connection: '%s'", line);
+    /* Released from another connection: a slot comes back to its creator. */
+    snprintf(request, sizeof request, "RELEASE %s", first);
+    req(b, request, line, sizeof line);
+    ck_assert_str_eq(line, "OK");
+    req(a, "ACQUIRE det4 20000 DETACH", line, sizeof line);
+    ck_assert_msg(starts(line, "OK "), "det4 after a release: '%s'", line);
+    /* Once its creator closes, a DETACHed lock lives on to its TTL and counts
+     * against nobody. */
+    close(a);
+    req(b, "ACQUIRE det1 1000", line, sizeof line);
+    ck_assert_msg(is_err(line, "BUSY"), "a DETACHed lock went with its creator: '%s'", line);
+    for (int i = 0; i < 5; i++) {
+        snprintf(request, sizeof request, "ACQUIRE more%d 20000 DETACH", i);
+        req(b, request, line, sizeof line);
+        ck_assert_msg(starts(line, "OK "), "%s: '%s'", request, line);
+    }
+    close(b);
+}
+END_TEST
+
+/* One connection may hold at most max_waiters_per_client of the shared
+ * max_waiters, so it cannot lock an unrelated client out of waiting. */
+START_TEST(test_waiters_per_client)
+{
+    start_with("max_waiters = 4\nmax_waiters_per_client = 3\n", NULL);
+    int h = h_connect_unix(D.sock), t = h_connect_unix(D.sock), u = h_connect_unix(D.sock);
+    ck_assert(h >= 0 && t >= 0 && u >= 0);
+    char line[256];
+    req(h, "ACQUIRE w1,w2,w3,w4,w5 20000", line, sizeof line);
+    ck_assert_msg(starts(line, "OK "), "holder: '%s'", line);
+    /* The tenant queues five waits; the last two are over its share. */
+    ck_assert_int_eq(h_send_str(t, "ACQUIRE w1 5000 WAIT 1500\r\nACQUIRE w2 5000 WAIT 1500\r\n"
+                                   "ACQUIRE w3 5000 WAIT 1500\r\nACQUIRE w4 5000 WAIT 1500\r\n"
+                                   "ACQUIRE w4 5000 WAIT 1500\r\n"),
+                     0);
+    ck_assert(!h_readable(t, 200));
+    /* An unrelated client may still wait. */
+    raw_send(u, "ACQUIRE w5 5000 WAIT 10000");
+    if (h_readable(u, 500)) {
+        ck_assert_int_ge(h_read_reply(u, line, sizeof line, 1000), 0);
+        ck_abort_msg("an unrelated client could not wait: '%s'", line);
+    }
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_ge(h_read_reply(t, line, sizeof line, 5000), 0);
+        if (i < 3)
+            ck_assert_msg(is_err(line, "BUSY"), "wait %d: '%s'", i + 1, line);
+        else
+            ck_assert_msg(is_err(line, "LIMIT") && strstr(line, "max_waiters_per_client"), "wait %d: '%s'", i + 1,
+                          line);
+    }
+    /* The tenant's slots come back when its waits end. */
+    ck_assert_int_eq(h_send_str(t, "ACQUIRE w1 5000 WAIT 300\r\n"), 0);
+    ck_assert_int_ge(h_read_reply(t, line, sizeof line, 5000), 0);
+    ck_assert_msg(is_err(line, "BUSY"), "a wait after the others ended: '%s'", line);
+    close(h);
+    ck_assert_int_ge(h_read_reply(u, line, sizeof line, 5000), 0);
+    ck_assert_msg(starts(line, "OK "), "the unrelated waiter: '%s'", line);
+    close(t);
+    close(u);
+}
+END_TEST
+
 int main(void)
 {
     h_init();
@@ -567,6 +653,7 @@ int main(void)
         {"preauth", {test_auth_deadline_frees_slots, test_preauth_buffers_small, NULL}},
         {"guessing", {test_auth_guessing_budget, NULL}},
         {"tokens", {test_token_rotation_reauth, test_auth_turned_on_and_off, test_check_token_file, NULL}},
+        {"shares", {test_detach_counts_against_creator, test_waiters_per_client, NULL}},
     };
     return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }

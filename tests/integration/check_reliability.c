@@ -370,9 +370,10 @@ START_TEST(test_max_locks_per_client)
     raw_req(fd, "ACQUIRE a3 10000", line, sizeof line);
     ck_assert_msg(is_err(line, "LIMIT"), "4th connection-bound lock: '%s'", line);
     ck_assert_uint_eq(holding("a3", NULL), 0);
-    /* DETACHed locks do not count. */
-    acquire_raw(fd, "d0 10000 DETACH", did);
-    acquire_raw(fd, "d1 10000 DETACH", did);
+    /* DETACHed locks count too, against the connection that takes them. */
+    raw_req(fd, "ACQUIRE d0 10000 DETACH", line, sizeof line);
+    ck_assert_msg(is_err(line, "LIMIT"), "a DETACHed lock over max_locks_per_client: '%s'", line);
+    ck_assert_uint_eq(holding("d0", NULL), 0);
     /* The limit is per connection. */
     int fd2 = raw();
     acquire_raw(fd2, "b0 10000", did);
