@@ -141,7 +141,8 @@ END_TEST
 
 /* A reader that is slow but keeps taking its replies is kept: it holds an
  * AUTOEXTEND lock, pipelines PINGs until the daemon stops reading it, then
- * takes chunk bytes every 400 ms for 4 s, far less than is queued. */
+ * takes chunk bytes every 400 ms for 5 s (two and a half stall limits), far
+ * less than is queued. */
 static void slow_reader(int fd, const char *res, size_t chunk)
 {
     char line[256], request[64];
@@ -151,7 +152,7 @@ static void slow_reader(int fd, const char *res, size_t chunk)
     size_t want = ping_until_blocked(fd) * 6;
     static char buf[1 << 20];
     size_t got = 0;
-    uint64_t end = h_now_ms() + 4000;
+    uint64_t end = h_now_ms() + 5000;
     while (h_now_ms() < end) {
         h_sleep_ms(400);
         ssize_t n = recv(fd, buf, chunk, MSG_DONTWAIT);
@@ -173,7 +174,7 @@ static void slow_reader(int fd, const char *res, size_t chunk)
 
 START_TEST(test_slow_reader_kept_unix)
 {
-    start_with("client_stall_ms = 1000\nmax_output_bytes = 65536\n", NULL);
+    start_with("client_stall_ms = 2000\nmax_output_bytes = 65536\n", NULL);
     int fd = h_connect_unix(D.sock);
     ck_assert_int_ge(fd, 0);
     slow_reader(fd, "slowu", 4096);
