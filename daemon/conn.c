@@ -74,7 +74,8 @@ struct conn *conn_new(struct server *s, int fd)
     evtimer_assign(&c->stall, s->base, on_stall_check, c);
     evtimer_assign(&c->auth_deadline, s->base, on_auth_deadline, c);
     if (!c->authed && s->cfg.auth_timeout_ms > 0) {
-        struct timeval tv = {(time_t)(s->cfg.auth_timeout_ms / 1000), (suseconds_t)(s->cfg.auth_timeout_ms % 1000) * 1000};
+        uint32_t ms = s->cfg.auth_timeout_ms;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
         evtimer_add(&c->auth_deadline, &tv);
     }
     event_add(&c->rev, NULL);
