@@ -33,10 +33,15 @@ struct config {
     uint32_t max_line_bytes;         /* longest request line */
     uint32_t max_resources_per_lock; /* resources in one ACQUIRE */
     uint32_t max_clients;            /* concurrent client connections */
-    uint32_t max_locks_per_client;   /* locks one connection may hold */
+    uint32_t max_locks_per_client;   /* locks one connection may hold (DETACHed ones it took too) */
     uint32_t max_waiters;            /* ACQUIREs waiting at once, daemon-wide */
+    uint32_t max_waiters_per_client; /* ... and of them, from one connection */
     uint32_t max_output_bytes;       /* unread replies buffered before a client is closed */
+    uint32_t tcp_keepalive_s;        /* TCP keepalive idle time of accepted sockets; 0 = off */
+    uint32_t client_stall_ms;        /* output not drained at all this long closes; 0 = never */
     char *auth_token_file;           /* NULL or "": no client AUTH */
+    uint32_t max_auth_failures_per_s;/* failed AUTHs a second, daemon-wide; beyond, AUTH is refused */
+    uint32_t auth_timeout_ms;        /* a connection that has not authenticated is closed after; 0 = never */
 
     /* [redis] */
     struct master_addr masters[CONFIG_MAX_MASTERS];

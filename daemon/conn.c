@@ -18,8 +18,10 @@
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "auth.h"
@@ -47,6 +49,9 @@ static struct request *request_alloc(void);
 static void request_free(struct request *req);
 static void on_write(evutil_socket_t fd, short what, void *arg);
 static void on_pause_end(evutil_socket_t fd, short what, void *arg);
+static void on_stall_check(evutil_socket_t fd, short what, void *arg);
+static void on_auth_deadline(evutil_socket_t fd, short what, void *arg);
+static uint32_t line_limit(const struct conn *c);
 static void handle_line(struct conn *c, const char *line, size_t len);
 
 struct conn *conn_new(struct server *s, int fd)
@@ -63,9 +68,17 @@ struct conn *conn_new(struct server *s, int fd)
     c->authed = s->auth_token == NULL;
     TAILQ_INIT(&c->pending);
     LIST_INIT(&c->locks);
+    LIST_INIT(&c->detached);
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, on_write, c);
     evtimer_assign(&c->pause, s->base, on_pause_end, c);
+    evtimer_assign(&c->stall, s->base, on_stall_check, c);
+    evtimer_assign(&c->auth_deadline, s->base, on_auth_deadline, c);
+    if (!c->authed && s->cfg.auth_timeout_ms > 0) {
+        uint32_t ms = s->cfg.auth_timeout_ms;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        evtimer_add(&c->auth_deadline, &tv);
+    }
     event_add(&c->rev, NULL);
     c->reading = true;
     TAILQ_INSERT_TAIL(&s->conns, c, link);
@@ -106,6 +119,8 @@ void conn_close(struct conn *c, const char *why)
     event_del(&c->rev);
     event_del(&c->wev);
     evtimer_del(&c->pause);
+    evtimer_del(&c->stall);
+    evtimer_del(&c->auth_deadline);
     close(c->fd);
     c->fd = -1;
     c->state = CONN_CLOSED;
@@ -199,6 +214,7 @@ static int write_output(struct conn *c)
             return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
         }
         c->out_off += (size_t)n;
+        c->written_total += (uint64_t)n;
     }
     c->out_off = c->out_len = 0;
     if (c->out_cap > OUT_KEEP_CAP) { /* a burst (INFO, a deep pipeline) is over */
@@ -207,6 +223,65 @@ static int write_output(struct conn *c)
         c->out_cap = 0;
     }
     return 0;
+}
+
+/* ---- stalled readers ---- */
+
+/* How many of the bytes written the peer has taken: what went into the
+ * socket minus what still waits in its send queue (SIOCOUTQ: unsent and
+ * unacknowledged bytes for TCP, bytes the peer has not read for Unix). */
+static uint64_t peer_consumed(const struct conn *c)
+{
+    int queued = 0;
+    if (ioctl(c->fd, SIOCOUTQ, &queued) != 0 || queued < 0) queued = 0;
+    return c->written_total - (uint64_t)queued;
+}
+
+static void stall_tick(struct conn *c)
+{
+    uint32_t ms = c->server->cfg.client_stall_ms / 4;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    if (ms == 0) tv.tv_usec = 1000;
+    evtimer_add(&c->stall, &tv);
+}
+
+/* Called after each write with what is left unwritten. Output backs up in
+ * our buffer only once the socket's queue is full: from then on the peer
+ * must take some of it every client_stall_ms, or it is closed (and its
+ * locks released). A slow reader that takes a little at a time is kept;
+ * max_output_bytes bounds what it may leave unread. */
+static void stall_watch(struct conn *c, size_t unwritten_len)
+{
+    if (unwritten_len == 0 || c->server->cfg.client_stall_ms == 0) {
+        evtimer_del(&c->stall);
+        return;
+    }
+    if (evtimer_pending(&c->stall, NULL)) return;
+    c->stall_consumed = peer_consumed(c);
+    c->stall_since_ms = now_ms();
+    stall_tick(c);
+}
+
+static void on_stall_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    uint32_t limit = c->server->cfg.client_stall_ms;
+    (void)fd;
+    (void)what;
+    if (c->state == CONN_CLOSED || unwritten(c) == 0 || limit == 0) return;
+    uint64_t consumed = peer_consumed(c), now = now_ms();
+    if (consumed != c->stall_consumed) {
+        c->stall_consumed = consumed;
+        c->stall_since_ms = now;
+    } else if (now - c->stall_since_ms >= limit) {
+        log_info("msg=\"client closed: reads none of its replies\" conn=%llu stalled_ms=%llu unwritten=%zu "
+                 "locks=%u",
+                 (unsigned long long)c->id, (unsigned long long)(now - c->stall_since_ms), unwritten(c),
+                 c->nlocks);
+        conn_close(c, "does not read its replies (client_stall_ms)");
+        return;
+    }
+    stall_tick(c);
 }
 
 /* Reply now if nothing is queued ahead of this request, else queue the
@@ -296,6 +371,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (len > 0) event_add(&c->wev, NULL);
+    stall_watch(c, len);
     if (c->state == CONN_DRAINING && len == 0 && TAILQ_EMPTY(&c->pending)) {
         conn_close(c, "quit");
         return;
@@ -354,12 +430,12 @@ static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *mo
             break;
         }
         size_t line_len, consumed;
-        enum proto_frame_status st = proto_frame(buf + off, len - off, s->cfg.max_line_bytes, &line_len, &consumed);
+        enum proto_frame_status st = proto_frame(buf + off, len - off, line_limit(c), &line_len, &consumed);
         if (st == PROTO_FRAME_NEED_MORE) break;
         if (st == PROTO_FRAME_TOOLONG) {
             char text[80];
             s->stats.errors_toolong++;
-            snprintf(text, sizeof text, "request line longer than %u bytes", s->cfg.max_line_bytes);
+            snprintf(text, sizeof text, "request line longer than %u bytes", line_limit(c));
             reply_err(c, PROTO_ERR_TOOLONG, text);
             c->state = CONN_DRAINING;
             return len;
@@ -509,6 +585,55 @@ static void on_pause_end(evutil_socket_t fd, short what, void *arg)
     resume_input(c);
 }
 
+/* ---- before AUTH ---- */
+
+static uint32_t line_limit(const struct conn *c)
+{
+    uint32_t max = c->server->cfg.max_line_bytes;
+    return !c->authed && max > PREAUTH_MAX_LINE ? PREAUTH_MAX_LINE : max;
+}
+
+static void on_auth_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->authed || c->state == CONN_CLOSED) return;
+    conn_close(c, "did not authenticate in time (auth_timeout_ms)");
+}
+
+/* A request other than AUTH or QUIT on a connection that has not
+ * authenticated: counted, and the one that uses up PREAUTH_MAX_REQUESTS
+ * closes the connection once its reply is written. */
+static void preauth_request(struct conn *c)
+{
+    if (++c->preauth_requests >= PREAUTH_MAX_REQUESTS) {
+        c->state = CONN_DRAINING;
+        schedule_flush(c);
+    }
+}
+
+void conn_auth_changed(struct server *s)
+{
+    unsigned n = 0;
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        if (s->auth_token == NULL) {
+            n += !c->authed;
+            c->authed = true;
+            evtimer_del(&c->auth_deadline);
+        } else if (c->authed) {
+            n++;
+            c->authed = false;
+            c->preauth_requests = 0;
+        }
+    }
+    if (s->auth_token == NULL)
+        log_info("msg=\"client AUTH turned off: every connection is let in\" connections=%u", n);
+    else
+        log_warn("msg=\"client token changed: open connections must AUTH again\" connections=%u", n);
+}
+
 /* AUTH: a wrong token is answered at once, but the client is not read from
  * for AUTH_FAIL_DELAY_MS, and dropped after AUTH_MAX_FAILURES. */
 static void handle_auth(struct conn *c, const struct proto_request *pr)
@@ -519,15 +644,27 @@ static void handle_auth(struct conn *c, const struct proto_request *pr)
         reply_err(c, PROTO_ERR_AUTH, "authentication is not enabled on this daemon");
         return;
     }
+    uint64_t now = now_ms();
+    if (!auth_budget_allows(&s->auth_budget, s->cfg.max_auth_failures_per_s, now)) {
+        /* Too many failures daemon-wide: not even checked, so guessing
+         * from many connections gains nothing. */
+        s->stats.auth_failures++;
+        auth_budget_refuse(&s->auth_budget, now);
+        c->authed = false;
+        reply_err(c, PROTO_ERR_AUTH, "too many failed AUTH attempts on this daemon; try again later");
+        c->state = CONN_DRAINING;
+        schedule_flush(c);
+        return;
+    }
     if (auth_token_equal(s->auth_token, pr->token.ptr, pr->token.len)) {
         c->authed = true;
+        evtimer_del(&c->auth_deadline);
         reply_in_order(c, PROTO_VERB_AUTH, line, proto_fmt_ok(line, sizeof line));
         return;
     }
     s->stats.auth_failures++;
     c->authed = false;
-    log_warn("msg=\"client AUTH failed\" conn=%llu failures=%u", (unsigned long long)c->id,
-             c->auth_failures + 1);
+    auth_budget_fail(&s->auth_budget, now);
     reply_err(c, PROTO_ERR_AUTH, "invalid token");
     if (++c->auth_failures >= AUTH_MAX_FAILURES) {
         c->state = CONN_DRAINING;
@@ -570,10 +707,12 @@ static void handle_line(struct conn *c, const char *line, size_t len)
         if (rc == PROTO_ERR_LIMIT) s->stats.errors_limit++;
         else s->stats.errors_badreq++;
         reply_err(c, rc, err);
+        if (!c->authed) preauth_request(c);
         return;
     }
     if (!c->authed && pr.verb != PROTO_VERB_AUTH && pr.verb != PROTO_VERB_QUIT) {
         reply_err(c, PROTO_ERR_AUTH, "authenticate first with AUTH <token>");
+        preauth_request(c);
         return;
     }
     char line_out[PROTO_REPLY_MAX];

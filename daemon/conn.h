@@ -25,6 +25,13 @@ struct server;
 struct lock;
 
 #define REQUEST_REPLY_MAX 256 /* a formatted reply line; longer ERR texts are cut */
+/* Until a connection has authenticated (when auth_token_file is set), it is
+ * held to small limits, so that one that never does costs next to nothing:
+ * lines of at most PREAUTH_MAX_LINE bytes (AUTH and the longest token fit),
+ * and at most PREAUTH_MAX_REQUESTS requests other than AUTH and QUIT, each
+ * answered with an error; the last one's reply is followed by a close. */
+#define PREAUTH_MAX_LINE 1024
+#define PREAUTH_MAX_REQUESTS 8
 
 struct request {
     TAILQ_ENTRY(request) link; /* in conn->pending */
@@ -56,6 +63,12 @@ struct conn {
     bool backlog;                 /* in[] holds complete lines deferred to the next turn */
     struct event rev, wev;
     struct event pause;           /* resumes reading after an AUTH failure's delay */
+    struct event auth_deadline;   /* closes a connection that does not AUTH in time */
+    unsigned preauth_requests;    /* requests other than AUTH/QUIT while not authenticated */
+    struct event stall;           /* while output backs up: is the peer reading at all? */
+    uint64_t written_total;       /* bytes handed to the socket since the connection opened */
+    uint64_t stall_consumed;      /* written_total minus the socket's queue at the last check */
+    uint64_t stall_since_ms;      /* when stall_consumed last moved */
     unsigned auth_failures;
     char *in;                     /* partial request bytes; NULL when none */
     size_t in_len, in_cap;
@@ -66,6 +79,9 @@ struct conn {
     unsigned npending;
     LIST_HEAD(, lock) locks;      /* connection-bound locks it holds */
     unsigned nlocks;
+    LIST_HEAD(, lock) detached;   /* DETACHed locks it took that are still held */
+    unsigned ndetached;           /* ... counted with nlocks against max_locks_per_client */
+    unsigned nwaiting;            /* its ACQUIREs queued behind others (max_waiters_per_client) */
     TAILQ_ENTRY(conn) link;       /* in the server's list of connections */
 };
 
@@ -84,6 +100,12 @@ void conn_free_request_pool(void);
 /* The lock manager answers a queued request (line ends in \r\n; a
  * multi-line block may be longer than REQUEST_REPLY_MAX). */
 void conn_request_done(struct request *req, const char *line, size_t len);
+/* The client token changed on reload (s->auth_token is the new one, NULL
+ * when AUTH is now off). With a token, every open connection must AUTH
+ * again: its next requests other than AUTH and QUIT get ERR AUTH, under
+ * the pre-AUTH limits; its locks are kept. Without one, all are let in.
+ * Logged. */
+void conn_auth_changed(struct server *s);
 /* Push an event line (ends in \r\n) to the connection, out of order. */
 void conn_push_event(struct conn *c, const char *line, size_t len);
 

@@ -57,6 +57,19 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
     event_add(l->ev, NULL);
 }
 
+int listener_set_keepalive(int fd, unsigned idle_s)
+{
+    int on = idle_s > 0;
+    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0) return -1;
+    if (!on) return 0;
+    int idle = (int)idle_s, intvl = idle_s >= 3 ? (int)(idle_s / 3) : 1, cnt = LISTENER_KEEPALIVE_PROBES;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt) != 0)
+        return -1;
+    return 0;
+}
+
 static void on_accept(evutil_socket_t fd, short what, void *arg)
 {
     struct listener *l = arg;
@@ -92,6 +105,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
         if (l->is_tcp) {
             int one = 1;
             setsockopt(cfd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            if (listener_set_keepalive(cfd, s->cfg.tcp_keepalive_s) != 0)
+                log_warn("msg=\"cannot set TCP keepalive\" error=\"%s\"", strerror(errno));
         }
         conn_new(s, cfd);
     }

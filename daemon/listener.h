@@ -17,4 +17,14 @@ int listeners_open(struct server *s, char *err, size_t errlen);
 /* Stop accepting and close the sockets (the Unix socket file is removed). */
 void listeners_close(struct server *s);
 
+/*
+ * TCP keepalive on an accepted socket, so that a peer that died without a
+ * FIN (power loss, a cable pulled) is noticed and its locks released:
+ * probes start after idle_s seconds of silence, then every max(1, idle_s/3)
+ * seconds, and after LISTENER_KEEPALIVE_PROBES unanswered ones the kernel
+ * fails the socket. idle_s 0 turns keepalive off. Returns 0, or -1 with errno.
+ */
+#define LISTENER_KEEPALIVE_PROBES 3
+int listener_set_keepalive(int fd, unsigned idle_s);
+
 #endif

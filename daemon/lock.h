@@ -73,6 +73,9 @@ struct lock {
     struct server *server;
     struct conn *owner;               /* connection-bound owner; NULL when detached */
     LIST_ENTRY(lock) owner_link;      /* in owner->locks */
+    struct conn *creator;             /* DETACH: the connection that took it, while it is open */
+    LIST_ENTRY(lock) creator_link;    /* in creator->detached */
+    struct conn *queued_by;           /* queued: the connection its waiter slot is counted against */
     struct request *req;              /* ACQUIRING: the ACQUIRE waiting for this lock */
     struct request *handoff_req;      /* ACQUIRING: the RELEASE whose key is being handed to us */
     struct resource *waiting_on;      /* ACQUIRING: queue it sits in, or NULL */

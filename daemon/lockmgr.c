@@ -121,6 +121,14 @@ static void send_release(struct server *s, struct lock *lk)
 
 /* ---- wait queues ---- */
 
+/* Its waiter slot no longer counts against its connection. */
+static void uncount_waiter(struct lock *lk)
+{
+    if (lk->queued_by == NULL) return;
+    lk->queued_by->nwaiting--;
+    lk->queued_by = NULL;
+}
+
 static void queue_remove(struct server *s, struct lock *lk)
 {
     struct resource *r = lk->waiting_on;
@@ -129,19 +137,29 @@ static void queue_remove(struct server *s, struct lock *lk)
     TAILQ_REMOVE(&r->waiters, lk, wait_link);
     lk->waiting_on = NULL;
     s->nwaiters--;
+    uncount_waiter(lk);
     struct lock *next = TAILQ_FIRST(&r->waiters);
     if (was_head && next != NULL && r->holder == NULL) wake(next);
 }
 
-/* Queue lk behind r's waiters. Returns -1 when max_waiters is reached. */
+/* Queue lk behind r's waiters. Returns -1 when max_waiters is reached, -2
+ * when its connection's max_waiters_per_client is. */
 static int queue_on(struct server *s, struct lock *lk, struct resource *r)
 {
     if (lk->waiting_on == r) return 0;
-    if (lk->waiting_on == NULL && s->nwaiters >= s->cfg.max_waiters) return -1;
+    struct conn *c = lk->req != NULL ? lk->req->conn : NULL;
+    if (lk->waiting_on == NULL) {
+        if (s->nwaiters >= s->cfg.max_waiters) return -1;
+        if (c != NULL && c->nwaiting >= s->cfg.max_waiters_per_client) return -2;
+    }
     queue_remove(s, lk);
     TAILQ_INSERT_TAIL(&r->waiters, lk, wait_link);
     lk->waiting_on = r;
     s->nwaiters++;
+    if (c != NULL) {
+        lk->queued_by = c;
+        c->nwaiting++;
+    }
     return 0;
 }
 
@@ -160,6 +178,11 @@ static void retire(struct server *s, struct lock *lk)
         LIST_REMOVE(lk, owner_link);
         lk->owner->nlocks--;
         lk->owner = NULL;
+    }
+    if (lk->creator != NULL) {
+        LIST_REMOVE(lk, creator_link);
+        lk->creator->ndetached--;
+        lk->creator = NULL;
     }
     timer_cancel(&s->timers, &lk->timer);
     bool was_held = lk->state == LOCK_HELD;
@@ -248,11 +271,14 @@ static void fail_acquire(struct server *s, struct lock *lk)
     answer_acquire(s, lk, err, text);
 }
 
-static void fail_limit_waiters(struct server *s, struct lock *lk)
+static void fail_limit_waiters(struct server *s, struct lock *lk, int why)
 {
     char text[96];
     s->stats.errors_limit++;
-    snprintf(text, sizeof text, "max_waiters (%u) reached", s->cfg.max_waiters);
+    if (why == -2)
+        snprintf(text, sizeof text, "max_waiters_per_client (%u) reached", s->cfg.max_waiters_per_client);
+    else
+        snprintf(text, sizeof text, "max_waiters (%u) reached", s->cfg.max_waiters);
     answer_acquire(s, lk, PROTO_ERR_LIMIT, text);
 }
 
@@ -287,6 +313,11 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
         lk->owner = owner;
         LIST_INSERT_HEAD(&owner->locks, lk, owner_link);
         owner->nlocks++;
+    } else {
+        /* Counted against its creator while that connection is open. */
+        lk->creator = owner;
+        LIST_INSERT_HEAD(&owner->detached, lk, creator_link);
+        owner->ndetached++;
     }
     if (lk->flags & LOCK_F_AUTOEXTEND) {
         uint64_t next = now_ms() + lk->ttl_ms / 3;
@@ -388,8 +419,9 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
         fail_acquire(s, lk);
         return;
     }
-    if (lk->waiting_on == NULL && queue_on(s, lk, lk->res[0]) != 0) {
-        fail_limit_waiters(s, lk);
+    int queued = lk->waiting_on == NULL ? queue_on(s, lk, lk->res[0]) : 0;
+    if (queued != 0) {
+        fail_limit_waiters(s, lk, queued);
         return;
     }
     uint64_t at = now + s->cfg.retry_delay_ms + random_jitter(s->cfg.retry_jitter_ms);
@@ -449,8 +481,9 @@ static void acquire_step(struct server *s, struct lock *lk)
             fail_acquire(s, lk);
             return;
         }
-        if (queue_on(s, lk, blocker) != 0) {
-            fail_limit_waiters(s, lk);
+        int queued = queue_on(s, lk, blocker);
+        if (queued != 0) {
+            fail_limit_waiters(s, lk, queued);
             return;
         }
         arm_at(lk, lk->wait_deadline_ms);
@@ -626,7 +659,7 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
             return;
         }
     }
-    if (!(pr->opts & PROTO_OPT_DETACH) && req->conn->nlocks >= cfg->max_locks_per_client) {
+    if (req->conn->nlocks + req->conn->ndetached >= cfg->max_locks_per_client) {
         s->stats.errors_limit++;
         snprintf(text, sizeof text, "max_locks_per_client (%u) reached", cfg->max_locks_per_client);
         reply_err(req, PROTO_ERR_LIMIT, text);
@@ -825,6 +858,7 @@ void mgr_cancel_acquire(struct server *s, struct request *req)
     if (lk == NULL) return;
     req->lock = NULL;
     lk->req = NULL;
+    uncount_waiter(lk); /* its connection is going */
     if (lk->ops > 0) return; /* on_acquire_done finishes it */
     lk->state = LOCK_DEAD;
     queue_remove(s, lk);
@@ -844,6 +878,12 @@ void mgr_conn_closed(struct server *s, struct conn *c)
         lk->owner = NULL;
         lk->flags |= LOCK_F_ORPHANED;
         wake(lk);
+    }
+    /* Its DETACHed locks live on to their TTL, counted against nobody. */
+    while ((lk = LIST_FIRST(&c->detached)) != NULL) {
+        LIST_REMOVE(lk, creator_link);
+        c->ndetached--;
+        lk->creator = NULL;
     }
 }
 

@@ -106,6 +106,7 @@ static void on_status_tick(evutil_socket_t fd, short what, void *arg)
                     pool_quorum(p), s->nconns, s->nheld);
         last_masters_up = up;
     }
+    auth_budget_log(&s->auth_budget, now_ms()); /* the end of a burst of AUTH failures */
     if (notify_watchdog_interval_usec() > 0) notify_send("WATCHDOG=1");
 }
 
@@ -186,6 +187,7 @@ static void warn_master_count(const struct config *cfg)
  * On success *token is the client token (NULL when AUTH is off). */
 static int load_config(const char *path, struct config *cfg, char **token, char *err, size_t errlen)
 {
+    char warn[CONFIG_ERR_MAX];
     *token = NULL;
     if (config_load(path, cfg, err, errlen) != 0) return -1;
     char why[CONFIG_ERR_MAX];
@@ -193,10 +195,12 @@ static int load_config(const char *path, struct config *cfg, char **token, char 
         snprintf(err, errlen, "%.100s: %.400s", path, why);
         goto fail;
     }
-    if (auth_apply_password_file(cfg, err, errlen) != 0) goto fail;
+    if (auth_apply_password_file(cfg, err, errlen, warn, sizeof warn) != 0) goto fail;
+    if (warn[0] != '\0') log_warn("msg=\"password_file: %s\"", warn);
     if (cfg->auth_token_file != NULL && cfg->auth_token_file[0] != '\0') {
-        *token = auth_read_secret(cfg->auth_token_file, err, errlen);
+        *token = auth_read_secret(cfg->auth_token_file, AUTH_SECRET_TOKEN, err, errlen, warn, sizeof warn);
         if (*token == NULL) goto fail;
+        if (warn[0] != '\0') log_warn("msg=\"auth_token_file: %s\"", warn);
     }
     return 0;
 fail:
@@ -252,8 +256,10 @@ static void reload(struct server *s)
     config_free(&old);
     rl_engine_configure(s->rl, &s->cfg);
     log_set_level(s->cfg.log_level);
+    bool token_changed = !str_eq(s->auth_token, token);
     auth_free_secret(s->auth_token);
     s->auth_token = token;
+    if (token_changed) conn_auth_changed(s);
     log_info("msg=\"configuration reloaded\" masters=%zu masters_changed=%s", s->cfg.nmasters,
              new_masters ? "yes" : "no");
     if (new_masters) warn_master_count(&s->cfg);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "auth.h"
 #include "config.h"
 #include "conn.h"
 #include "lock.h"
@@ -24,6 +25,7 @@ struct server {
     struct config cfg;                /* the config in force */
     const char *config_path;          /* where cfg came from, for reloads */
     char *auth_token;                 /* from auth_token_file; NULL = no client AUTH */
+    struct auth_budget auth_budget;   /* failed AUTHs, daemon-wide */
     struct rl_engine *rl;             /* Redlock over the masters */
     struct lock_tables tables;        /* locks and resources */
     struct timers timers;             /* the locks' timers */

@@ -370,9 +370,10 @@ START_TEST(test_max_locks_per_client)
     raw_req(fd, "ACQUIRE a3 10000", line, sizeof line);
     ck_assert_msg(is_err(line, "LIMIT"), "4th connection-bound lock: '%s'", line);
     ck_assert_uint_eq(holding("a3", NULL), 0);
-    /* DETACHed locks do not count. */
-    acquire_raw(fd, "d0 10000 DETACH", did);
-    acquire_raw(fd, "d1 10000 DETACH", did);
+    /* DETACHed locks count too, against the connection that takes them. */
+    raw_req(fd, "ACQUIRE d0 10000 DETACH", line, sizeof line);
+    ck_assert_msg(is_err(line, "LIMIT"), "a DETACHed lock over max_locks_per_client: '%s'", line);
+    ck_assert_uint_eq(holding("d0", NULL), 0);
     /* The limit is per connection. */
     int fd2 = raw();
     acquire_raw(fd2, "b0 10000", did);
@@ -1207,7 +1208,7 @@ START_TEST(test_auth)
     ck_assert_msg(!h_file_contains(D.log, TOKEN), "the client token appears in the log");
 
     /* A new token on reload: new connections need it, the old one is refused,
-     * connections already authenticated go on. */
+     * and connections authenticated with the old one must AUTH again. */
     int old = raw();
     raw_req(old, "AUTH " TOKEN, line, sizeof line);
     ck_assert_str_eq(line, "OK");
@@ -1223,6 +1224,10 @@ START_TEST(test_auth)
     ck_assert_str_eq(line, "OK");
     raw_req(fd, "PING", line, sizeof line);
     ck_assert_str_eq(line, "PONG");
+    raw_req(old, "PING", line, sizeof line);
+    ck_assert_msg(is_err(line, "AUTH"), "PING with the old token after the rotation: '%s'", line);
+    raw_req(old, "AUTH n3w-t0ken", line, sizeof line);
+    ck_assert_str_eq(line, "OK");
     raw_req(old, "PING", line, sizeof line);
     ck_assert_str_eq(line, "PONG");
     close(fd);

@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 static struct config cfg;
 static char err[CONFIG_ERR_MAX];
@@ -211,6 +215,125 @@ START_TEST(every_key_documented)
 }
 END_TEST
 
+/* ---- secret files (auth.c) ---- */
+
+static char secret_path[256];
+
+/* Write len bytes to a fresh file with mode; its path is secret_path. */
+static void secret_file(const void *bytes, size_t len, mode_t mode)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(secret_path, sizeof secret_path, "%s/check_config_secret.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    int fd = mkstemp(secret_path);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, bytes, len), (ssize_t)len);
+    ck_assert_int_eq(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+static char *read_secret(enum auth_secret_kind kind, char *warn, size_t warnlen)
+{
+    char *secret = auth_read_secret(secret_path, kind, err, sizeof err, warn, warnlen);
+    unlink(secret_path);
+    return secret;
+}
+
+START_TEST(token_file_ok)
+{
+    char warn[256];
+    secret_file("t0k3n-!~{}\r\nsecond line ignored\n", 32, 0600);
+    char *t = read_secret(AUTH_SECRET_TOKEN, warn, sizeof warn);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_str_eq(t, "t0k3n-!~{}");
+    ck_assert_str_eq(warn, "");
+    auth_free_secret(t);
+    /* No line ending at all. */
+    secret_file("abc", 3, 0400);
+    t = read_secret(AUTH_SECRET_TOKEN, warn, sizeof warn);
+    ck_assert_msg(t != NULL, "%s", err);
+    ck_assert_str_eq(t, "abc");
+    auth_free_secret(t);
+}
+END_TEST
+
+/* Bytes no client can send in AUTH are refused, naming the file and offset. */
+static const struct {
+    const char *bytes;
+    size_t len;
+    const char *offset; /* expected in the message */
+} bad_tokens[] = {
+    {"has space\n", 10, "0x20 at offset 3"},
+    {"tab\there\n", 9, "0x09 at offset 3"},
+    {"ctl\001\n", 5, "0x01 at offset 3"},
+    {"t\xc3\xb6ken\n", 7, "0xc3 at offset 1"},
+    {"del\x7f\n", 5, "0x7f at offset 3"},
+    {"abc\0def\n", 8, "0x00 at offset 3"}, /* a NUL used to cut the token to "abc" */
+};
+
+START_TEST(token_file_bad_byte)
+{
+    char warn[256];
+    secret_file(bad_tokens[_i].bytes, bad_tokens[_i].len, 0600);
+    char path[256];
+    snprintf(path, sizeof path, "%s", secret_path);
+    char *t = read_secret(AUTH_SECRET_TOKEN, warn, sizeof warn);
+    ck_assert_msg(t == NULL, "token %d accepted as '%s'", _i, t ? t : "");
+    ck_assert_msg(strstr(err, path) != NULL, "the file is not named: %s", err);
+    ck_assert_msg(strstr(err, bad_tokens[_i].offset) != NULL, "want '%s' in: %s", bad_tokens[_i].offset, err);
+}
+END_TEST
+
+START_TEST(password_file_bytes)
+{
+    char warn[256];
+    /* A master's password may hold spaces and UTF-8, not a NUL. */
+    secret_file("pass w\xc3\xb6rd\n", 12, 0600);
+    char *p = read_secret(AUTH_SECRET_PASSWORD, warn, sizeof warn);
+    ck_assert_msg(p != NULL, "%s", err);
+    ck_assert_str_eq(p, "pass w\xc3\xb6rd");
+    auth_free_secret(p);
+    secret_file("pa\0ss\n", 6, 0600);
+    p = read_secret(AUTH_SECRET_PASSWORD, warn, sizeof warn);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(err, "NUL byte at offset 2") != NULL, "%s", err);
+    /* Empty, and too long. */
+    secret_file("\nx\n", 3, 0600);
+    ck_assert_ptr_null(read_secret(AUTH_SECRET_TOKEN, warn, sizeof warn));
+    static char longer[AUTH_SECRET_MAX + 2];
+    memset(longer, 'a', sizeof longer);
+    secret_file(longer, AUTH_SECRET_MAX + 1, 0600);
+    ck_assert_ptr_null(read_secret(AUTH_SECRET_TOKEN, warn, sizeof warn));
+    secret_file(longer, AUTH_SECRET_MAX, 0600);
+    p = read_secret(AUTH_SECRET_TOKEN, warn, sizeof warn);
+    ck_assert_msg(p != NULL, "%s", err);
+    ck_assert_uint_eq(strlen(p), AUTH_SECRET_MAX);
+    auth_free_secret(p);
+}
+END_TEST
+
+/* A secret readable by the group or everyone is loaded with a warning. */
+START_TEST(secret_file_permissions)
+{
+    static const struct { mode_t mode; const char *want; } cases[] = {
+        {0600, NULL}, {0400, NULL}, {0640, "its group"}, {0604, "everyone"}, {0644, "everyone"}, {0620, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char warn[256];
+        secret_file("tok\n", 4, cases[i].mode);
+        char *t = read_secret(i % 2 ? AUTH_SECRET_PASSWORD : AUTH_SECRET_TOKEN, warn, sizeof warn);
+        ck_assert_msg(t != NULL, "%s", err);
+        auth_free_secret(t);
+        if (cases[i].want == NULL) {
+            ck_assert_msg(warn[0] == '\0', "mode %04o: warned '%s'", (unsigned)cases[i].mode, warn);
+        } else {
+            ck_assert_msg(strstr(warn, cases[i].want) != NULL, "mode %04o: warning '%s'", (unsigned)cases[i].mode,
+                          warn);
+            ck_assert_msg(strstr(warn, "readable") != NULL, "%s", warn);
+        }
+    }
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("config");
@@ -223,6 +346,10 @@ int main(void)
     tcase_add_test(tc, hostport);
     tcase_add_test(tc, masters_aliases_refused);
     tcase_add_test(tc, every_key_documented);
+    tcase_add_test(tc, token_file_ok);
+    tcase_add_loop_test(tc, token_file_bad_byte, 0, (int)(sizeof bad_tokens / sizeof bad_tokens[0]));
+    tcase_add_test(tc, password_file_bytes);
+    tcase_add_test(tc, secret_file_permissions);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
