@@ -23,7 +23,8 @@
 #define WATCHDOG_TICK_MS 100
 #define PING_INTERVAL_MS 1000
 #define STALL_MIN_MS 1000 /* a reply overdue this long (or 10 deadlines) drops the connection */
-#define SHA_HEX 40
+#define MASTER_STABLE_MS 3000 /* up this long: backoff starts again from RECONNECT_MIN_MS */
+#define SHA_HEX SHA1_HEX
 #define ERROR_TEXT_MAX 128
 
 /*
@@ -115,8 +116,13 @@ struct master {
     char last_error[ERROR_TEXT_MAX];
     char error_word[16];         /* first word of the error replies being seen, "" if none */
     uint64_t last_error_reply_ms;/* when the last error reply came */
-    bool auth_failed;            /* the master refused our AUTH: keep saying so until it is up */
-    bool down_logged;            /* "master down" was logged and it has not been up since */
+    bool down_logged;            /* "master down" was logged and no "master up" since */
+    bool quiet;                  /* flapping (down again within MASTER_STABLE_MS of up): its
+                                    ups and same-error downs are not logged until it is stable */
+    uint64_t up_since;           /* when it last came up */
+    char logged_error[ERROR_TEXT_MAX]; /* the error of the last "master down" logged */
+    bool script_ok[SCRIPT__COUNT]; /* SCRIPT LOAD answered with the right sha on this connection */
+    struct reply_guard guard;    /* the reader's bounds: size, unsolicited replies */
 };
 
 struct pool {
@@ -125,7 +131,7 @@ struct pool {
     size_t nmasters;
     uint32_t stall_ms;
     uint32_t quarantine_ms;      /* max_ttl_ms: how long a restarted master sits out */
-    char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* "" until a SCRIPT LOAD answered */
+    char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* SHA1 of each script, computed here */
     pool_reply_fn *on_reply;
     void *userdata;
     struct event *watchdog;
@@ -145,6 +151,7 @@ struct mem_reply {
 };
 
 static void master_connect(struct master *m);
+static void master_drop(struct master *m, const char *why);
 
 /*
  * Our own hiredis event adapter. hiredis 0.14's libevent adapter re-adds a
@@ -167,11 +174,24 @@ struct adapter {
     bool dead;          /* cleanup ran during on_flush */
 };
 
+/* Before hiredis reads and parses: bound what the reader buffers (a bulk
+ * string is parsed only once all of it arrived, so a "$1000000000" header
+ * would make it buffer everything), and tell the reader's guard how many
+ * replies this read may complete (see reply_pool.h: an unsolicited reply
+ * fails the reader instead of aborting in hiredis). */
 static void ad_on_read(evutil_socket_t fd, short what, void *arg)
 {
+    struct adapter *a = arg;
+    struct master *m = a->ac->data;
+    const redisReader *r = a->ac->c.reader;
     (void)fd;
     (void)what;
-    redisAsyncHandleRead(((struct adapter *)arg)->ac);
+    if (r->len - r->pos > REPLY_MAX_BYTES) {
+        master_drop(m, "reply too large"); /* frees a */
+        return;
+    }
+    m->guard.limit = m->guard.sent;
+    redisAsyncHandleRead(a->ac);
 }
 
 static void ad_on_writable(evutil_socket_t fd, short what, void *arg)
@@ -258,21 +278,44 @@ static int adapter_attach(redisAsyncContext *ac, struct event_base *base)
     return 0;
 }
 
-/* State changes are logged once: going down (or failing to come up the
- * first time), and coming back. Reconnect attempts while down are quiet. */
+/* Two error texts that differ only in numbers ("no reply for 1003 ms")
+ * are the same error for logging. */
+static bool same_error(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a >= '0' && *a <= '9') a++;
+        while (*b >= '0' && *b <= '9') b++;
+        if (*a != *b) return false;
+        if (*a == '\0') return true;
+        a++;
+        b++;
+    }
+}
+
+/* State changes are logged once per change of error: going down (or
+ * failing to come up the first time) with a new error, and coming back.
+ * Reconnect attempts that fail the same way are quiet, and so is a master
+ * that keeps coming up and going down again (an unsolicited reply after
+ * each handshake): it is logged up again once it stayed up
+ * MASTER_STABLE_MS (on_watchdog). last_error keeps the reason. */
 static void master_set_state(struct master *m, enum master_state s, const char *why)
 {
     if (m->state == s) return;
-    /* A refused AUTH stays the reason shown until the master is up again. */
-    if (why != NULL && why[0] != '\0' && !m->auth_failed)
-        snprintf(m->last_error, sizeof m->last_error, "%s", why);
+    if (why != NULL && why[0] != '\0') snprintf(m->last_error, sizeof m->last_error, "%s", why);
+    uint64_t now = now_ms();
     if (s == MASTER_UP) {
-        log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
-        m->down_logged = false;
-        m->auth_failed = false;
-    } else if (s == MASTER_DOWN && !m->down_logged) {
-        log_warn("msg=\"master down\" master=%s error=\"%s\"", m->addr, why ? why : "");
-        m->down_logged = true;
+        m->up_since = now;
+        if (!m->quiet) {
+            log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
+            m->down_logged = false;
+        }
+    } else if (s == MASTER_DOWN) {
+        if (m->state == MASTER_UP && now - m->up_since < MASTER_STABLE_MS) m->quiet = true;
+        if (!m->down_logged || !same_error(m->last_error, m->logged_error)) {
+            log_warn("msg=\"master down\" master=%s error=\"%s\"", m->addr, m->last_error);
+            m->down_logged = true;
+            snprintf(m->logged_error, sizeof m->logged_error, "%s", m->last_error);
+        }
     }
     m->state = s;
 }
@@ -293,8 +336,21 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     m->ac = NULL; /* hiredis frees the context after this returns */
     m->pending = 0;
     m->ping_sent_us = 0;
-    master_set_state(m, MASTER_DOWN, ac->errstr[0] ? ac->errstr : "disconnected");
+    /* The reader's guard failed it (as out of memory): say why. */
+    const char *why = m->guard.error ? m->guard.error : ac->errstr[0] ? ac->errstr : "disconnected";
+    master_set_state(m, MASTER_DOWN, why);
     schedule_reconnect(m);
+}
+
+/* Drop a master's connection at once (a protocol violation or a failed
+ * handshake): it goes DOWN with why and is reconnected with backoff. Safe
+ * inside a hiredis callback (the context is freed when it returns) and from
+ * the adapter. Pending commands get no reply. */
+static void master_drop(struct master *m, const char *why)
+{
+    if (m->ac == NULL) return;
+    master_set_state(m, MASTER_DOWN, why);
+    redisAsyncFree(m->ac); /* on_disconnect schedules the reconnect */
 }
 
 static void on_connect(const redisAsyncContext *ac, int status);
@@ -351,7 +407,10 @@ static void track_error_reply(struct master *m, const struct pool_reply *r)
              r->kind == POOL_REPLY_ERROR ? r->str : "BADTYPE");
     log_warn("msg=\"master answers with errors\" master=%s error=\"%s\"", m->addr, m->last_error);
     snprintf(m->error_word, sizeof m->error_word, "%s", word);
-    if (strcmp(word, "NOSCRIPT") == 0) reload_scripts(m);
+    if (strcmp(word, "NOSCRIPT") == 0) { /* EVAL until SCRIPT LOAD answers again */
+        memset(m->script_ok, 0, sizeof m->script_ok);
+        reload_scripts(m);
+    }
 }
 
 static void on_user_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -371,11 +430,18 @@ static void on_script_load(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *r = reply;
     size_t script = (size_t)(uintptr_t)privdata;
     note_reply(m);
-    if (r == NULL) return;
-    if (r->type == REDIS_REPLY_STRING && r->len == SHA_HEX && script < SCRIPT__COUNT)
-        memcpy(m->pool->sha[script], r->str, SHA_HEX + 1);
-    else if (r->type == REDIS_REPLY_ERROR)
+    if (r == NULL || script >= SCRIPT__COUNT) return;
+    if (r->type == REDIS_REPLY_STRING && r->len == SHA_HEX &&
+        memcmp(r->str, m->pool->sha[script], SHA_HEX) == 0) {
+        m->script_ok[script] = true;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        /* Scripts still run through EVAL on this master. */
         snprintf(m->last_error, sizeof m->last_error, "SCRIPT LOAD: %.100s", r->str);
+    } else {
+        /* It does not hash like Redis, or does not answer what it was
+         * asked: nothing it says can be trusted. */
+        master_drop(m, "SCRIPT LOAD answered a wrong sha");
+    }
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
@@ -385,12 +451,11 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
     (void)privdata;
     note_reply(m);
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        /* Wrong password: keep retrying with backoff; the log says why once. */
-        if (!m->auth_failed)
-            log_error("msg=\"master refused AUTH\" master=%s error=\"%.100s\"", m->addr, r->str);
-        m->auth_failed = true;
-        snprintf(m->last_error, sizeof m->last_error, "AUTH: %.100s", r->str);
-        redisAsyncDisconnect(ac);
+        /* Wrong password: a failed connect, retried with backoff; the
+         * "master down" line says why, once per change of error. */
+        char why[ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "refused AUTH: %.100s", r->str);
+        master_drop(m, why);
     }
 }
 
@@ -402,9 +467,10 @@ static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata
     note_reply(m);
     if (r == NULL || m->ac == NULL) return;
     if (r->type != REDIS_REPLY_STRING) {
-        snprintf(m->last_error, sizeof m->last_error, "INFO: %.100s",
+        char why[ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "INFO: %.100s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        redisAsyncDisconnect(ac);
+        master_drop(m, why);
         return;
     }
     const char *p = strstr(r->str, "run_id:");
@@ -429,7 +495,6 @@ static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata
                  m->addr, m->run_id, run_id, m->pool->quarantine_ms);
     }
     snprintf(m->run_id, sizeof m->run_id, "%s", run_id);
-    m->backoff_ms = RECONNECT_MIN_MS;
     m->last_error[0] = '\0';
     master_set_state(m, MASTER_UP, NULL);
 }
@@ -493,6 +558,7 @@ static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, 
     int rc = redisAsyncFormattedCommand(m->ac, fn, privdata, buf, len);
     if (buf != stackbuf) free(buf);
     if (rc != REDIS_OK) return -1;
+    m->guard.sent++;
     if (m->pending++ == 0) m->progress_at = now_ms();
     return 0;
 }
@@ -514,7 +580,6 @@ static void on_connect(const redisAsyncContext *cac, int status)
         m->ac = NULL;
         m->pending = 0;
         master_set_state(m, MASTER_DOWN, cac->errstr);
-        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", cac->errstr);
         schedule_reconnect(m);
         return;
     }
@@ -542,14 +607,18 @@ static void master_connect(struct master *m)
     master_set_state(m, MASTER_CONNECTING, NULL);
     redisAsyncContext *ac = redisAsyncConnect(m->conf.host, m->conf.port);
     if (ac == NULL || ac->err) {
-        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", ac ? ac->errstr : "out of memory");
+        char why[ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
         if (ac) redisAsyncFree(ac);
-        master_set_state(m, MASTER_DOWN, m->last_error);
+        master_set_state(m, MASTER_DOWN, why);
         schedule_reconnect(m);
         return;
     }
     ac->data = m;
     ac->c.reader->fn = &reply_pool_functions; /* no malloc per reply */
+    memset(&m->guard, 0, sizeof m->guard);
+    ac->c.reader->privdata = &m->guard; /* redisReaderSetPrivdata() casts to int */
+    memset(m->script_ok, 0, sizeof m->script_ok);
     if (adapter_attach(ac, m->pool->base) != 0) {
         redisAsyncFree(ac);
         master_set_state(m, MASTER_DOWN, "cannot attach to event loop");
@@ -587,6 +656,14 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
             log_info("msg=\"master answers normally again\" master=%s", m->addr);
             m->error_word[0] = '\0';
             if (m->state == MASTER_UP) m->last_error[0] = '\0';
+        }
+        if (m->state == MASTER_UP && now - m->up_since >= MASTER_STABLE_MS) {
+            m->backoff_ms = RECONNECT_MIN_MS;
+            if (m->quiet) {
+                m->quiet = false;
+                m->down_logged = false;
+                log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
+            }
         }
         if (m->quarantine_until != 0 && now >= m->quarantine_until) {
             m->quarantine_until = 0;
@@ -696,6 +773,7 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
     p->userdata = userdata;
     p->quarantine_ms = cfg->max_ttl_ms;
     p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
+    for (size_t i = 0; i < SCRIPT__COUNT; i++) sha1_hex(script_text[i], strlen(script_text[i]), p->sha[i]);
     p->masters = calloc(cfg->nmasters ? cfg->nmasters : 1, sizeof *p->masters);
     p->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, p);
     if (p->masters == NULL || p->watchdog == NULL) goto fail;
@@ -842,7 +920,7 @@ int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script s
     char nkeys_str[PROTO_U64_DIGITS];
     if (3 + nkeys + nargs > SCRIPT_MAX_ARGS) return -1;
     size_t argc = 0;
-    if (p->sha[script][0] != '\0') {
+    if (master < p->nmasters && p->masters[master].script_ok[script]) {
         argv[argc] = "EVALSHA";
         lens[argc++] = 7;
         argv[argc] = p->sha[script];
