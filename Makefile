@@ -32,6 +32,7 @@ LIB_SRC    = client-lib/redlock.c
 CLI_SRC    = client-lib/redlock_cli.c
 HARNESS_SRC = tests/lib/harness.c
 TESTUTIL_SRC = tests/lib/testutil.c
+FAKEMASTER_SRC = tests/lib/fakemaster.c daemon/util.c
 UNIT_SRC   = $(wildcard tests/unit/check_*.c)
 INTEG_SRC  = $(wildcard tests/integration/check_*.c)
 BENCH_SRC  = $(wildcard tests/bench/lockbench.c)
@@ -42,6 +43,7 @@ DAEMON_OBJ = $(call obj,$(DAEMON_SRC))
 LIB_OBJ    = $(call obj,$(LIB_SRC))
 HARNESS_OBJ = $(call obj,$(HARNESS_SRC))
 TESTUTIL_OBJ = $(call obj,$(TESTUTIL_SRC))
+FAKEMASTER_OBJ = $(call obj,$(FAKEMASTER_SRC))
 
 UNIT_BIN  = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 INTEG_BIN = $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INTEG_SRC))
@@ -86,10 +88,12 @@ $(BUILD)/tests/check_%: $(BUILD)/obj/tests/unit/check_%.o $(BUILD)/libdaemon.a $
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm
 
-# Integration tests drive real processes through libredlock.
-$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(TESTUTIL_OBJ) $(BUILD)/libredlock.a
+# Integration tests drive real processes through libredlock (and may stand
+# a fake, hostile master next to the real ones: tests/lib/fakemaster.h).
+$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(TESTUTIL_OBJ) \
+                                $(FAKEMASTER_OBJ) $(BUILD)/libredlock.a
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm -pthread
 
 # Feature fragments (bench, install, fuzz, chaos, clients, examples): one file
 # each. Included here, before the rules that use what they add to EXTRA_TEST_BIN.

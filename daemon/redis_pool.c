@@ -23,7 +23,8 @@
 #define WATCHDOG_TICK_MS 100
 #define PING_INTERVAL_MS 1000
 #define STALL_MIN_MS 1000 /* a reply overdue this long (or 10 deadlines) drops the connection */
-#define SHA_HEX 40
+#define MASTER_STABLE_MS 3000 /* up this long: backoff starts again from RECONNECT_MIN_MS */
+#define SHA_HEX SHA1_HEX
 #define ERROR_TEXT_MAX 128
 #define RUN_ID_MAX 48
 #define UPTIME_SLACK_MS 1000 /* INFO's uptime_in_seconds is whole seconds of the wall clock */
@@ -172,8 +173,13 @@ struct master {
     char last_error[ERROR_TEXT_MAX];
     char error_word[16];         /* first word of the error replies being seen, "" if none */
     uint64_t last_error_reply_ms;/* when the last error reply came */
-    bool auth_failed;            /* the master refused our AUTH: keep saying so until it is up */
-    bool down_logged;            /* "master down" was logged and it has not been up since */
+    bool down_logged;            /* "master down" was logged and no "master up" since */
+    bool quiet;                  /* flapping (down again within MASTER_STABLE_MS of up): its
+                                    ups and same-error downs are not logged until it is stable */
+    uint64_t up_since;           /* when it last came up */
+    char logged_error[ERROR_TEXT_MAX]; /* the error of the last "master down" logged */
+    bool script_ok[SCRIPT__COUNT]; /* SCRIPT LOAD answered with the right sha on this connection */
+    struct reply_guard guard;    /* the reader's bounds: size, unsolicited replies */
 };
 
 struct pool {
@@ -187,7 +193,7 @@ struct pool {
     bool fresh;                  /* ... and none had: every master met was new */
     uint64_t created_ms;         /* for the log line of a long undecided start */
     bool undecided_logged;
-    char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* "" until a SCRIPT LOAD answered */
+    char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* SHA1 of each script, computed here */
     pool_reply_fn *on_reply;
     void *userdata;
     struct event *watchdog;
@@ -207,6 +213,7 @@ struct mem_reply {
 };
 
 static void master_connect(struct master *m);
+static void master_drop(struct master *m, const char *why);
 
 /*
  * Our own hiredis event adapter. hiredis 0.14's libevent adapter re-adds a
@@ -229,11 +236,24 @@ struct adapter {
     bool dead;          /* cleanup ran during on_flush */
 };
 
+/* Before hiredis reads and parses: bound what the reader buffers (a bulk
+ * string is parsed only once all of it arrived, so a "$1000000000" header
+ * would make it buffer everything), and tell the reader's guard how many
+ * replies this read may complete (see reply_pool.h: an unsolicited reply
+ * fails the reader instead of aborting in hiredis). */
 static void ad_on_read(evutil_socket_t fd, short what, void *arg)
 {
+    struct adapter *a = arg;
+    struct master *m = a->ac->data;
+    const redisReader *r = a->ac->c.reader;
     (void)fd;
     (void)what;
-    redisAsyncHandleRead(((struct adapter *)arg)->ac);
+    if (r->len - r->pos > REPLY_MAX_BYTES) {
+        master_drop(m, "reply too large"); /* frees a */
+        return;
+    }
+    m->guard.limit = m->guard.sent;
+    redisAsyncHandleRead(a->ac);
 }
 
 static void ad_on_writable(evutil_socket_t fd, short what, void *arg)
@@ -320,21 +340,44 @@ static int adapter_attach(redisAsyncContext *ac, struct event_base *base)
     return 0;
 }
 
-/* State changes are logged once: going down (or failing to come up the
- * first time), and coming back. Reconnect attempts while down are quiet. */
+/* Two error texts that differ only in numbers ("no reply for 1003 ms")
+ * are the same error for logging. */
+static bool same_error(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a >= '0' && *a <= '9') a++;
+        while (*b >= '0' && *b <= '9') b++;
+        if (*a != *b) return false;
+        if (*a == '\0') return true;
+        a++;
+        b++;
+    }
+}
+
+/* State changes are logged once per change of error: going down (or
+ * failing to come up the first time) with a new error, and coming back.
+ * Reconnect attempts that fail the same way are quiet, and so is a master
+ * that keeps coming up and going down again (an unsolicited reply after
+ * each handshake): it is logged up again once it stayed up
+ * MASTER_STABLE_MS (on_watchdog). last_error keeps the reason. */
 static void master_set_state(struct master *m, enum master_state s, const char *why)
 {
     if (m->state == s) return;
-    /* A refused AUTH stays the reason shown until the master is up again. */
-    if (why != NULL && why[0] != '\0' && !m->auth_failed)
-        snprintf(m->last_error, sizeof m->last_error, "%s", why);
+    if (why != NULL && why[0] != '\0') snprintf(m->last_error, sizeof m->last_error, "%s", why);
+    uint64_t now = now_ms();
     if (s == MASTER_UP) {
-        log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
-        m->down_logged = false;
-        m->auth_failed = false;
-    } else if (s == MASTER_DOWN && !m->down_logged) {
-        log_warn("msg=\"master down\" master=%s error=\"%s\"", m->addr, why ? why : "");
-        m->down_logged = true;
+        m->up_since = now;
+        if (!m->quiet) {
+            log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
+            m->down_logged = false;
+        }
+    } else if (s == MASTER_DOWN) {
+        if (m->state == MASTER_UP && now - m->up_since < MASTER_STABLE_MS) m->quiet = true;
+        if (!m->down_logged || !same_error(m->last_error, m->logged_error)) {
+            log_warn("msg=\"master down\" master=%s error=\"%s\"", m->addr, m->last_error);
+            m->down_logged = true;
+            snprintf(m->logged_error, sizeof m->logged_error, "%s", m->last_error);
+        }
     }
     m->state = s;
 }
@@ -355,8 +398,21 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     m->ac = NULL; /* hiredis frees the context after this returns */
     m->pending = 0;
     m->ping_sent_us = 0;
-    master_set_state(m, MASTER_DOWN, ac->errstr[0] ? ac->errstr : "disconnected");
+    /* The reader's guard failed it (as out of memory): say why. */
+    const char *why = m->guard.error ? m->guard.error : ac->errstr[0] ? ac->errstr : "disconnected";
+    master_set_state(m, MASTER_DOWN, why);
     schedule_reconnect(m);
+}
+
+/* Drop a master's connection at once (a protocol violation or a failed
+ * handshake): it goes DOWN with why and is reconnected with backoff. Safe
+ * inside a hiredis callback (the context is freed when it returns) and from
+ * the adapter. Pending commands get no reply. */
+static void master_drop(struct master *m, const char *why)
+{
+    if (m->ac == NULL) return;
+    master_set_state(m, MASTER_DOWN, why);
+    redisAsyncFree(m->ac); /* on_disconnect schedules the reconnect */
 }
 
 static void on_connect(const redisAsyncContext *ac, int status);
@@ -415,7 +471,10 @@ static void track_error_reply(struct master *m, const struct pool_reply *r)
              r->kind == POOL_REPLY_ERROR ? r->str : "BADTYPE");
     log_warn("msg=\"master answers with errors\" master=%s error=\"%s\"", m->addr, m->last_error);
     snprintf(m->error_word, sizeof m->error_word, "%s", word);
-    if (strcmp(word, "NOSCRIPT") == 0) reload_scripts(m);
+    if (strcmp(word, "NOSCRIPT") == 0) { /* EVAL until SCRIPT LOAD answers again */
+        memset(m->script_ok, 0, sizeof m->script_ok);
+        reload_scripts(m);
+    }
 }
 
 static void on_user_reply(redisAsyncContext *ac, void *reply, void *privdata)
@@ -435,11 +494,18 @@ static void on_script_load(redisAsyncContext *ac, void *reply, void *privdata)
     redisReply *r = reply;
     size_t script = (size_t)(uintptr_t)privdata;
     note_reply(m);
-    if (r == NULL) return;
-    if (r->type == REDIS_REPLY_STRING && r->len == SHA_HEX && script < SCRIPT__COUNT)
-        memcpy(m->pool->sha[script], r->str, SHA_HEX + 1);
-    else if (r->type == REDIS_REPLY_ERROR)
+    if (r == NULL || script >= SCRIPT__COUNT) return;
+    if (r->type == REDIS_REPLY_STRING && r->len == SHA_HEX &&
+        memcmp(r->str, m->pool->sha[script], SHA_HEX) == 0) {
+        m->script_ok[script] = true;
+    } else if (r->type == REDIS_REPLY_ERROR) {
+        /* Scripts still run through EVAL on this master. */
         snprintf(m->last_error, sizeof m->last_error, "SCRIPT LOAD: %.100s", r->str);
+    } else {
+        /* It does not hash like Redis, or does not answer what it was
+         * asked: nothing it says can be trusted. */
+        master_drop(m, "SCRIPT LOAD answered a wrong sha");
+    }
 }
 
 static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
@@ -449,12 +515,11 @@ static void on_auth(redisAsyncContext *ac, void *reply, void *privdata)
     (void)privdata;
     note_reply(m);
     if (r != NULL && r->type == REDIS_REPLY_ERROR) {
-        /* Wrong password: keep retrying with backoff; the log says why once. */
-        if (!m->auth_failed)
-            log_error("msg=\"master refused AUTH\" master=%s error=\"%.100s\"", m->addr, r->str);
-        m->auth_failed = true;
-        snprintf(m->last_error, sizeof m->last_error, "AUTH: %.100s", r->str);
-        redisAsyncDisconnect(ac);
+        /* Wrong password: a failed connect, retried with backoff; the
+         * "master down" line says why, once per change of error. */
+        char why[ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "refused AUTH: %.100s", r->str);
+        master_drop(m, why);
     }
 }
 
@@ -620,9 +685,10 @@ static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata
     note_reply(m);
     if (r == NULL || m->ac == NULL) return;
     if (r->type != REDIS_REPLY_STRING) {
-        snprintf(m->last_error, sizeof m->last_error, "INFO: %.100s",
+        char why[ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "INFO: %.100s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
-        redisAsyncDisconnect(ac);
+        master_drop(m, why);
         return;
     }
     char run_id[sizeof m->run_id] = "", uptime[24] = "";
@@ -650,7 +716,6 @@ static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata
         m->unverified = false;
         m->quarantine_until = 0;
     }
-    m->backoff_ms = RECONNECT_MIN_MS;
     m->last_error[0] = '\0';
     master_set_state(m, MASTER_UP, NULL);
     find_same_servers(m->pool);
@@ -717,6 +782,7 @@ static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, 
     int rc = redisAsyncFormattedCommand(m->ac, fn, privdata, buf, len);
     if (buf != stackbuf) free(buf);
     if (rc != REDIS_OK) return -1;
+    m->guard.sent++;
     if (m->pending++ == 0) m->progress_at = now_ms();
     return 0;
 }
@@ -738,7 +804,6 @@ static void on_connect(const redisAsyncContext *cac, int status)
         m->ac = NULL;
         m->pending = 0;
         master_set_state(m, MASTER_DOWN, cac->errstr);
-        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", cac->errstr);
         schedule_reconnect(m);
         return;
     }
@@ -771,9 +836,8 @@ static void master_connect(struct master *m)
     if (ac == NULL || ac->err) {
         /* A copy: master_set_state() copies why into last_error, and a copy
          * onto itself (as before) logged error="" for an unresolvable host. */
-        char why[sizeof m->last_error];
+        char why[ERROR_TEXT_MAX];
         snprintf(why, sizeof why, "%s", ac ? ac->errstr : "out of memory");
-        if (!m->auth_failed) snprintf(m->last_error, sizeof m->last_error, "%s", why);
         if (ac) redisAsyncFree(ac);
         master_set_state(m, MASTER_DOWN, why);
         schedule_reconnect(m);
@@ -781,6 +845,9 @@ static void master_connect(struct master *m)
     }
     ac->data = m;
     ac->c.reader->fn = &reply_pool_functions; /* no malloc per reply */
+    memset(&m->guard, 0, sizeof m->guard);
+    ac->c.reader->privdata = &m->guard; /* redisReaderSetPrivdata() casts to int */
+    memset(m->script_ok, 0, sizeof m->script_ok);
     if (adapter_attach(ac, m->pool->base) != 0) {
         redisAsyncFree(ac);
         master_set_state(m, MASTER_DOWN, "cannot attach to event loop");
@@ -829,6 +896,14 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
             log_info("msg=\"master answers normally again\" master=%s", m->addr);
             m->error_word[0] = '\0';
             if (m->state == MASTER_UP) m->last_error[0] = '\0';
+        }
+        if (m->state == MASTER_UP && now - m->up_since >= MASTER_STABLE_MS) {
+            m->backoff_ms = RECONNECT_MIN_MS;
+            if (m->quiet) {
+                m->quiet = false;
+                m->down_logged = false;
+                log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
+            }
         }
         if (m->quarantine_until != 0 && now >= m->quarantine_until) {
             m->quarantine_until = 0;
@@ -947,6 +1022,7 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
     pool_configure(p, cfg);
     p->created_ms = now_ms();
     p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
+    for (size_t i = 0; i < SCRIPT__COUNT; i++) sha1_hex(script_text[i], strlen(script_text[i]), p->sha[i]);
     p->masters = calloc(cfg->nmasters ? cfg->nmasters : 1, sizeof *p->masters);
     p->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, p);
     if (p->masters == NULL || p->watchdog == NULL) goto fail;
@@ -1110,7 +1186,7 @@ int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script s
     char nkeys_str[PROTO_U64_DIGITS];
     if (3 + nkeys + nargs > SCRIPT_MAX_ARGS) return -1;
     size_t argc = 0;
-    if (p->sha[script][0] != '\0') {
+    if (master < p->nmasters && p->masters[master].script_ok[script]) {
         argv[argc] = "EVALSHA";
         lens[argc++] = 7;
         argv[argc] = p->sha[script];

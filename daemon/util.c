@@ -133,3 +133,74 @@ uint64_t hash_bytes(const void *data, size_t len)
     SIPROUND;
     return v0 ^ v1 ^ v2 ^ v3;
 }
+
+static uint32_t rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+
+/* One 64-byte block into the five state words. */
+static void sha1_block(uint32_t h[5], const unsigned char *p)
+{
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++)
+        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 |
+               (uint32_t)p[4 * i + 3];
+    for (int i = 16; i < 80; i++) w[i] = rol32(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5a827999;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ed9eba1;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8f1bbcdc;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xca62c1d6;
+        }
+        uint32_t t = rol32(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rol32(b, 30);
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+void sha1(const void *data, size_t len, unsigned char out[SHA1_BYTES])
+{
+    uint32_t h[5] = {0x67452301, 0xefcdab89, 0x98badcfe, 0x10325476, 0xc3d2e1f0};
+    const unsigned char *in = data;
+    size_t full = len & ~(size_t)63;
+    for (size_t i = 0; i < full; i += 64) sha1_block(h, in + i);
+    /* The tail, 0x80, zeros and the bit length: one or two more blocks. */
+    unsigned char last[128] = {0};
+    size_t rest = len - full;
+    memcpy(last, in + full, rest);
+    last[rest] = 0x80;
+    size_t nlast = rest + 1 + 8 <= 64 ? 64 : 128;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++) last[nlast - 1 - i] = (unsigned char)(bits >> (8 * i));
+    sha1_block(h, last);
+    if (nlast == 128) sha1_block(h, last + 64);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (unsigned char)(h[i] >> 24);
+        out[4 * i + 1] = (unsigned char)(h[i] >> 16);
+        out[4 * i + 2] = (unsigned char)(h[i] >> 8);
+        out[4 * i + 3] = (unsigned char)h[i];
+    }
+}
+
+void sha1_hex(const void *data, size_t len, char out[SHA1_HEX + 1])
+{
+    unsigned char d[SHA1_BYTES];
+    sha1(data, len, d);
+    hex_encode(d, sizeof d, out);
+}

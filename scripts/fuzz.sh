@@ -5,7 +5,7 @@
 BUILD=${BUILD:-build}
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 status=0
-for target in request reply config redis_reply; do
+for target in request reply config redis_reply master; do
     bin="$BUILD/fuzz/fuzz_$target"
     corpus="$BUILD/fuzz/corpus-$target"
     mkdir -p "$corpus"

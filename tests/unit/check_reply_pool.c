@@ -2,7 +2,8 @@
  * check_reply_pool.c - unit tests for daemon/reply_pool.c: a hiredis reader
  * with the pooled object functions must build the same reply trees as
  * hiredis' own functions, reuse freed objects, free partial replies, and
- * refuse array headers past REPLY_MAX_ELEMENTS.
+ * refuse array headers past REPLY_MAX_ELEMENTS; with a guard, refuse
+ * unsolicited replies and replies over REPLY_MAX_BYTES.
  */
 #include <check.h>
 #include <hiredis/hiredis.h>
@@ -134,6 +135,124 @@ START_TEST(huge_array_header_is_refused)
 }
 END_TEST
 
+/* A reader with a guard, as redis_pool.c sets one on each master. */
+static redisReader *guarded_reader(struct reply_guard *g)
+{
+    memset(g, 0, sizeof *g);
+    redisReader *r = redisReaderCreateWithFunctions(&reply_pool_functions);
+    ck_assert_ptr_nonnull(r);
+    redisReaderSetPrivdata(r, g);
+    return r;
+}
+
+START_TEST(unsolicited_reply_is_refused)
+{
+    struct reply_guard g;
+    redisReader *r = guarded_reader(&g);
+    /* Two commands sent: two replies fine, a third one is refused. */
+    g.sent = g.limit = 2;
+    redisReply *a = parse_with(r, "+OK\r\n");
+    r->fn->freeObject(a);
+    a = parse_with(r, "*2\r\n:1\r\n*0\r\n");
+    r->fn->freeObject(a);
+    ck_assert_uint_eq(g.answered, 2);
+    ck_assert_int_eq(parse_error_with(r, "+OK\r\n"), REDIS_ERR_OOM);
+    ck_assert_str_eq(g.error, "unsolicited reply");
+    redisReaderFree(r);
+
+    /* Every kind of reply counts, nested ones once for the whole tree. */
+    const char *kinds[] = {":1\r\n", "$-1\r\n", "*-1\r\n", "*0\r\n", "-ERR x\r\n", "$2\r\nab\r\n",
+                           "*2\r\n*1\r\n$1\r\na\r\n*0\r\n"};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        r = guarded_reader(&g);
+        g.sent = g.limit = 1;
+        a = parse_with(r, kinds[i]);
+        r->fn->freeObject(a);
+        ck_assert_int_eq(parse_error_with(r, kinds[i]), REDIS_ERR_OOM);
+        ck_assert_str_eq(g.error, "unsolicited reply");
+        redisReaderFree(r);
+    }
+    /* A command sent after the read began does not count (limit, not sent). */
+    r = guarded_reader(&g);
+    g.sent = 1;
+    ck_assert_int_eq(parse_error_with(r, ":1\r\n"), REDIS_ERR_OOM);
+    redisReaderFree(r);
+    reply_pool_free_all();
+}
+END_TEST
+
+START_TEST(oversized_replies_are_refused)
+{
+    struct reply_guard g;
+    /* One bulk string over REPLY_MAX_BYTES. */
+    size_t big = REPLY_MAX_BYTES + 1;
+    char *bytes = malloc(big + 64);
+    ck_assert_ptr_nonnull(bytes);
+    int n = snprintf(bytes, 64, "$%zu\r\n", big);
+    memset(bytes + n, 'x', big);
+    memcpy(bytes + n + big, "\r\n", 3);
+    redisReader *r = guarded_reader(&g);
+    g.sent = g.limit = 1;
+    ck_assert_int_eq(parse_error_with(r, bytes), REDIS_ERR_OOM);
+    ck_assert_str_eq(g.error, "reply too large");
+    redisReaderFree(r);
+    free(bytes);
+
+    /* An array of 1024 strings of 2 KiB: each is small, the whole is not. */
+    size_t each = 2048, total = 16 + REPLY_MAX_ELEMENTS * (each + 16);
+    bytes = malloc(total);
+    ck_assert_ptr_nonnull(bytes);
+    size_t off = (size_t)snprintf(bytes, total, "*%d\r\n", REPLY_MAX_ELEMENTS);
+    for (int i = 0; i < REPLY_MAX_ELEMENTS; i++) {
+        off += (size_t)snprintf(bytes + off, total - off, "$%zu\r\n", each);
+        memset(bytes + off, 'y', each);
+        off += each;
+        memcpy(bytes + off, "\r\n", 2);
+        off += 2;
+    }
+    bytes[off] = '\0';
+    r = guarded_reader(&g);
+    g.sent = g.limit = 1;
+    ck_assert_int_eq(parse_error_with(r, bytes), REDIS_ERR_OOM);
+    ck_assert_str_eq(g.error, "reply too large");
+    redisReaderFree(r);
+    free(bytes);
+
+    /* Small input, large tree: arrays of 1024 integers in an array (4 bytes
+     * of input for each object of about 100). */
+    r = guarded_reader(&g);
+    g.sent = g.limit = 1;
+    size_t nlen = 16 + 20 * (16 + REPLY_MAX_ELEMENTS * 4);
+    char *nested = malloc(nlen);
+    ck_assert_ptr_nonnull(nested);
+    off = (size_t)snprintf(nested, nlen, "*%d\r\n", REPLY_MAX_ELEMENTS);
+    for (int i = 0; i < 20; i++) {
+        off += (size_t)snprintf(nested + off, nlen - off, "*%d\r\n", REPLY_MAX_ELEMENTS);
+        for (int j = 0; j < REPLY_MAX_ELEMENTS; j++) off += (size_t)snprintf(nested + off, nlen - off, ":1\r\n");
+    }
+    ck_assert_int_eq(parse_error_with(r, nested), REDIS_ERR_OOM);
+    free(nested);
+    ck_assert_str_eq(g.error, "reply too large");
+    redisReaderFree(r);
+
+    /* Under the bound, replies come one after another: the size is per reply. */
+    r = guarded_reader(&g);
+    g.sent = g.limit = 64;
+    char mid[40000];
+    n = snprintf(mid, sizeof mid, "$%d\r\n", 32768);
+    memset(mid + n, 'z', 32768);
+    memcpy(mid + n + 32768, "\r\n", 3);
+    for (int i = 0; i < 64; i++) {
+        redisReply *a = parse_with(r, mid);
+        ck_assert_uint_eq(a->len, 32768);
+        r->fn->freeObject(a);
+    }
+    ck_assert_ptr_null(g.error);
+    redisReaderFree(r);
+    reply_pool_free_all();
+}
+END_TEST
+
 static Suite *reply_pool_suite(void)
 {
     Suite *s = suite_create("reply_pool");
@@ -143,6 +262,8 @@ static Suite *reply_pool_suite(void)
     tcase_add_test(tc, many_alive_at_once);
     tcase_add_test(tc, protocol_error_mid_array_frees_the_partial_reply);
     tcase_add_test(tc, huge_array_header_is_refused);
+    tcase_add_test(tc, unsolicited_reply_is_refused);
+    tcase_add_test(tc, oversized_replies_are_refused);
     suite_add_tcase(s, tc);
     return s;
 }
