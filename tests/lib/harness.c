@@ -1140,3 +1140,14 @@ size_t h_count_key(const struct h_redis *m, size_t n, const char *key, const cha
     }
     return count;
 }
+
+int h_redis_mark(const struct h_redis *r, const char *key_prefix)
+{
+    char info[4096], run_id[48], key[160];
+    if (h_redis_cmd(r, info, sizeof info, "INFO", "server", (char *)NULL) != H_REPLY_BULK) return -1;
+    const char *p = strstr(info, "run_id:");
+    if (p == NULL) return -1;
+    snprintf(run_id, sizeof run_id, "%.40s", p + 7);
+    snprintf(key, sizeof key, "%s,epoch", key_prefix);
+    return h_redis_cmd(r, info, sizeof info, "SET", key, run_id, (char *)NULL) == H_REPLY_STATUS ? 0 : -1;
+}

@@ -198,6 +198,9 @@ enum h_reply_type h_redis_cmd(const struct h_redis *r, char *out, size_t outlen,
 
 /* GET key into out: true if the key exists (false if nil or on error). */
 bool h_redis_get(const struct h_redis *r, const char *key, char *out, size_t outlen);
+/* Write the marker "<key_prefix>,epoch" = the server's run_id, as an operator
+ * does for a new master so that it votes at once (PROTOCOL.md 8.5). 0 on success. */
+int h_redis_mark(const struct h_redis *r, const char *key_prefix);
 /* PTTL key: the ms left, -1 without expiry, -2 when absent, -3 on error. */
 long long h_redis_pttl(const struct h_redis *r, const char *key);
 /* SET key val PX px_ms: true on +OK. */
