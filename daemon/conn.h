@@ -41,7 +41,8 @@ struct request {
 
 enum conn_state {
     CONN_OPEN,    /* reading requests */
-    CONN_DRAINING,/* QUIT or TOOLONG: no more reading; close once replies are written */
+    CONN_DRAINING,/* QUIT or TOOLONG: no more requests (input is read and dropped, to see
+                     the client's close); close once replies are written */
     CONN_CLOSED,  /* socket closed, waiting to be reaped */
 };
 
@@ -53,9 +54,10 @@ struct conn {
     bool authed;                  /* AUTH passed, or no auth configured */
     bool reading;                 /* read event is added */
     bool flush_scheduled;         /* write event activated for this loop turn */
-    bool backlog;                 /* in[] holds complete lines deferred to the next turn */
+    bool backlog;                 /* in[] holds complete lines not handled yet (fairness, a limit, a pause) */
     struct event rev, wev;
-    struct event pause;           /* resumes reading after an AUTH failure's delay */
+    struct event pause;           /* resumes input after an AUTH failure's delay, an overload
+                                     pause, or 0 ms: lines deferred to the next loop turn */
     unsigned auth_failures;
     char *in;                     /* partial request bytes; NULL when none */
     size_t in_len, in_cap;
