@@ -3,10 +3,20 @@
  *
  * Reading: bytes go into a per-connection buffer that exists only while a
  * partial line is pending (idle connections hold no buffer). At most
- * REQS_PER_EVENT lines are handled per read event so one busy client cannot
- * starve the others. While a client has too many unanswered requests or too
- * much unread output, it is not read from (backpressure); past
- * max_output_bytes of unread output it is closed.
+ * REQS_PER_EVENT lines are handled per loop turn: the rest wait for the
+ * next turn (the pause timer, set to 0 ms, fires after the next epoll), so
+ * one client's pipeline cannot starve the others, the masters' replies or
+ * the signals. While a client has too many unanswered requests or too much
+ * unread output, it is not read from and its buffered lines wait
+ * (backpressure) until on_write sees both fall to half their limit; past
+ * max_output_bytes of unread output it is closed. The read event is
+ * activated by hand (resume_input) only when no limit is reached, so each
+ * such activation handles a line: nothing spins without progress.
+ *
+ * Draining (after QUIT, TOOLONG or too many AUTH failures): no more lines
+ * are handled, but the socket is still read, and what arrives is dropped,
+ * so that it does not stay readable for ever and the client's close is
+ * seen at once: its waiters leave their queues and its locks are released.
  *
  * Writing: replies are appended in request order to the connection's own
  * output buffer, which is kept while it stays small (no allocation per
@@ -53,6 +63,7 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg);
 static void on_auth_deadline(evutil_socket_t fd, short what, void *arg);
 static uint32_t line_limit(const struct conn *c);
 static void handle_line(struct conn *c, const char *line, size_t len);
+static size_t unwritten(const struct conn *c);
 
 struct conn *conn_new(struct server *s, int fd)
 {
@@ -95,6 +106,14 @@ static void set_reading(struct conn *c, bool on)
     c->reading = on;
 }
 
+/* Too many unanswered requests or too much unread output: the connection
+ * must not be read (nor its buffered lines handled) until on_write sees
+ * both fall to half their limit. */
+static bool input_blocked(const struct conn *c)
+{
+    return c->npending >= MAX_PENDING_REQUESTS || unwritten(c) > c->server->cfg.max_output_bytes / 2;
+}
+
 /* Reading was paused: handle lines that arrived meanwhile. */
 static void resume_input(struct conn *c)
 {
@@ -108,6 +127,22 @@ static void schedule_flush(struct conn *c)
     if (c->flush_scheduled || c->state == CONN_CLOSED) return;
     c->flush_scheduled = true;
     event_active(&c->wev, EV_WRITE, 1);
+}
+
+/* QUIT, TOOLONG or the last allowed AUTH failure: handle no more lines
+ * (the caller drops the buffered ones), write the replies still owed and
+ * close (on_write). The read event stays armed so that on_read drops what
+ * arrives and sees the client's close. */
+static void start_draining(struct conn *c)
+{
+    c->state = CONN_DRAINING;
+    c->backlog = false;
+    evtimer_del(&c->pause);
+    if (!c->reading) {
+        event_add(&c->rev, NULL);
+        c->reading = true;
+    }
+    schedule_flush(c);
 }
 
 void conn_close(struct conn *c, const char *why)
@@ -376,7 +411,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         conn_close(c, "quit");
         return;
     }
-    /* Resume reading once the client has caught up. */
+    /* Resume reading once the client has caught up (hysteresis: half of
+     * both limits, so a connection at a limit is not woken per reply). */
     if (!c->reading && !evtimer_pending(&c->pause, NULL) && len < s->cfg.max_output_bytes / 2 &&
         c->npending < MAX_PENDING_REQUESTS / 2) {
         set_reading(c, true);
@@ -408,8 +444,11 @@ static int keep_input(struct conn *c, const char *bytes, size_t len)
 }
 
 /* Handle the complete lines at the start of buf, at most REQS_PER_EVENT.
- * Returns the bytes consumed; *more is set when lines were left for the
- * next turn (fairness, pipeline limit or an AUTH pause). */
+ * Returns the bytes consumed; *more is set when it stopped before the end of
+ * the complete lines (fairness, the pending limit, an AUTH or overload
+ * pause): the caller keeps the rest and after_lines() decides when to go on.
+ * A line that makes the connection drain (QUIT, TOOLONG) ends it: the caller
+ * drops the rest. */
 static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *more)
 {
     struct server *s = c->server;
@@ -417,12 +456,16 @@ static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *mo
     int handled = 0;
     *more = false;
     while (c->state == CONN_OPEN) {
-        if (evtimer_pending(&c->pause, NULL)) break; /* AUTH delay: the rest waits */
+        if (evtimer_pending(&c->pause, NULL)) { /* AUTH delay, overload or next turn: on_pause_end goes on */
+            *more = true;
+            break;
+        }
         if (pool_backlog(rl_engine_pool(s->rl)) > s->cfg.max_backlog) {
             s->stats.overload_pauses++;
             set_reading(c, false);
             struct timeval tv = {0, OVERLOAD_PAUSE_MS * 1000};
             evtimer_add(&c->pause, &tv);
+            *more = true;
             break;
         }
         if (handled == REQS_PER_EVENT || c->npending >= MAX_PENDING_REQUESTS) {
@@ -437,7 +480,7 @@ static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *mo
             s->stats.errors_toolong++;
             snprintf(text, sizeof text, "request line longer than %u bytes", line_limit(c));
             reply_err(c, PROTO_ERR_TOOLONG, text);
-            c->state = CONN_DRAINING;
+            if (c->state == CONN_OPEN) start_draining(c);
             return len;
         }
         handle_line(c, buf + off, line_len);
@@ -447,11 +490,13 @@ static size_t handle_lines(struct conn *c, const char *buf, size_t len, bool *mo
     return off;
 }
 
-/* Handle what the connection has buffered; free the buffer once empty. */
+/* Handle what the connection has buffered; free the buffer once empty
+ * (and at once if a line made the connection drain or close). */
 static bool drain_kept_input(struct conn *c)
 {
     bool more;
     size_t used = handle_lines(c, c->in, c->in_len, &more);
+    if (c->state != CONN_OPEN) used = c->in_len; /* nothing after QUIT or TOOLONG is handled */
     if (used > 0) {
         memmove(c->in, c->in + used, c->in_len - used);
         c->in_len -= used;
@@ -464,15 +509,31 @@ static bool drain_kept_input(struct conn *c)
     return more;
 }
 
+/* After a batch of lines: over a limit, stop reading (on_write resumes it,
+ * and resume_input goes on with the buffered lines); lines left for
+ * fairness are handled after the next epoll, when the 0 ms pause ends. */
+static void after_lines(struct conn *c, bool more)
+{
+    c->backlog = false;
+    if (c->state != CONN_OPEN) return;
+    c->backlog = more && c->in_len > 0;
+    if (input_blocked(c)) {
+        set_reading(c, false);
+        return;
+    }
+    if (c->backlog && c->reading && !evtimer_pending(&c->pause, NULL)) {
+        static const struct timeval next_turn = {0, 0};
+        evtimer_add(&c->pause, &next_turn);
+    }
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    struct server *s = c->server;
     (void)what;
-    if (c->state != CONN_OPEN) return;
-    if (c->backlog) { /* activated to continue with buffered lines, not to read */
-        c->backlog = drain_kept_input(c);
-        if (c->backlog && c->state == CONN_OPEN && c->reading) event_active(&c->rev, EV_READ, 1);
+    if (c->state == CONN_CLOSED) return;
+    if (c->state == CONN_OPEN && c->backlog) { /* activated to continue with buffered lines, not to read */
+        after_lines(c, drain_kept_input(c));
         return;
     }
     ssize_t n = read(fd, read_buf, sizeof read_buf);
@@ -484,11 +545,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) conn_close(c, strerror(errno));
         return;
     }
+    if (c->state == CONN_DRAINING) return; /* read only to see the close: the bytes are dropped */
     bool more;
     if (c->in_len == 0) {
         size_t used = handle_lines(c, read_buf, (size_t)n, &more);
-        if (c->state == CONN_CLOSED) return;
-        if (used < (size_t)n && keep_input(c, read_buf + used, (size_t)n - used) != 0) {
+        if (c->state == CONN_OPEN && used < (size_t)n &&
+            keep_input(c, read_buf + used, (size_t)n - used) != 0) {
             conn_close(c, "out of memory");
             return;
         }
@@ -499,12 +561,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         more = drain_kept_input(c);
     }
-    if (c->state != CONN_OPEN) return;
-    c->backlog = more;
-    if (c->npending >= MAX_PENDING_REQUESTS || unwritten(c) > s->cfg.max_output_bytes / 2)
-        set_reading(c, false);
-    else if (more)
-        event_active(&c->rev, EV_READ, 1);
+    after_lines(c, more);
 }
 
 /* ---- requests ---- */
@@ -576,11 +633,19 @@ static void reply_locks(struct conn *c)
     evbuffer_free(tmp);
 }
 
+/* A pause ended (AUTH delay, overload, or the 0 ms wait for the next loop
+ * turn): read again and go on with the buffered lines, unless a limit was
+ * reached meanwhile. */
 static void on_pause_end(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     (void)fd;
     (void)what;
+    if (c->state != CONN_OPEN) return;
+    if (input_blocked(c)) { /* on_write resumes it once the client caught up */
+        set_reading(c, false);
+        return;
+    }
     set_reading(c, true);
     resume_input(c);
 }
@@ -607,10 +672,7 @@ static void on_auth_deadline(evutil_socket_t fd, short what, void *arg)
  * closes the connection once its reply is written. */
 static void preauth_request(struct conn *c)
 {
-    if (++c->preauth_requests >= PREAUTH_MAX_REQUESTS) {
-        c->state = CONN_DRAINING;
-        schedule_flush(c);
-    }
+    if (++c->preauth_requests >= PREAUTH_MAX_REQUESTS) start_draining(c);
 }
 
 void conn_auth_changed(struct server *s)
@@ -652,8 +714,7 @@ static void handle_auth(struct conn *c, const struct proto_request *pr)
         auth_budget_refuse(&s->auth_budget, now);
         c->authed = false;
         reply_err(c, PROTO_ERR_AUTH, "too many failed AUTH attempts on this daemon; try again later");
-        c->state = CONN_DRAINING;
-        schedule_flush(c);
+        start_draining(c);
         return;
     }
     if (auth_token_equal(s->auth_token, pr->token.ptr, pr->token.len)) {
@@ -667,7 +728,7 @@ static void handle_auth(struct conn *c, const struct proto_request *pr)
     auth_budget_fail(&s->auth_budget, now);
     reply_err(c, PROTO_ERR_AUTH, "invalid token");
     if (++c->auth_failures >= AUTH_MAX_FAILURES) {
-        c->state = CONN_DRAINING;
+        start_draining(c);
         return;
     }
     set_reading(c, false);
@@ -723,8 +784,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
         return;
     case PROTO_VERB_QUIT:
         reply_in_order(c, pr.verb, line_out, proto_fmt_ok(line_out, sizeof line_out));
-        c->state = CONN_DRAINING;
-        schedule_flush(c);
+        if (c->state == CONN_OPEN) start_draining(c);
         return;
     case PROTO_VERB_AUTH:
         handle_auth(c, &pr);

@@ -48,7 +48,8 @@ struct request {
 
 enum conn_state {
     CONN_OPEN,    /* reading requests */
-    CONN_DRAINING,/* QUIT or TOOLONG: no more reading; close once replies are written */
+    CONN_DRAINING,/* QUIT or TOOLONG: no more requests (input is read and dropped, to see
+                     the client's close); close once replies are written */
     CONN_CLOSED,  /* socket closed, waiting to be reaped */
 };
 
@@ -60,9 +61,10 @@ struct conn {
     bool authed;                  /* AUTH passed, or no auth configured */
     bool reading;                 /* read event is added */
     bool flush_scheduled;         /* write event activated for this loop turn */
-    bool backlog;                 /* in[] holds complete lines deferred to the next turn */
+    bool backlog;                 /* in[] holds complete lines not handled yet (fairness, a limit, a pause) */
     struct event rev, wev;
-    struct event pause;           /* resumes reading after an AUTH failure's delay */
+    struct event pause;           /* resumes input after an AUTH failure's delay, an overload
+                                     pause, or 0 ms: lines deferred to the next loop turn */
     struct event auth_deadline;   /* closes a connection that does not AUTH in time */
     unsigned preauth_requests;    /* requests other than AUTH/QUIT while not authenticated */
     struct event stall;           /* while output backs up: is the peer reading at all? */
