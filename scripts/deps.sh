@@ -12,7 +12,7 @@
 #   deb   run + what `make deb` needs (dpkg-buildpackage, debhelper, lintian)
 #   --list  print the package list instead of installing (.ci/run reads it)
 RUN_PKGS="build-essential pkg-config libhiredis-dev libevent-dev libinih-dev redis-server"
-TEST_PKGS="check python3 python3-venv python3-setuptools python3-mypy nodejs node-typescript prometheus valgrind"
+TEST_PKGS="check python3 python3-venv python3-setuptools python3-wheel python3-mypy nodejs node-typescript prometheus valgrind"
 # The client tests pack and install the Node client with npm: Debian's nodejs
 # does not bring it (other builds of nodejs do).
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"

@@ -8,15 +8,22 @@
 # node (18 or later) is missing.
 #
 # Environment: BUILD (default build) locates redlockd; REDLOCKD_BIN overrides
-# it; REDIS_SERVER_BIN (default redis-server); PYTHON (default python3); NODE
-# (default node); CLIENT_TEST_TIMEOUT (default 600 s per suite).
+# it; REDIS_SERVER_BIN (default redis-server); PYTHON (default Debian's
+# /usr/bin/python3: its venv, setuptools and mypy); NODE (default node);
+# CLIENT_TEST_TIMEOUT (default 600 s per suite).
 cd "$(dirname "$0")/.." || exit 1
 ROOT=$(pwd)
 
 BUILD=${BUILD:-build}
 REDLOCKD_BIN=${REDLOCKD_BIN:-$BUILD/redlockd}
 case $REDLOCKD_BIN in /*) ;; */*) REDLOCKD_BIN=$ROOT/$REDLOCKD_BIN ;; esac
-PYTHON=${PYTHON:-python3}
+# The suites run in temp dirs: a relative REDIS_SERVER_BIN is from here.
+case ${REDIS_SERVER_BIN:-} in /* | "") ;; */*) REDIS_SERVER_BIN=$ROOT/$REDIS_SERVER_BIN ;; esac
+[ -n "${REDIS_SERVER_BIN:-}" ] && export REDIS_SERVER_BIN
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python3
+    [ -x /usr/bin/python3 ] && PYTHON=/usr/bin/python3
+fi
 NODE=${NODE:-node}
 suite_timeout=${CLIENT_TEST_TIMEOUT:-600}
 export REDLOCKD_BIN
@@ -89,6 +96,58 @@ check_node_types() {
     fi
 }
 
+# install_python_package DIR: make a venv DIR/venv (with the system's
+# packages, for setuptools: no network), build a wheel of client-lib/python as
+# the README says (from a copy, so the tree gets no build/ or egg-info) and
+# pip-install it there, as a user would.
+install_python_package() {
+    "$PYTHON" -m venv --system-site-packages "$1/venv" || {
+        echo "test-clients: no venv (Debian: apt-get install python3-venv python3-setuptools)"
+        return 1
+    }
+    mkdir "$1/src" "$1/dist" && cp -RL "$ROOT/client-lib/python/." "$1/src/" &&
+        rm -rf "$1/src/build" "$1/src"/*.egg-info &&
+        "$1/venv/bin/pip" wheel --quiet --no-build-isolation --no-index --no-deps \
+            -w "$1/dist" "$1/src" &&
+        "$1/venv/bin/pip" install --quiet --no-index --no-deps "$1"/dist/redlockd_client-*.whl &&
+        (cd "$1" && venv/bin/python -c 'import redlock_client as r, os, sys
+sys.exit(not os.path.isfile(os.path.join(os.path.dirname(r.__file__), "py.typed")))')
+}
+
+# check_python_types DIR: mypy --strict (Debian's python3-mypy) accepts a
+# typed program against the installed package (its py.typed and hints) and
+# rejects a wrong one; and the package's source passes mypy --strict.
+check_python_types() {
+    if ! "$PYTHON" -m mypy --version >/dev/null 2>&1; then
+        echo "test-clients: mypy not found (Debian: apt-get install python3-mypy)"
+        failed=$((failed + 1)); bad="$bad python-types"; return
+    fi
+    mypyflags="--strict --python-version 3.9 --cache-dir $1/mypy-cache"
+    mkdir "$1/types"
+    cp "$ROOT/client-lib/python/types_test.py" "$1/types/ok.py"
+    printf '%s\n' "from redlock_client import Client" \
+        "def f(c: Client) -> str:" "    return c.acquire('r').validity_ms" >"$1/types/bad.py"
+    # shellcheck disable=SC2086 # one word per flag
+    if (cd "$1/types" && "$PYTHON" -m mypy $mypyflags --python-executable "$1/venv/bin/python" ok.py) &&
+        ! (cd "$1/types" && "$PYTHON" -m mypy $mypyflags --python-executable "$1/venv/bin/python" \
+            bad.py >"$1/types/bad.out" 2>&1) &&
+        grep -q 'Incompatible return value type (got "int", expected "str")' "$1/types/bad.out"; then
+        echo "test-clients: ok: the installed package's type hints type-check (and catch a wrong type)"
+        passed=$((passed + 1))
+    else
+        echo "test-clients: FAIL: the installed package's type hints"
+        failed=$((failed + 1)); bad="$bad python-types"
+    fi
+    # shellcheck disable=SC2086 # one word per flag
+    if (cd "$ROOT/client-lib/python" && "$PYTHON" -m mypy $mypyflags redlock_client); then
+        echo "test-clients: ok: the package's source passes mypy --strict"
+        passed=$((passed + 1))
+    else
+        echo "test-clients: FAIL: mypy --strict on client-lib/python/redlock_client"
+        failed=$((failed + 1)); bad="$bad python-types"
+    fi
+}
+
 for suite in $suites; do
     case $suite in
     python)
@@ -96,10 +155,25 @@ for suite in $suites; do
             echo "test-clients: $PYTHON not found (Debian: apt-get install python3)"
             failed=$((failed + 1)); bad="$bad python"; continue
         fi
+        # The suite runs against the package as pip installs it (a wheel,
+        # installed offline into a venv: it has no dependencies), from a temp
+        # dir where the source is not on sys.path; the test checks that.
+        pydir=$(mktemp -d) || exit 1
+        if ! install_python_package "$pydir" >"$out" 2>&1; then
+            cat "$out"
+            echo "test-clients: the Python package did not build and install"
+            failed=$((failed + 1)); bad="$bad python-package"; rm -rf "$pydir"; continue
+        fi
+        passed=$((passed + 1))
+        echo "test-clients: python package installed in $pydir/venv"
+        check_python_types "$pydir"
+        mkdir "$pydir/run" && cp client-lib/python/test_redlock_client.py "$pydir/run/"
         # unittest ends with "Ran N tests" and "OK [(skipped=S)]" or
         # "FAILED (failures=F, errors=E, skipped=S)".
-        # shellcheck disable=SC2016 # $0 is expanded by the inner sh
-        run python sh -c 'cd client-lib/python && exec "$0" -m unittest -v test_redlock_client' "$PYTHON"
+        # shellcheck disable=SC2016 # $0, $1 are expanded by the inner sh
+        run python env REDLOCK_CLIENT_INSTALLED=1 sh -c 'cd "$1" && exec "$0" -m unittest -v test_redlock_client' \
+            "$pydir/venv/bin/python" "$pydir/run"
+        rm -rf "$pydir"
         ran=$(sed -n 's/^Ran \([0-9]*\) tests\{0,1\} in .*/\1/p' "$out" | tail -n 1)
         f=$(sed -n 's/.*failures=\([0-9]*\).*/\1/p' "$out" | tail -n 1)
         e=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$out" | tail -n 1)

@@ -5,6 +5,11 @@
 Environment: REDLOCKD_BIN (default ./build/redlockd; a relative path is looked
 up from the current directory, then from the repository root), REDIS_SERVER_BIN
 (default redis-server), H_KEEP_TMP=1 keeps the temp dir.
+REDLOCK_CLIENT_INSTALLED=1 tests the installed package instead of the source
+next to this file, and checks that it was imported from the running venv:
+scripts/test-clients.sh runs a copy of this file in a temp dir with the python
+of a venv the package was pip-installed into (give REDLOCKD_BIN as an absolute
+path then: the copy is not in the repository).
 Every process is started here and stopped by its pid; nothing waits with a bare
 sleep: conditions are polled against deadlines.
 """
@@ -22,7 +27,9 @@ import unittest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, HERE)
+INSTALLED = os.environ.get("REDLOCK_CLIENT_INSTALLED", "0") not in ("", "0")
+if not INSTALLED:
+    sys.path.insert(0, HERE)
 
 import redlock_client as rc  # noqa: E402
 
@@ -243,6 +250,22 @@ class ClusterTest(unittest.TestCase):
 
 # ---- Tests -------------------------------------------------------------------------
 
+class TestPackage(unittest.TestCase):
+
+    @unittest.skipUnless(INSTALLED, "REDLOCK_CLIENT_INSTALLED is not set: testing the source")
+    def test_imported_from_installed_package(self):
+        # In a venv, sys.prefix is the venv (and differs from base_prefix).
+        self.assertNotEqual(sys.prefix, sys.base_prefix, "not running in a venv")
+        path = os.path.realpath(rc.__file__)
+        venv = os.path.realpath(sys.prefix)
+        self.assertTrue(path.startswith(venv + os.sep),
+                        "redlock_client imported from %s, not from the venv %s" % (path, venv))
+        self.assertTrue(os.path.isfile(os.path.join(os.path.dirname(path), "py.typed")),
+                        "no py.typed next to %s" % path)
+        from importlib import metadata
+        self.assertEqual(metadata.version("redlockd-client"), rc.__version__)
+
+
 class TestBasics(ClusterTest):
 
     def test_ping_unix_and_tcp(self):
@@ -418,9 +441,13 @@ class TestBasics(ClusterTest):
 
     def test_lock_context_manager_expired_raises_notheld(self):
         c = self.client()
+        res = self.res()
         with self.assertRaises(rc.NotHeldError):
-            with c.lock(self.res(), ttl_ms=150) as lock:
+            with c.lock(res, ttl_ms=150) as lock:
                 wait_until(lambda: lock.remaining_ms() == 0, 3, "the lock to expire")
+                # The daemon's validity ends a round trip after the client's
+                # (see test_extend_after_expiry_is_notheld): wait for the keys.
+                wait_until(lambda: c.inspect(res).get("state") == "free", 3, "the keys to expire")
 
     def test_using_keeps_short_lock(self):
         c, other = self.client(), self.client()

@@ -1,6 +1,6 @@
 """redlock_client - Python client of redlockd, the Redlock lock manager daemon.
 
-One file, standard library only, Python 3.9+. Speaks the line protocol of
+One module, standard library only, Python 3.9+, typed (PEP 561). Speaks the line protocol of
 protocol/PROTOCOL.md over TCP ("host:port", "[v6addr]:port") or a Unix socket
 (a path: anything containing '/').
 
@@ -26,6 +26,8 @@ Client. Callbacks (on_lost) run on the reader thread; keep them short and do
 not call the Client from them.
 """
 
+from __future__ import annotations
+
 import collections
 import contextlib
 import os
@@ -33,6 +35,7 @@ import socket
 import threading
 import time
 import weakref
+from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar, Union, cast
 
 __all__ = [
     "Client", "Lock", "Signal", "RedlockError", "BusyError", "NoQuorumError",
@@ -57,7 +60,7 @@ class RedlockError(Exception):
     or one of this library's: "LOST", "CONNECTION", "PROTOCOL", "TIMEOUT".
     .text is the human-readable rest."""
 
-    def __init__(self, code, text=""):
+    def __init__(self, code: str, text: str = "") -> None:
         self.code = code
         self.text = text
         super().__init__(code + (" " + text if text else ""))
@@ -103,7 +106,7 @@ class LostError(RedlockError):
     """A held lock was lost: EVENT LOST <id> <reason> arrived, or the connection
     that owned it closed (reason "DISCONNECTED"). .lock_id, .reason."""
 
-    def __init__(self, lock_id, reason):
+    def __init__(self, lock_id: str, reason: str) -> None:
         self.lock_id = lock_id
         self.reason = reason
         super().__init__("LOST", "lock %s: %s" % (lock_id, reason))
@@ -112,14 +115,14 @@ class LostError(RedlockError):
 class ConnectionLostError(RedlockError, ConnectionError):
     """The connection to redlockd could not be made, or closed."""
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         super().__init__("CONNECTION", text)
 
 
 class ProtocolError(RedlockError):
     """The daemon sent something this library cannot parse."""
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         super().__init__("PROTOCOL", text)
 
 
@@ -127,18 +130,18 @@ class RedlockTimeoutError(RedlockError, TimeoutError):
     """No reply within the Client's timeout. The connection stays usable; the
     late reply is discarded (a late-granted lock is released at once)."""
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         super().__init__("TIMEOUT", text)
 
 
-_ERRORS = {
+_ERRORS: dict[str, type[RedlockError]] = {
     "BUSY": BusyError, "NOQUORUM": NoQuorumError, "NOTHELD": NotHeldError,
     "BADREQ": BadRequestError, "TOOLONG": TooLongError, "LIMIT": LimitError,
     "AUTH": AuthError, "SHUTDOWN": ShutdownError, "INTERNAL": InternalError,
 }
 
 
-def _daemon_error(line):
+def _daemon_error(line: str) -> RedlockError:
     parts = line.split(None, 2)
     code = parts[1] if len(parts) > 1 else "INTERNAL"
     text = parts[2] if len(parts) > 2 else ""
@@ -147,7 +150,7 @@ def _daemon_error(line):
 
 # ---- Argument checks (nothing the caller passes can inject a request) --------
 
-def _ms(name, value, low):
+def _ms(name: str, value: object, low: int) -> str:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError("%s must be an int (milliseconds), not %r" % (name, value))
     if not low <= value <= _MAX_MS:
@@ -155,7 +158,7 @@ def _ms(name, value, low):
     return str(value)
 
 
-def read_token_file(path):
+def read_token_file(path: Union[str, os.PathLike[str]]) -> str:
     """The AUTH token in the first line of the file at path (the format of the
     daemon's auth_token_file). Raises OSError, or ValueError when it is empty."""
     with open(path, "rb") as f:
@@ -165,11 +168,11 @@ def read_token_file(path):
     return first.decode("ascii", "replace")
 
 
-def _printable(s):
+def _printable(s: str) -> bool:
     return all(0x21 <= ord(ch) <= 0x7E for ch in s)
 
 
-def _resources(resources):
+def _resources(resources: Union[str, Iterable[str]]) -> tuple[str, ...]:
     if isinstance(resources, str):
         names = resources.split(",")
     else:
@@ -189,7 +192,7 @@ def _resources(resources):
     return tuple(names)
 
 
-def _lock_id(lock_or_id):
+def _lock_id(lock_or_id: Union[Lock, str]) -> str:
     lid = lock_or_id.id if isinstance(lock_or_id, Lock) else lock_or_id
     if (not isinstance(lid, str) or len(lid) != 32
             or any(ch not in "0123456789abcdef" for ch in lid)):
@@ -197,7 +200,9 @@ def _lock_id(lock_or_id):
     return lid
 
 
-def _parse_addr(addr):
+def _parse_addr(addr: str) -> tuple[Optional[socket.AddressFamily], Union[str, tuple[str, int]]]:
+    # family None: either IP version (socket.create_connection); a str target: a Unix path
+    family: Optional[socket.AddressFamily]
     if not isinstance(addr, str):
         raise TypeError("addr must be a str, not %r" % (addr,))
     if "/" in addr:
@@ -214,7 +219,7 @@ def _parse_addr(addr):
     return family, (host, int(port))
 
 
-def _int_or_str(value):
+def _int_or_str(value: str) -> Union[int, str]:
     return int(value) if value.isdigit() else value
 
 
@@ -237,8 +242,21 @@ class Lock:
     __slots__ = ("id", "validity_ms", "fence", "resources", "ttl_ms", "autoextend",
                  "detach", "valid_from", "lost", "_client", "__weakref__")
 
-    def __init__(self, client, lock_id, validity_ms, fence, resources, ttl_ms=None,
-                 autoextend=False, detach=False, valid_from=None):
+    id: str
+    validity_ms: int
+    fence: Optional[int]
+    resources: tuple[str, ...]
+    ttl_ms: Optional[int]
+    autoextend: bool
+    detach: bool
+    valid_from: float
+    lost: Optional[str]
+    _client: Client
+
+    def __init__(self, client: Client, lock_id: str, validity_ms: int, fence: Optional[int],
+                 resources: tuple[str, ...], ttl_ms: Optional[int] = None,
+                 autoextend: bool = False, detach: bool = False,
+                 valid_from: Optional[float] = None) -> None:
         self._client = client
         self.id = lock_id
         self.validity_ms = validity_ms
@@ -250,21 +268,21 @@ class Lock:
         self.valid_from = time.monotonic() if valid_from is None else valid_from
         self.lost = None
 
-    def remaining_ms(self):
+    def remaining_ms(self) -> int:
         """Milliseconds left of validity_ms (not counting AUTOEXTEND renewals,
         which the daemon does not report: watch `lost` / a Signal instead)."""
         left = self.validity_ms - (time.monotonic() - self.valid_from) * 1000.0
         return max(0, int(left))
 
-    def extend(self, ttl_ms=None):
+    def extend(self, ttl_ms: Optional[int] = None) -> Lock:
         """Client.extend(self, ttl_ms)."""
         return self._client.extend(self, ttl_ms)
 
-    def release(self):
+    def release(self) -> None:
         """Client.release(self)."""
         self._client.release(self)
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Lock(id=%r, validity_ms=%r, fence=%r, resources=%r%s)" % (
             self.id, self.validity_ms, self.fence, self.resources,
             ", lost=%r" % self.lost if self.lost else "")
@@ -280,29 +298,30 @@ class Signal:
     lock     the Lock the block runs under
     """
 
-    def __init__(self, lock):
+    def __init__(self, lock: Lock) -> None:
         self.lock = lock
-        self.error = None
+        self.error: Optional[LostError] = None
         self._event = threading.Event()
 
     @property
-    def aborted(self):
+    def aborted(self) -> bool:
         return self._event.is_set()
 
     @property
-    def reason(self):
+    def reason(self) -> Optional[str]:
         return self.error.reason if self.error else None
 
-    def check(self):
+    def check(self) -> None:
         """Raise the LostError if the lock was lost."""
-        if self._event.is_set():
+        # error is set before the event: set event, non-None error
+        if self._event.is_set() and self.error is not None:
             raise self.error
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: Optional[float] = None) -> bool:
         """Block until the lock is lost or timeout seconds pass; True if lost."""
         return self._event.wait(timeout)
 
-    def _abort(self, error):
+    def _abort(self, error: LostError) -> None:
         if not self._event.is_set():
             self.error = error
             self._event.set()
@@ -311,17 +330,19 @@ class Signal:
 class _Call:
     __slots__ = ("done", "line", "data", "want", "error", "abandoned", "acquire")
 
-    def __init__(self, acquire=False):
+    def __init__(self, acquire: bool = False) -> None:
         self.done = threading.Event()
-        self.line = None
-        self.data = None      # list of lines of a DATA block
+        self.line = ""        # the reply line, set before done (unless error is)
+        self.data: Optional[list[str]] = None   # list of lines of a DATA block
         self.want = 0         # DATA lines still to come
-        self.error = None     # exception instead of a reply
+        self.error: Optional[BaseException] = None   # exception instead of a reply
         self.abandoned = False
         self.acquire = acquire
 
 
 # ---- The client -----------------------------------------------------------------
+
+_C = TypeVar("_C", bound="Client")
 
 class Client:
     """One connection to redlockd.
@@ -337,7 +358,9 @@ class Client:
              EVENT LOST (also settable later as client.on_lost)
     """
 
-    def __init__(self, addr=None, timeout=None, *, token=None, on_lost=None):
+    def __init__(self, addr: Optional[str] = None, timeout: Optional[float] = None, *,
+                 token: Optional[str] = None,
+                 on_lost: Optional[Callable[[str, str], object]] = None) -> None:
         self.timeout = timeout
         self.on_lost = on_lost
         if token is None and os.environ.get(TOKEN_FILE_ENV):
@@ -348,15 +371,17 @@ class Client:
         self.addr = addr
         self._mu = threading.Lock()        # state shared with the reader thread
         self._wmu = threading.Lock()       # one writer at a time: send order = queue order
-        self._pending = collections.deque()
-        self._current = None               # the call whose DATA block is being read
-        self._locks = weakref.WeakValueDictionary()   # connection-bound locks by id
-        self._signals = {}
-        self._lost = collections.OrderedDict()        # recent EVENT LOST: id -> reason
-        self._closed = None                # None while open, else the reason
+        self._pending: collections.deque[_Call] = collections.deque()
+        self._current: Optional[_Call] = None   # the call whose DATA block is being read
+        # connection-bound locks by id
+        self._locks: weakref.WeakValueDictionary[str, Lock] = weakref.WeakValueDictionary()
+        self._signals: dict[str, Signal] = {}
+        # recent EVENT LOST: id -> reason
+        self._lost: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._closed: Optional[str] = None      # None while open, else the reason
         try:
             if family is None:
-                sock = socket.create_connection(target, timeout)
+                sock = socket.create_connection(cast("tuple[str, int]", target), timeout)
             else:
                 sock = socket.socket(family, socket.SOCK_STREAM)
                 try:
@@ -383,36 +408,38 @@ class Client:
                 raise
 
     # -- context manager on the client itself
-    def __enter__(self):
+    def __enter__(self: _C) -> _C:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "Client(%r%s)" % (self.addr, ", closed" if self._closed else "")
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         return self._closed is not None
 
     # ---- requests
 
-    def ping(self):
+    def ping(self) -> bool:
         """PING; returns True."""
         line = self._call("PING")
         if line.split()[:1] != ["PONG"]:
             raise ProtocolError("PING answered %r" % line)
         return True
 
-    def auth(self, token):
+    def auth(self, token: str) -> None:
         """AUTH <token>."""
         if not isinstance(token, str) or not token or not _printable(token):
             raise ValueError("bad token: want printable ASCII without spaces")
         self._call("AUTH " + token)
 
-    def acquire(self, resources, ttl_ms=None, wait_ms=None, autoextend=False, detach=False,
-                maxhold_ms=None, priority=None, owner=None):
+    def acquire(self, resources: Union[str, Iterable[str]], ttl_ms: Optional[int] = None,
+                wait_ms: Optional[int] = None, autoextend: bool = False, detach: bool = False,
+                maxhold_ms: Optional[int] = None, priority: Optional[int] = None,
+                owner: Optional[str] = None) -> Lock:
         """ACQUIRE one lock over all of resources ("a,b" or ["a", "b"]).
 
         ttl_ms      lock TTL (default: the daemon's default_ttl_ms)
@@ -457,7 +484,7 @@ class Client:
                     lock.lost = self._lost[lid]
         return lock
 
-    def extend(self, lock_or_id, ttl_ms=None):
+    def extend(self, lock_or_id: Union[Lock, str], ttl_ms: Optional[int] = None) -> Lock:
         """EXTEND a lock to expire ttl_ms from now (default: its own TTL).
 
         Given a Lock, updates its validity_ms and valid_from and returns it;
@@ -476,7 +503,7 @@ class Client:
             return lock_or_id
         return Lock(self, lid, validity, fence, (), ttl_ms, valid_from=sent)
 
-    def release(self, lock_or_id):
+    def release(self, lock_or_id: Union[Lock, str]) -> None:
         """RELEASE a lock (by Lock or id). Raises NotHeldError if it was not held."""
         lid = _lock_id(lock_or_id)
         try:
@@ -485,16 +512,16 @@ class Client:
             with self._mu:
                 self._locks.pop(lid, None)
 
-    def info(self):
+    def info(self) -> dict[str, Union[int, str]]:
         """INFO as a dict; values that are whole numbers are ints."""
         return {k: _int_or_str(v) for k, v in self._data("INFO")}
 
-    def inspect(self, resource):
+    def inspect(self, resource: str) -> dict[str, Union[int, str]]:
         """INSPECT <resource>: its state on the masters, as a dict."""
         (name,) = _resources([resource])
         return {k: _int_or_str(v) for k, v in self._data("INSPECT " + name)}
 
-    def close(self):
+    def close(self) -> None:
         """Close the connection. The daemon releases every lock this connection
         holds (DETACHed locks stay). Pending calls fail with ConnectionLostError.
         Safe to call more than once."""
@@ -505,7 +532,8 @@ class Client:
     # ---- context managers
 
     @contextlib.contextmanager
-    def lock(self, resources, ttl_ms=None, wait_ms=None, **options):
+    def lock(self, resources: Union[str, Iterable[str]], ttl_ms: Optional[int] = None,
+             wait_ms: Optional[int] = None, **options: Any) -> Iterator[Lock]:
         """with client.lock("a,b", ttl_ms=..., wait_ms=...) as lock: ...
 
         Acquires (options as acquire()), yields the Lock, releases on exit,
@@ -521,7 +549,9 @@ class Client:
         self.release(lock)
 
     @contextlib.contextmanager
-    def using(self, resources, ttl_ms=None, wait_ms=None, maxhold_ms=None):
+    def using(self, resources: Union[str, Iterable[str]], ttl_ms: Optional[int] = None,
+              wait_ms: Optional[int] = None,
+              maxhold_ms: Optional[int] = None) -> Iterator[Signal]:
         """with client.using("res", ttl_ms=..., wait_ms=...) as signal: ...
 
         Runs the block under an AUTOEXTEND lock (the seeds' using()): the daemon
@@ -545,7 +575,7 @@ class Client:
             raise
         self._end_using(signal, quiet=False)
 
-    def _end_using(self, signal, quiet):
+    def _end_using(self, signal: Signal, quiet: bool) -> None:
         lid = signal.lock.id
         with self._mu:
             self._signals.pop(lid, None)
@@ -559,10 +589,10 @@ class Client:
             except RedlockError:
                 if not quiet and not signal.aborted:
                     raise
-        if not quiet and signal.aborted:
+        if not quiet and signal.aborted and signal.error is not None:
             raise signal.error
 
-    def _release_quietly(self, lid):
+    def _release_quietly(self, lid: str) -> None:
         try:
             self.release(lid)
         except RedlockError:
@@ -571,7 +601,7 @@ class Client:
     # ---- plumbing
 
     @staticmethod
-    def _parse_ok_lock(line):
+    def _parse_ok_lock(line: str) -> tuple[str, int, Optional[int]]:
         parts = line.split()
         try:
             if parts[0] != "OK" or len(parts[1]) != 32:
@@ -581,7 +611,7 @@ class Client:
         except (IndexError, ValueError):
             raise ProtocolError("unexpected reply %r" % line) from None
 
-    def _data(self, request):
+    def _data(self, request: str) -> list[tuple[str, str]]:
         call = self._send(request)
         self._wait(call, self.timeout)
         if call.data is None:
@@ -592,14 +622,14 @@ class Client:
             out.append((key, value))
         return out
 
-    def _call(self, line, timeout=None, acquire=False):
+    def _call(self, line: str, timeout: Optional[float] = None, acquire: bool = False) -> str:
         call = self._send(line, acquire)
         self._wait(call, self.timeout if timeout is None else timeout)
         if call.data is not None:
             raise ProtocolError("unexpected DATA block in reply to %s" % line.split()[0])
         return call.line
 
-    def _send(self, line, acquire=False):
+    def _send(self, line: str, acquire: bool = False) -> _Call:
         call = _Call(acquire)
         data = (line + "\r\n").encode("ascii")
         with self._wmu:
@@ -613,19 +643,19 @@ class Client:
                 self._shutdown("failed: %s" % e)
         return call
 
-    def _wait(self, call, timeout):
-        if not call.done.wait(timeout):
+    def _wait(self, call: _Call, timeout: Optional[float]) -> None:
+        if not call.done.wait(timeout):            # (never with timeout None)
             with self._mu:
                 if not call.done.is_set():
                     call.abandoned = True
                     raise RedlockTimeoutError("no reply from %s within %.3f s"
-                                              % (self.addr, timeout))
+                                              % (self.addr, timeout or 0.0))
         if call.error is not None:
             raise call.error
         if call.line.startswith("ERR"):
             raise _daemon_error(call.line)
 
-    def _read_loop(self):
+    def _read_loop(self) -> None:
         why = "closed by the daemon"
         try:
             while True:
@@ -646,7 +676,7 @@ class Client:
         with self._wmu:            # no sendall() in progress on the fd being closed
             self._rfile.close()
 
-    def _dispatch(self, line):
+    def _dispatch(self, line: str) -> bool:
         # Events never come inside a DATA block.
         if self._current is None and (line.startswith("EVENT ") or line.startswith("EVENT\t")):
             self._event(line.split())
@@ -656,6 +686,7 @@ class Client:
         with self._mu:
             call = self._current
             if call is not None:
+                assert call.data is not None       # a DATA header made it current
                 call.data.append(line)
                 call.want -= 1
                 if call.want == 0:
@@ -688,7 +719,7 @@ class Client:
             threading.Thread(target=self._release_quietly, args=(lid,), daemon=True).start()
         return True
 
-    def _event(self, parts):
+    def _event(self, parts: list[str]) -> None:
         if len(parts) < 3 or parts[1] != "LOST":
             return                         # unknown events are ignored
         lid = parts[2]
@@ -710,7 +741,7 @@ class Client:
             except Exception:              # a callback must not kill the reader
                 pass
 
-    def _shutdown(self, why):
+    def _shutdown(self, why: str) -> None:
         with self._mu:
             if self._closed:
                 return
