@@ -313,6 +313,7 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg)
                  "locks=%u",
                  (unsigned long long)c->id, (unsigned long long)(now - c->stall_since_ms), unwritten(c),
                  c->nlocks);
+        c->server->stats.closed_stalled++;
         conn_close(c, "does not read its replies (client_stall_ms)");
         return;
     }
@@ -402,6 +403,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     }
     size_t len = unwritten(c);
     if (len > s->cfg.max_output_bytes) {
+        c->server->stats.closed_output_full++;
         conn_close(c, "does not read its replies (max_output_bytes)");
         return;
     }
@@ -664,6 +666,7 @@ static void on_auth_deadline(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     if (c->authed || c->state == CONN_CLOSED) return;
+    c->server->stats.closed_auth_timeout++;
     conn_close(c, "did not authenticate in time (auth_timeout_ms)");
 }
 

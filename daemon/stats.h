@@ -47,6 +47,10 @@
     X(errors_toolong, "errors", "code=\"TOOLONG\"", "")                                                      \
     X(errors_limit, "errors", "code=\"LIMIT\"", "")                                                          \
     X(auth_failures, "auth_failures", "", "Failed AUTH attempts.")                                          \
+    X(closed_stalled, "closed", "reason=\"stalled\"",                                                     \
+      "Client connections closed by the daemon, by reason.")                                                 \
+    X(closed_output_full, "closed", "reason=\"output_full\"", "")                                           \
+    X(closed_auth_timeout, "closed", "reason=\"auth_timeout\"", "")                                         \
     X(metrics_refused, "metrics_refused", "", "HTTP connections refused at [metrics] max_connections.")
 
 struct stats {

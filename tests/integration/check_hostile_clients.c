@@ -121,6 +121,24 @@ static void reload_and_wait(void)
 /* A client holds an AUTOEXTEND lock and pipelines PINGs without reading a
  * reply: once nothing of its output drains for client_stall_ms it is closed
  * and the lock is released. (Before, the lock stayed extended for ever.) */
+/* One INFO counter over fd (authenticated if the daemon wants it). */
+static long long info_num(int fd, const char *key)
+{
+    char hdr[64], line[256];
+    raw_send(fd, "INFO");
+    ck_assert_msg(h_read_reply(fd, hdr, sizeof hdr, 5000) >= 0, "INFO: no reply");
+    int n = 0;
+    ck_assert_msg(sscanf(hdr, "DATA %d", &n) == 1, "INFO: '%s'", hdr);
+    long long v = -1;
+    size_t kl = strlen(key);
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(h_read_line(fd, line, sizeof line, 5000) >= 0, "INFO line %d missing", i);
+        if (strncmp(line, key, kl) == 0 && line[kl] == ' ') v = atoll(line + kl + 1);
+    }
+    ck_assert_msg(v >= 0, "INFO has no %s", key);
+    return v;
+}
+
 START_TEST(test_stalled_reader_closed)
 {
     start_with("client_stall_ms = 1000\nmax_output_bytes = 65536\n", NULL);
@@ -136,6 +154,9 @@ START_TEST(test_stalled_reader_closed)
                   (unsigned long long)took);
     ck_assert(h_file_contains(D.log, "reads none of its replies"));
     close(fd);
+    int other = conn_tcp();
+    ck_assert_int_eq(info_num(other, "closed_stalled"), 1);
+    close(other);
 }
 END_TEST
 
@@ -321,6 +342,7 @@ START_TEST(test_auth_deadline_frees_slots)
     h_sleep_ms(1500);
     req(ok, "PING", line, sizeof line);
     ck_assert_str_eq(line, "PONG");
+    ck_assert_int_ge(info_num(ok, "closed_auth_timeout"), 40); /* max_clients let 50 in */
     close(ok);
     for (int i = 0; i < 200; i++) close(idle[i]);
 }
