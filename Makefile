@@ -118,7 +118,7 @@ check: deps
 
 check-asan: deps
 	$(MAKE) BUILD=build-asan SAN=1 OPT=-O1 test-bin
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:quarantine_size_mb=32 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  BUILD=build-asan sh scripts/run-tests.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN) $(INTEG_BIN))
 
 check-valgrind: deps
