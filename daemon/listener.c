@@ -142,12 +142,12 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
-static int open_tcp(struct server *s, const char *addr, char *err, size_t errlen)
+int listen_tcp_socket(const char *what, const char *addr, int backlog, bool *loopback, char *err, size_t errlen)
 {
     char *host = NULL;
     int port = 0;
     if (config_parse_hostport(addr, &host, &port) != 0) {
-        snprintf(err, errlen, "listen: bad address '%s'", addr);
+        snprintf(err, errlen, "%s: bad address '%s'", what, addr);
         return -1;
     }
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -157,23 +157,32 @@ static int open_tcp(struct server *s, const char *addr, char *err, size_t errlen
     int rc = getaddrinfo(host, portstr, &hints, &res);
     free(host);
     if (rc != 0) {
-        snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(rc));
+        snprintf(err, errlen, "%s %s: %s", what, addr, gai_strerror(rc));
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, LISTEN_BACKLOG) != 0) {
-        snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
+        bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, backlog) != 0) {
+        snprintf(err, errlen, "%s %s: %s", what, addr, strerror(errno));
         if (fd >= 0) close(fd);
         freeaddrinfo(res);
         return -1;
     }
-    if (!is_loopback(res->ai_addr) && s->auth_token == NULL)
+    if (loopback != NULL) *loopback = is_loopback(res->ai_addr);
+    freeaddrinfo(res);
+    return fd;
+}
+
+static int open_tcp(struct server *s, const char *addr, char *err, size_t errlen)
+{
+    bool loopback;
+    int fd = listen_tcp_socket("listen", addr, LISTEN_BACKLOG, &loopback, err, errlen);
+    if (fd < 0) return -1;
+    if (!loopback && s->auth_token == NULL)
         log_warn("msg=\"listening beyond loopback without client authentication: anyone who can "
                  "reach this address can take and release locks; set auth_token_file\" addr=%s",
                  addr);
-    freeaddrinfo(res);
     log_info("msg=listening addr=%s", addr);
     return add_listener(s, fd, 1, NULL, err, errlen);
 }

@@ -4,6 +4,7 @@
 #ifndef REDLOCKD_LISTENER_H
 #define REDLOCKD_LISTENER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct server;
@@ -14,6 +15,13 @@ struct server;
  * configured.
  */
 int listeners_open(struct server *s, char *err, size_t errlen);
+/*
+ * A listening, non-blocking TCP socket on addr ("host:port", "[v6]:port"),
+ * for the client listener and the metrics endpoint. what names the config
+ * key in errors. *loopback (if not NULL) says whether it is a loopback
+ * address. Returns the fd, or -1 with a reason in err.
+ */
+int listen_tcp_socket(const char *what, const char *addr, int backlog, bool *loopback, char *err, size_t errlen);
 /* Stop accepting and close the sockets (the Unix socket file is removed). */
 void listeners_close(struct server *s);
 

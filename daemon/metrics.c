@@ -16,13 +16,11 @@
  */
 #include "metrics.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <netdb.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +30,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "listener.h"
 #include "log.h"
 #include "proto.h"
 #include "redis_pool.h"
@@ -460,34 +459,10 @@ int metrics_open(struct server *s, char *err, size_t errlen)
 {
     const char *addr = s->cfg.metrics_listen;
     if (addr == NULL || addr[0] == '\0') return 0;
-    char *host;
-    int port;
-    if (config_parse_hostport(addr, &host, &port) != 0) {
-        snprintf(err, errlen, "metrics.listen: bad address '%s'", addr);
-        return -1;
-    }
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *res = NULL;
-    char portstr[8];
-    snprintf(portstr, sizeof portstr, "%d", port);
-    int rc = getaddrinfo(host, portstr, &hints, &res);
-    free(host);
-    if (rc != 0) {
-        snprintf(err, errlen, "metrics.listen %s: %s", addr, gai_strerror(rc));
-        return -1;
-    }
     M.server = s;
     TAILQ_INIT(&M.conns);
-    M.fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (M.fd < 0 || setsockopt(M.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
-        bind(M.fd, res->ai_addr, res->ai_addrlen) != 0 || listen(M.fd, METRICS_BACKLOG) != 0) {
-        snprintf(err, errlen, "metrics.listen %s: %s", addr, strerror(errno));
-        freeaddrinfo(res);
-        metrics_close(s);
-        return -1;
-    }
-    freeaddrinfo(res);
+    M.fd = listen_tcp_socket("metrics.listen", addr, METRICS_BACKLOG, NULL, err, errlen);
+    if (M.fd < 0) return -1;
     M.accept_ev = event_new(s->base, M.fd, EV_READ | EV_PERSIST, on_accept, s);
     M.resume_ev = evtimer_new(s->base, on_resume, NULL);
     if (M.accept_ev == NULL || M.resume_ev == NULL || event_add(M.accept_ev, NULL) != 0) {

@@ -140,33 +140,15 @@ static bool wait_info(const char *key, long long want, uint32_t ms)
     return h_wait_until(info_is, &a, ms * h_slowdown());
 }
 
-/* CPU time (user + system, in clock ticks) the process has used, or -1. */
-static long long cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (long long)(ut + st);
-}
-
 /* The daemon's CPU use over about a second, in percent of the wall time.
  * (A measurement, not a wait: the interval itself is what is measured.) */
 static double daemon_cpu_percent(void)
 {
     long long hz = sysconf(_SC_CLK_TCK);
-    long long t0 = cpu_ticks(D.pid);
+    long long t0 = h_cpu_ticks(D.pid);
     uint64_t w0 = h_now_ms();
     h_sleep_ms(1000);
-    long long t1 = cpu_ticks(D.pid);
+    long long t1 = h_cpu_ticks(D.pid);
     uint64_t w1 = h_now_ms();
     ck_assert_msg(t0 >= 0 && t1 >= 0 && hz > 0, "cannot read /proc/%d/stat", (int)D.pid);
     return 100.0 * (double)(t1 - t0) * 1000.0 / (double)hz / (double)(w1 - w0);

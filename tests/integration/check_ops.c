@@ -742,39 +742,9 @@ END_TEST
 
 static int metrics_port;
 
-/* GET path over a raw socket: the status code (or -1) and the body. */
 static int http_get(const char *path, char *body, size_t bodylen)
 {
-    body[0] = '\0';
-    int fd = h_connect_tcp(metrics_port);
-    if (fd < 0)
-        return -1;
-    char req[256];
-    snprintf(req, sizeof req,
-             "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
-    if (h_send_str(fd, req) != 0) {
-        close(fd);
-        return -1;
-    }
-    static char buf[65536];
-    size_t len = 0;
-    uint64_t deadline = h_now_ms() + 5000;
-    while (len < sizeof buf - 1 && h_now_ms() < deadline) {
-        if (!h_readable(fd, (uint32_t)(deadline - h_now_ms())))
-            break;
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    int code = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
-        return -1;
-    const char *b = strstr(buf, "\r\n\r\n");
-    snprintf(body, bodylen, "%s", b ? b + 4 : "");
-    return code;
+    return http_request(metrics_port, "GET", path, body, bodylen);
 }
 
 struct health_arg {

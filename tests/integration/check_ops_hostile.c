@@ -140,58 +140,9 @@ static long rss_kb(pid_t pid)
     return kb;
 }
 
-/* The daemon's user+system CPU time so far, in clock ticks (-1 if unreadable). */
-static long long cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the command name may hold spaces */
-    unsigned long long ut, st;
-    if (p == NULL ||
-        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (long long)(ut + st);
-}
-
-/* GET (or another method) path over a raw socket: the status code (or -1) and the body. */
 static int http_req(const char *method, const char *path, char *body, size_t bodylen)
 {
-    body[0] = '\0';
-    int fd = h_connect_tcp(metrics_port);
-    if (fd < 0)
-        return -1;
-    char req[256];
-    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
-             method, path);
-    if (h_send_str(fd, req) != 0) {
-        close(fd);
-        return -1;
-    }
-    static char buf[65536];
-    size_t len = 0;
-    uint64_t deadline = h_now_ms() + 5000;
-    while (len < sizeof buf - 1 && h_now_ms() < deadline) {
-        if (!h_readable(fd, (uint32_t)(deadline - h_now_ms())))
-            break;
-        ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-    }
-    close(fd);
-    buf[len] = '\0';
-    int code = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
-        return -1;
-    const char *b = strstr(buf, "\r\n\r\n");
-    snprintf(body, bodylen, "%s", b ? b + 4 : "");
-    return code;
+    return http_request(metrics_port, method, path, body, bodylen);
 }
 
 static int http_get(const char *path, char *body, size_t bodylen)
@@ -446,10 +397,10 @@ START_TEST(test_fd_exhaustion)
     }
     /* Measure over a window: CPU and log growth while out of descriptors. */
     int lines0 = count_lines(D.log);
-    long long cpu0 = cpu_ticks(D.pid);
+    long long cpu0 = h_cpu_ticks(D.pid);
     uint64_t t0 = h_now_ms();
     h_sleep_ms(2000);
-    long long cpu1 = cpu_ticks(D.pid);
+    long long cpu1 = h_cpu_ticks(D.pid);
     uint64_t elapsed = h_now_ms() - t0;
     int lines1 = count_lines(D.log);
     ck_assert(cpu0 >= 0 && cpu1 >= cpu0);

@@ -498,24 +498,6 @@ START_TEST(test_max_output_bytes)
 }
 END_TEST
 
-/* CPU time (user + system, in clock ticks) the process has used. */
-static long long cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')');
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
-        return -1;
-    return (long long)(ut + st);
-}
-
 /* Out of file descriptors: accept() fails with EMFILE while connections
  * wait in the backlog. The daemon must not spin on the listening socket,
  * must keep serving the clients it has, and must take the waiting ones
@@ -567,7 +549,7 @@ START_TEST(test_accept_emfile)
     ck_assert_msg(h_file_contains(D.log, "out of file descriptors"), "EMFILE not logged");
 
     /* For a second: the daemon keeps serving and does not burn the CPU. */
-    long long c0 = cpu_ticks(D.pid);
+    long long c0 = h_cpu_ticks(D.pid);
     uint64_t t0 = h_now_ms();
     int first = -1;
     for (int i = 0; i < NC && first < 0; i++)
@@ -580,7 +562,7 @@ START_TEST(test_accept_emfile)
         ck_assert_str_eq(line, "PONG");
         h_sleep_ms(20);
     }
-    long long used = cpu_ticks(D.pid) - c0;
+    long long used = h_cpu_ticks(D.pid) - c0;
     long hz = sysconf(_SC_CLK_TCK);
     ck_assert_msg(c0 >= 0 && used * 1000 / hz < 400,
                   "daemon used %lld ms of CPU in 1 s while out of descriptors",

@@ -1151,3 +1151,18 @@ int h_redis_mark(const struct h_redis *r, const char *key_prefix)
     snprintf(key, sizeof key, "%s,epoch", key_prefix);
     return h_redis_cmd(r, info, sizeof info, "SET", key, run_id, (char *)NULL) == H_REPLY_STATUS ? 0 : -1;
 }
+
+long long h_cpu_ticks(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
+    unsigned long long ut, st;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    return (long long)(ut + st);
+}

@@ -198,6 +198,8 @@ enum h_reply_type h_redis_cmd(const struct h_redis *r, char *out, size_t outlen,
 
 /* GET key into out: true if the key exists (false if nil or on error). */
 bool h_redis_get(const struct h_redis *r, const char *key, char *out, size_t outlen);
+/* CPU time (user + system, in clock ticks) process pid has used, or -1. */
+long long h_cpu_ticks(pid_t pid);
 /* Write the marker "<key_prefix>,epoch" = the server's run_id, as an operator
  * does for a new master so that it votes at once (PROTOCOL.md 8.5). 0 on success. */
 int h_redis_mark(const struct h_redis *r, const char *key_prefix);

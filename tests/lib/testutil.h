@@ -16,6 +16,10 @@ bool starts(const char *s, const char *prefix);
 /* reply is "ERR <code>", alone or followed by a space and text. */
 bool is_err(const char *reply, const char *code);
 
+/* One HTTP request to 127.0.0.1:port (Connection: close): the status code,
+ * or -1, and the body (cut to bodylen). Waits at most 5 s. */
+int http_request(int port, const char *method, const char *path, char *body, size_t bodylen);
+
 /* A named group of tests sharing setup/teardown; tests ends with NULL. */
 struct test_group {
     const char *name;
