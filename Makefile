@@ -90,10 +90,17 @@ $(BUILD)/tests/check_%: $(BUILD)/obj/tests/unit/check_%.o $(BUILD)/libdaemon.a $
 
 # Integration tests drive real processes through libredlock (and may stand
 # a fake, hostile master next to the real ones: tests/lib/fakemaster.h).
-$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(TESTUTIL_OBJ) \
-                                $(FAKEMASTER_OBJ) $(BUILD)/libredlock.a
+# Integration tests that also link the daemon's modules (and so its
+# packages): the differential test of memstore.c against the Lua scripts.
+INTEG_DAEMON_BIN = $(BUILD)/tests/check_memstore_lua
+$(filter-out $(INTEG_DAEMON_BIN),$(INTEG_BIN)): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) \
+                                $(TESTUTIL_OBJ) $(FAKEMASTER_OBJ) $(BUILD)/libredlock.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm -pthread
+$(INTEG_DAEMON_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libredlock.a \
+                                       $(BUILD)/libdaemon.a $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -pthread
 
 # Feature fragments (bench, install, fuzz, chaos, clients, examples): one file
 # each. Included here, before the rules that use what they add to EXTRA_TEST_BIN.

@@ -147,6 +147,11 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "return 1",
 };
 
+const char *pool_script_text(enum pool_script script)
+{
+    return script < SCRIPT__COUNT ? script_text[script] : NULL;
+}
+
 struct master {
     struct pool *pool;
     size_t index;
