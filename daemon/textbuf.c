@@ -10,7 +10,10 @@
 
 static void *(*tb_realloc)(void *, size_t) = realloc;
 
-void tb_set_realloc(void *(*fn)(void *, size_t)) { tb_realloc = fn != NULL ? fn : realloc; }
+void tb_set_realloc(void *(*fn)(void *, size_t))
+{
+    tb_realloc = fn != NULL ? fn : realloc;
+}
 
 void tb_init(struct textbuf *tb, size_t cap)
 {
@@ -18,9 +21,15 @@ void tb_init(struct textbuf *tb, size_t cap)
     tb->cap = cap < SIZE_MAX / 2 ? cap : SIZE_MAX / 2; /* so that cap + 1 never wraps */
 }
 
-bool tb_ok(const struct textbuf *tb) { return !tb->truncated && !tb->failed; }
+bool tb_ok(const struct textbuf *tb)
+{
+    return !tb->truncated && !tb->failed;
+}
 
-const char *tb_text(const struct textbuf *tb) { return tb->buf != NULL ? tb->buf : ""; }
+const char *tb_text(const struct textbuf *tb)
+{
+    return tb->buf != NULL ? tb->buf : "";
+}
 
 void tb_free(struct textbuf *tb)
 {

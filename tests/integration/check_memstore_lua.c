@@ -35,11 +35,13 @@ struct kv {
 struct dcase {
     const char *name;
     enum pool_script script;
-    struct kv setup[MAXN];      /* ends at a NULL key */
-    const char *keys[MAXN];     /* ends at NULL */
-    const char *args[MAXN];     /* ends at NULL */
+    struct kv setup[MAXN];  /* ends at a NULL key */
+    const char *keys[MAXN]; /* ends at NULL */
+    const char *args[MAXN]; /* ends at NULL */
 };
 
+/* One case a line or two, as written. */
+/* clang-format off */
 static const struct dcase cases[] = {
     /* ---- acquire, several keys: ARGV token, ttl [, priority, known token per key] ---- */
     {"acquire free", SCRIPT_ACQUIRE_MULTI, {{NULL}}, {"a", "b"}, {T1, "60000"}},
@@ -145,6 +147,7 @@ static const struct dcase cases[] = {
     {"raise with expiry", SCRIPT_FENCE_RAISE, {{",fence", "3", 60000}}, {",fence"}, {"5"}},
     {"raise large", SCRIPT_FENCE_RAISE, {{",fence", "9007199254740990", 0}}, {",fence"}, {"9007199254740991"}},
 };
+/* clang-format on */
 #define NCASES (sizeof cases / sizeof cases[0])
 
 static struct h_redis R;
@@ -155,12 +158,16 @@ static void start_redis(void)
     ck_assert_msg(h_redis_start(&R) == 0, "redis-server did not start");
 }
 
-static void stop_redis(void) { h_redis_stop(&R); }
+static void stop_redis(void)
+{
+    h_redis_stop(&R);
+}
 
 static size_t count(const char *const *list)
 {
     size_t n = 0;
-    while (n < MAXN && list[n] != NULL) n++;
+    while (n < MAXN && list[n] != NULL)
+        n++;
     return n;
 }
 
@@ -178,10 +185,12 @@ static void normalise(char type, const char *text, char *out, size_t outlen, lon
     long long p = strtoll(text, &end, 10);
     const char *rest = *end == ' ' ? end + 1 : end;
     char shown[64];
-    if (p >= 0) *pttl = p;
+    if (p >= 0)
+        *pttl = p;
     snprintf(shown, sizeof shown, p >= 0 ? "<ttl>" : "%lld", p);
     size_t hex = rest[0] == '~' ? strspn(rest + 1, "0123456789abcdef") : 0;
-    if (rest[0] == '~' && hex > 0 && rest[1 + hex] == '\0') rest = "~digest";
+    if (rest[0] == '~' && hex > 0 && rest[1 + hex] == '\0')
+        rest = "~digest";
     snprintf(out, outlen, "s:%s %s", shown, rest);
 }
 
@@ -192,11 +201,11 @@ static void run_redis(const struct dcase *c, char *out, size_t outlen, long long
     for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++) {
         char px[16];
         snprintf(px, sizeof px, "%u", (unsigned)c->setup[i].px);
-        enum h_reply_type t = c->setup[i].px
-                                  ? h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, c->setup[i].value,
-                                                "PX", px, NULL)
-                                  : h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, c->setup[i].value,
-                                                NULL);
+        enum h_reply_type t =
+            c->setup[i].px
+                ? h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, c->setup[i].value, "PX",
+                              px, NULL)
+                : h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, c->setup[i].value, NULL);
         ck_assert_int_eq(t, H_REPLY_STATUS);
     }
     const char *argv[3 + 2 * MAXN + 1];
@@ -206,29 +215,38 @@ static void run_redis(const struct dcase *c, char *out, size_t outlen, long long
     argv[argc++] = "EVAL";
     argv[argc++] = pool_script_text(c->script);
     argv[argc++] = nk;
-    for (size_t i = 0; i < nkeys; i++) argv[argc++] = c->keys[i];
-    for (size_t i = 0; i < nargs; i++) argv[argc++] = c->args[i];
+    for (size_t i = 0; i < nkeys; i++)
+        argv[argc++] = c->keys[i];
+    for (size_t i = 0; i < nargs; i++)
+        argv[argc++] = c->args[i];
     argv[argc] = NULL;
     enum h_reply_type t = h_redis_cmdv(&R, buf, sizeof buf, argv);
     ck_assert_msg(t != H_REPLY_ERRIO, "%s: EVAL failed", c->name);
-    char type = t == H_REPLY_INT ? 'i' : t == H_REPLY_BULK ? 's' : t == H_REPLY_ERROR ? 'e' : t == H_REPLY_NIL ? 'n'
-                                                                                                             : '?';
+    char type = t == H_REPLY_INT     ? 'i'
+                : t == H_REPLY_BULK  ? 's'
+                : t == H_REPLY_ERROR ? 'e'
+                : t == H_REPLY_NIL   ? 'n'
+                                     : '?';
     normalise(type, buf, out, outlen, pttl);
 }
 
-static void run_memstore(struct memstore *ms, const struct dcase *c, char *out, size_t outlen, long long *pttl)
+static void run_memstore(struct memstore *ms, const struct dcase *c, char *out, size_t outlen,
+                         long long *pttl)
 {
     for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++)
-        ck_assert_int_eq(memstore_set(ms, c->setup[i].key, strlen(c->setup[i].key), c->setup[i].value,
-                                      strlen(c->setup[i].value), c->setup[i].px),
+        ck_assert_int_eq(memstore_set(ms, c->setup[i].key, strlen(c->setup[i].key),
+                                      c->setup[i].value, strlen(c->setup[i].value), c->setup[i].px),
                          0);
     size_t nkeys = count(c->keys), nargs = count(c->args);
     size_t keylens[MAXN], arglens[MAXN];
-    for (size_t i = 0; i < nkeys; i++) keylens[i] = strlen(c->keys[i]);
-    for (size_t i = 0; i < nargs; i++) arglens[i] = strlen(c->args[i]);
+    for (size_t i = 0; i < nkeys; i++)
+        keylens[i] = strlen(c->keys[i]);
+    for (size_t i = 0; i < nargs; i++)
+        arglens[i] = strlen(c->args[i]);
     struct pool_reply r;
     char buf[512], text[512];
-    memstore_script(ms, c->script, nkeys, c->keys, keylens, nargs, c->args, arglens, &r, buf, sizeof buf);
+    memstore_script(ms, c->script, nkeys, c->keys, keylens, nargs, c->args, arglens, &r, buf,
+                    sizeof buf);
     char type = '?';
     text[0] = '\0';
     switch (r.kind) {
@@ -244,8 +262,11 @@ static void run_memstore(struct memstore *ms, const struct dcase *c, char *out, 
         type = 'e';
         snprintf(text, sizeof text, "%.*s", (int)r.len, r.str);
         break;
-    case POOL_REPLY_NIL: type = 'n'; break;
-    default: break;
+    case POOL_REPLY_NIL:
+        type = 'n';
+        break;
+    default:
+        break;
     }
     normalise(type, text, out, outlen, pttl);
 }
@@ -256,15 +277,19 @@ static size_t touched_keys(const struct dcase *c, char keys[4 * MAXN][64])
     size_t n = 0;
     const char *names[2 * MAXN];
     size_t nn = 0;
-    for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++) names[nn++] = c->setup[i].key;
-    for (size_t i = 0; i < count(c->keys); i++) names[nn++] = c->keys[i];
+    for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++)
+        names[nn++] = c->setup[i].key;
+    for (size_t i = 0; i < count(c->keys); i++)
+        names[nn++] = c->keys[i];
     for (size_t i = 0; i < nn; i++) {
         for (int prio = 0; prio < 2; prio++) {
             char k[64];
             snprintf(k, sizeof k, "%s%s", names[i], prio ? ",prio" : "");
             bool seen = false;
-            for (size_t j = 0; j < n && !seen; j++) seen = strcmp(keys[j], k) == 0;
-            if (!seen) snprintf(keys[n++], 64, "%s", k);
+            for (size_t j = 0; j < n && !seen; j++)
+                seen = strcmp(keys[j], k) == 0;
+            if (!seen)
+                snprintf(keys[n++], 64, "%s", k);
         }
     }
     return n;
@@ -272,7 +297,8 @@ static size_t touched_keys(const struct dcase *c, char keys[4 * MAXN][64])
 
 static bool ttl_close(long long a, long long b)
 {
-    if (a < 0 || b < 0) return a == b;
+    if (a < 0 || b < 0)
+        return a == b;
     return llabs(a - b) <= TTL_SLACK_MS;
 }
 
@@ -285,9 +311,10 @@ START_TEST(same_as_lua)
     struct memstore *ms = memstore_new();
     ck_assert_ptr_nonnull(ms);
     run_memstore(ms, c, got, sizeof got, &got_ttl);
-    ck_assert_msg(strcmp(want, got) == 0, "%s: redis answers '%s', memstore '%s'", c->name, want, got);
-    ck_assert_msg(ttl_close(want_ttl, got_ttl), "%s: pttl %lld on redis, %lld in memstore", c->name, want_ttl,
-                  got_ttl);
+    ck_assert_msg(strcmp(want, got) == 0, "%s: redis answers '%s', memstore '%s'", c->name, want,
+                  got);
+    ck_assert_msg(ttl_close(want_ttl, got_ttl), "%s: pttl %lld on redis, %lld in memstore", c->name,
+                  want_ttl, got_ttl);
 
     char keys[4 * MAXN][64];
     size_t n = touched_keys(c, keys);
@@ -299,12 +326,15 @@ START_TEST(same_as_lua)
         size_t vlen;
         long long mttl = -2;
         bool mhas = memstore_peek(ms, keys[i], strlen(keys[i]), &v, &vlen, &mttl);
-        if (mhas) snprintf(mv, sizeof mv, "%.*s", (int)vlen, v);
-        ck_assert_msg(rhas == mhas && strcmp(rv, mv) == 0, "%s: key '%s' is %s%s%s on redis, %s%s%s in memstore",
-                      c->name, keys[i], rhas ? "'" : "absent", rv, rhas ? "'" : "", mhas ? "'" : "absent", mv,
+        if (mhas)
+            snprintf(mv, sizeof mv, "%.*s", (int)vlen, v);
+        ck_assert_msg(rhas == mhas && strcmp(rv, mv) == 0,
+                      "%s: key '%s' is %s%s%s on redis, %s%s%s in memstore", c->name, keys[i],
+                      rhas ? "'" : "absent", rv, rhas ? "'" : "", mhas ? "'" : "absent", mv,
                       mhas ? "'" : "");
-        ck_assert_msg(ttl_close(rttl, mttl), "%s: key '%s' has pttl %lld on redis, %lld in memstore", c->name,
-                      keys[i], rttl, mttl);
+        ck_assert_msg(ttl_close(rttl, mttl),
+                      "%s: key '%s' has pttl %lld on redis, %lld in memstore", c->name, keys[i],
+                      rttl, mttl);
     }
     memstore_free(ms);
 }

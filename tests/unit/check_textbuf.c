@@ -45,7 +45,7 @@ START_TEST(over_cap_dropped_whole)
 {
     struct textbuf tb;
     tb_init(&tb, 10);
-    ck_assert_int_eq(tb_printf(&tb, "line %d\n", 1), 0); /* 7 bytes */
+    ck_assert_int_eq(tb_printf(&tb, "line %d\n", 1), 0);  /* 7 bytes */
     ck_assert_int_eq(tb_printf(&tb, "line %d\n", 2), -1); /* would be 14 */
     ck_assert(tb.truncated);
     ck_assert_str_eq(tb_text(&tb), "line 1\n");
@@ -69,7 +69,7 @@ START_TEST(cap_below_allocation)
     tb_init(&tb, 300);
     char big[290];
     memset(big, 'a', sizeof big);
-    ck_assert_int_eq(tb_append(&tb, big, sizeof big), 0); /* size now 301 */
+    ck_assert_int_eq(tb_append(&tb, big, sizeof big), 0);      /* size now 301 */
     ck_assert_int_eq(tb_printf(&tb, "%s", "0123456789!"), -1); /* 301 */
     ck_assert(tb.truncated);
     ck_assert_uint_eq(tb.len, sizeof big);
