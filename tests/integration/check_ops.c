@@ -1199,6 +1199,23 @@ START_TEST(test_reload_restart_only_keys)
 }
 END_TEST
 
+/* A reload that changes only master_timeout_ms (same masters, same pool)
+ * also changes how long a silent master is kept: 10 times the timeout. */
+START_TEST(test_reload_master_timeout_stall)
+{
+    struct h_daemon_opts o = {.redis = "master_timeout_ms = 3000\n", .lock = BASE_LOCK};
+    start(&o);
+    ck_assert_msg(wait_info("masters_up", "3", 5000), "masters not up");
+    struct h_daemon_opts next = {.redis = "master_timeout_ms = 100\n", .lock = BASE_LOCK};
+    reload(M, NM, &next, "configuration reloaded");
+    /* Silent from now on: with the reloaded timeout it is dropped after
+     * about 1 s (its PINGs go unanswered), not after the old 30 s. */
+    ck_assert_int_eq(h_redis_pause(&M[0]), 0);
+    ck_assert_msg(wait_info("masters_up", "2", 8000),
+                  "a paused master still counted up 8 s after reloading master_timeout_ms = 100");
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------- */
 
 int main(void)
@@ -1207,7 +1224,8 @@ int main(void)
         {"visibility", {test_info, test_inspect, test_inspect_long_names, test_metrics, test_metrics_match_info, NULL}},
         {"reload",
          {test_reload_settings, test_reload_bad_config, test_reload_masters,
-          test_reload_listen_ignored, test_reload_restart_only_keys, NULL}},
+          test_reload_listen_ignored, test_reload_restart_only_keys,
+          test_reload_master_timeout_stall, NULL}},
         {"systemd", {test_systemd_notify, test_command_line, NULL}},
     };
     h_init();
