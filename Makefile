@@ -5,6 +5,9 @@ CC      ?= gcc
 BUILD   ?= build
 PREFIX  ?= /usr/local
 SONAME_MAJOR = 1
+# The one version of redlockd: the daemon and redlock.pc are built from it;
+# tests/integration/check_version.sh fails when a file that spells it out
+# (man pages, debian/changelog, redlock.h, the Python and Node clients) disagrees.
 VERSION = 0.1.0
 
 PKGS       = hiredis libevent inih
@@ -19,7 +22,9 @@ WARNINGS = -Wall -Wextra $(WERROR) -Wstrict-prototypes -Wshadow -Wpointer-arith 
 OPT     ?= -O2
 CFLAGS  ?= $(OPT) -g
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -DREDLOCKD_VERSION='"$(VERSION)"' $(WARNINGS) $(CPPFLAGS) $(CFLAGS) \
-             -fPIC -Iprotocol -Idaemon -Iclient-lib -Itests/lib
+             -fPIC -Iprotocol -Idaemon -Iclient-lib
+# Only the tests' own objects see the test harness and check's flags.
+TEST_CFLAGS = -Itests/lib $(CHECK_CFLAGS)
 LDFLAGS ?=
 ifeq ($(SAN),1)
   ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -52,13 +57,20 @@ BENCH_BIN = $(if $(BENCH_SRC),$(BUILD)/lockbench)
 PROGRAMS = $(BUILD)/redlockd $(BUILD)/redlock $(BUILD)/libredlock.a \
            $(BUILD)/libredlock.so.$(SONAME_MAJOR) $(BENCH_BIN)
 
-.PHONY: all deps deps-run check test-bin run bench clean format format-check check-asan check-valgrind
+.PHONY: all deps deps-run check test-bin run bench clean format format-check check-asan check-valgrind \
+        print-version
 .DEFAULT_GOAL := all
 all: $(PROGRAMS)
 
+# Product objects (daemon, protocol, client library, CLI, examples): no test
+# include path, no check flags.
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(CHECK_CFLAGS) -MMD -MP -c $< -o $@
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+# Test objects (the shorter stem makes GNU make prefer this rule for tests/).
+$(BUILD)/obj/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $< -o $@
 
 $(BUILD)/libproto.a: $(PROTO_OBJ)
 	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
@@ -90,10 +102,17 @@ $(BUILD)/tests/check_%: $(BUILD)/obj/tests/unit/check_%.o $(BUILD)/libdaemon.a $
 
 # Integration tests drive real processes through libredlock (and may stand
 # a fake, hostile master next to the real ones: tests/lib/fakemaster.h).
-$(INTEG_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(TESTUTIL_OBJ) \
-                                $(FAKEMASTER_OBJ) $(BUILD)/libredlock.a
+# Integration tests that also link the daemon's modules (and so its
+# packages): the differential test of memstore.c against the Lua scripts.
+INTEG_DAEMON_BIN = $(BUILD)/tests/check_memstore_lua
+$(filter-out $(INTEG_DAEMON_BIN),$(INTEG_BIN)): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) \
+                                $(TESTUTIL_OBJ) $(FAKEMASTER_OBJ) $(BUILD)/libredlock.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) -lm -pthread
+$(INTEG_DAEMON_BIN): $(BUILD)/tests/%: $(BUILD)/obj/tests/integration/%.o $(HARNESS_OBJ) $(BUILD)/libredlock.a \
+                                       $(BUILD)/libdaemon.a $(BUILD)/libproto.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CHECK_LIBS) -lm -pthread
 
 # Feature fragments (bench, install, fuzz, chaos, clients, examples): one file
 # each. Included here, before the rules that use what they add to EXTRA_TEST_BIN.
@@ -109,7 +128,8 @@ deps-run:
 
 # The one command that passes the tests (installs what is missing first).
 # Shell-script tests that run-tests.sh counts like check binaries.
-SCRIPT_TESTS = tests/integration/check_install.sh tests/integration/check_bench_smoke.sh \
+SCRIPT_TESTS = tests/integration/check_install.sh tests/integration/check_version.sh \
+               tests/integration/check_bench_smoke.sh \
                tests/integration/check_clients.sh tests/integration/check_run.sh
 
 check: deps
@@ -139,6 +159,9 @@ run: deps-run
 bench: deps-run
 	$(MAKE) all
 	sh scripts/bench.sh
+
+print-version:
+	@echo $(VERSION)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

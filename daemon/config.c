@@ -92,6 +92,71 @@ const char *config_key_name(size_t i)
     return name;
 }
 
+bool config_key_reloadable(size_t i)
+{
+    return i < NKEYS && config_keys[i].reloadable;
+}
+
+static bool str_same(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Whether key k holds the same value in *a and *b (masters are compared by
+ * the caller: the list is reloadable). */
+static bool key_value_same(const struct config_key *k, const struct config *a, const struct config *b)
+{
+    const void *x = (const char *)a + k->offset, *y = (const char *)b + k->offset;
+    switch (k->type) {
+    case KEY_STRING: return str_same(*(char *const *)x, *(char *const *)y);
+    case KEY_U32:
+    case KEY_MODE: return *(const uint32_t *)x == *(const uint32_t *)y;
+    case KEY_DOUBLE: return *(const double *)x == *(const double *)y;
+    case KEY_LOGLEVEL: return *(const enum log_level *)x == *(const enum log_level *)y;
+    case KEY_BOOL: return *(const bool *)x == *(const bool *)y;
+    case KEY_MASTERS: return true;
+    }
+    return true;
+}
+
+/* Give next key k's value from cur. Strings are swapped, not copied, so
+ * nothing is allocated: cur then owns next's string and frees it with itself. */
+static void key_value_take(const struct config_key *k, struct config *next, struct config *cur)
+{
+    void *x = (char *)next + k->offset, *y = (char *)cur + k->offset;
+    switch (k->type) {
+    case KEY_STRING: {
+        char *tmp = *(char **)x;
+        *(char **)x = *(char **)y;
+        *(char **)y = tmp;
+        return;
+    }
+    case KEY_U32:
+    case KEY_MODE: *(uint32_t *)x = *(const uint32_t *)y; return;
+    case KEY_DOUBLE: *(double *)x = *(const double *)y; return;
+    case KEY_LOGLEVEL: *(enum log_level *)x = *(const enum log_level *)y; return;
+    case KEY_BOOL: *(bool *)x = *(const bool *)y; return;
+    case KEY_MASTERS: return;
+    }
+}
+
+size_t config_keep_restart_only(struct config *next, struct config *cur, config_changed_fn *changed, void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct config_key *k = &config_keys[i];
+        if (k->reloadable || k->type == KEY_MASTERS || key_value_same(k, next, cur)) continue;
+        key_value_take(k, next, cur);
+        n++;
+        if (changed != NULL) {
+            char name[64];
+            snprintf(name, sizeof name, "%s.%s", k->section, k->name);
+            changed(name, arg);
+        }
+    }
+    return n;
+}
+
 /* ---- value parsers: 0 on success, else -1 with a reason ---- */
 
 static int parse_u64(const char *v, uint64_t *out)

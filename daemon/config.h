@@ -115,4 +115,20 @@ int config_parse_hostport(const char *s, char **host, int *port);
  * returns the i-th "section.name", or NULL past the end. */
 const char *config_key_name(size_t i);
 
+/* Whether the i-th key of the table takes effect on a reload (false past
+ * the end). Keys that are not need a restart. */
+bool config_key_reloadable(size_t i);
+
+typedef void config_changed_fn(const char *key, void *arg);
+
+/*
+ * For a reload from *cur (running) to *next (just loaded): every key that is
+ * not reloadable and whose value differs gets the running value back in
+ * *next (owned strings are swapped between the two, nothing is allocated,
+ * so it cannot fail), and changed("section.name", arg) is called for it
+ * (changed may be NULL). The master list is reloadable and never touched.
+ * Returns the number of keys kept.
+ */
+size_t config_keep_restart_only(struct config *next, struct config *cur, config_changed_fn *changed, void *arg);
+
 #endif

@@ -10,19 +10,23 @@
 #include "redis_pool.h"
 #include "redlock_engine.h"
 #include "server.h"
+#include "textbuf.h"
 #include "util.h"
 
 #define INFO_LINE_MAX 512
 
+#define INFO_MAX_BYTES (1024 * 1024) /* far above 64 masters' lines; past it, ERR INTERNAL */
+
 struct lines {
-    char *buf;
-    size_t len, cap;
+    struct textbuf text;
     unsigned n;
-    int failed;
 };
 
 static void add(struct lines *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Append one line, cut to INFO_LINE_MAX, with any CR or LF in it made a
+ * space and CR LF after it. A line that does not fit is dropped and marks
+ * l->text (info_render then fails). */
 static void add(struct lines *l, const char *fmt, ...)
 {
     char line[INFO_LINE_MAX];
@@ -37,20 +41,7 @@ static void add(struct lines *l, const char *fmt, ...)
         if (line[i] == '\r' || line[i] == '\n') line[i] = ' ';
     line[len++] = '\r';
     line[len++] = '\n';
-    if (l->len + len > l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 4096;
-        while (cap < l->len + len) cap *= 2;
-        char *p = realloc(l->buf, cap);
-        if (p == NULL) {
-            l->failed = 1;
-            return;
-        }
-        l->buf = p;
-        l->cap = cap;
-    }
-    memcpy(l->buf + l->len, line, len);
-    l->len += len;
-    l->n++;
+    if (tb_append(&l->text, line, len) == 0) l->n++;
 }
 
 static const char *state_word(enum master_state st)
@@ -60,7 +51,8 @@ static const char *state_word(enum master_state st)
 
 int info_render(struct server *s, struct evbuffer *out)
 {
-    struct lines l = {0};
+    struct lines l = {.n = 0};
+    tb_init(&l.text, INFO_MAX_BYTES);
     const struct stats *st = &s->stats;
     struct pool *p = rl_engine_pool(s->rl);
     add(&l, "version %s", REDLOCKD_VERSION);
@@ -88,9 +80,9 @@ int info_render(struct server *s, struct evbuffer *out)
         else add(&l, "master.%zu.same_as -", i);
     }
     int rc = -1;
-    if (!l.failed && evbuffer_add_printf(out, "DATA %u\r\n", l.n) > 0 &&
-        evbuffer_add(out, l.buf, l.len) == 0)
+    if (tb_ok(&l.text) && evbuffer_add_printf(out, "DATA %u\r\n", l.n) > 0 &&
+        evbuffer_add(out, tb_text(&l.text), l.text.len) == 0)
         rc = 0;
-    free(l.buf);
+    tb_free(&l.text);
     return rc;
 }

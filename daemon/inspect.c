@@ -10,6 +10,7 @@
 #include "lock.h"
 #include "redis_pool.h"
 #include "redlock_engine.h"
+#include "textbuf.h"
 
 #define SHOWN_ID_CHARS 8
 #define FOREIGN_WORD "foreign" /* shown for a value that is not a token's */
@@ -68,29 +69,6 @@ static void on_each(void *ctx, size_t master, const struct pool_reply *r)
     }
 }
 
-/* A DATA block being built: appends never write past room. */
-struct block {
-    char *lines;
-    size_t len, room;
-    bool overflow; /* an append did not fit (and was dropped) */
-};
-
-static void emit(struct block *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void emit(struct block *b, const char *fmt, ...)
-{
-    if (b->overflow) return;
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(b->lines + b->len, b->room - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= b->room - b->len) {
-        b->overflow = true;
-        return;
-    }
-    b->len += (size_t)n;
-}
-
 /* Answer the INSPECT with ERR INTERNAL and free it. */
 static void reply_internal(struct inspect *in, const char *text)
 {
@@ -134,40 +112,34 @@ static void on_done(void *ctx, const struct rl_outcome *out)
         pool_master_status(p, i, &ms);
         cap += strlen(ms.addr) + MASTER_LINE_MAX;
     }
-    char *buf = malloc(cap);
-    if (buf == NULL) {
-        reply_internal(in, "out of memory");
-        return;
-    }
-    struct block b = {.lines = buf + 32, .room = cap - 32}; /* room for the DATA header, written last */
-    emit(&b, "resource %s\r\n", in->resource);
-    emit(&b, "state %s\r\n", state);
-    emit(&b, "holder %s\r\n", holder ? shown(holder, id8) : "-");
-    emit(&b, "local %s\r\n", local ? "yes" : "no");
+    struct textbuf b;
+    tb_init(&b, cap);
+    tb_printf(&b, "DATA %zu\r\n", 4 + in->nmasters);
+    tb_printf(&b, "resource %s\r\n", in->resource);
+    tb_printf(&b, "state %s\r\n", state);
+    tb_printf(&b, "holder %s\r\n", holder ? shown(holder, id8) : "-");
+    tb_printf(&b, "local %s\r\n", local ? "yes" : "no");
     for (size_t i = 0; i < in->nmasters; i++) {
         struct master_status ms;
         const struct master_view *v = &in->view[i];
         pool_master_status(p, i, &ms);
         if (v->kind == VIEW_HELD)
-            emit(&b, "master.%zu %s held %lld %s\r\n", i, ms.addr, v->pttl_ms, shown(v->value, id8));
+            tb_printf(&b, "master.%zu %s held %lld %s\r\n", i, ms.addr, v->pttl_ms, shown(v->value, id8));
         else if (v->kind == VIEW_FREE)
-            emit(&b, "master.%zu %s free\r\n", i, ms.addr);
+            tb_printf(&b, "master.%zu %s free\r\n", i, ms.addr);
         else if (v->kind == VIEW_ERROR)
-            emit(&b, "master.%zu %s error %s\r\n", i, ms.addr, v->error);
+            tb_printf(&b, "master.%zu %s error %s\r\n", i, ms.addr, v->error);
         else
-            emit(&b, "master.%zu %s noreply\r\n", i, ms.addr);
+            tb_printf(&b, "master.%zu %s noreply\r\n", i, ms.addr);
     }
-    if (b.overflow) { /* a bug in the sizing above: say so rather than send a short block */
-        free(buf);
-        reply_internal(in, "INSPECT reply too long");
+    if (!tb_ok(&b)) { /* out of memory, or a bug in the sizing above: never send a short block */
+        const char *why = b.failed ? "out of memory" : "INSPECT reply too long";
+        tb_free(&b);
+        reply_internal(in, why);
         return;
     }
-    size_t body = b.len;
-    char header[32];
-    int hl = snprintf(header, sizeof header, "DATA %zu\r\n", 4 + in->nmasters);
-    memmove(buf + 32 - hl, header, (size_t)hl);
-    conn_request_done(in->req, buf + 32 - hl, (size_t)hl + body);
-    free(buf);
+    conn_request_done(in->req, tb_text(&b), b.len);
+    tb_free(&b);
     free(in);
 }
 

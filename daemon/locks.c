@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "lock.h"
 #include "server.h"
+#include "textbuf.h"
 #include "util.h"
 
 #define LOCK_LINE_MAX 1024   /* one "lock ..." line, CR LF included */
@@ -77,38 +78,30 @@ static size_t format_lock(const struct lock *lk, uint64_t now, uint64_t now_micr
 
 int locks_render(struct server *s, struct evbuffer *out)
 {
-    struct evbuffer *body = evbuffer_new();
-    if (body == NULL) return -1;
     size_t budget = s->cfg.max_output_bytes / 4;
     if (budget > LOCKS_MAX_BYTES) budget = LOCKS_MAX_BYTES;
+    struct textbuf body;
+    tb_init(&body, budget);
     uint64_t now = now_ms(), now_micro = now_us();
     unsigned shown = 0;
-    bool cut = false, failed = false;
     char line[LOCK_LINE_MAX];
     /* Held locks first, then the ACQUIREs that wait; stop at the budget. */
-    for (int pass = 0; pass < 2 && !cut && !failed; pass++) {
+    for (int pass = 0; pass < 2 && tb_ok(&body); pass++) {
         struct lock *lk;
         LIST_FOREACH(lk, &s->tables.all, all_link) {
             if ((lk->state == LOCK_HELD) != (pass == 0)) continue;
             size_t len = format_lock(lk, now, now_micro, line);
             if (len == 0) continue;
-            if (evbuffer_get_length(body) + len > budget) {
-                cut = true;
-                break;
-            }
-            if (evbuffer_add(body, line, len) != 0) {
-                failed = true;
-                break;
-            }
+            if (tb_append(&body, line, len) != 0) break; /* past the budget (truncated) or out of memory */
             shown++;
         }
     }
     int rc = -1;
-    if (!failed &&
+    if (!body.failed &&
         evbuffer_add_printf(out, "DATA %u\r\nlocks_held %u\r\nwaiters %u\r\nshown %u\r\ntruncated %s\r\n",
-                            shown + 4, s->nheld, s->nwaiters, shown, cut ? "yes" : "no") > 0 &&
-        evbuffer_add_buffer(out, body) == 0)
+                            shown + 4, s->nheld, s->nwaiters, shown, body.truncated ? "yes" : "no") > 0 &&
+        evbuffer_add(out, tb_text(&body), body.len) == 0)
         rc = 0;
-    evbuffer_free(body);
+    tb_free(&body);
     return rc;
 }

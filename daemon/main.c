@@ -208,9 +208,16 @@ fail:
     return -1;
 }
 
+static void log_restart_only(const char *key, void *arg)
+{
+    (void)arg;
+    log_warn("msg=\"reload: this key changes only on restart; the running value stays\" key=%s", key);
+}
+
 /* SIGHUP: read the config again and apply it without dropping clients or
  * locks. A config that does not load leaves the running one in force.
- * Listening addresses cannot change without a restart. */
+ * Keys the config table marks restart-only keep their running values (and
+ * are named in the log); a change of backend refuses the whole reload. */
 static void reload(struct server *s)
 {
     struct config next;
@@ -230,17 +237,9 @@ static void reload(struct server *s)
         notify_send("READY=1\nSTATUS=reload refused: backend changes need a restart");
         return;
     }
-    if (!str_eq(next.listen, s->cfg.listen) || !str_eq(next.unix_socket, s->cfg.unix_socket) ||
-        next.unix_socket_mode != s->cfg.unix_socket_mode)
-        log_warn("msg=\"listen, unix_socket and unix_socket_mode change only on restart\"");
-    /* Keep the listening settings of the running config. */
-    char *keep_listen = s->cfg.listen, *keep_unix = s->cfg.unix_socket;
-    uint32_t keep_mode = s->cfg.unix_socket_mode;
-    s->cfg.listen = next.listen;
-    s->cfg.unix_socket = next.unix_socket;
-    next.listen = keep_listen;
-    next.unix_socket = keep_unix;
-    next.unix_socket_mode = keep_mode;
+    /* The config table says which keys need a restart: those keep their
+     * running values (listeners, syslog, the metrics address ...). */
+    config_keep_restart_only(&next, &s->cfg, log_restart_only, NULL);
 
     bool new_masters = !masters_same_set(&s->cfg, &next);
     /* The same set, perhaps reordered: keep the running order, which is the pool's. */

@@ -127,7 +127,7 @@ static void reply_error(struct pool_reply *out, const char *text)
     out->len = strlen(text);
 }
 
-static uint64_t counter(struct memstore *ms, const char *key, size_t klen);
+static double counter(struct memstore *ms, const char *key, size_t klen);
 static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64_t v);
 
 /*
@@ -143,9 +143,12 @@ static int incr_counter(struct memstore *ms, const char *key, size_t klen, long 
     if (e != NULL) {
         char num[24];
         char *end = NULL;
-        bool canonical = e->vlen > 0 && e->vlen < sizeof num &&
-                         (e->value[0] == '-' || (e->value[0] >= '0' && e->value[0] <= '9')) &&
-                         !(e->value[0] == '0' && e->vlen > 1);
+        /* Redis' string2ll: an optional '-', then "0" alone or digits not
+         * starting with 0 ("-0" and "-01" are not integers either). */
+        const char *d = e->value + (e->value[0] == '-');
+        size_t dlen = e->vlen - (size_t)(d - e->value);
+        bool canonical = e->vlen > 0 && e->vlen < sizeof num && dlen > 0 && d[0] >= '0' && d[0] <= '9' &&
+                         !(d[0] == '0' && (dlen > 1 || d != e->value));
         if (canonical) {
             memcpy(num, e->value, e->vlen);
             num[e->vlen] = '\0';
@@ -164,7 +167,9 @@ static int incr_counter(struct memstore *ms, const char *key, size_t klen, long 
     }
     char num[24];
     int n = snprintf(num, sizeof num, "%lld", cur + 1);
+    uint64_t expire_ms = e != NULL ? e->expire_ms : 0; /* INCR keeps the key's expiry */
     if (store(ms, key, klen, num, (size_t)n, 0) != 0) return -1;
+    if (expire_ms != 0) lookup(ms, key, klen)->expire_ms = expire_ms;
     *v = cur + 1;
     return 0;
 }
@@ -212,11 +217,25 @@ void memstore_command(struct memstore *ms, int argc, const char **argv, const si
     out->len = 2;
 }
 
-/* A counter (the fence counter, a priority): 0 when absent. */
-static uint64_t counter(struct memstore *ms, const char *key, size_t klen)
+/* A counter (the fence counter) as the fence-raise script reads it:
+ * tonumber(value) or 0. Lua 5.1's tonumber is strtod (decimal, hex,
+ * exponents, "inf"), with spaces allowed around it and nothing else after;
+ * anything else, or an absent key, is 0. */
+static double counter(struct memstore *ms, const char *key, size_t klen)
 {
     struct entry *e = lookup(ms, key, klen);
-    return e ? to_u64(e->value, e->vlen) : 0;
+    if (e == NULL || e->vlen == 0) return 0;
+    char *text = malloc(e->vlen + 1);
+    if (text == NULL) return 0;
+    memcpy(text, e->value, e->vlen);
+    text[e->vlen] = '\0';
+    char *end;
+    double v = strtod(text, &end);
+    bool ok = end != text;
+    while (ok && (*end == ' ' || (*end >= '\t' && *end <= '\r'))) end++;
+    ok = ok && *end == '\0';
+    free(text);
+    return ok ? v : 0;
 }
 
 static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64_t v)
@@ -244,21 +263,30 @@ static bool token_form(const char *v, size_t len)
     return true;
 }
 
-/* The priority the marker "<key>,prio" = "<p> <token>" gives to the key's
- * current value e, or 0 when there is no marker naming that value. */
-static uint64_t marked_priority(struct memstore *ms, const char *key, size_t klen, const struct entry *e)
+/* Whether the marker "<key>,prio" = "<p> <token>" names the key's current
+ * value e; its priority p (0 included) into *q. */
+static bool marker_of(struct memstore *ms, const char *key, size_t klen, const struct entry *e, uint64_t *q)
 {
     char pk[1024];
     size_t pklen = marker_key(pk, key, klen);
     struct entry *m = pklen ? lookup(ms, pk, pklen) : NULL;
-    if (m == NULL) return 0;
+    if (m == NULL) return false;
     const char *sp = memchr(m->value, ' ', m->vlen);
-    if (sp == NULL || sp == m->value) return 0;
+    if (sp == NULL || sp == m->value) return false;
     size_t qlen = (size_t)(sp - m->value);
     for (size_t i = 0; i < qlen; i++)
-        if (m->value[i] < '0' || m->value[i] > '9') return 0;
-    if (!value_is(e, sp + 1, m->vlen - qlen - 1)) return 0;
-    return to_u64(m->value, qlen);
+        if (m->value[i] < '0' || m->value[i] > '9') return false;
+    if (!value_is(e, sp + 1, m->vlen - qlen - 1)) return false;
+    *q = to_u64(m->value, qlen);
+    return true;
+}
+
+/* The priority the marker gives to the key's current value e, or 0 when
+ * there is no marker naming that value. */
+static uint64_t marked_priority(struct memstore *ms, const char *key, size_t klen, const struct entry *e)
+{
+    uint64_t q = 0;
+    return marker_of(ms, key, klen, e, &q) ? q : 0;
 }
 
 /* May a priority-prio acquire replace e (the live entry of key)? As the
@@ -271,8 +299,8 @@ static bool may_take(struct memstore *ms, const char *key, size_t klen, const st
     if (!token_form(e->value, e->vlen)) return false;
     if (known_len > 0 && value_is(e, known, known_len)) return true;
     if (prio == 0) return false;
-    uint64_t q = marked_priority(ms, key, klen, e);
-    return q > 0 && q < prio;
+    uint64_t q = 0; /* a marker of priority 0 counts too, as in the script */
+    return marker_of(ms, key, klen, e, &q) && q < prio;
 }
 
 /* Write the marker "<prio> <token>" of key, expiring with it. */
@@ -429,4 +457,20 @@ void memstore_sweep(struct memstore *ms, size_t max_slots)
             n = next;
         }
     }
+}
+
+int memstore_set(struct memstore *ms, const char *key, size_t klen, const char *value, size_t vlen, uint64_t px_ms)
+{
+    return store(ms, key, klen, value, vlen, px_ms);
+}
+
+bool memstore_peek(struct memstore *ms, const char *key, size_t klen, const char **value, size_t *vlen,
+                   long long *pttl_ms)
+{
+    struct entry *e = lookup(ms, key, klen);
+    if (e == NULL) return false;
+    *value = e->value;
+    *vlen = e->vlen;
+    *pttl_ms = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
+    return true;
 }

@@ -36,12 +36,15 @@
 #include "redis_pool.h"
 #include "redlock_engine.h"
 #include "server.h"
+#include "textbuf.h"
 #include "util.h"
 
 /* Upper bounds of the acquire-latency buckets, in microseconds. */
 static const uint64_t bucket_us[] = {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
                                      250000, 500000, 1000000, 2500000, 5000000, 10000000};
 #define NBUCKETS (sizeof bucket_us / sizeof bucket_us[0])
+/* The longest /metrics or /healthz body (64 masters take a few KB); past it, 500. */
+#define METRICS_MAX_BYTES (1024 * 1024)
 
 #define METRICS_MAX_HEAD 8192         /* request line + headers, bytes */
 #define METRICS_ACCEPTS_PER_EVENT 16
@@ -105,50 +108,50 @@ void metrics_note_acquire_failure(bool daemon_side)
 }
 
 /* Every counter of stats.h, with a HELP and TYPE line per metric family. */
-static void counters(struct evbuffer *b, const struct stats *st)
+static void counters(struct textbuf *b, const struct stats *st)
 {
     const char *family = "";
     for (size_t i = 0; i < stats_ndescs; i++) {
         const struct stats_desc *d = &stats_descs[i];
         if (d->metric[0] == '\0') continue; /* INFO only */
         if (strcmp(family, d->metric) != 0)
-            evbuffer_add_printf(b, "# HELP redlockd_%s_total %s\n# TYPE redlockd_%s_total counter\n", d->metric,
-                                d->help, d->metric);
+            tb_printf(b, "# HELP redlockd_%s_total %s\n# TYPE redlockd_%s_total counter\n", d->metric,
+                      d->help, d->metric);
         family = d->metric;
-        evbuffer_add_printf(b, "redlockd_%s_total%s%s%s %llu\n", d->metric, d->labels[0] ? "{" : "", d->labels,
-                            d->labels[0] ? "}" : "", (unsigned long long)stats_value(st, d));
+        tb_printf(b, "redlockd_%s_total%s%s%s %llu\n", d->metric, d->labels[0] ? "{" : "", d->labels,
+                  d->labels[0] ? "}" : "", (unsigned long long)stats_value(st, d));
     }
 }
 
-static void gauge(struct evbuffer *b, const char *name, const char *help, uint64_t v)
+static void gauge(struct textbuf *b, const char *name, const char *help, uint64_t v)
 {
-    evbuffer_add_printf(b, "# HELP redlockd_%s %s\n# TYPE redlockd_%s gauge\nredlockd_%s %llu\n", name, help,
-                        name, name, (unsigned long long)v);
+    tb_printf(b, "# HELP redlockd_%s %s\n# TYPE redlockd_%s gauge\nredlockd_%s %llu\n", name, help,
+              name, name, (unsigned long long)v);
 }
 
 /* The standard process_* metrics (as Prometheus' client libraries name
  * them), read from getrusage, getrlimit and /proc/self. A value that cannot be
  * read (e.g. no fd left for /proc) is left out rather than reported wrong. */
-static void process_metrics(struct evbuffer *b, const struct server *s)
+static void process_metrics(struct textbuf *b, const struct server *s)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) {
         double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                      (double)ru.ru_stime.tv_usec / 1e6;
-        evbuffer_add_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
-                               "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n",
-                            cpu);
+        tb_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+                     "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n",
+                  cpu);
     }
     FILE *f = fopen("/proc/self/statm", "re");
     unsigned long long vm_pages, rss_pages;
     if (f != NULL) {
         if (fscanf(f, "%llu %llu", &vm_pages, &rss_pages) == 2) {
             unsigned long long page = (unsigned long long)sysconf(_SC_PAGESIZE);
-            evbuffer_add_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                                   "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
-                                   "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-                                   "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
-                                rss_pages * page, vm_pages * page);
+            tb_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                         "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+                         "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                         "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
+                      rss_pages * page, vm_pages * page);
         }
         fclose(f);
     }
@@ -159,26 +162,27 @@ static void process_metrics(struct evbuffer *b, const struct server *s)
         while ((e = readdir(d)) != NULL)
             if (e->d_name[0] != '.') fds++;
         closedir(d);
-        evbuffer_add_printf(b, "# HELP process_open_fds Number of open file descriptors.\n"
-                               "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
-                            fds > 0 ? fds - 1 : 0); /* not counting opendir's own */
+        tb_printf(b, "# HELP process_open_fds Number of open file descriptors.\n"
+                     "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
+                  fds > 0 ? fds - 1 : 0); /* not counting opendir's own */
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        evbuffer_add_printf(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
-                               "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
-                            (unsigned long long)rl.rlim_cur);
-    evbuffer_add_printf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
-                           "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
-                        (long long)s->started_unix);
+        tb_printf(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                     "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+                  (unsigned long long)rl.rlim_cur);
+    tb_printf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+                 "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
+              (long long)s->started_unix);
 }
 
-/* The Prometheus text of every counter and gauge, into b. */
-static void render_metrics(struct server *s, struct evbuffer *b)
+/* The Prometheus text of every counter and gauge, into b (a page past
+ * METRICS_MAX_BYTES or out of memory leaves b truncated or failed). */
+static void render_metrics(struct server *s, struct textbuf *b)
 {
-    evbuffer_add_printf(b, "# HELP redlockd_build_info The running redlockd's version and protocol.\n"
-                           "# TYPE redlockd_build_info gauge\nredlockd_build_info{version=\"%s\",protocol=\"%d\"} 1\n",
-                        REDLOCKD_VERSION, PROTO_VERSION);
+    tb_printf(b, "# HELP redlockd_build_info The running redlockd's version and protocol.\n"
+                 "# TYPE redlockd_build_info gauge\nredlockd_build_info{version=\"%s\",protocol=\"%d\"} 1\n",
+              REDLOCKD_VERSION, PROTO_VERSION);
     process_metrics(b, s);
     gauge(b, "uptime_seconds", "Seconds since start.", (now_ms() - s->started_ms) / 1000);
     gauge(b, "clients", "Open client connections.", s->nconns);
@@ -189,41 +193,41 @@ static void render_metrics(struct server *s, struct evbuffer *b)
     gauge(b, "quorum", "Masters that must agree for a lock (N/2+1).", pool_quorum(p));
     gauge(b, "masters_up", "Masters connected (INFO masters_up).", pool_up_count(p));
     counters(b, &s->stats);
-    evbuffer_add_printf(b, "# HELP redlockd_acquire_latency_seconds Time from ACQUIRE to its OK.\n"
-                           "# TYPE redlockd_acquire_latency_seconds histogram\n");
+    tb_printf(b, "# HELP redlockd_acquire_latency_seconds Time from ACQUIRE to its OK.\n"
+                 "# TYPE redlockd_acquire_latency_seconds histogram\n");
     uint64_t cum = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
         cum += bucket_count[i];
-        evbuffer_add_printf(b, "redlockd_acquire_latency_seconds_bucket{le=\"%g\"} %llu\n",
-                            (double)bucket_us[i] / 1e6, (unsigned long long)cum);
+        tb_printf(b, "redlockd_acquire_latency_seconds_bucket{le=\"%g\"} %llu\n",
+                  (double)bucket_us[i] / 1e6, (unsigned long long)cum);
     }
     cum += bucket_count[NBUCKETS];
-    evbuffer_add_printf(b,
-                        "redlockd_acquire_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
-                        "redlockd_acquire_latency_seconds_sum %.6f\n"
-                        "redlockd_acquire_latency_seconds_count %llu\n",
-                        (unsigned long long)cum, (double)latency_sum_us / 1e6, (unsigned long long)latency_count);
-    evbuffer_add_printf(b, "# HELP redlockd_master_up 1 while the master is connected and voting.\n"
-                           "# TYPE redlockd_master_up gauge\n");
+    tb_printf(b,
+              "redlockd_acquire_latency_seconds_bucket{le=\"+Inf\"} %llu\n"
+              "redlockd_acquire_latency_seconds_sum %.6f\n"
+              "redlockd_acquire_latency_seconds_count %llu\n",
+              (unsigned long long)cum, (double)latency_sum_us / 1e6, (unsigned long long)latency_count);
+    tb_printf(b, "# HELP redlockd_master_up 1 while the master is connected and voting.\n"
+                 "# TYPE redlockd_master_up gauge\n");
     for (size_t i = 0; i < pool_size(p); i++) {
         struct master_status ms;
         pool_master_status(p, i, &ms);
-        evbuffer_add_printf(b, "redlockd_master_up{master=\"%s\"} %d\n", ms.addr,
-                            ms.state == MASTER_UP && ms.quarantine_ms == 0);
+        tb_printf(b, "redlockd_master_up{master=\"%s\"} %d\n", ms.addr,
+                  ms.state == MASTER_UP && ms.quarantine_ms == 0);
     }
-    evbuffer_add_printf(b, "# HELP redlockd_master_latency_seconds Smoothed PING round trip.\n"
-                           "# TYPE redlockd_master_latency_seconds gauge\n");
+    tb_printf(b, "# HELP redlockd_master_latency_seconds Smoothed PING round trip.\n"
+                 "# TYPE redlockd_master_latency_seconds gauge\n");
     for (size_t i = 0; i < pool_size(p); i++) {
         struct master_status ms;
         pool_master_status(p, i, &ms);
-        evbuffer_add_printf(b, "redlockd_master_latency_seconds{master=\"%s\"} %.6f\n", ms.addr,
-                            (double)ms.latency_us / 1e6);
+        tb_printf(b, "redlockd_master_latency_seconds{master=\"%s\"} %.6f\n", ms.addr,
+                  (double)ms.latency_us / 1e6);
     }
 }
 
 /* Whether the daemon can grant locks now (see HEALTH_FAIL_STREAK), with
  * the reason as one line into b. */
-static bool render_healthz(struct server *s, struct evbuffer *b)
+static bool render_healthz(struct server *s, struct textbuf *b)
 {
     struct pool *p = rl_engine_pool(s->rl);
     size_t up = 0;
@@ -231,13 +235,13 @@ static bool render_healthz(struct server *s, struct evbuffer *b)
     uint64_t now = now_ms();
     bool failing = fail_streak >= HEALTH_FAIL_STREAK && now - last_fail_ms <= HEALTH_FAIL_WINDOW_MS;
     bool ok = up >= pool_quorum(p) && !failing && !s->shutting_down;
-    evbuffer_add_printf(b, "%s %zu/%zu masters up, quorum %zu", ok ? "ok" : "unhealthy", up, pool_size(p),
-                        pool_quorum(p));
+    tb_printf(b, "%s %zu/%zu masters up, quorum %zu", ok ? "ok" : "unhealthy", up, pool_size(p),
+              pool_quorum(p));
     if (failing)
-        evbuffer_add_printf(b, "; the last %u ACQUIREs failed (NOQUORUM), the latest %llu ms ago", fail_streak,
-                            (unsigned long long)(now - last_fail_ms));
-    if (s->shutting_down) evbuffer_add_printf(b, "; shutting down");
-    evbuffer_add_printf(b, "\n");
+        tb_printf(b, "; the last %u ACQUIREs failed (NOQUORUM), the latest %llu ms ago", fail_streak,
+                  (unsigned long long)(now - last_fail_ms));
+    if (s->shutting_down) tb_printf(b, "; shutting down");
+    tb_printf(b, "\n");
     return ok;
 }
 
@@ -301,20 +305,23 @@ static void serve(struct mconn *c)
         reply_error(c, 404, "Not Found", NULL);
         return;
     }
-    struct evbuffer *b = evbuffer_new();
-    if (b == NULL) {
+    struct textbuf text;
+    tb_init(&text, METRICS_MAX_BYTES);
+    bool healthy = true;
+    if (is_metrics) render_metrics(s, &text);
+    else healthy = render_healthz(s, &text);
+    struct evbuffer *b = tb_ok(&text) ? evbuffer_new() : NULL;
+    if (b == NULL || evbuffer_add(b, tb_text(&text), text.len) != 0) {
         reply_error(c, 500, "Internal Server Error", NULL);
-        return;
-    }
-    if (is_metrics) {
-        render_metrics(s, b);
+    } else if (is_metrics) {
         reply(c, 200, "OK", TYPE_PROMETHEUS, NULL, b, head);
-    } else if (render_healthz(s, b)) {
+    } else if (healthy) {
         reply(c, 200, "OK", TYPE_TEXT, NULL, b, head);
     } else {
         reply(c, 503, "Service Unavailable", TYPE_TEXT, NULL, b, head);
     }
-    evbuffer_free(b);
+    if (b != NULL) evbuffer_free(b);
+    tb_free(&text);
 }
 
 static void on_conn_read(struct bufferevent *bev, void *arg)

@@ -147,6 +147,11 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "return 1",
 };
 
+const char *pool_script_text(enum pool_script script)
+{
+    return script < SCRIPT__COUNT ? script_text[script] : NULL;
+}
+
 struct master {
     struct pool *pool;
     size_t index;
@@ -1021,7 +1026,6 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
     p->userdata = userdata;
     pool_configure(p, cfg);
     p->created_ms = now_ms();
-    p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
     for (size_t i = 0; i < SCRIPT__COUNT; i++) sha1_hex(script_text[i], strlen(script_text[i]), p->sha[i]);
     p->masters = calloc(cfg->nmasters ? cfg->nmasters : 1, sizeof *p->masters);
     p->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, p);
@@ -1130,6 +1134,8 @@ bool pool_master_votes(const struct pool *p, size_t master)
 void pool_configure(struct pool *p, const struct config *cfg)
 {
     p->quarantine_ms = cfg->max_ttl_ms;
+    /* Here, not only in pool_new: a reload of master_timeout_ms alone keeps the pool. */
+    p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
     char key[sizeof p->marker_key];
     snprintf(key, sizeof key, "%s" MARKER_SUFFIX, cfg->key_prefix ? cfg->key_prefix : "");
     if (strcmp(key, p->marker_key) == 0) return;

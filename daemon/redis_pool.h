@@ -37,6 +37,10 @@ enum pool_script {
     SCRIPT__COUNT
 };
 
+/* The Lua text of a script (what EVAL would run; the pool sends EVALSHA), or
+ * NULL past the end. For the test that memstore.c agrees with the scripts. */
+const char *pool_script_text(enum pool_script script);
+
 /*
  * The largest fence counter a master may hold and still vote for a fence:
  * 2^53 - 1, the largest integer the scripts' Lua numbers (doubles) tell

@@ -1121,6 +1121,71 @@ START_TEST(test_metrics_match_info)
 }
 END_TEST
 
+/* A reload that changes restart-only keys (the config table's reloadable
+ * column) names each in the log and keeps its running value, while the
+ * reloadable keys of the same file are applied. */
+START_TEST(test_reload_restart_only_keys)
+{
+    metrics_port = h_free_port();
+    ck_assert_int_gt(metrics_port, 0);
+    char metrics[64];
+    snprintf(metrics, sizeof metrics, "listen = 127.0.0.1:%d\n", metrics_port);
+    struct h_daemon_opts o = {.redis = BASE_REDIS, .lock = BASE_LOCK, .metrics = metrics, .log = "syslog = no\n"};
+    start(&o);
+    ck_assert_msg(wait_info("masters_up", "3", 5000), "masters not up");
+    char body[1024];
+    ck_assert_int_eq(http_get("/healthz", body, sizeof body), 200);
+
+    int newport = h_free_port();
+    ck_assert_int_gt(newport, 0);
+    char newmetrics[64];
+    snprintf(newmetrics, sizeof newmetrics, "listen = 127.0.0.1:%d\n", newport);
+    struct h_daemon_opts next = {.server = "max_resources_per_lock = 2\n",
+                                 .redis = BASE_REDIS,
+                                 .lock = BASE_LOCK,
+                                 .metrics = newmetrics,
+                                 .log = "syslog = yes\nlevel = debug\n"};
+    reload(M, NM, &next, "configuration reloaded");
+    ck_assert_msg(h_file_contains(D.log, "only on restart; the running value stays\" key=metrics.listen"),
+                  "the metrics.listen change is not named in the log");
+    ck_assert_msg(h_file_contains(D.log, "only on restart; the running value stays\" key=log.syslog"),
+                  "the log.syslog change is not named in the log");
+    ck_assert_msg(!h_file_contains(D.log, "key=server.max_resources_per_lock"),
+                  "a reloadable key was reported as restart-only");
+
+    /* The old metrics address serves, nothing listens on the new one. */
+    ck_assert_int_eq(http_get("/healthz", body, sizeof body), 200);
+    int fd = h_connect_tcp(newport);
+    if (fd >= 0)
+        close(fd);
+    ck_assert_msg(fd < 0, "/metrics moved to the new address on reload");
+    /* Still logging to stderr (syslog = no kept), at the reloaded level. */
+    fd = raw();
+    char line[256];
+    raw_req(fd, "ACQUIRE rr-a,rr-b,rr-c 5000", line, sizeof line);
+    ck_assert_msg(is_err(line, "LIMIT"), "3 resources after reloading a limit of 2: '%s'", line);
+    close(fd);
+    ck_assert_msg(wait_log("level=debug", 3000), "no debug line on stderr after the reload");
+}
+END_TEST
+
+/* A reload that changes only master_timeout_ms (same masters, same pool)
+ * also changes how long a silent master is kept: 10 times the timeout. */
+START_TEST(test_reload_master_timeout_stall)
+{
+    struct h_daemon_opts o = {.redis = "master_timeout_ms = 3000\n", .lock = BASE_LOCK};
+    start(&o);
+    ck_assert_msg(wait_info("masters_up", "3", 5000), "masters not up");
+    struct h_daemon_opts next = {.redis = "master_timeout_ms = 100\n", .lock = BASE_LOCK};
+    reload(M, NM, &next, "configuration reloaded");
+    /* Silent from now on: with the reloaded timeout it is dropped after
+     * about 1 s (its PINGs go unanswered), not after the old 30 s. */
+    ck_assert_int_eq(h_redis_pause(&M[0]), 0);
+    ck_assert_msg(wait_info("masters_up", "2", 8000),
+                  "a paused master still counted up 8 s after reloading master_timeout_ms = 100");
+}
+END_TEST
+
 /* ---- suite ------------------------------------------------------------------------- */
 
 int main(void)
@@ -1129,7 +1194,8 @@ int main(void)
         {"visibility", {test_info, test_inspect, test_inspect_long_names, test_metrics, test_metrics_match_info, NULL}},
         {"reload",
          {test_reload_settings, test_reload_bad_config, test_reload_masters,
-          test_reload_listen_ignored, NULL}},
+          test_reload_listen_ignored, test_reload_restart_only_keys,
+          test_reload_master_timeout_stall, NULL}},
         {"systemd", {test_systemd_notify, test_command_line, NULL}},
     };
     h_init();

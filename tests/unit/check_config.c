@@ -1,6 +1,7 @@
 /* check_config.c - the ini loader: defaults, every key, every error class,
  * long lines, and that every key is documented in conf/redlockd.ini. */
 #include <check.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -215,6 +216,129 @@ START_TEST(every_key_documented)
 }
 END_TEST
 
+/* Read a source file (relative to REDLOCKD_SRCDIR or .) into a static buffer. */
+static const char *read_source(const char *rel)
+{
+    static char text[131072];
+    const char *dir = getenv("REDLOCKD_SRCDIR") ? getenv("REDLOCKD_SRCDIR") : ".";
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    ck_assert_msg(feof(f), "%s is larger than the test's buffer", path);
+    text[n] = '\0';
+    fclose(f);
+    return text;
+}
+
+/* Split the i-th key's "section.name" into its two parts. */
+static void key_parts(size_t i, char *section, size_t slen, char *name, size_t nlen)
+{
+    const char *full = config_key_name(i);
+    const char *dot = strchr(full, '.');
+    snprintf(section, slen, "%.*s", (int)(dot - full), full);
+    snprintf(name, nlen, "%s", dot + 1);
+}
+
+/* The example ini marks a key "; [reload]" at the start of the comment block
+ * above it exactly when the table says a reload applies it. */
+START_TEST(reload_markers_match_table)
+{
+    const char *text = read_source("conf/redlockd.ini");
+    for (size_t i = 0; config_key_name(i) != NULL; i++) {
+        char section[32], name[64], want[80];
+        key_parts(i, section, sizeof section, name, sizeof name);
+        snprintf(want, sizeof want, "\n[%s]", section);
+        const char *sec = strstr(text, want);
+        ck_assert_msg(sec != NULL, "no [%s] in conf/redlockd.ini", section);
+        snprintf(want, sizeof want, "\n%s =", name);
+        const char *at = strstr(sec, want);
+        ck_assert_msg(at != NULL, "%s not in conf/redlockd.ini", config_key_name(i));
+        /* Walk back over the comment lines right above the key. */
+        const char *block = at + 1;
+        while (block > text) {
+            const char *prev = block - 1; /* the '\n' ending the line above */
+            const char *start = prev;
+            while (start > text && start[-1] != '\n') start--;
+            if (*start != ';') break;
+            block = start;
+        }
+        bool marked = strncmp(block, "; [reload]", 10) == 0;
+        ck_assert_msg(marked == config_key_reloadable(i),
+                      "%s: the table says %s, conf/redlockd.ini %s a [reload] marker", config_key_name(i),
+                      config_key_reloadable(i) ? "reloadable" : "restart only", marked ? "has" : "lacks");
+    }
+}
+END_TEST
+
+/* The man page says "(restart)" (or "only on restart") in a key's entry
+ * exactly when the table says a reload does not apply it. */
+START_TEST(man_restart_matches_table)
+{
+    const char *text = read_source("man/redlockd.ini.5");
+    for (size_t i = 0; config_key_name(i) != NULL; i++) {
+        char section[32], name[64], want[96];
+        key_parts(i, section, sizeof section, name, sizeof name);
+        snprintf(want, sizeof want, "\n.SH \"[%s] SECTION\"", section);
+        const char *sec = strstr(text, want);
+        ck_assert_msg(sec != NULL, "no [%s] section in man/redlockd.ini.5", section);
+        snprintf(want, sizeof want, "\n.BR %s \" = \"", name);
+        const char *at = strstr(sec, want);
+        const char *sec_end = strstr(sec + 1, "\n.SH ");
+        ck_assert_msg(at != NULL && (sec_end == NULL || at < sec_end), "%s not in man/redlockd.ini.5",
+                      config_key_name(i));
+        const char *end = strstr(at + 1, "\n.TP");
+        if (end == NULL || (sec_end != NULL && sec_end < end)) end = sec_end;
+        if (end == NULL) end = at + strlen(at);
+        char entry[4096];
+        snprintf(entry, sizeof entry, "%.*s", (int)(end - at), at);
+        bool restart = strstr(entry, "(restart)") != NULL || strstr(entry, "only on restart") != NULL;
+        ck_assert_msg(restart == !config_key_reloadable(i), "%s: the table says %s, the man page %s",
+                      config_key_name(i), config_key_reloadable(i) ? "reloadable" : "restart only",
+                      restart ? "says restart" : "does not say (restart)");
+    }
+}
+END_TEST
+
+/* A reload keeps the running value of every restart-only key, names each
+ * one that changed, and touches no reloadable key. */
+static char changed_keys[512];
+
+static void note_changed(const char *key, void *arg)
+{
+    (void)arg;
+    strncat(changed_keys, key, sizeof changed_keys - strlen(changed_keys) - 2);
+    strcat(changed_keys, " ");
+}
+
+START_TEST(keep_restart_only)
+{
+    struct config cur, next;
+    ck_assert_msg(config_load_string("[redis]\nmasters = 127.0.0.1:1\n[metrics]\nlisten = 127.0.0.1:9\n", "cur",
+                                     &cur, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(config_load_string("[server]\nlisten = 127.0.0.1:8\nmax_clients = 7\n[redis]\nmasters = "
+                                     "127.0.0.1:2\n[log]\nsyslog = yes\nlevel = debug\n[metrics]\nlisten = \n"
+                                     "timeout_ms = 200\n",
+                                     "next", &next, err, sizeof err) == 0, "%s", err);
+    changed_keys[0] = '\0';
+    ck_assert_uint_eq(config_keep_restart_only(&next, &cur, note_changed, NULL), 3);
+    ck_assert_str_eq(changed_keys, "server.listen log.syslog metrics.listen ");
+    ck_assert_str_eq(next.listen, "127.0.0.1:7379");
+    ck_assert_str_eq(next.metrics_listen, "127.0.0.1:9");
+    ck_assert(!next.log_syslog);
+    /* Reloadable ones are the new file's. */
+    ck_assert_uint_eq(next.max_clients, 7);
+    ck_assert_int_eq(next.log_level, LOG_LEVEL_DEBUG);
+    ck_assert_uint_eq(next.metrics_timeout_ms, 200);
+    ck_assert_int_eq(next.masters[0].port, 2);
+    /* The strings were swapped: cur, freed after a reload, holds next's. */
+    ck_assert_str_eq(cur.listen, "127.0.0.1:8");
+    config_free(&cur);
+    config_free(&next);
+}
+END_TEST
+
 /* ---- secret files (auth.c) ---- */
 
 static char secret_path[256];
@@ -346,6 +470,9 @@ int main(void)
     tcase_add_test(tc, hostport);
     tcase_add_test(tc, masters_aliases_refused);
     tcase_add_test(tc, every_key_documented);
+    tcase_add_test(tc, reload_markers_match_table);
+    tcase_add_test(tc, man_restart_matches_table);
+    tcase_add_test(tc, keep_restart_only);
     tcase_add_test(tc, token_file_ok);
     tcase_add_loop_test(tc, token_file_bad_byte, 0, (int)(sizeof bad_tokens / sizeof bad_tokens[0]));
     tcase_add_test(tc, password_file_bytes);
