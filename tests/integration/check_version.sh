@@ -43,8 +43,10 @@ done
 # "redlockd (0.1.0) unstable; ..." or "redlockd (0.1.0-2) ...": the upstream part.
 expect debian/changelog "$(sed -n '1s/^redlockd (\([^)]*\)).*/\1/p' debian/changelog | sed 's/-[^-]*$//')"
 expect client-lib/redlock.h "$(sed -n 's/^#define REDLOCK_LIB_VERSION "\([^"]*\)".*/\1/p' client-lib/redlock.h)"
-expect client-lib/python/redlock_client.py \
-    "$(sed -n 's/^__version__ = "\([^"]*\)".*/\1/p' client-lib/python/redlock_client.py)"
+expect client-lib/python/redlock_client/__init__.py \
+    "$(sed -n 's/^__version__ = "\([^"]*\)".*/\1/p' client-lib/python/redlock_client/__init__.py)"
+expect client-lib/python/pyproject.toml \
+    "$(sed -n 's/^version = "\([^"]*\)".*/\1/p' client-lib/python/pyproject.toml | head -n 1)"
 expect client-lib/node/package.json \
     "$(sed -n 's/^  "version": "\([^"]*\)".*/\1/p' client-lib/node/package.json | head -n 1)"
 
