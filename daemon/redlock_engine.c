@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,15 +176,52 @@ uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_facto
  * masters' fences? While fewer than a majority of usable fences came and
  * more may come (to succeed, or for the error to count every master); and
  * while the usable fences disagree and some master has not answered yet,
- * so that as many as possible vouch for the fence chosen (choose_fence).
+ * so that as many as possible vouch for the fence chosen (rl_choose_fence).
  * Never once the deadline passed (final).
  */
-static bool fence_wait(const struct rl_op *op, bool final, unsigned quorum)
+static bool fence_wait(const struct rl_votes *v, bool final)
 {
     if (final) return false;
-    unsigned pending = (op->sent - op->replied) + (op->granted - op->fence_answers);
-    if (op->fences < quorum) return pending > 0;
-    return op->fence_min != op->fence_max && pending > 0;
+    unsigned pending = (v->sent - v->replied) + (v->granted - v->fence_answers);
+    if (v->fences < v->quorum) return pending > 0;
+    return v->fence_min != v->fence_max && pending > 0;
+}
+
+enum rl_verdict rl_decide(const struct rl_votes *v, bool final)
+{
+    assert(v->total == 0 || (v->quorum >= 1 && v->quorum <= v->total));
+    assert(v->replied <= v->sent && v->granted + v->refused <= v->replied);
+    unsigned outstanding = v->sent - v->replied;
+    switch (v->kind) {
+    case RL_ACQUIRE:
+    case RL_HANDOFF:
+    case RL_EXTEND:
+    case RL_FENCE:
+        if (v->kind == RL_EXTEND && v->refused > v->total - v->quorum)
+            /* More than N-Q masters hold other tokens: no majority can
+             * extend, the lock is gone. One refusal alone is not (a stale
+             * key of a failed attempt, say): the extension still stands if
+             * a majority grants it. */
+            return v->preempted ? RL_V_PREEMPTED : RL_V_TAKEN;
+        if (v->granted >= v->quorum && v->fenced && fence_wait(v, final))
+            return RL_V_WAIT; /* granted: wait for the granting masters' fences */
+        if (v->granted >= v->quorum && (!v->fenced || v->fences >= v->quorum)) return RL_V_GRANTED;
+        if (v->granted >= v->quorum && v->bad_fences > 0)
+            return RL_V_BADFENCE; /* granted, but too few counters could give a fence */
+        if (final || outstanding == 0)
+            /* A failure waits for every answer (or the deadline) so that the
+             * error says what all the masters said; success never waits.
+             * BUSY when a holder refused us and a majority answered;
+             * NOQUORUM when too few masters answered at all. */
+            return v->refused > 0 && v->granted + v->refused >= v->quorum ? RL_V_BUSY : RL_V_NOQUORUM;
+        return RL_V_WAIT;
+    case RL_RELEASE:
+        /* Done once a majority answered (the rest still get the delete). */
+        return final || outstanding == 0 || v->replied >= v->quorum ? RL_V_DONE : RL_V_WAIT;
+    case RL_INSPECT:
+        return final || outstanding == 0 ? RL_V_DONE : RL_V_WAIT;
+    }
+    return RL_V_WAIT;
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -193,27 +231,24 @@ static int cmp_desc(const void *a, const void *b)
 }
 
 /*
- * The fence of a fenced op that got g >= Q usable fences of N masters: the
- * k-th largest of them, k = g + Q - N (PROTOCOL.md 8.4). Every fence handed
- * out before is held by the counters of some majority; that majority and
- * these g masters share at least k, so at least k of the g fences are
- * above it and so is the k-th largest; and the k - 1 largest alone (a
- * minority when every master answered) cannot decide it. Sets out->fence
- * and out->fence_agreed (no usable fence was below it: a majority holds it
- * already, no raise needed), or RL_BADFENCE when the counters would have to
- * be raised above FENCE_RAISE_MAX.
+ * Why the k-th largest (see redlock_engine.h): every fence handed out
+ * before is held by the counters of some majority; that majority and these
+ * g masters share at least k, so at least k of the g fences are above it
+ * and so is the k-th largest; and the k - 1 largest alone (a minority when
+ * every master answered) cannot decide it.
  */
-static void choose_fence(struct rl_op *op, unsigned total, unsigned quorum, struct rl_outcome *out)
+void rl_choose_fence(uint64_t *votes, const struct rl_votes *v, uint64_t max_raise, struct rl_outcome *out)
 {
-    uint64_t f = op->fence_max; /* every fence the same (or no room to sort: the largest) */
-    if (op->fence_votes != NULL) {
-        qsort(op->fence_votes, op->fences, sizeof *op->fence_votes, cmp_desc);
-        f = op->fence_votes[op->fences + quorum - total - 1];
+    assert(v->fences >= v->quorum && v->fences <= v->total);
+    uint64_t f = v->fence_max; /* every fence the same (or no room to sort: the largest) */
+    if (votes != NULL) {
+        qsort(votes, v->fences, sizeof *votes, cmp_desc);
+        f = votes[v->fences + v->quorum - v->total - 1];
     }
-    bool raise = op->fence_min < f;
-    if (raise && f > FENCE_RAISE_MAX) {
+    bool raise = v->fence_min < f;
+    if (raise && f > max_raise) {
         unsigned high = 0;
-        for (unsigned i = 0; op->fence_votes != NULL && i < op->fences; i++) high += op->fence_votes[i] > FENCE_RAISE_MAX;
+        for (unsigned i = 0; votes != NULL && i < v->fences; i++) high += votes[i] > max_raise;
         out->result = RL_BADFENCE;
         out->bad_fences = high > 0 ? high : 1;
         return;
@@ -222,64 +257,62 @@ static void choose_fence(struct rl_op *op, unsigned total, unsigned quorum, stru
     out->fence_agreed = !raise;
 }
 
-/* Decide the op if its outcome is certain (or final is set: the deadline
- * passed). Returns true when it was decided and freed. */
+/* The votes of op so far, for rl_decide(). */
+static struct rl_votes votes_of(const struct rl_op *op)
+{
+    return (struct rl_votes){
+        .kind = op->kind,
+        .total = (unsigned)pool_size(op->pool),
+        .quorum = (unsigned)pool_quorum(op->pool),
+        .sent = op->sent,
+        .replied = op->replied,
+        .granted = op->granted,
+        .refused = op->refused,
+        .preempted = op->preempted,
+        .fenced = op->fenced,
+        .fence_answers = op->fence_answers,
+        .fences = op->fences,
+        .bad_fences = op->bad_fences,
+        .fence_min = op->fence_min,
+        .fence_max = op->fence_max,
+    };
+}
+
+/*
+ * Decide the op if its outcome is certain (or final is set: the deadline
+ * passed): rl_decide() judges the votes, this adds the clock (validity) and
+ * the fence, frees the op and then calls its done callback once. Returns
+ * true when it was decided (op is then freed and may be reused).
+ */
 static bool op_try_decide(struct rl_op *op, bool final)
 {
+    assert(op->active);
     struct rl_engine *e = op->engine;
-    unsigned total = (unsigned)pool_size(op->pool);
-    unsigned quorum = (unsigned)pool_quorum(op->pool);
-    unsigned outstanding = op->sent - op->replied;
+    struct rl_votes v = votes_of(op);
     struct rl_outcome out = {
         .granted = op->granted,
         .answered = op->granted + op->refused,
-        .total = total,
+        .total = v.total,
         .started_ms = op->started_ms,
     };
-    bool decided = true;
-
-    switch (op->kind) {
-    case RL_ACQUIRE:
-    case RL_HANDOFF:
-    case RL_EXTEND:
-    case RL_FENCE:
-        if (op->kind == RL_EXTEND && op->refused > total - quorum) {
-            /* A majority holds other tokens: the lock is gone. One refusal
-             * alone is not (a stale key of a failed attempt, say): the
-             * extension still stands if a majority grants it. */
-            out.result = op->preempted ? RL_PREEMPTED : RL_TAKEN;
-        } else if (op->granted >= quorum && op->fenced && fence_wait(op, final, quorum)) {
-            decided = false; /* granted: wait for the granting masters' fences */
-        } else if (op->granted >= quorum && (!op->fenced || op->fences >= quorum)) {
-            out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
-            out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
-            if (op->fenced) choose_fence(op, total, quorum, &out);
-        } else if (op->granted >= quorum && op->bad_fences > 0) {
-            /* Granted, but too few counters could give a fence. */
-            out.result = RL_BADFENCE;
-            out.bad_fences = op->bad_fences;
-        } else if (final || outstanding == 0) {
-            /* A failure waits for every answer (or the deadline) so that the
-             * error says what all the masters said; success never waits.
-             * BUSY when a holder refused us and a majority answered;
-             * NOQUORUM when too few masters answered at all. */
-            bool could_answer = out.answered >= quorum;
-            out.result = op->refused > 0 && could_answer ? RL_BUSY : RL_NOQUORUM;
-        } else {
-            decided = false;
-        }
+    switch (rl_decide(&v, final)) {
+    case RL_V_WAIT:
+        return false;
+    case RL_V_GRANTED:
+        out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
+        out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
+        if (op->fenced) rl_choose_fence(op->fence_votes, &v, FENCE_RAISE_MAX, &out);
         break;
-    case RL_RELEASE:
-        /* Done once a majority answered (the rest still get the delete). */
-        decided = final || outstanding == 0 || op->replied >= quorum;
-        out.result = RL_OK;
+    case RL_V_TAKEN: out.result = RL_TAKEN; break;
+    case RL_V_PREEMPTED: out.result = RL_PREEMPTED; break;
+    case RL_V_BADFENCE:
+        out.result = RL_BADFENCE;
+        out.bad_fences = op->bad_fences;
         break;
-    case RL_INSPECT:
-        decided = final || outstanding == 0;
-        out.result = RL_OK;
-        break;
+    case RL_V_BUSY: out.result = RL_BUSY; break;
+    case RL_V_NOQUORUM: out.result = RL_NOQUORUM; break;
+    case RL_V_DONE: out.result = RL_OK; break;
     }
-    if (!decided) return false;
     rl_done_fn *done = op->done;
     void *ctx = op->ctx;
     op_free(op); /* before the callback: it may start new ops */
