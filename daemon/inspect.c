@@ -29,7 +29,7 @@ struct master_view {
 
 struct inspect {
     struct server *server;
-    struct request *req;
+    struct lock_request *req;
     char resource[PROTO_MAX_RESOURCE_BYTES + 1];
     size_t nmasters;
     struct master_view view[];
@@ -95,7 +95,7 @@ static void emit(struct block *b, const char *fmt, ...)
 static void reply_internal(struct inspect *in, const char *text)
 {
     char line[96];
-    conn_request_done(in->req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "%s", text));
+    in->req->ops->reply(in->req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "%s", text));
     free(in);
 }
 
@@ -166,12 +166,12 @@ static void on_done(void *ctx, const struct rl_outcome *out)
     char header[32];
     int hl = snprintf(header, sizeof header, "DATA %zu\r\n", 4 + in->nmasters);
     memmove(buf + 32 - hl, header, (size_t)hl);
-    conn_request_done(in->req, buf + 32 - hl, (size_t)hl + body);
+    in->req->ops->reply(in->req, buf + 32 - hl, (size_t)hl + body);
     free(buf);
     free(in);
 }
 
-void inspect_start(struct server *s, struct request *req, const struct proto_request *pr)
+void inspect_start(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
     size_t n = pool_size(rl_engine_pool(s->rl));
     struct inspect *in = calloc(1, sizeof *in + n * sizeof in->view[0]);
@@ -180,7 +180,7 @@ void inspect_start(struct server *s, struct request *req, const struct proto_req
     if (key == NULL) {
         char line[64];
         free(in);
-        conn_request_done(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
+        req->ops->reply(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
         return;
     }
     in->server = s;
@@ -197,6 +197,6 @@ void inspect_start(struct server *s, struct request *req, const struct proto_req
     if (rc != 0) {
         char line[64];
         free(in);
-        conn_request_done(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
+        req->ops->reply(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
     }
 }
