@@ -40,6 +40,7 @@ static void on_fence_raised(void *ctx, const struct rl_outcome *out);
 
 /* ---- the engine and the clock ---- */
 
+/* mgr_engine_redlock: the Redlock engine of s, the monotonic clock. */
 static int redlock_start(struct server *s, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
                          void *ctx)
 {
@@ -57,6 +58,7 @@ const struct mgr_engine mgr_engine_redlock = {
     .now_ms = now_ms,
 };
 
+/* The engine in force: the test's fake or the real one. */
 static const struct mgr_engine *engine(const struct server *s)
 {
     return s->engine != NULL ? s->engine : &mgr_engine_redlock;
@@ -72,6 +74,8 @@ static int engine_start(struct server *s, enum rl_kind kind, const struct rl_tar
 
 /* ---- small helpers ---- */
 
+/* (Re)arm lk's one timer for at_ms (0: the next loop turn); out of memory
+ * is logged (the lock then waits for another event). */
 static void arm_at(struct lock *lk, uint64_t at_ms)
 {
     if (timer_arm(&lk->server->timers, &lk->timer, at_ms) != 0)
@@ -137,6 +141,7 @@ static void reply(struct lock_request *req, const char *line, size_t len)
     req->ops->reply(req, line, len);
 }
 
+/* Answer req with ERR <err> <text> (cut to MGR_REPLY_MAX). */
 static void reply_err(struct lock_request *req, enum proto_err err, const char *text)
 {
     char line[MGR_REPLY_MAX];
@@ -761,6 +766,8 @@ static void held_timer(struct server *s, struct lock *lk)
     autoextend_timer(s, lk, now);
 }
 
+/* A lock's timer fired: ACQUIRING locks take their next step, HELD ones
+ * their held_timer; DEAD ones (waiting for an op) nothing. */
 static void on_lock_timer(struct timer *t)
 {
     struct lock *lk = (struct lock *)(void *)((char *)t - offsetof(struct lock, timer));
@@ -874,6 +881,8 @@ static struct lock *new_lock(struct server *s, const struct proto_request *pr, u
     return lk;
 }
 
+/* See lockmgr.h. Checks the options, re-enters an OWNER's hold, enforces
+ * max_locks_per_client, then makes the lock and takes its first step. */
 void mgr_acquire(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
     assert(req->owner != NULL && req->lock == NULL && pr->nresources >= 1);
@@ -956,6 +965,8 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
     reply(req, line, n); /* lk may be freed by now */
 }
 
+/* See lockmgr.h: one EXTEND op with the TTL given (or the lock's); the
+ * request holds an op count on the lock until on_extend_done. */
 void mgr_extend(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
     assert(req->lock == NULL);
@@ -1038,6 +1049,8 @@ static bool try_handoff(struct server *s, struct lock *lk, struct lock_request *
     return true;
 }
 
+/* See lockmgr.h: a re-entrant hold just drops one; else a hand-off to the
+ * first local waiter, or a delete on the masters; the lock is DEAD at once. */
 void mgr_release(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
     assert(req->lock == NULL);
@@ -1065,6 +1078,7 @@ void mgr_release(struct server *s, struct lock_request *req, const struct proto_
 
 /* ---- connections going away, shutdown ---- */
 
+/* See lockmgr.h. */
 void mgr_cancel_acquire(struct server *s, struct lock_request *req)
 {
     struct lock *lk = req->lock;
@@ -1098,6 +1112,7 @@ void mgr_conn_closed(struct server *s, struct lock_owner *o)
     }
 }
 
+/* See lockmgr.h. */
 void mgr_shutdown(struct server *s)
 {
     s->shutting_down = true;
@@ -1109,6 +1124,7 @@ void mgr_shutdown(struct server *s)
     }
 }
 
+/* See lockmgr.h. */
 void mgr_shutdown_request(struct server *s, struct lock_request *req)
 {
     assert(s->shutting_down);
@@ -1130,6 +1146,7 @@ void mgr_shutdown_owner(struct server *s, struct lock_owner *o)
     while ((lk = LIST_FIRST(&o->locks)) != NULL) lose(s, lk, "SHUTDOWN", KEYS_RELEASE);
 }
 
+/* See lockmgr.h: no state moves, no replies; the tables are emptied. */
 void mgr_free_all(struct server *s)
 {
     struct lock *lk;

@@ -106,6 +106,7 @@ struct rl_engine {
     uint64_t fence_warned_ms; /* when an unusable fence counter was last logged */
 };
 
+/* The op in slot (slot < e->nslots). */
 static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
 {
     return &e->pages[slot / OP_PAGE_SLOTS][slot % OP_PAGE_SLOTS];
@@ -114,6 +115,8 @@ static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
 static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
                           const struct pool_reply *reply);
 
+/* A free op slot (its gen kept), growing by a page of OP_PAGE_SLOTS when
+ * none is free; NULL when out of memory or at OP_MAX_PAGES. */
 static struct rl_op *op_alloc(struct rl_engine *e)
 {
     if (e->free_head == UINT32_MAX) {
@@ -137,6 +140,7 @@ static struct rl_op *op_alloc(struct rl_engine *e)
     return op;
 }
 
+/* The draining entry of p, or (p NULL) a free entry; NULL when none. */
 static struct draining_pool *draining_of(struct rl_engine *e, const struct pool *p)
 {
     for (size_t i = 0; i < MAX_DRAINING_POOLS; i++)
@@ -144,6 +148,8 @@ static struct draining_pool *draining_of(struct rl_engine *e, const struct pool 
     return NULL;
 }
 
+/* Return a decided op to the free list: out of the deadline queue and its
+ * draining pool's count, generation bumped (its late replies are stale). */
 static void op_free(struct rl_op *op)
 {
     struct rl_engine *e = op->engine;
@@ -164,6 +170,7 @@ static void op_free(struct rl_op *op)
     e->free_head = op->slot;
 }
 
+/* See redlock_engine.h. */
 uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_factor)
 {
     double drift = (double)ttl_ms * drift_factor + 2.0;
@@ -224,6 +231,7 @@ enum rl_verdict rl_decide(const struct rl_votes *v, bool final)
     return RL_V_WAIT;
 }
 
+/* qsort order for fences: largest first. */
 static int cmp_desc(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -320,6 +328,8 @@ static bool op_try_decide(struct rl_op *op, bool final)
     return true;
 }
 
+/* Arm the deadline timer for the earliest active op (no-op when armed for
+ * it already or when no op is active). */
 static void arm_deadline(struct rl_engine *e)
 {
     struct rl_op *first = TAILQ_FIRST(&e->deadlines);
@@ -468,6 +478,9 @@ static void on_decide_now(evutil_socket_t fd, short what, void *arg)
     e->ndecide_now -= n;
 }
 
+/* Have op decided on the next loop turn (by slot and generation, so a
+ * reused slot is not). Returns 0, or -1 when out of memory (it is then
+ * decided at its deadline). */
 static int decide_next_turn(struct rl_engine *e, struct rl_op *op)
 {
     if (e->ndecide_now == e->decide_now_cap) {
@@ -482,11 +495,11 @@ static int decide_next_turn(struct rl_engine *e, struct rl_op *op)
     return 0;
 }
 
-static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
+/* Reset op for a new attempt of kind on t, sent now to the current master
+ * set with done/each/ctx as its callbacks, and counted in flight. */
+static void op_init(struct rl_engine *e, struct rl_op *op, enum rl_kind kind, const struct rl_target *t,
                     rl_done_fn *done, rl_each_fn *each, void *ctx)
 {
-    struct rl_op *op = op_alloc(e);
-    if (op == NULL) return -1;
     op->active = true;
     op->pool = e->pool;
     e->inflight++;
@@ -505,93 +518,136 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
     op->deadline_ms = op->started_ms + e->timeout_ms;
-    /* In deadline order: at the tail, unless a reload shortened the timeout. */
+}
+
+/* Put an active op into the deadline queue, in deadline order (at the tail,
+ * unless a reload shortened the timeout), and arm the deadline timer. */
+static void op_queue_deadline(struct rl_engine *e, struct rl_op *op)
+{
     struct rl_op *before = TAILQ_LAST(&e->deadlines, rl_op_queue);
     while (before != NULL && before->deadline_ms > op->deadline_ms)
         before = TAILQ_PREV(before, rl_op_queue, deadline_link);
     if (before == NULL) TAILQ_INSERT_HEAD(&e->deadlines, op, deadline_link);
     else TAILQ_INSERT_AFTER(&e->deadlines, before, op, deadline_link);
     arm_deadline(e);
-    uintptr_t tag = (op->gen << TAG_GEN_SHIFT) | op->slot;
+}
 
-    char ttl[PROTO_U64_DIGITS];
-    size_t ttl_len = proto_put_u64(ttl, kind == RL_FENCE ? t->fence : t->ttl_ms);
-    size_t token_len = strlen(t->token);
+/* The ARGV of an op's command, built once for every master. */
+struct op_argv {
+    char ttl[PROTO_U64_DIGITS];  /* the TTL, or RL_FENCE's fence */
+    size_t ttl_len;
     char prio[PROTO_U64_DIGITS];
-    size_t prio_len = proto_put_u64(prio, t->priority);
-    /* ARGV: token, ttl, priority, then (a priority ACQUIRE) one known holder
-     * token per lock key, "" when none. */
+    size_t prio_len;
+    size_t token_len;
     const char *args[3 + PROTO_MAX_RESOURCES];
     size_t arglens[3 + PROTO_MAX_RESOURCES];
-    args[0] = t->token;
-    arglens[0] = token_len;
-    args[1] = ttl;
-    arglens[1] = ttl_len;
-    args[2] = prio;
-    arglens[2] = prio_len;
-    size_t acquire_nargs = 3;
+    size_t acquire_nargs;        /* ARGV count of a scripted ACQUIRE */
+};
+
+/* ARGV: token, ttl, priority, then (a priority ACQUIRE) one known holder
+ * token per lock key, "" when none; RL_FENCE: the fence alone. a must not
+ * move afterwards (args point into it). */
+static void op_argv_build(enum rl_kind kind, const struct rl_target *t, struct op_argv *a)
+{
+    a->ttl_len = proto_put_u64(a->ttl, kind == RL_FENCE ? t->fence : t->ttl_ms);
+    a->token_len = strlen(t->token);
+    a->prio_len = proto_put_u64(a->prio, t->priority);
+    a->args[0] = t->token;
+    a->arglens[0] = a->token_len;
+    a->args[1] = a->ttl;
+    a->arglens[1] = a->ttl_len;
+    a->args[2] = a->prio;
+    a->arglens[2] = a->prio_len;
+    a->acquire_nargs = 3;
     if (kind == RL_ACQUIRE && t->priority > 0 && t->nkeys <= PROTO_MAX_RESOURCES) {
         for (size_t i = 0; i < t->nkeys; i++) {
             const char *k = t->known != NULL && t->known[i] != NULL ? t->known[i] : "";
-            args[3 + i] = k;
-            arglens[3 + i] = strlen(k);
+            a->args[3 + i] = k;
+            a->arglens[3 + i] = strlen(k);
         }
-        acquire_nargs += t->nkeys;
+        a->acquire_nargs += t->nkeys;
     }
     if (kind == RL_FENCE) { /* its one argument is the fence */
-        args[0] = ttl;
-        arglens[0] = ttl_len;
+        a->args[0] = a->ttl;
+        a->arglens[0] = a->ttl_len;
     }
-    size_t n = pool_size(e->pool);
-    for (size_t m = 0; m < n; m++) {
-        int rc;
-        if (kind == RL_HANDOFF) {
-            const char *hargs[5] = {t->old_token, t->token, ttl, prio, t->fenced ? "1" : "0"};
-            size_t hlens[5] = {strlen(t->old_token), token_len, ttl_len, prio_len, 1};
-            const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
-            size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
-            rc = pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, 5, hargs, hlens);
-        } else if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0) {
-            /* The plain command every Redlock client uses ... */
-            const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", ttl};
-            size_t lens[] = {3, t->keylens[0], token_len, 2, 2, ttl_len};
-            rc = pool_command(e->pool, m, tag, 6, argv, lens);
-            if (rc == 0 && t->fenced) {
-                /* ... and, pipelined behind it, the fence counter: INCR runs
-                 * whether or not the SET granted (a fence may skip numbers,
-                 * never repeat), and only granting masters' values count. */
-                const char *incr[] = {"INCR", t->keys[1]};
-                size_t incr_lens[] = {4, t->keylens[1]};
-                pool_command(e->pool, m, tag | TAG_SECOND, 2, incr, incr_lens);
-            }
-        } else {
-            static const enum pool_script script_of[] = {
-                [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI,
-                [RL_EXTEND] = SCRIPT_EXTEND,
-                [RL_RELEASE] = SCRIPT_RELEASE,
-                [RL_INSPECT] = SCRIPT_INSPECT,
-                [RL_FENCE] = SCRIPT_FENCE_RAISE,
-                [RL_HANDOFF] = SCRIPT_HANDOFF,
-            };
-            static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
-                                              [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5};
-            enum pool_script script = script_of[kind];
-            const char *const *keys = t->keys;
-            const size_t *keylens = t->keylens;
-            size_t nkeys = kind == RL_INSPECT ? 1 : t->nkeys;
-            if (kind == RL_ACQUIRE && t->fenced) {
-                script = SCRIPT_ACQUIRE_FENCED;
-                nkeys = t->nkeys + 1; /* the lock keys, then the fence counter */
-            } else if (kind == RL_FENCE) {
-                keys += t->nkeys;
-                keylens += t->nkeys;
-                nkeys = 1;
-            }
-            size_t nargs = kind == RL_ACQUIRE ? acquire_nargs : nargs_of[kind];
-            rc = pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs, args, arglens);
+}
+
+/* Queue the op's command (tagged tag) to master m. Returns 0 when it was
+ * queued, -1 when that master cannot take it now. */
+static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, const struct op_argv *a,
+                   size_t m, uintptr_t tag)
+{
+    if (kind == RL_HANDOFF) {
+        const char *hargs[5] = {t->old_token, t->token, a->ttl, a->prio, t->fenced ? "1" : "0"};
+        size_t hlens[5] = {strlen(t->old_token), a->token_len, a->ttl_len, a->prio_len, 1};
+        const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
+        size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
+        return pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, 5, hargs, hlens);
+    }
+    if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0) {
+        /* The plain command every Redlock client uses ... */
+        const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", a->ttl};
+        size_t lens[] = {3, t->keylens[0], a->token_len, 2, 2, a->ttl_len};
+        int rc = pool_command(e->pool, m, tag, 6, argv, lens);
+        if (rc == 0 && t->fenced) {
+            /* ... and, pipelined behind it, the fence counter: INCR runs
+             * whether or not the SET granted (a fence may skip numbers,
+             * never repeat), and only granting masters' values count. */
+            const char *incr[] = {"INCR", t->keys[1]};
+            size_t incr_lens[] = {4, t->keylens[1]};
+            pool_command(e->pool, m, tag | TAG_SECOND, 2, incr, incr_lens);
         }
-        if (rc == 0) op->sent++;
+        return rc;
     }
+    static const enum pool_script script_of[] = {
+        [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI,
+        [RL_EXTEND] = SCRIPT_EXTEND,
+        [RL_RELEASE] = SCRIPT_RELEASE,
+        [RL_INSPECT] = SCRIPT_INSPECT,
+        [RL_FENCE] = SCRIPT_FENCE_RAISE,
+        [RL_HANDOFF] = SCRIPT_HANDOFF,
+    };
+    static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
+                                      [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5};
+    enum pool_script script = script_of[kind];
+    const char *const *keys = t->keys;
+    const size_t *keylens = t->keylens;
+    size_t nkeys = kind == RL_INSPECT ? 1 : t->nkeys;
+    if (kind == RL_ACQUIRE && t->fenced) {
+        script = SCRIPT_ACQUIRE_FENCED;
+        nkeys = t->nkeys + 1; /* the lock keys, then the fence counter */
+    } else if (kind == RL_FENCE) {
+        keys += t->nkeys;
+        keylens += t->nkeys;
+        nkeys = 1;
+    }
+    size_t nargs = kind == RL_ACQUIRE ? a->acquire_nargs : nargs_of[kind];
+    return pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs, a->args, a->arglens);
+}
+
+/*
+ * Start one op: its command goes to every master of the current set now
+ * (copied into their output buffers: t need not outlive this), its votes
+ * are counted by on_pool_reply, and it is decided by op_try_decide at the
+ * latest at its deadline; never from inside this call. Returns 0, or -1
+ * when no op slot could be allocated (nothing sent, done never called).
+ */
+static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
+                    rl_done_fn *done, rl_each_fn *each, void *ctx)
+{
+    assert(t->token != NULL && t->nkeys >= 1 && t->nkeys <= PROTO_MAX_RESOURCES);
+    assert(kind != RL_HANDOFF || (t->old_token != NULL && t->nkeys == 1));
+    struct rl_op *op = op_alloc(e);
+    if (op == NULL) return -1;
+    op_init(e, op, kind, t, done, each, ctx);
+    op_queue_deadline(e, op);
+    uintptr_t tag = (op->gen << TAG_GEN_SHIFT) | op->slot;
+    struct op_argv a;
+    op_argv_build(kind, t, &a);
+    size_t n = pool_size(e->pool);
+    for (size_t m = 0; m < n; m++)
+        if (op_send(e, kind, t, &a, m, tag) == 0) op->sent++;
     /* With too few masters usable the outcome is already certain: decide
      * it from the loop (what was sent may still answer, for INSPECT). */
     if (op->sent < pool_quorum(op->pool) && decide_next_turn(e, op) != 0)
@@ -611,6 +667,7 @@ static void send_release_untracked(struct rl_engine *e, const struct rl_target *
         pool_script(e->pool, m, 0, SCRIPT_RELEASE, t->nkeys, t->keys, t->keylens, 1, args, arglens);
 }
 
+/* See redlock_engine.h: a RELEASE nobody waits for goes untracked. */
 int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
              void *ctx)
 {
@@ -621,6 +678,7 @@ int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, 
     return op_start(e, kind, t, done, NULL, ctx);
 }
 
+/* See redlock_engine.h. */
 int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done,
                void *ctx)
 {
@@ -668,6 +726,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* See redlock_engine.h: the old set drains (draining[]), the oldest one is
+ * dropped at once when MAX_DRAINING_POOLS are draining already. */
 int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg)
 {
     struct pool *np = pool_new(e->base, cfg, on_pool_reply, e);
@@ -694,6 +754,7 @@ int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg)
     return 0;
 }
 
+/* Free the engine's libevent events (any may be NULL). */
 static void free_events(struct rl_engine *e)
 {
     if (e->drain_timer) event_free(e->drain_timer);
@@ -701,6 +762,8 @@ static void free_events(struct rl_engine *e)
     if (e->decide_now_event) event_free(e->decide_now_event);
 }
 
+/* An engine on cfg's masters with no op in flight; NULL when out of memory
+ * (nothing is left allocated). */
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg)
 {
     struct rl_engine *e = calloc(1, sizeof *e);
@@ -722,6 +785,7 @@ struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cf
     return e;
 }
 
+/* See redlock_engine.h: applies to ops started from now on. */
 void rl_engine_configure(struct rl_engine *e, const struct config *cfg)
 {
     e->timeout_ms = cfg->master_timeout_ms;
@@ -729,6 +793,8 @@ void rl_engine_configure(struct rl_engine *e, const struct config *cfg)
     if (e->pool != NULL) pool_configure(e->pool, cfg);
 }
 
+/* Free the engine, its master sets and its ops; no done callback runs
+ * (their owners are gone). NULL is a no-op. */
 void rl_engine_free(struct rl_engine *e)
 {
     if (e == NULL) return;

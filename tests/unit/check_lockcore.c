@@ -4,6 +4,7 @@
  * through a fake engine and a fake clock (no Redis, no sockets).
  */
 #include <check.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -832,6 +833,17 @@ START_TEST(limits)
 }
 END_TEST
 
+/* A stated precondition is asserted: shutdown steps before mgr_shutdown(). */
+START_TEST(precondition_is_asserted)
+{
+    struct towner a;
+    struct treq q;
+    owner_init(&a);
+    request(&a, &q, "ACQUIRE x WAIT 100");
+    mgr_shutdown_request(&S, &q.lr); /* aborts */
+}
+END_TEST
+
 static Suite *mgr_suite(void)
 {
     Suite *s = suite_create("lockmgr");
@@ -852,6 +864,7 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, shutdown_answers_waiters);
     tcase_add_test(tc, reentrant_owner);
     tcase_add_test(tc, limits);
+    tcase_add_test_raise_signal(tc, precondition_is_asserted, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
 }
