@@ -14,6 +14,7 @@
 #include "config.h"
 #include "lock.h"
 #include "lockmgr.h"
+#include "log.h"
 #include "owner.h"
 #include "redlock_engine.h"
 #include "server.h"
@@ -263,6 +264,24 @@ static void finish(size_t i, enum rl_result result, unsigned granted, unsigned a
         .total = fake_total,
         .validity_ms = validity_ms,
         .started_ms = fops[i].started_ms,
+    };
+    fops[i].done(fops[i].ctx, &out);
+}
+
+/* The same for a fenced grant: fence chosen, agreed or not. */
+static void finish_fenced(size_t i, uint64_t fence, bool agreed, uint64_t validity_ms)
+{
+    ck_assert(!fops[i].finished);
+    fops[i].finished = true;
+    struct rl_outcome out = {
+        .result = RL_OK,
+        .granted = 3,
+        .answered = 3,
+        .total = fake_total,
+        .validity_ms = validity_ms,
+        .started_ms = fops[i].started_ms,
+        .fence = fence,
+        .fence_agreed = agreed,
     };
     fops[i].done(fops[i].ctx, &out);
 }
@@ -833,6 +852,69 @@ START_TEST(limits)
 }
 END_TEST
 
+/* A fenced grant whose masters gave different fences raises the counters
+ * first and answers with the fence only once a majority holds it; a raise
+ * that fails is a failed attempt (its keys are given back). */
+START_TEST(fenced_grant_raises_first)
+{
+    struct towner a;
+    struct treq q, q2;
+    owner_init(&a);
+    S.cfg.fencing = true;
+    S.cfg.retry_count = 0;
+    request(&a, &q, "ACQUIRE f 10000");
+    finish_fenced(last_op(RL_ACQUIRE), 42, false, 9900);
+    ck_assert_int_eq(q.answers, 0);
+    size_t r = last_op(RL_FENCE);
+    ck_assert_uint_eq(S.nheld, 0);
+    fake_now += 10;
+    finish(r, RL_OK, 3, 3, 0);
+    ck_assert_int_eq(q.answers, 1);
+    ck_assert_msg(strncmp(q.reply, "OK ", 3) == 0 && strstr(q.reply, " 9890 42\r\n") != NULL, "got '%s'", q.reply);
+    ck_assert_uint_eq(S.nheld, 1);
+    /* Agreed: answered at once. */
+    request(&a, &q2, "ACQUIRE g 10000");
+    finish_fenced(last_op(RL_ACQUIRE), 43, true, 9900);
+    ck_assert(strstr(q2.reply, " 9900 43\r\n") != NULL);
+    /* The raise fails: NOQUORUM, keys released. */
+    struct treq q3;
+    request(&a, &q3, "ACQUIRE h 10000");
+    finish_fenced(last_op(RL_ACQUIRE), 44, false, 9900);
+    size_t mark = nfops;
+    finish(last_op(RL_FENCE), RL_NOQUORUM, 1, 1, 0);
+    ck_assert(strncmp(q3.reply, "ERR NOQUORUM", 12) == 0);
+    ck_assert_uint_ge(count_ops(RL_RELEASE, mark), 1);
+    ck_assert_uint_eq(S.nheld, 2);
+}
+END_TEST
+
+/* A hand-off the masters refuse (the old key expired and someone else took
+ * it): the RELEASE is still answered, the waiter keeps waiting its turn. */
+START_TEST(handoff_refused_waiter_retries)
+{
+    struct towner a, b;
+    struct treq qa, qb, rel;
+    char ida[PROTO_LOCK_ID_LEN + 1], line[128];
+    owner_init(&a);
+    owner_init(&b);
+    S.cfg.retry_delay_ms = 100;
+    hold(&a, &qa, "ACQUIRE x 10000", ida);
+    request(&b, &qb, "ACQUIRE x WAIT 5000");
+    snprintf(line, sizeof line, "RELEASE %s", ida);
+    request(&a, &rel, line);
+    finish(last_op(RL_HANDOFF), RL_BUSY, 0, 3, 0);
+    ck_assert_str_eq(rel.reply, "OK\r\n");
+    ck_assert_int_eq(qb.answers, 0);
+    ck_assert_uint_eq(S.nwaiters, 1);
+    size_t mark = nfops;
+    advance(100);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 1);
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 29000);
+    ck_assert(strncmp(qb.reply, "OK ", 3) == 0);
+    ck_assert_uint_eq(S.nwaiters, 0);
+}
+END_TEST
+
 /* A stated precondition is asserted: shutdown steps before mgr_shutdown(). */
 START_TEST(precondition_is_asserted)
 {
@@ -864,6 +946,8 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, shutdown_answers_waiters);
     tcase_add_test(tc, reentrant_owner);
     tcase_add_test(tc, limits);
+    tcase_add_test(tc, fenced_grant_raises_first);
+    tcase_add_test(tc, handoff_refused_waiter_retries);
     tcase_add_test_raise_signal(tc, precondition_is_asserted, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
@@ -871,6 +955,7 @@ static Suite *mgr_suite(void)
 
 int main(void)
 {
+    log_set_level(LOG_LEVEL_WARN); /* the "lock lost" lines are expected here */
     SRunner *sr = srunner_create(vote_suite());
     srunner_add_suite(sr, mgr_suite());
     srunner_run_all(sr, CK_NORMAL);
