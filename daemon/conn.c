@@ -64,6 +64,15 @@ static void on_auth_deadline(evutil_socket_t fd, short what, void *arg);
 static uint32_t line_limit(const struct conn *c);
 static void handle_line(struct conn *c, const char *line, size_t len);
 static size_t unwritten(const struct conn *c);
+static void owner_reply(struct lock_request *r, const char *line, size_t len);
+static void owner_push_event(struct lock_owner *o, const char *line, size_t len);
+
+/* How the lock core answers this module's requests and reaches its
+ * connections (owner.h). */
+static const struct lock_owner_ops conn_owner_ops = {
+    .reply = owner_reply,
+    .push_event = owner_push_event,
+};
 
 struct conn *conn_new(struct server *s, int fd)
 {
@@ -78,8 +87,7 @@ struct conn *conn_new(struct server *s, int fd)
     c->state = CONN_OPEN;
     c->authed = s->auth_token == NULL;
     TAILQ_INIT(&c->pending);
-    LIST_INIT(&c->locks);
-    LIST_INIT(&c->detached);
+    lock_owner_init(&c->lo, &conn_owner_ops);
     event_assign(&c->rev, s->base, fd, EV_READ | EV_PERSIST, on_read, c);
     event_assign(&c->wev, s->base, fd, EV_WRITE, on_write, c);
     evtimer_assign(&c->pause, s->base, on_pause_end, c);
@@ -150,7 +158,7 @@ void conn_close(struct conn *c, const char *why)
     struct server *s = c->server;
     if (c->state == CONN_CLOSED) return;
     log_debug("msg=\"client closed\" conn=%llu why=\"%s\" locks=%u", (unsigned long long)c->id,
-              why, c->nlocks);
+              why, c->lo.nlocks);
     event_del(&c->rev);
     event_del(&c->wev);
     evtimer_del(&c->pause);
@@ -163,18 +171,19 @@ void conn_close(struct conn *c, const char *why)
     while ((req = TAILQ_FIRST(&c->pending)) != NULL) {
         TAILQ_REMOVE(&c->pending, req, link);
         if (!req->done && req->verb == PROTO_VERB_ACQUIRE) {
-            mgr_cancel_acquire(s, req);
+            mgr_cancel_acquire(s, &req->lr);
         } else if (!req->done) {
             /* An unanswered EXTEND or RELEASE has its op in flight: the op's
              * completion frees it (conn_request_done on an orphan). */
             req->conn = NULL;
+            req->lr.owner = NULL;
             TAILQ_INSERT_TAIL(&s->orphans, req, link);
             continue;
         }
         request_free(req);
     }
     c->npending = 0;
-    mgr_conn_closed(s, c);
+    mgr_conn_closed(s, &c->lo);
     TAILQ_REMOVE(&s->conns, c, link);
     TAILQ_INSERT_TAIL(&s->closed, c, link);
     s->nconns--;
@@ -312,7 +321,7 @@ static void on_stall_check(evutil_socket_t fd, short what, void *arg)
         log_info("msg=\"client closed: reads none of its replies\" conn=%llu stalled_ms=%llu unwritten=%zu "
                  "locks=%u",
                  (unsigned long long)c->id, (unsigned long long)(now - c->stall_since_ms), unwritten(c),
-                 c->nlocks);
+                 c->lo.nlocks);
         c->server->stats.closed_stalled++;
         conn_close(c, "does not read its replies (client_stall_ms)");
         return;
@@ -336,6 +345,8 @@ static void reply_in_order(struct conn *c, enum proto_verb verb, const char *lin
     req->conn = c;
     req->server = c->server;
     req->verb = verb;
+    req->lr.ops = &conn_owner_ops;
+    req->lr.owner = &c->lo;
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->npending++;
     conn_request_done(req, line, len);
@@ -377,6 +388,29 @@ void conn_request_done(struct request *req, const char *line, size_t len)
 }
 
 void conn_push_event(struct conn *c, const char *line, size_t len) { append_output(c, line, len); }
+
+static void owner_reply(struct lock_request *r, const char *line, size_t len)
+{
+    conn_request_done((struct request *)(void *)((char *)r - offsetof(struct request, lr)), line, len);
+}
+
+static void owner_push_event(struct lock_owner *o, const char *line, size_t len)
+{
+    conn_push_event(conn_of_owner(o), line, len);
+}
+
+void conn_shutdown_all(struct server *s)
+{
+    struct conn *c;
+    TAILQ_FOREACH(c, &s->conns, link) {
+        struct request *req, *next;
+        for (req = TAILQ_FIRST(&c->pending); req != NULL; req = next) {
+            next = TAILQ_NEXT(req, link); /* answering the head removes it */
+            if (req->verb == PROTO_VERB_ACQUIRE && !req->done) mgr_shutdown_request(s, &req->lr);
+        }
+        mgr_shutdown_owner(s, &c->lo);
+    }
+}
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -746,7 +780,9 @@ static struct request *request_new(struct conn *c, enum proto_verb verb)
     req->conn = c;
     req->server = c->server;
     req->verb = verb;
-    req->started_us = now_us();
+    req->lr.ops = &conn_owner_ops;
+    req->lr.owner = &c->lo;
+    req->lr.started_us = now_us();
     TAILQ_INSERT_TAIL(&c->pending, req, link);
     c->npending++;
     return req;
@@ -804,7 +840,7 @@ static void handle_line(struct conn *c, const char *line, size_t len)
             conn_close(c, "out of memory");
             return;
         }
-        inspect_start(s, req, &pr);
+        inspect_start(s, &req->lr, &pr);
         return;
     case PROTO_VERB_ACQUIRE:
     case PROTO_VERB_EXTEND:
@@ -818,9 +854,9 @@ static void handle_line(struct conn *c, const char *line, size_t len)
             conn_close(c, "out of memory");
             return;
         }
-        if (pr.verb == PROTO_VERB_ACQUIRE) mgr_acquire(s, req, &pr);
-        else if (pr.verb == PROTO_VERB_EXTEND) mgr_extend(s, req, &pr);
-        else mgr_release(s, req, &pr);
+        if (pr.verb == PROTO_VERB_ACQUIRE) mgr_acquire(s, &req->lr, &pr);
+        else if (pr.verb == PROTO_VERB_EXTEND) mgr_extend(s, &req->lr, &pr);
+        else mgr_release(s, &req->lr, &pr);
         return;
     }
 }

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/queue.h>
 
+#include "owner.h"
 #include "proto.h"
 
 struct server;
@@ -39,9 +40,7 @@ struct request {
     struct server *server;
     enum proto_verb verb;
     bool done;                 /* answered; reply holds it until earlier replies are sent */
-    struct lock *lock;         /* the lock it acquires (ACQUIRE) or works on (EXTEND/RELEASE) */
-    uint32_t ttl_ms;           /* EXTEND's TTL */
-    uint64_t started_us;       /* for the acquire latency histogram */
+    struct lock_request lr;    /* the lock core's view: its lock, TTL, start time (owner.h) */
     size_t reply_len;
     char *reply;               /* a reply waiting behind unanswered requests, else NULL */
 };
@@ -79,11 +78,7 @@ struct conn {
     bool out_failed;              /* an append ran out of memory: close at the flush */
     TAILQ_HEAD(, request) pending;/* requests in arrival order, awaiting replies */
     unsigned npending;
-    LIST_HEAD(, lock) locks;      /* connection-bound locks it holds */
-    unsigned nlocks;
-    LIST_HEAD(, lock) detached;   /* DETACHed locks it took that are still held */
-    unsigned ndetached;           /* ... counted with nlocks against max_locks_per_client */
-    unsigned nwaiting;            /* its ACQUIREs queued behind others (max_waiters_per_client) */
+    struct lock_owner lo;         /* the lock core's view: its locks and waiters (owner.h) */
     TAILQ_ENTRY(conn) link;       /* in the server's list of connections */
 };
 
@@ -99,9 +94,19 @@ void conn_free_orphans(struct server *s);
 /* At exit: free the pool of reusable request objects. */
 void conn_free_request_pool(void);
 
-/* The lock manager answers a queued request (line ends in \r\n; a
- * multi-line block may be longer than REQUEST_REPLY_MAX). */
+/* Answer a queued request (line ends in \r\n; a multi-line block may be
+ * longer than REQUEST_REPLY_MAX). The lock core reaches it through
+ * req->lr.ops->reply. */
 void conn_request_done(struct request *req, const char *line, size_t len);
+/* The connection that embeds o. */
+static inline struct conn *conn_of_owner(const struct lock_owner *o)
+{
+    return (struct conn *)(void *)((char *)o - offsetof(struct conn, lo));
+}
+/* Shutdown: ask the lock manager (after mgr_shutdown()) to answer every
+ * connection's queued ACQUIREs with ERR SHUTDOWN and to release the locks
+ * of every open connection (EVENT LOST SHUTDOWN). */
+void conn_shutdown_all(struct server *s);
 /* The client token changed on reload (s->auth_token is the new one, NULL
  * when AUTH is now off). With a token, every open connection must AUTH
  * again: its next requests other than AUTH and QUIT get ERR AUTH, under

@@ -30,7 +30,7 @@ struct master_view {
 
 struct inspect {
     struct server *server;
-    struct request *req;
+    struct lock_request *req;
     char resource[PROTO_MAX_RESOURCE_BYTES + 1];
     size_t nmasters;
     struct master_view view[];
@@ -73,7 +73,7 @@ static void on_each(void *ctx, size_t master, const struct pool_reply *r)
 static void reply_internal(struct inspect *in, const char *text)
 {
     char line[96];
-    conn_request_done(in->req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "%s", text));
+    in->req->ops->reply(in->req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "%s", text));
     free(in);
 }
 
@@ -138,12 +138,12 @@ static void on_done(void *ctx, const struct rl_outcome *out)
         reply_internal(in, why);
         return;
     }
-    conn_request_done(in->req, tb_text(&b), b.len);
+    in->req->ops->reply(in->req, tb_text(&b), b.len);
     tb_free(&b);
     free(in);
 }
 
-void inspect_start(struct server *s, struct request *req, const struct proto_request *pr)
+void inspect_start(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
     size_t n = pool_size(rl_engine_pool(s->rl));
     struct inspect *in = calloc(1, sizeof *in + n * sizeof in->view[0]);
@@ -152,7 +152,7 @@ void inspect_start(struct server *s, struct request *req, const struct proto_req
     if (key == NULL) {
         char line[64];
         free(in);
-        conn_request_done(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
+        req->ops->reply(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
         return;
     }
     in->server = s;
@@ -169,6 +169,6 @@ void inspect_start(struct server *s, struct request *req, const struct proto_req
     if (rc != 0) {
         char line[64];
         free(in);
-        conn_request_done(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
+        req->ops->reply(req, line, proto_fmt_err(line, sizeof line, PROTO_ERR_INTERNAL, "out of memory"));
     }
 }

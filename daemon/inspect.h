@@ -6,11 +6,12 @@
 #ifndef REDLOCKD_INSPECT_H
 #define REDLOCKD_INSPECT_H
 
-#include "conn.h"
+#include "owner.h"
 #include "proto.h"
 #include "server.h"
 
-/* Start an INSPECT; the DATA block comes back through conn_request_done(). */
-void inspect_start(struct server *s, struct request *req, const struct proto_request *pr);
+/* Start an INSPECT; the DATA block (or an ERR) comes back once, later or
+ * at once, through req->ops->reply(). */
+void inspect_start(struct server *s, struct lock_request *req, const struct proto_request *pr);
 
 #endif

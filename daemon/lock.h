@@ -23,13 +23,16 @@
 #include "table.h"
 #include "timer.h"
 
-struct conn;
-struct request;
+struct lock_owner;
+struct lock_request;
 struct server;
 
+/* A lock's life: ACQUIRING -> HELD -> DEAD, or ACQUIRING -> DEAD. Only
+ * lockmgr.c's lock_set_state() changes it (see there what each move does). */
 enum lock_state {
-    LOCK_ACQUIRING, /* attempting, or queued behind a holder; lock->req awaits the answer */
-    LOCK_HELD,      /* granted: in the lock table, holder of its resources */
+    LOCK_ACQUIRING, /* attempting, or queued behind a holder; lock->req awaits the answer
+                       (NULL once its client went; the lock then ends with its op) */
+    LOCK_HELD,      /* granted: in the lock table, holder of its resources, on its owner's list */
     LOCK_DEAD,      /* released, expired or lost; freed once nothing refers to it */
 };
 
@@ -71,13 +74,13 @@ struct lock {
     bool extending;                   /* an AUTOEXTEND extension is in flight */
     uint8_t last_bad_fences;          /* ACQUIRING: masters whose fence counter failed the last attempt */
     struct server *server;
-    struct conn *owner;               /* connection-bound owner; NULL when detached */
+    struct lock_owner *owner;         /* connection-bound owner; NULL when detached */
     LIST_ENTRY(lock) owner_link;      /* in owner->locks */
-    struct conn *creator;             /* DETACH: the connection that took it, while it is open */
+    struct lock_owner *creator;       /* DETACH: the connection that took it, while it is open */
     LIST_ENTRY(lock) creator_link;    /* in creator->detached */
-    struct conn *queued_by;           /* queued: the connection its waiter slot is counted against */
-    struct request *req;              /* ACQUIRING: the ACQUIRE waiting for this lock */
-    struct request *handoff_req;      /* ACQUIRING: the RELEASE whose key is being handed to us */
+    struct lock_owner *queued_by;     /* queued: the connection its waiter slot is counted against */
+    struct lock_request *req;         /* ACQUIRING: the ACQUIRE waiting for this lock */
+    struct lock_request *handoff_req; /* ACQUIRING: the RELEASE whose key is being handed to us */
     struct resource *waiting_on;      /* ACQUIRING: queue it sits in, or NULL */
     TAILQ_ENTRY(lock) wait_link;      /* in waiting_on->waiters */
     unsigned ops;                     /* Redlock ops in flight that refer to this lock */

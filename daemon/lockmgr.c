@@ -12,30 +12,70 @@
  * the next extension (AUTOEXTEND). An AUTOEXTEND lock that cannot be
  * extended is reported LOST a margin before the validity last promised.
  *
- * Every wake-up goes through the lock's own timer (timer.c), so a release
- * that wakes a waiter never recurses into it.
+ * A lock's state changes only in lock_set_state(), which keeps the lock
+ * table, the wait queues, the resources' holders, the owners' lists, the
+ * timer and the counters in step. Every wake-up goes through the lock's own
+ * timer (timer.c), so a release that wakes a waiter never recurses into it.
+ *
+ * Nothing here does I/O itself: the masters and the clock are behind
+ * struct mgr_engine, the clients behind owner.h's callbacks.
  */
 #include "lockmgr.h"
 
-#include <event2/event.h>
+#include <assert.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "log.h"
-#include "metrics.h"
-#include "redlock_engine.h"
 #include "util.h"
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
+#define MGR_REPLY_MAX 256     /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
 
 static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
 static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out);
 static void on_fence_raised(void *ctx, const struct rl_outcome *out);
 
+/* ---- the engine and the clock ---- */
+
+/* mgr_engine_redlock: the Redlock engine of s, the monotonic clock. */
+static int redlock_start(struct server *s, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
+                         void *ctx)
+{
+    return rl_start(s->rl, kind, t, done, ctx);
+}
+
+static unsigned redlock_masters(struct server *s) { return (unsigned)pool_size(rl_engine_pool(s->rl)); }
+
+static uint64_t redlock_backlog(struct server *s) { return pool_backlog(rl_engine_pool(s->rl)); }
+
+const struct mgr_engine mgr_engine_redlock = {
+    .start = redlock_start,
+    .masters = redlock_masters,
+    .backlog = redlock_backlog,
+    .now_ms = now_ms,
+};
+
+/* The engine in force: the test's fake or the real one. */
+static const struct mgr_engine *engine(const struct server *s)
+{
+    return s->engine != NULL ? s->engine : &mgr_engine_redlock;
+}
+
+static uint64_t clock_ms(const struct server *s) { return engine(s)->now_ms(); }
+
+static int engine_start(struct server *s, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
+                        void *ctx)
+{
+    return engine(s)->start(s, kind, t, done, ctx);
+}
+
 /* ---- small helpers ---- */
 
+/* (Re)arm lk's one timer for at_ms (0: the next loop turn); out of memory
+ * is logged (the lock then waits for another event). */
 static void arm_at(struct lock *lk, uint64_t at_ms)
 {
     if (timer_arm(&lk->server->timers, &lk->timer, at_ms) != 0)
@@ -53,6 +93,8 @@ static uint64_t validity_left(uint64_t end_ms, uint64_t now)
     return end_ms > now ? end_ms - now : 0;
 }
 
+/* How long before its validity ends an AUTOEXTEND lock is reported LOST:
+ * 5% of its TTL, at least LOST_MARGIN_MIN_MS. */
 static uint64_t lost_margin(const struct lock *lk)
 {
     uint64_t m = lk->ttl_ms / 20;
@@ -67,9 +109,12 @@ static const char *op_keys[PROTO_MAX_RESOURCES + 1];
 static size_t op_keylens[PROTO_MAX_RESOURCES + 1];
 static char op_fence_key[CONFIG_MAX_KEY_PREFIX + LOCK_FENCE_SUFFIX_LEN];
 
+/* Fill *t for an op on lk's keys with this TTL (fence, old_token, known:
+ * none). *t points into static scratch valid until the next call. */
 static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *t)
 {
     size_t n = lk->nres;
+    assert(n >= 1 && n <= PROTO_MAX_RESOURCES);
     for (size_t i = 0; i < n; i++) {
         op_keys[i] = lk->res[i]->key;
         op_keylens[i] = lk->res[i]->keylen;
@@ -90,18 +135,21 @@ static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *
     t->priority = lk->priority;
 }
 
-static void reply(struct request *req, const char *line, size_t len)
+/* Answer req (exactly once); req may be freed by this. */
+static void reply(struct lock_request *req, const char *line, size_t len)
 {
-    conn_request_done(req, line, len);
+    req->ops->reply(req, line, len);
 }
 
-static void reply_err(struct request *req, enum proto_err err, const char *text)
+/* Answer req with ERR <err> <text> (cut to MGR_REPLY_MAX). */
+static void reply_err(struct lock_request *req, enum proto_err err, const char *text)
 {
-    char line[REQUEST_REPLY_MAX];
+    char line[MGR_REPLY_MAX];
     size_t n = proto_fmt_err(line, sizeof line, err, "%s", text);
     reply(req, line, n);
 }
 
+/* Free a DEAD lock once no op, request or queue refers to it any more. */
 static void maybe_free(struct server *s, struct lock *lk)
 {
     if (lk->state == LOCK_DEAD && lk->ops == 0 && lk->req == NULL && lk->waiting_on == NULL) {
@@ -115,8 +163,20 @@ static void send_release(struct server *s, struct lock *lk)
 {
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
-    if (rl_start(s->rl, RL_RELEASE, &t, NULL, NULL) != 0)
+    if (engine_start(s, RL_RELEASE, &t, NULL, NULL) != 0)
         log_error("msg=\"out of memory sending a release; the TTL will free it\" lock=%.8s", lk->id);
+}
+
+/* Detach the ACQUIRE waiting for lk, if any, and return it (NULL: none):
+ * the caller answers it or drops it. */
+static struct lock_request *unlink_request(struct lock *lk)
+{
+    struct lock_request *req = lk->req;
+    if (req == NULL) return NULL;
+    assert(req->lock == lk);
+    req->lock = NULL;
+    lk->req = NULL;
+    return req;
 }
 
 /* ---- wait queues ---- */
@@ -125,10 +185,13 @@ static void send_release(struct server *s, struct lock *lk)
 static void uncount_waiter(struct lock *lk)
 {
     if (lk->queued_by == NULL) return;
+    assert(lk->queued_by->nwaiting > 0);
     lk->queued_by->nwaiting--;
     lk->queued_by = NULL;
 }
 
+/* Take lk out of the queue it waits in (if any); when it was the head and
+ * the resource has no holder, the next waiter is woken. */
 static void queue_remove(struct server *s, struct lock *lk)
 {
     struct resource *r = lk->waiting_on;
@@ -136,42 +199,72 @@ static void queue_remove(struct server *s, struct lock *lk)
     bool was_head = TAILQ_FIRST(&r->waiters) == lk;
     TAILQ_REMOVE(&r->waiters, lk, wait_link);
     lk->waiting_on = NULL;
+    assert(s->nwaiters > 0);
     s->nwaiters--;
     uncount_waiter(lk);
     struct lock *next = TAILQ_FIRST(&r->waiters);
     if (was_head && next != NULL && r->holder == NULL) wake(next);
 }
 
-/* Queue lk behind r's waiters. Returns -1 when max_waiters is reached, -2
- * when its connection's max_waiters_per_client is. */
+/* Queue lk (ACQUIRING) behind r's waiters, moving it from any other queue.
+ * Returns 0, -1 when max_waiters is reached, -2 when its connection's
+ * max_waiters_per_client is (it then stays where it was). */
 static int queue_on(struct server *s, struct lock *lk, struct resource *r)
 {
+    assert(lk->state == LOCK_ACQUIRING);
     if (lk->waiting_on == r) return 0;
-    struct conn *c = lk->req != NULL ? lk->req->conn : NULL;
+    struct lock_owner *o = lk->req != NULL ? lk->req->owner : NULL;
     if (lk->waiting_on == NULL) {
         if (s->nwaiters >= s->cfg.max_waiters) return -1;
-        if (c != NULL && c->nwaiting >= s->cfg.max_waiters_per_client) return -2;
+        if (o != NULL && o->nwaiting >= s->cfg.max_waiters_per_client) return -2;
     }
     queue_remove(s, lk);
     TAILQ_INSERT_TAIL(&r->waiters, lk, wait_link);
     lk->waiting_on = r;
     s->nwaiters++;
-    if (c != NULL) {
-        lk->queued_by = c;
-        c->nwaiting++;
+    if (o != NULL) {
+        lk->queued_by = o;
+        o->nwaiting++;
     }
     return 0;
 }
 
-/* ---- leaving HELD ---- */
+/* ---- the lifecycle ---- */
 
-/* Take a lock out of service: out of the tables, its owner and its
- * resources; the heads of their queues are woken. The caller sends any
- * release to the masters first (this may free lk). */
-static void retire(struct server *s, struct lock *lk)
+/* ACQUIRING -> HELD (see lock_set_state). */
+static int enter_held(struct server *s, struct lock *lk)
 {
-    if (lk->state == LOCK_HELD) {
+    struct lock_request *req = lk->req;
+    assert(req != NULL && req->owner != NULL);
+    queue_remove(s, lk);
+    if (table_insert(&s->tables.locks, &lk->node) != 0) return -1;
+    lk->state = LOCK_HELD;
+    s->nheld++;
+    for (size_t i = 0; i < lk->nres; i++) {
+        assert(lk->res[i]->holder == NULL || lk->res[i]->holder == lk);
+        lk->res[i]->holder = lk;
+    }
+    struct lock_owner *o = req->owner;
+    if (!(lk->flags & LOCK_F_DETACH)) {
+        lk->owner = o;
+        LIST_INSERT_HEAD(&o->locks, lk, owner_link);
+        o->nlocks++;
+    } else {
+        /* Counted against its creator while that connection is open. */
+        lk->creator = o;
+        LIST_INSERT_HEAD(&o->detached, lk, creator_link);
+        o->ndetached++;
+    }
+    return 0;
+}
+
+/* ACQUIRING or HELD -> DEAD (see lock_set_state). */
+static void enter_dead(struct server *s, struct lock *lk)
+{
+    bool was_held = lk->state == LOCK_HELD;
+    if (was_held) {
         table_remove(&s->tables.locks, &lk->node);
+        assert(s->nheld > 0);
         s->nheld--;
     }
     if (lk->owner != NULL) {
@@ -185,7 +278,6 @@ static void retire(struct server *s, struct lock *lk)
         lk->creator = NULL;
     }
     timer_cancel(&s->timers, &lk->timer);
-    bool was_held = lk->state == LOCK_HELD;
     lk->state = LOCK_DEAD;
     if (was_held) {
         for (size_t i = 0; i < lk->nres; i++) {
@@ -203,6 +295,49 @@ static void retire(struct server *s, struct lock *lk)
     maybe_free(s, lk);
 }
 
+/*
+ * The one place a lock changes state; an illegal move is a bug (assert).
+ *   ACQUIRING -> HELD: out of its wait queue, into the lock table, holder of
+ *     its resources (each must have no other local holder: the caller has
+ *     preempted them), on its owner's list (DETACH: its creator's); nheld++.
+ *     Requires lk->req (its owner is the new owner). The only move that can
+ *     fail: -1 when out of memory, the lock then still ACQUIRING. The caller
+ *     arms the timer and answers the request.
+ *   ACQUIRING -> DEAD: out of its wait queue (the next waiter is woken when
+ *     it was the head). Requires its request to be unlinked (answered or
+ *     dropped) first.
+ *   HELD -> DEAD: out of the lock table, its owner's list and its
+ *     resources, whose first waiters are woken (hand-off); nheld--.
+ * A move to DEAD cancels the timer and frees the lock once no op refers to
+ * it: afterwards the caller must not touch lk unless it counts an op on
+ * it. Any release to the masters is the caller's, sent before. Returns 0.
+ */
+static int lock_set_state(struct server *s, struct lock *lk, enum lock_state to)
+{
+    assert(lk->state != LOCK_DEAD);
+    switch (to) {
+    case LOCK_HELD:
+        assert(lk->state == LOCK_ACQUIRING);
+        return enter_held(s, lk);
+    case LOCK_DEAD:
+        assert(lk->state == LOCK_HELD || lk->req == NULL);
+        enter_dead(s, lk);
+        return 0;
+    case LOCK_ACQUIRING:
+        break;
+    }
+    assert(!"illegal lock state change");
+    return -1;
+}
+
+/* An ACQUIRING lock whose client went (or must not hear any more): drop
+ * its request unanswered and end it. */
+static void abandon(struct server *s, struct lock *lk)
+{
+    unlink_request(lk);
+    lock_set_state(s, lk, LOCK_DEAD);
+}
+
 /* How a lost lock's keys go. */
 enum lost_keys {
     KEYS_EXPIRE,  /* left to their TTL: the owner learns of the loss only when it
@@ -211,66 +346,87 @@ enum lost_keys {
     KEYS_RELEASE, /* deleted now: MAXHOLD and SHUTDOWN end the lock on purpose */
 };
 
-/* Tell the owner its lock is gone and forget it. */
+/* HELD -> DEAD, told: the owner (if connected) gets EVENT LOST <reason>,
+ * the loss is counted and logged, and keys says whether a release goes to
+ * the masters now. lk may be freed. */
 static void lose(struct server *s, struct lock *lk, const char *reason, enum lost_keys keys)
 {
+    assert(lk->state == LOCK_HELD);
     stats_count_lost(&s->stats, reason);
     log_info("msg=\"lock lost\" lock=%.8s reason=%s", lk->id, reason);
     if (lk->owner != NULL) {
         char line[PROTO_REPLY_MAX];
         size_t n = proto_fmt_event_lost(line, sizeof line, lk->id, reason);
-        conn_push_event(lk->owner, line, n);
+        lk->owner->ops->push_event(lk->owner, line, n);
     }
     if (keys == KEYS_RELEASE) send_release(s, lk);
-    retire(s, lk);
+    lock_set_state(s, lk, LOCK_DEAD);
+}
+
+/* A HELD lock ends on purpose (released, expired, its owner gone): its keys
+ * are deleted on the masters, then it is DEAD. lk may be freed. */
+static void release_and_end(struct server *s, struct lock *lk)
+{
+    send_release(s, lk);
+    lock_set_state(s, lk, LOCK_DEAD);
 }
 
 /* ---- ACQUIRE ---- */
 
+/* ACQUIRING -> DEAD with an error answer to its ACQUIRE (if still there). */
 static void answer_acquire(struct server *s, struct lock *lk, enum proto_err err, const char *text)
 {
-    if (lk->req != NULL) {
-        lk->req->lock = NULL;
-        reply_err(lk->req, err, text);
-        lk->req = NULL;
-    }
-    retire(s, lk);
+    struct lock_request *req = unlink_request(lk);
+    if (req != NULL) reply_err(req, err, text);
+    lock_set_state(s, lk, LOCK_DEAD);
 }
 
-static void fail_acquire(struct server *s, struct lock *lk)
+/* Why an ACQUIRING lock failed, from its last attempt (pure): the error
+ * code and its text in text[len]. */
+static enum proto_err acquire_failure(const struct server *s, const struct lock *lk, unsigned total, char *text,
+                                      size_t len)
 {
-    char text[160];
-    enum proto_err err = PROTO_ERR_BUSY;
-    unsigned total = (unsigned)pool_size(rl_engine_pool(s->rl));
     if (s->shutting_down) {
-        err = PROTO_ERR_SHUTDOWN;
-        snprintf(text, sizeof text, "redlockd is shutting down");
-    } else if (lk->attempts == 0) {
-        snprintf(text, sizeof text, "held by another client of this daemon");
-    } else if (lk->last_result == RL_BUSY) {
-        snprintf(text, sizeof text, "held elsewhere (granted %u/%u)", lk->last_granted, total);
-    } else if (lk->last_result == RL_BADFENCE) {
-        err = PROTO_ERR_NOQUORUM;
-        snprintf(text, sizeof text,
+        snprintf(text, len, "redlockd is shutting down");
+        return PROTO_ERR_SHUTDOWN;
+    }
+    if (lk->attempts == 0) {
+        snprintf(text, len, "held by another client of this daemon");
+        return PROTO_ERR_BUSY;
+    }
+    switch (lk->last_result) {
+    case RL_BUSY:
+        snprintf(text, len, "held elsewhere (granted %u/%u)", lk->last_granted, total);
+        return PROTO_ERR_BUSY;
+    case RL_BADFENCE:
+        snprintf(text, len,
                  "fence counter exhausted or foreign on %u/%u masters; no majority vouches for a fence "
                  "(PROTOCOL.md 8.4)",
                  lk->last_bad_fences, total);
-    } else if (lk->last_result == RL_TOOSLOW) {
-        err = PROTO_ERR_NOQUORUM;
-        snprintf(text, sizeof text, "validity used up before a majority granted (granted %u/%u)",
-                 lk->last_granted, total);
-    } else {
-        err = PROTO_ERR_NOQUORUM;
-        snprintf(text, sizeof text, "%u/%u masters answered", lk->last_answered, total);
+        return PROTO_ERR_NOQUORUM;
+    case RL_TOOSLOW:
+        snprintf(text, len, "validity used up before a majority granted (granted %u/%u)", lk->last_granted, total);
+        return PROTO_ERR_NOQUORUM;
+    default:
+        snprintf(text, len, "%u/%u masters answered", lk->last_answered, total);
+        return PROTO_ERR_NOQUORUM;
     }
+}
+
+/* Give up on an ACQUIRING lock: answer why (acquire_failure), count it, end it. */
+static void fail_acquire(struct server *s, struct lock *lk)
+{
+    char text[160];
+    enum proto_err err = acquire_failure(s, lk, engine(s)->masters(s), text, sizeof text);
     if (err == PROTO_ERR_BUSY) s->stats.acquire_busy++;
     else if (err == PROTO_ERR_NOQUORUM) s->stats.acquire_noquorum++;
     /* For /healthz: did the masters decide (BUSY after an attempt), or not? */
-    if (err == PROTO_ERR_NOQUORUM || (err == PROTO_ERR_BUSY && lk->attempts > 0))
-        metrics_note_acquire_failure(err == PROTO_ERR_NOQUORUM);
+    if ((err == PROTO_ERR_NOQUORUM || (err == PROTO_ERR_BUSY && lk->attempts > 0)) && engine(s)->acquire_failed)
+        engine(s)->acquire_failed(err == PROTO_ERR_NOQUORUM);
     answer_acquire(s, lk, err, text);
 }
 
+/* queue_on() refused lk (why: -1 or -2): answer ERR LIMIT and end it. */
 static void fail_limit_waiters(struct server *s, struct lock *lk, int why)
 {
     char text[96];
@@ -282,71 +438,82 @@ static void fail_limit_waiters(struct server *s, struct lock *lk, int why)
     answer_acquire(s, lk, PROTO_ERR_LIMIT, text);
 }
 
-/* The lock is ours on a majority: answer the ACQUIRE. validity_end_ms is
- * when the validity promised ends (from the winning attempt's send time). */
-static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64_t validity_end_ms)
+/* A higher priority took lk's keys on the masters from local holders:
+ * they hear it now (their keys are lk's already, nothing to release). */
+static void preempt_local_holders(struct server *s, struct lock *lk)
 {
-    struct request *req = lk->req;
-    struct conn *owner = req->conn;
-    queue_remove(s, lk);
-    if (table_insert(&s->tables.locks, &lk->node) != 0) {
-        send_release(s, lk);
-        req->lock = NULL;
-        lk->req = NULL;
-        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
-        retire(s, lk);
-        return;
-    }
-    lk->state = LOCK_HELD;
-    s->nheld++;
-    s->stats.acquire_ok++;
-    /* A higher priority took the keys from local holders: they hear it now. */
     for (size_t i = 0; i < lk->nres; i++) {
         struct lock *h = lk->res[i]->holder;
-        if (h != NULL && h != lk) lose(s, h, "PREEMPTED", KEYS_EXPIRE); /* its keys are ours now */
+        if (h != NULL && h != lk) lose(s, h, "PREEMPTED", KEYS_EXPIRE);
     }
-    for (size_t i = 0; i < lk->nres; i++) lk->res[i]->holder = lk;
+}
+
+/* When a HELD lock's timer next fires: the next extension (AUTOEXTEND,
+ * never past MAXHOLD), else the end of its validity. */
+static uint64_t first_held_timer(const struct lock *lk, uint64_t now)
+{
+    if (!(lk->flags & LOCK_F_AUTOEXTEND)) return lk->validity_end_ms;
+    uint64_t next = now + lk->ttl_ms / 3;
+    if (lk->maxhold_end_ms != 0 && lk->maxhold_end_ms < next) next = lk->maxhold_end_ms;
+    return next;
+}
+
+/* The lock is ours on a majority: ACQUIRING -> HELD and answer the ACQUIRE
+ * with OK. validity_end_ms is when the validity promised ends (from the
+ * winning attempt's send time started_ms). Out of memory: the keys are
+ * released, the ACQUIRE answered ERR INTERNAL, the lock ended. */
+static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64_t validity_end_ms)
+{
+    assert(lk->state == LOCK_ACQUIRING && lk->req != NULL);
+    queue_remove(s, lk);
+    preempt_local_holders(s, lk);
+    if (lock_set_state(s, lk, LOCK_HELD) != 0) {
+        send_release(s, lk);
+        answer_acquire(s, lk, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
+    s->stats.acquire_ok++;
     lk->acquired_ms = started_ms;
     lk->validity_end_ms = validity_end_ms;
     if (lk->maxhold_end_ms != 0) lk->maxhold_end_ms += started_ms; /* counted from the grant */
-    if (!(lk->flags & LOCK_F_DETACH)) {
-        lk->owner = owner;
-        LIST_INSERT_HEAD(&owner->locks, lk, owner_link);
-        owner->nlocks++;
-    } else {
-        /* Counted against its creator while that connection is open. */
-        lk->creator = owner;
-        LIST_INSERT_HEAD(&owner->detached, lk, creator_link);
-        owner->ndetached++;
-    }
-    if (lk->flags & LOCK_F_AUTOEXTEND) {
-        uint64_t next = now_ms() + lk->ttl_ms / 3;
-        if (lk->maxhold_end_ms != 0 && lk->maxhold_end_ms < next) next = lk->maxhold_end_ms;
-        arm_at(lk, next);
-    } else {
-        arm_at(lk, lk->validity_end_ms);
-    }
-    char line[REQUEST_REPLY_MAX];
-    uint64_t now = now_ms();
+    arm_at(lk, first_held_timer(lk, clock_ms(s)));
+    char line[MGR_REPLY_MAX];
+    uint64_t now = clock_ms(s);
     size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(validity_end_ms, now), lk->fence);
-    metrics_observe_acquire(now_us() - req->started_us);
-    req->lock = NULL;
-    lk->req = NULL;
+    struct lock_request *req = unlink_request(lk);
+    if (engine(s)->acquired != NULL) engine(s)->acquired(now_us() - req->started_us);
     reply(req, line, n);
 }
 
+/* A fenced grant whose granting masters gave different fences: raise every
+ * counter to the fence chosen before answering, so that a majority holds it
+ * (on_fence_raised finishes). Returns false when the raise could not start. */
+static bool start_fence_raise(struct server *s, struct lock *lk, const struct rl_outcome *out)
+{
+    lk->fence = out->fence;
+    lk->acquired_ms = out->started_ms;
+    lk->validity_end_ms = out->started_ms + out->validity_ms;
+    struct rl_target t;
+    target_of(lk, lk->ttl_ms, &t);
+    t.fence = out->fence;
+    lk->ops++;
+    if (engine_start(s, RL_FENCE, &t, on_fence_raised, lk) == 0) return true;
+    lk->ops--;
+    return false;
+}
+
+/* An attempt (ACQUIRE or HANDOFF) of lk was decided: grant, retry, wait or fail. */
 static void on_acquire_done(void *ctx, const struct rl_outcome *out)
 {
     struct lock *lk = ctx;
     struct server *s = lk->server;
+    assert(lk->ops > 0 && lk->state == LOCK_ACQUIRING);
     lk->ops--;
     bool granted = out->result == RL_OK;
     if (lk->req == NULL) {
         /* Its client went away meanwhile: give back whatever was taken. */
         if (granted || out->granted > 0 || out->answered < out->total) send_release(s, lk);
-        lk->state = LOCK_DEAD;
-        queue_remove(s, lk);
-        maybe_free(s, lk);
+        abandon(s, lk);
         return;
     }
     if (granted && s->shutting_down) {
@@ -356,17 +523,8 @@ static void on_acquire_done(void *ctx, const struct rl_outcome *out)
     }
     if (granted && out->fence != 0 && !out->fence_agreed) {
         /* Some granting master gave less than the fence chosen (the one a
-         * majority vouches for, PROTOCOL.md 8.4): raise every counter to it
-         * before answering, so that a majority holds it. */
-        lk->fence = out->fence;
-        lk->acquired_ms = out->started_ms;
-        lk->validity_end_ms = out->started_ms + out->validity_ms;
-        struct rl_target t;
-        target_of(lk, lk->ttl_ms, &t);
-        t.fence = out->fence;
-        lk->ops++;
-        if (rl_start(s->rl, RL_FENCE, &t, on_fence_raised, lk) == 0) return;
-        lk->ops--;
+         * majority vouches for, PROTOCOL.md 8.4). */
+        if (start_fence_raise(s, lk, out)) return;
         struct rl_outcome failed = *out;
         failed.result = RL_NOQUORUM;
         attempt_failed(s, lk, &failed);
@@ -380,22 +538,22 @@ static void on_acquire_done(void *ctx, const struct rl_outcome *out)
     attempt_failed(s, lk, out);
 }
 
-/* The slow path of a fenced ACQUIRE: counters raised (or not). */
+/* The slow path of a fenced ACQUIRE: counters raised (or not). Granted
+ * only if the raise succeeded within the validity promised. */
 static void on_fence_raised(void *ctx, const struct rl_outcome *out)
 {
     struct lock *lk = ctx;
     struct server *s = lk->server;
+    assert(lk->ops > 0 && lk->state == LOCK_ACQUIRING);
     lk->ops--;
-    uint64_t now = now_ms();
+    uint64_t now = clock_ms(s);
     if (lk->req == NULL || s->shutting_down || out->result != RL_OK || now >= lk->validity_end_ms) {
         struct rl_outcome failed = *out;
         failed.result = out->result == RL_OK ? RL_TOOSLOW : RL_NOQUORUM;
         failed.answered = out->answered;
         send_release(s, lk);
         if (lk->req == NULL) {
-            lk->state = LOCK_DEAD;
-            queue_remove(s, lk);
-            maybe_free(s, lk);
+            abandon(s, lk);
             return;
         }
         attempt_failed(s, lk, &failed);
@@ -404,9 +562,11 @@ static void on_fence_raised(void *ctx, const struct rl_outcome *out)
     grant(s, lk, lk->acquired_ms, lk->validity_end_ms);
 }
 
-/* An attempt did not get the lock: clean up and retry, wait, or give up. */
+/* An attempt did not get the lock: clean up, then retry (after a delay),
+ * wait in a queue, or give up (answered). */
 static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out)
 {
+    assert(lk->state == LOCK_ACQUIRING && lk->req != NULL);
     /* Delete what was set, including on masters that timed out. */
     if (out->granted > 0 || out->answered < out->total) send_release(s, lk);
     lk->fence = 0;
@@ -414,7 +574,7 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
     lk->last_granted = out->granted;
     lk->last_answered = out->answered;
     lk->last_bad_fences = (uint8_t)(out->bad_fences > UINT8_MAX ? UINT8_MAX : out->bad_fences);
-    uint64_t now = now_ms();
+    uint64_t now = clock_ms(s);
     if (s->shutting_down || lk->attempts >= lk->max_attempts || now >= lk->wait_deadline_ms) {
         fail_acquire(s, lk);
         return;
@@ -428,8 +588,11 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
     arm_at(lk, at < lk->wait_deadline_ms ? at : lk->wait_deadline_ms);
 }
 
+/* Send one Redlock ACQUIRE attempt for lk (on_acquire_done decides it).
+ * Out of memory: the ACQUIRE is answered ERR INTERNAL and lk ended. */
 static void start_attempt(struct server *s, struct lock *lk)
 {
+    assert(lk->state == LOCK_ACQUIRING && lk->ops == 0);
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
     t.fenced = s->cfg.fencing;
@@ -447,35 +610,39 @@ static void start_attempt(struct server *s, struct lock *lk)
     }
     lk->attempts++;
     lk->ops++;
-    if (rl_start(s->rl, RL_ACQUIRE, &t, on_acquire_done, lk) != 0) {
+    if (engine_start(s, RL_ACQUIRE, &t, on_acquire_done, lk) != 0) {
         lk->ops--;
         s->stats.acquire_error++;
-        if (lk->req) {
-            lk->req->lock = NULL;
-            reply_err(lk->req, PROTO_ERR_INTERNAL, "out of memory");
-            lk->req = NULL;
-        }
-        retire(s, lk);
+        answer_acquire(s, lk, PROTO_ERR_INTERNAL, "out of memory");
     }
 }
 
-/* Decide what an ACQUIRING lock does now: attempt, queue, or give up. */
-static void acquire_step(struct server *s, struct lock *lk)
+/* The resource lk must wait for now, or NULL when it may attempt (pure):
+ * a local holder it may not preempt (equal or higher priority); without a
+ * priority, anyone already queued on one of its resources (first come first
+ * served); or, queued, anyone ahead of it. */
+static struct resource *blocker_of(const struct lock *lk)
 {
-    if (lk->ops > 0) return; /* an attempt is in flight; its outcome decides */
-    uint64_t now = now_ms();
-    bool expired = now >= lk->wait_deadline_ms;
     struct resource *blocker = NULL;
-    /* A local holder blocks us unless we may preempt it (higher priority). */
     for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
         if (lk->res[i]->holder != NULL && lk->res[i]->holder->priority >= lk->priority) blocker = lk->res[i];
     if (blocker == NULL && lk->waiting_on == NULL && lk->priority == 0) {
-        /* First come first served: queue behind anyone already waiting. */
         for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
             if (!TAILQ_EMPTY(&lk->res[i]->waiters)) blocker = lk->res[i];
     }
     if (blocker == NULL && lk->waiting_on != NULL && TAILQ_FIRST(&lk->waiting_on->waiters) != lk)
         blocker = lk->waiting_on; /* not our turn yet */
+    return blocker;
+}
+
+/* Decide what an ACQUIRING lock does now: attempt, queue, or give up. */
+static void acquire_step(struct server *s, struct lock *lk)
+{
+    assert(lk->state == LOCK_ACQUIRING);
+    if (lk->ops > 0) return; /* an attempt is in flight; its outcome decides */
+    assert(lk->req != NULL); /* dropped requests end the lock unless an op is in flight */
+    bool expired = clock_ms(s) >= lk->wait_deadline_ms;
+    struct resource *blocker = blocker_of(lk);
     if (blocker != NULL) {
         if (expired || s->shutting_down) {
             fail_acquire(s, lk);
@@ -498,10 +665,30 @@ static void acquire_step(struct server *s, struct lock *lk)
 
 /* ---- HELD ---- */
 
+/* The next timer of an AUTOEXTEND lock after an extension attempt (pure):
+ * ttl/3 after a success, a short retry after a failure, never past MAXHOLD
+ * nor the LOST guard. */
+static uint64_t next_extension_at(const struct server *s, const struct lock *lk, bool extended, uint64_t now)
+{
+    uint64_t next;
+    if (extended) {
+        next = now + lk->ttl_ms / 3;
+    } else {
+        uint32_t retry = s->cfg.retry_delay_ms < lk->ttl_ms / 10 ? s->cfg.retry_delay_ms : lk->ttl_ms / 10;
+        next = now + retry + 1;
+    }
+    if (lk->maxhold_end_ms != 0 && lk->maxhold_end_ms < next) next = lk->maxhold_end_ms;
+    uint64_t guard = lk->validity_end_ms - lost_margin(lk);
+    return next < guard ? next : guard;
+}
+
+/* An AUTOEXTEND extension was decided: extend the validity, or lose the
+ * lock (TAKEN/PREEMPTED: its keys are left to expire), or retry soon. */
 static void on_autoextend_done(void *ctx, const struct rl_outcome *out)
 {
     struct lock *lk = ctx;
     struct server *s = lk->server;
+    assert(lk->ops > 0);
     lk->ops--;
     lk->extending = false;
     if (lk->state != LOCK_HELD) {
@@ -516,45 +703,22 @@ static void on_autoextend_done(void *ctx, const struct rl_outcome *out)
         lose(s, lk, out->result == RL_PREEMPTED ? "PREEMPTED" : "TAKEN", KEYS_EXPIRE);
         return;
     }
-    uint64_t now = now_ms();
-    uint64_t next;
-    if (out->result == RL_OK) {
+    bool extended = out->result == RL_OK;
+    if (extended) {
         s->stats.extend_ok++;
         uint64_t end = out->started_ms + out->validity_ms;
         if (end > lk->validity_end_ms) lk->validity_end_ms = end;
-        next = now + lk->ttl_ms / 3;
     } else {
         s->stats.extend_fail++;
-        uint32_t retry = s->cfg.retry_delay_ms < lk->ttl_ms / 10 ? s->cfg.retry_delay_ms : lk->ttl_ms / 10;
-        next = now + retry + 1;
     }
-    if (lk->maxhold_end_ms != 0 && lk->maxhold_end_ms < next) next = lk->maxhold_end_ms;
-    uint64_t guard = lk->validity_end_ms - lost_margin(lk);
-    arm_at(lk, next < guard ? next : guard);
+    arm_at(lk, next_extension_at(s, lk, extended, clock_ms(s)));
 }
 
-static void held_timer(struct server *s, struct lock *lk)
+/* An AUTOEXTEND lock's timer: lost at MAXHOLD (released) or at the guard
+ * before its validity ends (NOQUORUM: left to expire); else start an
+ * extension if none is in flight, and look again at the guard. */
+static void autoextend_timer(struct server *s, struct lock *lk, uint64_t now)
 {
-    if (lk->flags & LOCK_F_ORPHANED) { /* its owner closed */
-        /* A mass close waits for the masters to catch up instead of queueing
-         * every delete (and hiredis' state for each) at once; the same
-         * threshold pauses reading clients (conn.c). */
-        if (pool_backlog(rl_engine_pool(s->rl)) > s->cfg.max_backlog) {
-            arm_at(lk, now_ms() + 1);
-            return;
-        }
-        send_release(s, lk);
-        retire(s, lk);
-        return;
-    }
-    uint64_t now = now_ms();
-    if (!(lk->flags & LOCK_F_AUTOEXTEND)) {
-        s->stats.expired++;
-        log_debug("msg=\"lock expired\" lock=%.8s", lk->id);
-        send_release(s, lk); /* its keys are about to expire anyway; waiters get in sooner */
-        retire(s, lk);
-        return;
-    }
     if (lk->maxhold_end_ms != 0 && now >= lk->maxhold_end_ms) {
         lose(s, lk, "MAXHOLD", KEYS_RELEASE);
         return;
@@ -569,7 +733,7 @@ static void held_timer(struct server *s, struct lock *lk)
         target_of(lk, lk->ttl_ms, &t);
         lk->ops++;
         lk->extending = true;
-        if (rl_start(s->rl, RL_EXTEND, &t, on_autoextend_done, lk) != 0) {
+        if (engine_start(s, RL_EXTEND, &t, on_autoextend_done, lk) != 0) {
             lk->ops--;
             lk->extending = false;
         }
@@ -577,6 +741,33 @@ static void held_timer(struct server *s, struct lock *lk)
     arm_at(lk, guard);
 }
 
+/* A HELD lock's timer: its owner closed (release, paced by the masters'
+ * backlog), its validity ended (plain: release), or AUTOEXTEND's turn. */
+static void held_timer(struct server *s, struct lock *lk)
+{
+    if (lk->flags & LOCK_F_ORPHANED) { /* its owner closed */
+        /* A mass close waits for the masters to catch up instead of queueing
+         * every delete (and hiredis' state for each) at once; the same
+         * threshold pauses reading clients (conn.c). */
+        if (engine(s)->backlog(s) > s->cfg.max_backlog) {
+            arm_at(lk, clock_ms(s) + 1);
+            return;
+        }
+        release_and_end(s, lk);
+        return;
+    }
+    uint64_t now = clock_ms(s);
+    if (!(lk->flags & LOCK_F_AUTOEXTEND)) {
+        s->stats.expired++;
+        log_debug("msg=\"lock expired\" lock=%.8s", lk->id);
+        release_and_end(s, lk); /* its keys are about to expire anyway; waiters get in sooner */
+        return;
+    }
+    autoextend_timer(s, lk, now);
+}
+
+/* A lock's timer fired: ACQUIRING locks take their next step, HELD ones
+ * their held_timer; DEAD ones (waiting for an op) nothing. */
 static void on_lock_timer(struct timer *t)
 {
     struct lock *lk = (struct lock *)(void *)((char *)t - offsetof(struct lock, timer));
@@ -596,8 +787,8 @@ static void on_lock_timer(struct timer *t)
  * no connection and are never re-entered; their lock id is how they are
  * shared. Every extra hold is thus on the owning connection and ends with it.
  */
-static struct lock *find_reentrant(struct server *s, const struct request *req, const struct proto_request *pr,
-                                   uint64_t now)
+static struct lock *find_reentrant(struct server *s, const struct lock_request *req,
+                                   const struct proto_request *pr, uint64_t now)
 {
     const char *prefix = s->cfg.key_prefix;
     size_t plen = strlen(prefix);
@@ -613,73 +804,63 @@ static struct lock *find_reentrant(struct server *s, const struct request *req, 
     }
     if (held == NULL || held->nres != pr->nresources || held->owner_id == NULL ||
         strlen(held->owner_id) != pr->owner.len || memcmp(held->owner_id, pr->owner.ptr, pr->owner.len) != 0 ||
-        held->owner == NULL || held->owner != req->conn || (held->flags & LOCK_F_ORPHANED) ||
+        held->owner == NULL || held->owner != req->owner || (held->flags & LOCK_F_ORPHANED) ||
         now >= held->validity_end_ms)
         return NULL;
     return held;
 }
 
-void mgr_acquire(struct server *s, struct request *req, const struct proto_request *pr)
+/* Check an ACQUIRE's options against the config (pure). Returns NULL when
+ * they are acceptable, else the ERR BADREQ text (in text[len] or static). */
+static const char *acquire_args_error(const struct config *cfg, const struct proto_request *pr, uint32_t ttl,
+                                      char *text, size_t len)
 {
-    const struct config *cfg = &s->cfg;
-    char text[160];
-    uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : cfg->default_ttl_ms;
     if (ttl > cfg->max_ttl_ms) {
-        snprintf(text, sizeof text, "ttl %u ms is above max_ttl_ms %u", ttl, cfg->max_ttl_ms);
-        s->stats.errors_badreq++;
-        reply_err(req, PROTO_ERR_BADREQ, text);
-        return;
+        snprintf(text, len, "ttl %u ms is above max_ttl_ms %u", ttl, cfg->max_ttl_ms);
+        return text;
     }
     if ((pr->opts & PROTO_OPT_PRIORITY) && pr->priority > cfg->max_priority) {
-        snprintf(text, sizeof text, "priority %u is above max_priority %u", pr->priority, cfg->max_priority);
-        s->stats.errors_badreq++;
-        reply_err(req, PROTO_ERR_BADREQ, text);
-        return;
+        snprintf(text, len, "priority %u is above max_priority %u", pr->priority, cfg->max_priority);
+        return text;
     }
-    if ((pr->opts & PROTO_OPT_AUTOEXTEND) && (pr->opts & PROTO_OPT_DETACH)) {
-        s->stats.errors_badreq++;
-        reply_err(req, PROTO_ERR_BADREQ, "AUTOEXTEND and DETACH exclude each other");
-        return;
-    }
-    if ((pr->opts & PROTO_OPT_MAXHOLD) && !(pr->opts & PROTO_OPT_AUTOEXTEND)) {
-        s->stats.errors_badreq++;
-        reply_err(req, PROTO_ERR_BADREQ, "MAXHOLD needs AUTOEXTEND");
-        return;
-    }
-    if (pr->opts & PROTO_OPT_OWNER) {
-        uint64_t now = now_ms(); /* one reading decides validity and what is reported */
-        struct lock *held = find_reentrant(s, req, pr, now);
-        if (held != NULL && held->holds < UINT32_MAX) {
-            /* This connection's owner holds it already: one more hold, same lock, no round trip. */
-            char line[REQUEST_REPLY_MAX];
-            held->holds++;
-            s->stats.acquire_ok++;
-            reply(req, line,
-                  proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
-            return;
-        }
-    }
-    if (req->conn->nlocks + req->conn->ndetached >= cfg->max_locks_per_client) {
-        s->stats.errors_limit++;
-        snprintf(text, sizeof text, "max_locks_per_client (%u) reached", cfg->max_locks_per_client);
-        reply_err(req, PROTO_ERR_LIMIT, text);
-        return;
-    }
+    if ((pr->opts & PROTO_OPT_AUTOEXTEND) && (pr->opts & PROTO_OPT_DETACH))
+        return "AUTOEXTEND and DETACH exclude each other";
+    if ((pr->opts & PROTO_OPT_MAXHOLD) && !(pr->opts & PROTO_OPT_AUTOEXTEND)) return "MAXHOLD needs AUTOEXTEND";
+    return NULL;
+}
+
+/* An ACQUIRE with OWNER that this connection's owner holds already: one
+ * more hold on the same lock, answered at once with no round trip. Returns
+ * true when it was answered that way. */
+static bool try_reenter(struct server *s, struct lock_request *req, const struct proto_request *pr)
+{
+    if (!(pr->opts & PROTO_OPT_OWNER)) return false;
+    uint64_t now = clock_ms(s); /* one reading decides validity and what is reported */
+    struct lock *held = find_reentrant(s, req, pr, now);
+    if (held == NULL || held->holds == UINT32_MAX) return false;
+    char line[MGR_REPLY_MAX];
+    held->holds++;
+    s->stats.acquire_ok++;
+    reply(req, line,
+          proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
+    return true;
+}
+
+/* A new ACQUIRING lock for pr with its options set (TTL, flags, priority,
+ * OWNER, MAXHOLD as a duration until the grant, attempt budget and wait
+ * deadline), not yet linked to a request. NULL when out of memory. */
+static struct lock *new_lock(struct server *s, const struct proto_request *pr, uint32_t ttl)
+{
+    const struct config *cfg = &s->cfg;
     struct lock *lk = lock_new(&s->tables, cfg->key_prefix, pr->resources, pr->nresources);
-    if (lk == NULL) {
-        s->stats.acquire_error++;
-        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
-        return;
-    }
+    if (lk == NULL) return NULL;
     lk->server = s;
     timer_init(&lk->timer, on_lock_timer);
     lk->holds = 1;
     lk->priority = (pr->opts & PROTO_OPT_PRIORITY) ? pr->priority : 0;
     if ((pr->opts & PROTO_OPT_OWNER) && (lk->owner_id = strndup(pr->owner.ptr, pr->owner.len)) == NULL) {
-        s->stats.acquire_error++;
-        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
         lock_free(&s->tables, lk);
-        return;
+        return NULL;
     }
     lk->ttl_ms = ttl;
     if (pr->opts & PROTO_OPT_DETACH) lk->flags |= LOCK_F_DETACH;
@@ -688,7 +869,7 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
         /* Kept in maxhold_end_ms as a duration until the grant. */
         lk->maxhold_end_ms = (pr->opts & PROTO_OPT_MAXHOLD) ? pr->maxhold_ms : cfg->max_hold_ms;
     }
-    uint64_t now = now_ms();
+    uint64_t now = clock_ms(s);
     if (pr->opts & PROTO_OPT_WAIT) {
         lk->wait_deadline_ms = now + pr->wait_ms;
         lk->max_attempts = UINT_MAX;
@@ -697,30 +878,66 @@ void mgr_acquire(struct server *s, struct request *req, const struct proto_reque
         lk->wait_deadline_ms = now + cfg->retry_count * per_retry + 1;
         lk->max_attempts = cfg->retry_count + 1;
     }
+    return lk;
+}
+
+/* See lockmgr.h. Checks the options, re-enters an OWNER's hold, enforces
+ * max_locks_per_client, then makes the lock and takes its first step. */
+void mgr_acquire(struct server *s, struct lock_request *req, const struct proto_request *pr)
+{
+    assert(req->owner != NULL && req->lock == NULL && pr->nresources >= 1);
+    const struct config *cfg = &s->cfg;
+    char text[160];
+    uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : cfg->default_ttl_ms;
+    const char *bad = acquire_args_error(cfg, pr, ttl, text, sizeof text);
+    if (bad != NULL) {
+        s->stats.errors_badreq++;
+        reply_err(req, PROTO_ERR_BADREQ, bad);
+        return;
+    }
+    if (try_reenter(s, req, pr)) return;
+    if (req->owner->nlocks + req->owner->ndetached >= cfg->max_locks_per_client) {
+        s->stats.errors_limit++;
+        snprintf(text, sizeof text, "max_locks_per_client (%u) reached", cfg->max_locks_per_client);
+        reply_err(req, PROTO_ERR_LIMIT, text);
+        return;
+    }
+    struct lock *lk = new_lock(s, pr, ttl);
+    if (lk == NULL) {
+        s->stats.acquire_error++;
+        reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
+        return;
+    }
     lk->req = req;
     req->lock = lk;
     acquire_step(s, lk);
 }
 
-/* Look up the lock a request names; answers the request itself if none.
- * The parser admits only well-formed lock ids. */
-static struct lock *lookup_for(struct server *s, struct request *req, const struct proto_request *pr)
+/* Look up the HELD lock a request names, still valid; answers the request
+ * itself (ERR NOTHELD) and returns NULL if none. The parser admits only
+ * well-formed lock ids. */
+static struct lock *lookup_for(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
     struct lock *lk = lock_find(&s->tables, pr->lock_id.ptr, pr->lock_id.len);
-    if (lk == NULL || now_ms() >= lk->validity_end_ms) {
+    if (lk == NULL || clock_ms(s) >= lk->validity_end_ms) {
         reply_err(req, PROTO_ERR_NOTHELD, "unknown, expired or lost lock id");
         return NULL;
     }
     return lk;
 }
 
+/* A client's EXTEND was decided: answer it. OK: the validity is the new
+ * one. TAKEN/PREEMPTED: the lock is gone (AUTOEXTEND: EVENT LOST as well);
+ * its keys are left to expire with the validity promised. Anything else:
+ * ERR NOQUORUM, the lock still held with its old validity. */
 static void on_extend_done(void *ctx, const struct rl_outcome *out)
 {
-    struct request *req = ctx;
+    struct lock_request *req = ctx;
     struct lock *lk = req->lock;
     struct server *s = lk->server;
-    char line[REQUEST_REPLY_MAX];
+    char line[MGR_REPLY_MAX];
     size_t n;
+    assert(lk->ops > 0);
     req->lock = NULL;
     lk->ops--;
     if (lk->state != LOCK_HELD) {
@@ -739,7 +956,7 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
         n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "%s",
                           preempted ? "preempted by a higher priority" : "taken by another holder");
         if (lk->flags & LOCK_F_AUTOEXTEND) lose(s, lk, preempted ? "PREEMPTED" : "TAKEN", KEYS_EXPIRE);
-        else retire(s, lk); /* what keys we still have expire with the validity promised */
+        else lock_set_state(s, lk, LOCK_DEAD); /* what keys we still have expire with the validity promised */
     } else {
         s->stats.extend_fail++;
         n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOQUORUM, "%u/%u masters extended",
@@ -748,8 +965,11 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
     reply(req, line, n); /* lk may be freed by now */
 }
 
-void mgr_extend(struct server *s, struct request *req, const struct proto_request *pr)
+/* See lockmgr.h: one EXTEND op with the TTL given (or the lock's); the
+ * request holds an op count on the lock until on_extend_done. */
+void mgr_extend(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
+    assert(req->lock == NULL);
     struct lock *lk = lookup_for(s, req, pr);
     if (lk == NULL) return;
     uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : lk->ttl_ms;
@@ -764,16 +984,17 @@ void mgr_extend(struct server *s, struct request *req, const struct proto_reques
     req->lock = lk;
     req->ttl_ms = ttl;
     lk->ops++;
-    if (rl_start(s->rl, RL_EXTEND, &t, on_extend_done, req) != 0) {
+    if (engine_start(s, RL_EXTEND, &t, on_extend_done, req) != 0) {
         lk->ops--;
         req->lock = NULL;
         reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
     }
 }
 
+/* A client's RELEASE went out to the masters: answer OK. */
 static void on_release_done(void *ctx, const struct rl_outcome *out)
 {
-    struct request *req = ctx;
+    struct lock_request *req = ctx;
     char line[16];
     (void)out;
     reply(req, line, proto_fmt_ok(line, sizeof line));
@@ -785,11 +1006,11 @@ static void on_release_done(void *ctx, const struct rl_outcome *out)
 static void on_handoff_done(void *ctx, const struct rl_outcome *out)
 {
     struct lock *w = ctx;
-    struct request *rel = w->handoff_req;
+    struct lock_request *rel = w->handoff_req;
     w->handoff_req = NULL;
     if (rel != NULL) {
         char line[16];
-        conn_request_done(rel, line, proto_fmt_ok(line, sizeof line));
+        reply(rel, line, proto_fmt_ok(line, sizeof line));
     }
     on_acquire_done(w, out);
 }
@@ -799,14 +1020,16 @@ static void on_handoff_done(void *ctx, const struct rl_outcome *out)
  * waiter for that resource at the head of the queue, one compare-and-swap
  * per master gives the key straight from the old token to the waiter's,
  * first come first served, instead of a delete and then a new SET.
- * Returns true when the hand-off was started (and lk retired).
+ * Returns true when the hand-off was started (rel is then answered by
+ * on_handoff_done, and lk is DEAD).
  */
-static bool try_handoff(struct server *s, struct lock *lk, struct request *rel)
+static bool try_handoff(struct server *s, struct lock *lk, struct lock_request *rel)
 {
+    assert(lk->state == LOCK_HELD);
     if (lk->nres != 1 || s->shutting_down) return false;
     struct lock *w = TAILQ_FIRST(&lk->res[0]->waiters);
     if (w == NULL || w->nres != 1 || w->state != LOCK_ACQUIRING || w->ops > 0 || w->req == NULL ||
-        w->attempts >= w->max_attempts || now_ms() >= w->wait_deadline_ms)
+        w->attempts >= w->max_attempts || clock_ms(s) >= w->wait_deadline_ms)
         return false;
     struct rl_target t;
     target_of(w, w->ttl_ms, &t);
@@ -815,19 +1038,22 @@ static bool try_handoff(struct server *s, struct lock *lk, struct request *rel)
     w->attempts++;
     w->ops++;
     w->handoff_req = rel;
-    if (rl_start(s->rl, RL_HANDOFF, &t, on_handoff_done, w) != 0) {
+    if (engine_start(s, RL_HANDOFF, &t, on_handoff_done, w) != 0) {
         w->attempts--;
         w->ops--;
         w->handoff_req = NULL;
         return false;
     }
     s->stats.handoffs_cas++;
-    retire(s, lk); /* wakes w, which sees its attempt in flight and waits for it */
+    lock_set_state(s, lk, LOCK_DEAD); /* wakes w, which sees its attempt in flight and waits for it */
     return true;
 }
 
-void mgr_release(struct server *s, struct request *req, const struct proto_request *pr)
+/* See lockmgr.h: a re-entrant hold just drops one; else a hand-off to the
+ * first local waiter, or a delete on the masters; the lock is DEAD at once. */
+void mgr_release(struct server *s, struct lock_request *req, const struct proto_request *pr)
 {
+    assert(req->lock == NULL);
     struct lock *lk = lookup_for(s, req, pr);
     if (lk == NULL) {
         s->stats.release_notheld++;
@@ -845,88 +1071,82 @@ void mgr_release(struct server *s, struct request *req, const struct proto_reque
     target_of(lk, lk->ttl_ms, &t);
     /* Send the delete before waking waiters, so that on every master the
      * next holder's SET arrives after it. */
-    int rc = rl_start(s->rl, RL_RELEASE, &t, on_release_done, req);
-    retire(s, lk);
+    int rc = engine_start(s, RL_RELEASE, &t, on_release_done, req);
+    lock_set_state(s, lk, LOCK_DEAD);
     if (rc != 0) reply_err(req, PROTO_ERR_INTERNAL, "out of memory");
 }
 
 /* ---- connections going away, shutdown ---- */
 
-void mgr_cancel_acquire(struct server *s, struct request *req)
+/* See lockmgr.h. */
+void mgr_cancel_acquire(struct server *s, struct lock_request *req)
 {
     struct lock *lk = req->lock;
     if (lk == NULL) return;
-    req->lock = NULL;
-    lk->req = NULL;
+    assert(lk->req == req && lk->state == LOCK_ACQUIRING);
+    unlink_request(lk);
     uncount_waiter(lk); /* its connection is going */
     if (lk->ops > 0) return; /* on_acquire_done finishes it */
-    lk->state = LOCK_DEAD;
-    queue_remove(s, lk);
-    maybe_free(s, lk);
+    abandon(s, lk);
 }
 
 /* The owner is gone: its locks are released from their timers, so that a
  * connection closing with 100k locks is spread over loop turns (timer.c)
  * instead of queueing all the deletes at once. */
-void mgr_conn_closed(struct server *s, struct conn *c)
+void mgr_conn_closed(struct server *s, struct lock_owner *o)
 {
     struct lock *lk;
-    while ((lk = LIST_FIRST(&c->locks)) != NULL) {
+    while ((lk = LIST_FIRST(&o->locks)) != NULL) {
         s->stats.auto_released++;
         LIST_REMOVE(lk, owner_link);
-        c->nlocks--;
+        o->nlocks--;
         lk->owner = NULL;
         lk->flags |= LOCK_F_ORPHANED;
         wake(lk);
     }
     /* Its DETACHed locks live on to their TTL, counted against nobody. */
-    while ((lk = LIST_FIRST(&c->detached)) != NULL) {
+    while ((lk = LIST_FIRST(&o->detached)) != NULL) {
         LIST_REMOVE(lk, creator_link);
-        c->ndetached--;
+        o->ndetached--;
         lk->creator = NULL;
     }
 }
 
-
-/* At shutdown the owners still connected hear why their locks go. */
-static void lose_all_of(struct server *s, struct conn *c)
-{
-    struct lock *lk;
-    while ((lk = LIST_FIRST(&c->locks)) != NULL) lose(s, lk, "SHUTDOWN", KEYS_RELEASE);
-}
-
+/* See lockmgr.h. */
 void mgr_shutdown(struct server *s)
 {
     s->shutting_down = true;
-    struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link) {
-        struct request *req, *next;
-        for (req = TAILQ_FIRST(&c->pending); req != NULL; req = next) {
-            next = TAILQ_NEXT(req, link); /* answering the head removes it */
-            struct lock *lk = req->lock;
-            if (req->verb != PROTO_VERB_ACQUIRE || lk == NULL || lk->ops > 0) continue;
-            /* Queued or between retries: answer now. In-flight attempts
-             * see shutting_down when they finish. */
-            req->lock = NULL;
-            lk->req = NULL;
-            reply_err(req, PROTO_ERR_SHUTDOWN, "redlockd is shutting down");
-            lk->state = LOCK_DEAD;
-            queue_remove(s, lk);
-            maybe_free(s, lk);
-        }
-        lose_all_of(s, c);
-    }
     /* Locks of connections closed before and not yet released: now. */
     struct lock *lk, *next;
     for (lk = LIST_FIRST(&s->tables.all); lk != NULL; lk = next) {
         next = LIST_NEXT(lk, all_link);
-        if (lk->state == LOCK_HELD && (lk->flags & LOCK_F_ORPHANED)) {
-            send_release(s, lk);
-            retire(s, lk);
-        }
+        if (lk->state == LOCK_HELD && (lk->flags & LOCK_F_ORPHANED)) release_and_end(s, lk);
     }
 }
 
+/* See lockmgr.h. */
+void mgr_shutdown_request(struct server *s, struct lock_request *req)
+{
+    assert(s->shutting_down);
+    struct lock *lk = req->lock;
+    if (lk == NULL || lk->ops > 0) return;
+    /* Queued or between retries: answer now. In-flight attempts see
+     * shutting_down when they finish. */
+    assert(lk->req == req && lk->state == LOCK_ACQUIRING);
+    unlink_request(lk);
+    reply_err(req, PROTO_ERR_SHUTDOWN, "redlockd is shutting down");
+    lock_set_state(s, lk, LOCK_DEAD);
+}
+
+/* At shutdown the owners still connected hear why their locks go. */
+void mgr_shutdown_owner(struct server *s, struct lock_owner *o)
+{
+    assert(s->shutting_down);
+    struct lock *lk;
+    while ((lk = LIST_FIRST(&o->locks)) != NULL) lose(s, lk, "SHUTDOWN", KEYS_RELEASE);
+}
+
+/* See lockmgr.h: no state moves, no replies; the tables are emptied. */
 void mgr_free_all(struct server *s)
 {
     struct lock *lk;

@@ -2,33 +2,78 @@
  * lockmgr.h - what happens to a lock over its life: Redlock attempts and
  * retries, waiting in FIFO queues with hand-off on release, expiry,
  * AUTOEXTEND with EVENT LOST, MAXHOLD, and release when the owning
- * connection closes. Replies go back through conn_request_done().
+ * connection closes.
+ *
+ * The lock core knows nothing of connections: it answers requests and
+ * reaches owners through the callbacks of owner.h, talks to the masters
+ * through a struct mgr_engine, and reads the time from it. The daemon uses
+ * mgr_engine_redlock (the Redlock engine, CLOCK_MONOTONIC); a unit test
+ * sets server.engine to a fake and drives every decision without I/O.
  */
 #ifndef REDLOCKD_LOCKMGR_H
 #define REDLOCKD_LOCKMGR_H
 
-#include "conn.h"
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "owner.h"
 #include "proto.h"
+#include "redlock_engine.h"
 #include "server.h"
 
-/* Start an ACQUIRE; the reply comes later through conn_request_done(). */
-void mgr_acquire(struct server *s, struct request *req, const struct proto_request *pr);
-void mgr_extend(struct server *s, struct request *req, const struct proto_request *pr);
-void mgr_release(struct server *s, struct request *req, const struct proto_request *pr);
+/* What the lock manager needs of the masters and the clock. */
+struct mgr_engine {
+    /* Start one Redlock op (rl_start()): done(ctx, outcome) runs once,
+     * later, from the loop; done NULL: fire and forget. 0, or -1 when out
+     * of memory (done is then never called). */
+    int (*start)(struct server *s, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done, void *ctx);
+    unsigned (*masters)(struct server *s); /* masters configured (N) */
+    uint64_t (*backlog)(struct server *s); /* commands queued to the masters */
+    uint64_t (*now_ms)(void);              /* a monotonic clock in ms */
+    /* Where ACQUIRE outcomes are reported (the /metrics histogram and
+     * /healthz), or NULL: a granted ACQUIRE's latency in µs; a failed one,
+     * daemon_side for NOQUORUM (no decision with a majority), false for a
+     * BUSY that the masters decided. */
+    void (*acquired)(uint64_t micros);
+    void (*acquire_failed)(bool daemon_side);
+};
 
-/* The connection of an unanswered ACQUIRE closed: forget the request
- * (a lock granted later is released at once). */
-void mgr_cancel_acquire(struct server *s, struct request *req);
+/* The real engine: s->rl and now_ms(), reporting nothing. Used when
+ * s->engine is NULL; main.c adds the metrics hooks to a copy. */
+extern const struct mgr_engine mgr_engine_redlock;
 
-/* Release every connection-bound lock c holds (compare-and-delete on the
- * masters) and wake the waiters behind them. */
-void mgr_conn_closed(struct server *s, struct conn *c);
+/* Start an ACQUIRE; the reply comes later through req->ops->reply(). */
+void mgr_acquire(struct server *s, struct lock_request *req, const struct proto_request *pr);
+/* EXTEND / RELEASE of a HELD lock by id; answered through req->ops->reply(). */
+void mgr_extend(struct server *s, struct lock_request *req, const struct proto_request *pr);
+void mgr_release(struct server *s, struct lock_request *req, const struct proto_request *pr);
 
-/* Shutdown: answer every queued ACQUIRE with ERR SHUTDOWN and release all
- * connection-bound and AUTOEXTEND locks. DETACHed locks are left to their TTL. */
+/* The client of an unanswered ACQUIRE went away: forget the request
+ * (a lock granted later is released at once). req is not answered. */
+void mgr_cancel_acquire(struct server *s, struct lock_request *req);
+
+/* Release every connection-bound lock o holds (compare-and-delete on the
+ * masters, from the locks' timers) and wake the waiters behind them; its
+ * DETACHed locks live on to their TTL. o's lists are empty afterwards. */
+void mgr_conn_closed(struct server *s, struct lock_owner *o);
+
+/*
+ * Shutdown, in three steps driven by the layer that knows the clients
+ * (conn.c's conn_shutdown_all()):
+ *   mgr_shutdown(s): from now on every attempt ends with ERR SHUTDOWN, and
+ *     the locks of connections already closed are released now;
+ *   mgr_shutdown_request(s, req) for each unanswered ACQUIRE: answered
+ *     ERR SHUTDOWN unless its attempt is in flight (which sees the flag);
+ *   mgr_shutdown_owner(s, o) for each open client: its locks are lost
+ *     (EVENT LOST SHUTDOWN) and released.
+ * DETACHed locks are left to their TTL.
+ */
 void mgr_shutdown(struct server *s);
+void mgr_shutdown_request(struct server *s, struct lock_request *req);
+void mgr_shutdown_owner(struct server *s, struct lock_owner *o);
 
-/* Free every lock (at exit, after mgr_shutdown). */
+/* Free every lock (at exit, after the shutdown steps). */
 void mgr_free_all(struct server *s);
 
 #endif

@@ -51,7 +51,8 @@ static size_t format_lock(const struct lock *lk, uint64_t now, uint64_t now_micr
         shown += len + (i > 0);
     }
     PUT(" nres=%zu", lk->nres);
-    const struct conn *c = lk->state == LOCK_HELD ? lk->owner : lk->req->conn;
+    const struct lock_owner *o = lk->state == LOCK_HELD ? lk->owner : lk->req->owner;
+    const struct conn *c = o != NULL ? conn_of_owner(o) : NULL;
     if (c != NULL) PUT(" conn=%llu", (unsigned long long)c->id);
     else PUT(" conn=-");
     PUT(" ttl_ms=%u", lk->ttl_ms);

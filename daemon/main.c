@@ -120,6 +120,7 @@ static void begin_shutdown(struct server *s, int sig)
     notify_send("STOPPING=1");
     listeners_close(s);
     mgr_shutdown(s);
+    conn_shutdown_all(s);
     uint64_t budget = (uint64_t)s->cfg.master_timeout_ms * 10;
     shutdown_deadline_ms = now_ms() + (budget > SHUTDOWN_MIN_MS ? budget : SHUTDOWN_MIN_MS);
     shutdown_timer = evtimer_new(s->base, on_shutdown_tick, s);
@@ -346,6 +347,11 @@ int main(int argc, char **argv)
     }
     s->reaper = event_new(s->base, -1, 0, on_reap, s);
     s->rl = rl_engine_new(s->base, &s->cfg);
+    static struct mgr_engine engine; /* the Redlock engine, reporting to /metrics */
+    engine = mgr_engine_redlock;
+    engine.acquired = metrics_observe_acquire;
+    engine.acquire_failed = metrics_note_acquire_failure;
+    s->engine = &engine;
     if (s->reaper == NULL || s->rl == NULL) {
         fprintf(stderr, "redlockd: out of memory\n");
         goto out;

@@ -324,121 +324,171 @@ static void drop_priority(struct memstore *ms, const char *key, size_t klen)
     if (e != NULL) entry_free(ms, e);
 }
 
+/* One script call's keys and arguments, with ARGV[1..3] (token, ttl,
+ * priority) decoded as most scripts use them. */
+struct script_call {
+    size_t nkeys;
+    const char *const *keys;
+    const size_t *keylens;
+    size_t nargs;
+    const char *const *args;
+    const size_t *arglens;
+    const char *token;
+    size_t token_len;
+    uint64_t ttl, prio;
+};
+
+/* ACQUIRE_MULTI / ACQUIRE_FENCED: all keys or none. 0 when one is held (and
+ * may not be taken by priority), else 1, or (fenced) the next fence from the
+ * counter after the lock keys. */
+static void script_acquire(struct memstore *ms, const struct script_call *c, bool fenced, struct pool_reply *out)
+{
+    size_t n = fenced ? c->nkeys - 1 : c->nkeys; /* then the counter */
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = lookup(ms, c->keys[i], c->keylens[i]);
+        const char *known = c->prio && c->nargs > 3 + i ? c->args[3 + i] : "";
+        size_t known_len = c->prio && c->nargs > 3 + i ? c->arglens[3 + i] : 0;
+        if (e != NULL && !(c->prio && may_take(ms, c->keys[i], c->keylens[i], e, c->prio, known, known_len))) {
+            reply_int(out, 0);
+            return;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (store(ms, c->keys[i], c->keylens[i], c->token, c->token_len, c->ttl) != 0 ||
+            (c->prio &&
+             set_marker(ms, c->keys[i], c->keylens[i], c->args[2], c->arglens[2], c->token, c->token_len, c->ttl) != 0)) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
+    }
+    if (fenced) reply_next_fence(ms, c->keys[n], c->keylens[n], out);
+    else reply_int(out, 1);
+}
+
+/* EXTEND: 1 when every key is absent or ours (all are then set again with
+ * the TTL), else 0, or -1 when the other holder has a higher priority. */
+static void script_extend(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    for (size_t i = 0; i < c->nkeys; i++) {
+        struct entry *e = lookup(ms, c->keys[i], c->keylens[i]);
+        if (e != NULL && !value_is(e, c->token, c->token_len)) {
+            reply_int(out, marked_priority(ms, c->keys[i], c->keylens[i], e) > c->prio ? -1 : 0);
+            return;
+        }
+    }
+    for (size_t i = 0; i < c->nkeys; i++) {
+        if (store(ms, c->keys[i], c->keylens[i], c->token, c->token_len, c->ttl) != 0 ||
+            (c->prio &&
+             set_marker(ms, c->keys[i], c->keylens[i], c->args[2], c->arglens[2], c->token, c->token_len, c->ttl) != 0)) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
+    }
+    reply_int(out, 1);
+}
+
+/* RELEASE: delete the keys that hold our token; replies how many. */
+static void script_release(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    long long deleted = 0;
+    for (size_t i = 0; i < c->nkeys; i++) {
+        struct entry *e = lookup(ms, c->keys[i], c->keylens[i]);
+        if (value_is(e, c->token, c->token_len)) {
+            entry_free(ms, e);
+            drop_priority(ms, c->keys[i], c->keylens[i]);
+            deleted++;
+        }
+    }
+    reply_int(out, deleted);
+}
+
+/* INSPECT: "<pttl> <token>" (or "~<digest>" for a value that is no token)
+ * in buf, or "" when the key is absent. */
+static void script_inspect(struct memstore *ms, const struct script_call *c, struct pool_reply *out, char *buf,
+                           size_t buflen)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = POOL_REPLY_STRING;
+    out->str = buf;
+    struct entry *e = c->nkeys ? lookup(ms, c->keys[0], c->keylens[0]) : NULL;
+    if (e == NULL) {
+        buf[0] = '\0';
+        return;
+    }
+    long long pttl = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
+    /* As the script: a token, or only a digest of anything else (here
+     * FNV-1a, where Redis uses SHA-1; only equality is used). */
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < e->vlen; i++) h = (h ^ (unsigned char)e->value[i]) * 1099511628211ull;
+    int n = token_form(e->value, e->vlen) ? snprintf(buf, buflen, "%lld %.*s", pttl, (int)e->vlen, e->value)
+                                          : snprintf(buf, buflen, "%lld ~%016llx", pttl, (unsigned long long)h);
+    out->len = n < 0 ? 0 : (size_t)n < buflen ? (size_t)n : buflen - 1;
+}
+
+/* FENCE_RAISE: raise the counter keys[0] to at least ARGV[1]; replies 1. */
+static void script_fence_raise(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    uint64_t f = c->nargs > 0 ? to_u64(c->args[0], c->arglens[0]) : 0;
+    if (c->nkeys > 0 && counter(ms, c->keys[0], c->keylens[0]) < f &&
+        set_counter(ms, c->keys[0], c->keylens[0], f) != 0) {
+        reply_error(out, "OOM out of memory");
+        return;
+    }
+    reply_int(out, 1);
+}
+
+/* HANDOFF: ARGV old token, new token, ttl, priority, fenced. The key goes
+ * from the old token (or nobody) to the new one: 1, or the next fence when
+ * fenced; 0 when someone else holds it. */
+static void script_handoff(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    const char *const *args = c->args;
+    const size_t *arglens = c->arglens;
+    uint64_t hprio = c->nargs > 3 ? to_u64(args[3], arglens[3]) : 0;
+    struct entry *e = lookup(ms, c->keys[0], c->keylens[0]);
+    if (e != NULL && !may_take(ms, c->keys[0], c->keylens[0], e, hprio, args[0], arglens[0])) {
+        reply_int(out, 0);
+        return;
+    }
+    uint64_t httl = to_u64(args[2], arglens[2]);
+    drop_priority(ms, c->keys[0], c->keylens[0]);
+    if (store(ms, c->keys[0], c->keylens[0], args[1], arglens[1], httl) != 0 ||
+        (hprio && set_marker(ms, c->keys[0], c->keylens[0], args[3], arglens[3], args[1], arglens[1], httl) != 0)) {
+        reply_error(out, "OOM out of memory");
+        return;
+    }
+    if (c->nargs > 4 && arglens[4] == 1 && args[4][0] == '1') {
+        reply_next_fence(ms, c->keys[1], c->keylens[1], out);
+        return;
+    }
+    reply_int(out, 1);
+}
+
 void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys, const char *const *keys,
                      const size_t *keylens, size_t nargs, const char *const *args, const size_t *arglens,
                      struct pool_reply *out, char *buf, size_t buflen)
 {
-    const char *token = nargs > 0 ? args[0] : "";
-    size_t token_len = nargs > 0 ? arglens[0] : 0;
-    uint64_t ttl = nargs > 1 ? to_u64(args[1], arglens[1]) : 0;
-    uint64_t prio = nargs > 2 ? to_u64(args[2], arglens[2]) : 0;
+    const struct script_call c = {
+        .nkeys = nkeys,
+        .keys = keys,
+        .keylens = keylens,
+        .nargs = nargs,
+        .args = args,
+        .arglens = arglens,
+        .token = nargs > 0 ? args[0] : "",
+        .token_len = nargs > 0 ? arglens[0] : 0,
+        .ttl = nargs > 1 ? to_u64(args[1], arglens[1]) : 0,
+        .prio = nargs > 2 ? to_u64(args[2], arglens[2]) : 0,
+    };
     switch (script) {
-    case SCRIPT_ACQUIRE_MULTI:
-    case SCRIPT_ACQUIRE_FENCED: {
-        size_t n = script == SCRIPT_ACQUIRE_FENCED ? nkeys - 1 : nkeys; /* then the counter */
-        for (size_t i = 0; i < n; i++) {
-            struct entry *e = lookup(ms, keys[i], keylens[i]);
-            const char *known = prio && nargs > 3 + i ? args[3 + i] : "";
-            size_t known_len = prio && nargs > 3 + i ? arglens[3 + i] : 0;
-            if (e != NULL && !(prio && may_take(ms, keys[i], keylens[i], e, prio, known, known_len))) {
-                reply_int(out, 0);
-                return;
-            }
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
-                (prio && set_marker(ms, keys[i], keylens[i], args[2], arglens[2], token, token_len, ttl) != 0)) {
-                reply_error(out, "OOM out of memory");
-                return;
-            }
-        }
-        if (script == SCRIPT_ACQUIRE_FENCED) reply_next_fence(ms, keys[n], keylens[n], out);
-        else reply_int(out, 1);
-        return;
-    }
-    case SCRIPT_EXTEND:
-        for (size_t i = 0; i < nkeys; i++) {
-            struct entry *e = lookup(ms, keys[i], keylens[i]);
-            if (e != NULL && !value_is(e, token, token_len)) {
-                reply_int(out, marked_priority(ms, keys[i], keylens[i], e) > prio ? -1 : 0);
-                return;
-            }
-        }
-        for (size_t i = 0; i < nkeys; i++) {
-            if (store(ms, keys[i], keylens[i], token, token_len, ttl) != 0 ||
-                (prio && set_marker(ms, keys[i], keylens[i], args[2], arglens[2], token, token_len, ttl) != 0)) {
-                reply_error(out, "OOM out of memory");
-                return;
-            }
-        }
-        reply_int(out, 1);
-        return;
-    case SCRIPT_RELEASE: {
-        long long deleted = 0;
-        for (size_t i = 0; i < nkeys; i++) {
-            struct entry *e = lookup(ms, keys[i], keylens[i]);
-            if (value_is(e, token, token_len)) {
-                entry_free(ms, e);
-                drop_priority(ms, keys[i], keylens[i]);
-                deleted++;
-            }
-        }
-        reply_int(out, deleted);
-        return;
-    }
-    case SCRIPT_INSPECT: {
-        memset(out, 0, sizeof *out);
-        out->kind = POOL_REPLY_STRING;
-        out->str = buf;
-        struct entry *e = nkeys ? lookup(ms, keys[0], keylens[0]) : NULL;
-        if (e == NULL) {
-            buf[0] = '\0';
-            return;
-        }
-        long long pttl = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
-        /* As the script: a token, or only a digest of anything else (here
-         * FNV-1a, where Redis uses SHA-1; only equality is used). */
-        uint64_t h = 14695981039346656037ull;
-        for (size_t i = 0; i < e->vlen; i++) h = (h ^ (unsigned char)e->value[i]) * 1099511628211ull;
-        int n = token_form(e->value, e->vlen)
-                    ? snprintf(buf, buflen, "%lld %.*s", pttl, (int)e->vlen, e->value)
-                    : snprintf(buf, buflen, "%lld ~%016llx", pttl, (unsigned long long)h);
-        out->len = n < 0 ? 0 : (size_t)n < buflen ? (size_t)n : buflen - 1;
-        return;
-    }
-    case SCRIPT_FENCE_RAISE: {
-        uint64_t f = nargs > 0 ? to_u64(args[0], arglens[0]) : 0;
-        if (nkeys > 0 && counter(ms, keys[0], keylens[0]) < f && set_counter(ms, keys[0], keylens[0], f) != 0) {
-            reply_error(out, "OOM out of memory");
-            return;
-        }
-        reply_int(out, 1);
-        return;
-    }
-    case SCRIPT_HANDOFF: {
-        /* ARGV: old token, new token, ttl, priority, fenced */
-        uint64_t hprio = nargs > 3 ? to_u64(args[3], arglens[3]) : 0;
-        struct entry *e = lookup(ms, keys[0], keylens[0]);
-        if (e != NULL && !may_take(ms, keys[0], keylens[0], e, hprio, args[0], arglens[0])) {
-            reply_int(out, 0);
-            return;
-        }
-        uint64_t httl = to_u64(args[2], arglens[2]);
-        drop_priority(ms, keys[0], keylens[0]);
-        if (store(ms, keys[0], keylens[0], args[1], arglens[1], httl) != 0 ||
-            (hprio && set_marker(ms, keys[0], keylens[0], args[3], arglens[3], args[1], arglens[1], httl) != 0)) {
-            reply_error(out, "OOM out of memory");
-            return;
-        }
-        if (nargs > 4 && arglens[4] == 1 && args[4][0] == '1') {
-            reply_next_fence(ms, keys[1], keylens[1], out);
-            return;
-        }
-        reply_int(out, 1);
-        return;
-    }
-    case SCRIPT__COUNT:
-        break;
+    case SCRIPT_ACQUIRE_MULTI: script_acquire(ms, &c, false, out); return;
+    case SCRIPT_ACQUIRE_FENCED: script_acquire(ms, &c, true, out); return;
+    case SCRIPT_EXTEND: script_extend(ms, &c, out); return;
+    case SCRIPT_RELEASE: script_release(ms, &c, out); return;
+    case SCRIPT_INSPECT: script_inspect(ms, &c, out, buf, buflen); return;
+    case SCRIPT_FENCE_RAISE: script_fence_raise(ms, &c, out); return;
+    case SCRIPT_HANDOFF: script_handoff(ms, &c, out); return;
+    case SCRIPT__COUNT: break;
     }
     reply_error(out, "ERR unknown script");
 }

@@ -13,6 +13,7 @@
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <assert.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -105,6 +106,7 @@ struct rl_engine {
     uint64_t fence_warned_ms; /* when an unusable fence counter was last logged */
 };
 
+/* The op in slot (slot < e->nslots). */
 static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
 {
     return &e->pages[slot / OP_PAGE_SLOTS][slot % OP_PAGE_SLOTS];
@@ -113,6 +115,8 @@ static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
 static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
                           const struct pool_reply *reply);
 
+/* A free op slot (its gen kept), growing by a page of OP_PAGE_SLOTS when
+ * none is free; NULL when out of memory or at OP_MAX_PAGES. */
 static struct rl_op *op_alloc(struct rl_engine *e)
 {
     if (e->free_head == UINT32_MAX) {
@@ -136,6 +140,7 @@ static struct rl_op *op_alloc(struct rl_engine *e)
     return op;
 }
 
+/* The draining entry of p, or (p NULL) a free entry; NULL when none. */
 static struct draining_pool *draining_of(struct rl_engine *e, const struct pool *p)
 {
     for (size_t i = 0; i < MAX_DRAINING_POOLS; i++)
@@ -143,6 +148,8 @@ static struct draining_pool *draining_of(struct rl_engine *e, const struct pool 
     return NULL;
 }
 
+/* Return a decided op to the free list: out of the deadline queue and its
+ * draining pool's count, generation bumped (its late replies are stale). */
 static void op_free(struct rl_op *op)
 {
     struct rl_engine *e = op->engine;
@@ -163,6 +170,7 @@ static void op_free(struct rl_op *op)
     e->free_head = op->slot;
 }
 
+/* See redlock_engine.h. */
 uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_factor)
 {
     double drift = (double)ttl_ms * drift_factor + 2.0;
@@ -175,17 +183,55 @@ uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_facto
  * masters' fences? While fewer than a majority of usable fences came and
  * more may come (to succeed, or for the error to count every master); and
  * while the usable fences disagree and some master has not answered yet,
- * so that as many as possible vouch for the fence chosen (choose_fence).
+ * so that as many as possible vouch for the fence chosen (rl_choose_fence).
  * Never once the deadline passed (final).
  */
-static bool fence_wait(const struct rl_op *op, bool final, unsigned quorum)
+static bool fence_wait(const struct rl_votes *v, bool final)
 {
     if (final) return false;
-    unsigned pending = (op->sent - op->replied) + (op->granted - op->fence_answers);
-    if (op->fences < quorum) return pending > 0;
-    return op->fence_min != op->fence_max && pending > 0;
+    unsigned pending = (v->sent - v->replied) + (v->granted - v->fence_answers);
+    if (v->fences < v->quorum) return pending > 0;
+    return v->fence_min != v->fence_max && pending > 0;
 }
 
+enum rl_verdict rl_decide(const struct rl_votes *v, bool final)
+{
+    assert(v->total == 0 || (v->quorum >= 1 && v->quorum <= v->total));
+    assert(v->replied <= v->sent && v->granted + v->refused <= v->replied);
+    unsigned outstanding = v->sent - v->replied;
+    switch (v->kind) {
+    case RL_ACQUIRE:
+    case RL_HANDOFF:
+    case RL_EXTEND:
+    case RL_FENCE:
+        if (v->kind == RL_EXTEND && v->refused > v->total - v->quorum)
+            /* More than N-Q masters hold other tokens: no majority can
+             * extend, the lock is gone. One refusal alone is not (a stale
+             * key of a failed attempt, say): the extension still stands if
+             * a majority grants it. */
+            return v->preempted ? RL_V_PREEMPTED : RL_V_TAKEN;
+        if (v->granted >= v->quorum && v->fenced && fence_wait(v, final))
+            return RL_V_WAIT; /* granted: wait for the granting masters' fences */
+        if (v->granted >= v->quorum && (!v->fenced || v->fences >= v->quorum)) return RL_V_GRANTED;
+        if (v->granted >= v->quorum && v->bad_fences > 0)
+            return RL_V_BADFENCE; /* granted, but too few counters could give a fence */
+        if (final || outstanding == 0)
+            /* A failure waits for every answer (or the deadline) so that the
+             * error says what all the masters said; success never waits.
+             * BUSY when a holder refused us and a majority answered;
+             * NOQUORUM when too few masters answered at all. */
+            return v->refused > 0 && v->granted + v->refused >= v->quorum ? RL_V_BUSY : RL_V_NOQUORUM;
+        return RL_V_WAIT;
+    case RL_RELEASE:
+        /* Done once a majority answered (the rest still get the delete). */
+        return final || outstanding == 0 || v->replied >= v->quorum ? RL_V_DONE : RL_V_WAIT;
+    case RL_INSPECT:
+        return final || outstanding == 0 ? RL_V_DONE : RL_V_WAIT;
+    }
+    return RL_V_WAIT;
+}
+
+/* qsort order for fences: largest first. */
 static int cmp_desc(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -193,27 +239,24 @@ static int cmp_desc(const void *a, const void *b)
 }
 
 /*
- * The fence of a fenced op that got g >= Q usable fences of N masters: the
- * k-th largest of them, k = g + Q - N (PROTOCOL.md 8.4). Every fence handed
- * out before is held by the counters of some majority; that majority and
- * these g masters share at least k, so at least k of the g fences are
- * above it and so is the k-th largest; and the k - 1 largest alone (a
- * minority when every master answered) cannot decide it. Sets out->fence
- * and out->fence_agreed (no usable fence was below it: a majority holds it
- * already, no raise needed), or RL_BADFENCE when the counters would have to
- * be raised above FENCE_RAISE_MAX.
+ * Why the k-th largest (see redlock_engine.h): every fence handed out
+ * before is held by the counters of some majority; that majority and these
+ * g masters share at least k, so at least k of the g fences are above it
+ * and so is the k-th largest; and the k - 1 largest alone (a minority when
+ * every master answered) cannot decide it.
  */
-static void choose_fence(struct rl_op *op, unsigned total, unsigned quorum, struct rl_outcome *out)
+void rl_choose_fence(uint64_t *votes, const struct rl_votes *v, uint64_t max_raise, struct rl_outcome *out)
 {
-    uint64_t f = op->fence_max; /* every fence the same (or no room to sort: the largest) */
-    if (op->fence_votes != NULL) {
-        qsort(op->fence_votes, op->fences, sizeof *op->fence_votes, cmp_desc);
-        f = op->fence_votes[op->fences + quorum - total - 1];
+    assert(v->fences >= v->quorum && v->fences <= v->total);
+    uint64_t f = v->fence_max; /* every fence the same (or no room to sort: the largest) */
+    if (votes != NULL) {
+        qsort(votes, v->fences, sizeof *votes, cmp_desc);
+        f = votes[v->fences + v->quorum - v->total - 1];
     }
-    bool raise = op->fence_min < f;
-    if (raise && f > FENCE_RAISE_MAX) {
+    bool raise = v->fence_min < f;
+    if (raise && f > max_raise) {
         unsigned high = 0;
-        for (unsigned i = 0; op->fence_votes != NULL && i < op->fences; i++) high += op->fence_votes[i] > FENCE_RAISE_MAX;
+        for (unsigned i = 0; votes != NULL && i < v->fences; i++) high += votes[i] > max_raise;
         out->result = RL_BADFENCE;
         out->bad_fences = high > 0 ? high : 1;
         return;
@@ -222,64 +265,62 @@ static void choose_fence(struct rl_op *op, unsigned total, unsigned quorum, stru
     out->fence_agreed = !raise;
 }
 
-/* Decide the op if its outcome is certain (or final is set: the deadline
- * passed). Returns true when it was decided and freed. */
+/* The votes of op so far, for rl_decide(). */
+static struct rl_votes votes_of(const struct rl_op *op)
+{
+    return (struct rl_votes){
+        .kind = op->kind,
+        .total = (unsigned)pool_size(op->pool),
+        .quorum = (unsigned)pool_quorum(op->pool),
+        .sent = op->sent,
+        .replied = op->replied,
+        .granted = op->granted,
+        .refused = op->refused,
+        .preempted = op->preempted,
+        .fenced = op->fenced,
+        .fence_answers = op->fence_answers,
+        .fences = op->fences,
+        .bad_fences = op->bad_fences,
+        .fence_min = op->fence_min,
+        .fence_max = op->fence_max,
+    };
+}
+
+/*
+ * Decide the op if its outcome is certain (or final is set: the deadline
+ * passed): rl_decide() judges the votes, this adds the clock (validity) and
+ * the fence, frees the op and then calls its done callback once. Returns
+ * true when it was decided (op is then freed and may be reused).
+ */
 static bool op_try_decide(struct rl_op *op, bool final)
 {
+    assert(op->active);
     struct rl_engine *e = op->engine;
-    unsigned total = (unsigned)pool_size(op->pool);
-    unsigned quorum = (unsigned)pool_quorum(op->pool);
-    unsigned outstanding = op->sent - op->replied;
+    struct rl_votes v = votes_of(op);
     struct rl_outcome out = {
         .granted = op->granted,
         .answered = op->granted + op->refused,
-        .total = total,
+        .total = v.total,
         .started_ms = op->started_ms,
     };
-    bool decided = true;
-
-    switch (op->kind) {
-    case RL_ACQUIRE:
-    case RL_HANDOFF:
-    case RL_EXTEND:
-    case RL_FENCE:
-        if (op->kind == RL_EXTEND && op->refused > total - quorum) {
-            /* A majority holds other tokens: the lock is gone. One refusal
-             * alone is not (a stale key of a failed attempt, say): the
-             * extension still stands if a majority grants it. */
-            out.result = op->preempted ? RL_PREEMPTED : RL_TAKEN;
-        } else if (op->granted >= quorum && op->fenced && fence_wait(op, final, quorum)) {
-            decided = false; /* granted: wait for the granting masters' fences */
-        } else if (op->granted >= quorum && (!op->fenced || op->fences >= quorum)) {
-            out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
-            out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
-            if (op->fenced) choose_fence(op, total, quorum, &out);
-        } else if (op->granted >= quorum && op->bad_fences > 0) {
-            /* Granted, but too few counters could give a fence. */
-            out.result = RL_BADFENCE;
-            out.bad_fences = op->bad_fences;
-        } else if (final || outstanding == 0) {
-            /* A failure waits for every answer (or the deadline) so that the
-             * error says what all the masters said; success never waits.
-             * BUSY when a holder refused us and a majority answered;
-             * NOQUORUM when too few masters answered at all. */
-            bool could_answer = out.answered >= quorum;
-            out.result = op->refused > 0 && could_answer ? RL_BUSY : RL_NOQUORUM;
-        } else {
-            decided = false;
-        }
+    switch (rl_decide(&v, final)) {
+    case RL_V_WAIT:
+        return false;
+    case RL_V_GRANTED:
+        out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
+        out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
+        if (op->fenced) rl_choose_fence(op->fence_votes, &v, FENCE_RAISE_MAX, &out);
         break;
-    case RL_RELEASE:
-        /* Done once a majority answered (the rest still get the delete). */
-        decided = final || outstanding == 0 || op->replied >= quorum;
-        out.result = RL_OK;
+    case RL_V_TAKEN: out.result = RL_TAKEN; break;
+    case RL_V_PREEMPTED: out.result = RL_PREEMPTED; break;
+    case RL_V_BADFENCE:
+        out.result = RL_BADFENCE;
+        out.bad_fences = op->bad_fences;
         break;
-    case RL_INSPECT:
-        decided = final || outstanding == 0;
-        out.result = RL_OK;
-        break;
+    case RL_V_BUSY: out.result = RL_BUSY; break;
+    case RL_V_NOQUORUM: out.result = RL_NOQUORUM; break;
+    case RL_V_DONE: out.result = RL_OK; break;
     }
-    if (!decided) return false;
     rl_done_fn *done = op->done;
     void *ctx = op->ctx;
     op_free(op); /* before the callback: it may start new ops */
@@ -287,6 +328,8 @@ static bool op_try_decide(struct rl_op *op, bool final)
     return true;
 }
 
+/* Arm the deadline timer for the earliest active op (no-op when armed for
+ * it already or when no op is active). */
 static void arm_deadline(struct rl_engine *e)
 {
     struct rl_op *first = TAILQ_FIRST(&e->deadlines);
@@ -435,6 +478,9 @@ static void on_decide_now(evutil_socket_t fd, short what, void *arg)
     e->ndecide_now -= n;
 }
 
+/* Have op decided on the next loop turn (by slot and generation, so a
+ * reused slot is not). Returns 0, or -1 when out of memory (it is then
+ * decided at its deadline). */
 static int decide_next_turn(struct rl_engine *e, struct rl_op *op)
 {
     if (e->ndecide_now == e->decide_now_cap) {
@@ -449,11 +495,11 @@ static int decide_next_turn(struct rl_engine *e, struct rl_op *op)
     return 0;
 }
 
-static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
+/* Reset op for a new attempt of kind on t, sent now to the current master
+ * set with done/each/ctx as its callbacks, and counted in flight. */
+static void op_init(struct rl_engine *e, struct rl_op *op, enum rl_kind kind, const struct rl_target *t,
                     rl_done_fn *done, rl_each_fn *each, void *ctx)
 {
-    struct rl_op *op = op_alloc(e);
-    if (op == NULL) return -1;
     op->active = true;
     op->pool = e->pool;
     e->inflight++;
@@ -472,93 +518,136 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
     op->deadline_ms = op->started_ms + e->timeout_ms;
-    /* In deadline order: at the tail, unless a reload shortened the timeout. */
+}
+
+/* Put an active op into the deadline queue, in deadline order (at the tail,
+ * unless a reload shortened the timeout), and arm the deadline timer. */
+static void op_queue_deadline(struct rl_engine *e, struct rl_op *op)
+{
     struct rl_op *before = TAILQ_LAST(&e->deadlines, rl_op_queue);
     while (before != NULL && before->deadline_ms > op->deadline_ms)
         before = TAILQ_PREV(before, rl_op_queue, deadline_link);
     if (before == NULL) TAILQ_INSERT_HEAD(&e->deadlines, op, deadline_link);
     else TAILQ_INSERT_AFTER(&e->deadlines, before, op, deadline_link);
     arm_deadline(e);
-    uintptr_t tag = (op->gen << TAG_GEN_SHIFT) | op->slot;
+}
 
-    char ttl[PROTO_U64_DIGITS];
-    size_t ttl_len = proto_put_u64(ttl, kind == RL_FENCE ? t->fence : t->ttl_ms);
-    size_t token_len = strlen(t->token);
+/* The ARGV of an op's command, built once for every master. */
+struct op_argv {
+    char ttl[PROTO_U64_DIGITS];  /* the TTL, or RL_FENCE's fence */
+    size_t ttl_len;
     char prio[PROTO_U64_DIGITS];
-    size_t prio_len = proto_put_u64(prio, t->priority);
-    /* ARGV: token, ttl, priority, then (a priority ACQUIRE) one known holder
-     * token per lock key, "" when none. */
+    size_t prio_len;
+    size_t token_len;
     const char *args[3 + PROTO_MAX_RESOURCES];
     size_t arglens[3 + PROTO_MAX_RESOURCES];
-    args[0] = t->token;
-    arglens[0] = token_len;
-    args[1] = ttl;
-    arglens[1] = ttl_len;
-    args[2] = prio;
-    arglens[2] = prio_len;
-    size_t acquire_nargs = 3;
+    size_t acquire_nargs;        /* ARGV count of a scripted ACQUIRE */
+};
+
+/* ARGV: token, ttl, priority, then (a priority ACQUIRE) one known holder
+ * token per lock key, "" when none; RL_FENCE: the fence alone. a must not
+ * move afterwards (args point into it). */
+static void op_argv_build(enum rl_kind kind, const struct rl_target *t, struct op_argv *a)
+{
+    a->ttl_len = proto_put_u64(a->ttl, kind == RL_FENCE ? t->fence : t->ttl_ms);
+    a->token_len = strlen(t->token);
+    a->prio_len = proto_put_u64(a->prio, t->priority);
+    a->args[0] = t->token;
+    a->arglens[0] = a->token_len;
+    a->args[1] = a->ttl;
+    a->arglens[1] = a->ttl_len;
+    a->args[2] = a->prio;
+    a->arglens[2] = a->prio_len;
+    a->acquire_nargs = 3;
     if (kind == RL_ACQUIRE && t->priority > 0 && t->nkeys <= PROTO_MAX_RESOURCES) {
         for (size_t i = 0; i < t->nkeys; i++) {
             const char *k = t->known != NULL && t->known[i] != NULL ? t->known[i] : "";
-            args[3 + i] = k;
-            arglens[3 + i] = strlen(k);
+            a->args[3 + i] = k;
+            a->arglens[3 + i] = strlen(k);
         }
-        acquire_nargs += t->nkeys;
+        a->acquire_nargs += t->nkeys;
     }
     if (kind == RL_FENCE) { /* its one argument is the fence */
-        args[0] = ttl;
-        arglens[0] = ttl_len;
+        a->args[0] = a->ttl;
+        a->arglens[0] = a->ttl_len;
     }
-    size_t n = pool_size(e->pool);
-    for (size_t m = 0; m < n; m++) {
-        int rc;
-        if (kind == RL_HANDOFF) {
-            const char *hargs[5] = {t->old_token, t->token, ttl, prio, t->fenced ? "1" : "0"};
-            size_t hlens[5] = {strlen(t->old_token), token_len, ttl_len, prio_len, 1};
-            const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
-            size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
-            rc = pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, 5, hargs, hlens);
-        } else if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0) {
-            /* The plain command every Redlock client uses ... */
-            const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", ttl};
-            size_t lens[] = {3, t->keylens[0], token_len, 2, 2, ttl_len};
-            rc = pool_command(e->pool, m, tag, 6, argv, lens);
-            if (rc == 0 && t->fenced) {
-                /* ... and, pipelined behind it, the fence counter: INCR runs
-                 * whether or not the SET granted (a fence may skip numbers,
-                 * never repeat), and only granting masters' values count. */
-                const char *incr[] = {"INCR", t->keys[1]};
-                size_t incr_lens[] = {4, t->keylens[1]};
-                pool_command(e->pool, m, tag | TAG_SECOND, 2, incr, incr_lens);
-            }
-        } else {
-            static const enum pool_script script_of[] = {
-                [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI,
-                [RL_EXTEND] = SCRIPT_EXTEND,
-                [RL_RELEASE] = SCRIPT_RELEASE,
-                [RL_INSPECT] = SCRIPT_INSPECT,
-                [RL_FENCE] = SCRIPT_FENCE_RAISE,
-                [RL_HANDOFF] = SCRIPT_HANDOFF,
-            };
-            static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
-                                              [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5};
-            enum pool_script script = script_of[kind];
-            const char *const *keys = t->keys;
-            const size_t *keylens = t->keylens;
-            size_t nkeys = kind == RL_INSPECT ? 1 : t->nkeys;
-            if (kind == RL_ACQUIRE && t->fenced) {
-                script = SCRIPT_ACQUIRE_FENCED;
-                nkeys = t->nkeys + 1; /* the lock keys, then the fence counter */
-            } else if (kind == RL_FENCE) {
-                keys += t->nkeys;
-                keylens += t->nkeys;
-                nkeys = 1;
-            }
-            size_t nargs = kind == RL_ACQUIRE ? acquire_nargs : nargs_of[kind];
-            rc = pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs, args, arglens);
+}
+
+/* Queue the op's command (tagged tag) to master m. Returns 0 when it was
+ * queued, -1 when that master cannot take it now. */
+static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, const struct op_argv *a,
+                   size_t m, uintptr_t tag)
+{
+    if (kind == RL_HANDOFF) {
+        const char *hargs[5] = {t->old_token, t->token, a->ttl, a->prio, t->fenced ? "1" : "0"};
+        size_t hlens[5] = {strlen(t->old_token), a->token_len, a->ttl_len, a->prio_len, 1};
+        const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
+        size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
+        return pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, 5, hargs, hlens);
+    }
+    if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0) {
+        /* The plain command every Redlock client uses ... */
+        const char *argv[] = {"SET", t->keys[0], t->token, "NX", "PX", a->ttl};
+        size_t lens[] = {3, t->keylens[0], a->token_len, 2, 2, a->ttl_len};
+        int rc = pool_command(e->pool, m, tag, 6, argv, lens);
+        if (rc == 0 && t->fenced) {
+            /* ... and, pipelined behind it, the fence counter: INCR runs
+             * whether or not the SET granted (a fence may skip numbers,
+             * never repeat), and only granting masters' values count. */
+            const char *incr[] = {"INCR", t->keys[1]};
+            size_t incr_lens[] = {4, t->keylens[1]};
+            pool_command(e->pool, m, tag | TAG_SECOND, 2, incr, incr_lens);
         }
-        if (rc == 0) op->sent++;
+        return rc;
     }
+    static const enum pool_script script_of[] = {
+        [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI,
+        [RL_EXTEND] = SCRIPT_EXTEND,
+        [RL_RELEASE] = SCRIPT_RELEASE,
+        [RL_INSPECT] = SCRIPT_INSPECT,
+        [RL_FENCE] = SCRIPT_FENCE_RAISE,
+        [RL_HANDOFF] = SCRIPT_HANDOFF,
+    };
+    static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
+                                      [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5};
+    enum pool_script script = script_of[kind];
+    const char *const *keys = t->keys;
+    const size_t *keylens = t->keylens;
+    size_t nkeys = kind == RL_INSPECT ? 1 : t->nkeys;
+    if (kind == RL_ACQUIRE && t->fenced) {
+        script = SCRIPT_ACQUIRE_FENCED;
+        nkeys = t->nkeys + 1; /* the lock keys, then the fence counter */
+    } else if (kind == RL_FENCE) {
+        keys += t->nkeys;
+        keylens += t->nkeys;
+        nkeys = 1;
+    }
+    size_t nargs = kind == RL_ACQUIRE ? a->acquire_nargs : nargs_of[kind];
+    return pool_script(e->pool, m, tag, script, nkeys, keys, keylens, nargs, a->args, a->arglens);
+}
+
+/*
+ * Start one op: its command goes to every master of the current set now
+ * (copied into their output buffers: t need not outlive this), its votes
+ * are counted by on_pool_reply, and it is decided by op_try_decide at the
+ * latest at its deadline; never from inside this call. Returns 0, or -1
+ * when no op slot could be allocated (nothing sent, done never called).
+ */
+static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
+                    rl_done_fn *done, rl_each_fn *each, void *ctx)
+{
+    assert(t->token != NULL && t->nkeys >= 1 && t->nkeys <= PROTO_MAX_RESOURCES);
+    assert(kind != RL_HANDOFF || (t->old_token != NULL && t->nkeys == 1));
+    struct rl_op *op = op_alloc(e);
+    if (op == NULL) return -1;
+    op_init(e, op, kind, t, done, each, ctx);
+    op_queue_deadline(e, op);
+    uintptr_t tag = (op->gen << TAG_GEN_SHIFT) | op->slot;
+    struct op_argv a;
+    op_argv_build(kind, t, &a);
+    size_t n = pool_size(e->pool);
+    for (size_t m = 0; m < n; m++)
+        if (op_send(e, kind, t, &a, m, tag) == 0) op->sent++;
     /* With too few masters usable the outcome is already certain: decide
      * it from the loop (what was sent may still answer, for INSPECT). */
     if (op->sent < pool_quorum(op->pool) && decide_next_turn(e, op) != 0)
@@ -578,6 +667,7 @@ static void send_release_untracked(struct rl_engine *e, const struct rl_target *
         pool_script(e->pool, m, 0, SCRIPT_RELEASE, t->nkeys, t->keys, t->keylens, 1, args, arglens);
 }
 
+/* See redlock_engine.h: a RELEASE nobody waits for goes untracked. */
 int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
              void *ctx)
 {
@@ -588,6 +678,7 @@ int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, 
     return op_start(e, kind, t, done, NULL, ctx);
 }
 
+/* See redlock_engine.h. */
 int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done,
                void *ctx)
 {
@@ -635,6 +726,8 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* See redlock_engine.h: the old set drains (draining[]), the oldest one is
+ * dropped at once when MAX_DRAINING_POOLS are draining already. */
 int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg)
 {
     struct pool *np = pool_new(e->base, cfg, on_pool_reply, e);
@@ -661,6 +754,7 @@ int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg)
     return 0;
 }
 
+/* Free the engine's libevent events (any may be NULL). */
 static void free_events(struct rl_engine *e)
 {
     if (e->drain_timer) event_free(e->drain_timer);
@@ -668,6 +762,8 @@ static void free_events(struct rl_engine *e)
     if (e->decide_now_event) event_free(e->decide_now_event);
 }
 
+/* An engine on cfg's masters with no op in flight; NULL when out of memory
+ * (nothing is left allocated). */
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg)
 {
     struct rl_engine *e = calloc(1, sizeof *e);
@@ -689,6 +785,7 @@ struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cf
     return e;
 }
 
+/* See redlock_engine.h: applies to ops started from now on. */
 void rl_engine_configure(struct rl_engine *e, const struct config *cfg)
 {
     e->timeout_ms = cfg->master_timeout_ms;
@@ -696,6 +793,8 @@ void rl_engine_configure(struct rl_engine *e, const struct config *cfg)
     if (e->pool != NULL) pool_configure(e->pool, cfg);
 }
 
+/* Free the engine, its master sets and its ops; no done callback runs
+ * (their owners are gone). NULL is a no-op. */
 void rl_engine_free(struct rl_engine *e)
 {
     if (e == NULL) return;

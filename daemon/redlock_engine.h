@@ -100,6 +100,55 @@ int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, 
 int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done,
                void *ctx);
 
+/*
+ * The vote arithmetic of one attempt, without I/O: what a test can drive.
+ * struct rl_votes is the count of the masters' answers so far; rl_decide()
+ * says whether the outcome is certain and which it is.
+ */
+struct rl_votes {
+    enum rl_kind kind;
+    unsigned total;         /* masters configured (N) */
+    unsigned quorum;        /* N/2 + 1 (Q) */
+    unsigned sent;          /* masters the command went to */
+    unsigned replied;       /* any reply, including errors and non-voting masters */
+    unsigned granted;       /* voting masters that took / extended / deleted */
+    unsigned refused;       /* voting masters that answered no (another token) */
+    bool preempted;         /* EXTEND: some refusal was a higher priority's */
+    bool fenced;            /* ACQUIRE/HANDOFF hands out a fence */
+    unsigned fence_answers; /* granting masters whose fence reply came */
+    unsigned fences;        /* ... usable fences among them */
+    unsigned bad_fences;    /* ... unusable ones */
+    uint64_t fence_min, fence_max; /* over the usable fences */
+};
+
+enum rl_verdict {
+    RL_V_WAIT,      /* not certain yet: wait for more answers or the deadline */
+    RL_V_GRANTED,   /* a majority granted (and gave fences when fenced): the caller
+                       computes the validity (OK or TOOSLOW) and chooses the fence */
+    RL_V_TAKEN,     /* EXTEND: more than N-Q masters hold other tokens */
+    RL_V_PREEMPTED, /* ... and one of them has a higher priority */
+    RL_V_BADFENCE,  /* a majority granted, but too few counters could give a fence */
+    RL_V_BUSY,      /* every answer is in (or final): a majority answered, some refused */
+    RL_V_NOQUORUM,  /* every answer is in (or final): too few masters answered */
+    RL_V_DONE,      /* RELEASE, INSPECT: enough answers */
+};
+
+/* Decide an attempt from its votes; final: the deadline passed, nothing
+ * more will come. Pure: reads only v. Requires quorum <= total, and the
+ * counts consistent (granted + refused <= replied <= sent <= total). */
+enum rl_verdict rl_decide(const struct rl_votes *v, bool final);
+
+/*
+ * The fence of a granted fenced attempt with v->fences >= v->quorum usable
+ * fences (PROTOCOL.md 8.4): the k-th largest, k = fences + Q - N. votes
+ * holds the v->fences usable fences (it is sorted in place), or is NULL
+ * when they all equal v->fence_max (or there was no memory to keep them).
+ * Sets out->fence and out->fence_agreed (no usable fence below it: no raise
+ * needed), or out->result = RL_BADFENCE and out->bad_fences when the
+ * counters would have to be raised above max_raise.
+ */
+void rl_choose_fence(uint64_t *votes, const struct rl_votes *v, uint64_t max_raise, struct rl_outcome *out);
+
 /* validity = ttl - elapsed - (ttl * drift_factor + 2 ms), or 0 if not positive. */
 uint64_t rl_validity_ms(uint32_t ttl_ms, uint64_t elapsed_ms, double drift_factor);
 

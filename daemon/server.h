@@ -10,11 +10,13 @@
 
 #include "auth.h"
 #include "config.h"
-#include "conn.h"
 #include "lock.h"
 #include "stats.h"
 #include "timer.h"
 
+struct conn;
+struct request;
+struct mgr_engine;
 struct event_base;
 struct event;
 struct rl_engine;
@@ -27,6 +29,7 @@ struct server {
     char *auth_token;                 /* from auth_token_file; NULL = no client AUTH */
     struct auth_budget auth_budget;   /* failed AUTHs, daemon-wide */
     struct rl_engine *rl;             /* Redlock over the masters */
+    const struct mgr_engine *engine;  /* the lock manager's masters and clock; NULL: the real ones */
     struct lock_tables tables;        /* locks and resources */
     struct timers timers;             /* the locks' timers */
     TAILQ_HEAD(, conn) conns;         /* open connections */
