@@ -178,7 +178,14 @@ static struct server S;
 static uint64_t fake_now;
 static unsigned fake_total = 3;
 
-static uint64_t fake_clock(void) { return fake_now; }
+static uint64_t fake_tick; /* added to fake_now after every reading (0: a still clock) */
+
+static uint64_t fake_clock(void)
+{
+    uint64_t t = fake_now;
+    fake_now += fake_tick;
+    return t;
+}
 
 /* Every op the lock manager started, in order. */
 struct fake_op {
@@ -390,6 +397,7 @@ static void mgr_setup(void)
     nfops = 0;
     fake_total = 3;
     fake_now = 1000000;
+    fake_tick = 0;
 }
 
 static void mgr_teardown(void)
@@ -832,6 +840,29 @@ START_TEST(reentrant_owner)
 }
 END_TEST
 
+/* Issue 12 section 8: an OWNER re-entry reports the validity left at the
+ * one clock reading that also judged the lock still valid. With a clock that
+ * moves 5 ms per reading and 3 ms of validity left, a second reading would
+ * report 0 (clamped) or a wrapped 2^64 - 2 (unclamped) instead of 3. */
+START_TEST(reentry_reads_the_clock_once)
+{
+    struct towner a;
+    struct treq q1, q2;
+    char id[PROTO_LOCK_ID_LEN + 1], id2[PROTO_LOCK_ID_LEN + 1];
+    owner_init(&a);
+    hold(&a, &q1, "ACQUIRE r 10000 OWNER w1", id); /* granted at fake_now, valid 9980 ms */
+    fake_now += 9980 - 3;
+    fake_tick = 5;
+    request(&a, &q2, "ACQUIRE r OWNER w1");
+    fake_tick = 0;
+    id_of(&q2, id2);
+    ck_assert_str_eq(id, id2);
+    unsigned long long validity = 0;
+    ck_assert_int_eq(sscanf(q2.reply + 3 + PROTO_LOCK_ID_LEN, " %llu", &validity), 1);
+    ck_assert_uint_eq(validity, 3);
+}
+END_TEST
+
 START_TEST(limits)
 {
     struct towner a, b;
@@ -945,6 +976,7 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, cancel_during_attempt_releases);
     tcase_add_test(tc, shutdown_answers_waiters);
     tcase_add_test(tc, reentrant_owner);
+    tcase_add_test(tc, reentry_reads_the_clock_once);
     tcase_add_test(tc, limits);
     tcase_add_test(tc, fenced_grant_raises_first);
     tcase_add_test(tc, handoff_refused_waiter_retries);
