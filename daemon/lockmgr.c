@@ -174,6 +174,10 @@ static struct lock_request *unlink_request(struct lock *lk)
     struct lock_request *req = lk->req;
     if (req == NULL) return NULL;
     assert(req->lock == lk);
+    if (req->owner != NULL) {
+        assert(req->owner->nacquiring > 0);
+        req->owner->nacquiring--;
+    }
     req->lock = NULL;
     lk->req = NULL;
     return req;
@@ -896,7 +900,7 @@ void mgr_acquire(struct server *s, struct lock_request *req, const struct proto_
         return;
     }
     if (try_reenter(s, req, pr)) return;
-    if (req->owner->nlocks + req->owner->ndetached >= cfg->max_locks_per_client) {
+    if (req->owner->nlocks + req->owner->ndetached + req->owner->nacquiring >= cfg->max_locks_per_client) {
         s->stats.errors_limit++;
         snprintf(text, sizeof text, "max_locks_per_client (%u) reached", cfg->max_locks_per_client);
         reply_err(req, PROTO_ERR_LIMIT, text);
@@ -910,6 +914,7 @@ void mgr_acquire(struct server *s, struct lock_request *req, const struct proto_
     }
     lk->req = req;
     req->lock = lk;
+    req->owner->nacquiring++;
     acquire_step(s, lk);
 }
 

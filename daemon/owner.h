@@ -32,6 +32,9 @@ struct lock_owner {
     LIST_HEAD(, lock) detached; /* DETACHed locks it took that are still held */
     unsigned ndetached;         /* ... counted with nlocks against max_locks_per_client */
     unsigned nwaiting;          /* its ACQUIREs queued behind others (max_waiters_per_client) */
+    unsigned nacquiring;        /* its ACQUIREs not answered yet, counted with nlocks and
+                                   ndetached against max_locks_per_client, so that a
+                                   pipeline of ACQUIREs cannot overshoot the limit */
 };
 
 /* A request waiting for the lock core's answer. Embedded in struct request. */
@@ -52,6 +55,7 @@ static inline void lock_owner_init(struct lock_owner *o, const struct lock_owner
     LIST_INIT(&o->detached);
     o->ndetached = 0;
     o->nwaiting = 0;
+    o->nacquiring = 0;
 }
 
 #endif
