@@ -553,6 +553,11 @@ function num(file, key,    line, l, re, v) {
     v = substr(line, RSTART, RLENGTH); sub(/^[^:]*:/, "", v); return v
 }
 function ratio(c, b) { return (b + 0 > 0 && c != "") ? sprintf("x%.2f", c / b) : "-" }
+function per_daemon(f,    r) {
+    r = num(f, "daemon_ratio")
+    return sprintf("%s/%s (%s)", num(f, "daemon_acq_min"), num(f, "daemon_acq_max"), r == "null" ? "one got none" : "x" r)
+}
+function handover(f) { return num(f, "handover_n") > 0 ? sprintf("%.2f ms", num(f, "handover_p50_us") / 1000) : "none" }
 function cpu(ticks, file,    tot) { tot = num(file, "ops_total"); return tot > 0 ? ticks / hz * 1e6 / tot : "" }
 BEGIN {
     while ((getline l < rows) > 0) { split(l, a, "|"); cur[a[1] "|" a[2]] = a[3]; curt[a[1] "|" a[2]] = a[4] }
@@ -571,10 +576,10 @@ BEGIN {
         notes = sprintf("wait p99 %.2f -> %.2f ms; per-client max/min x%s -> x%s", num(b, "acq_p99_us") / 1000,
             num(c, "acq_p99_us") / 1000, num(b, "fair_ratio"), num(c, "fair_ratio"))
     if ($1 ~ /^fleet/)
-        notes = sprintf("per-daemon max/min x%s -> x%s; wait p99 %.1f -> %.1f ms, max %.0f -> %.0f ms; hand-over between daemons p50 %.2f -> %.2f ms; overlaps %s, %s",
-            num(b, "daemon_ratio"), num(c, "daemon_ratio"), num(b, "acq_p99_us") / 1000, num(c, "acq_p99_us") / 1000,
-            num(b, "acq_max_us") / 1000, num(c, "acq_max_us") / 1000, num(b, "handover_p50_us") / 1000,
-            num(c, "handover_p50_us") / 1000, num(b, "overlaps"), num(c, "overlaps"))
+        notes = sprintf("acq per daemon %s -> %s; wait p99 %.1f -> %.1f ms, max %.0f -> %.0f ms; hand-over between daemons p50 %s -> %s; overlaps %s, %s",
+            per_daemon(b), per_daemon(c), num(b, "acq_p99_us") / 1000, num(c, "acq_p99_us") / 1000,
+            num(b, "acq_max_us") / 1000, num(c, "acq_max_us") / 1000, handover(b), handover(c),
+            num(b, "overlaps"), num(c, "overlaps"))
     printf "%-20s %7s %10.0f %10.0f %6s %8.3f %8.3f %6s %8.3f %8.3f %6s %7s %7s %6s  %s\n", $1, $2, bo, co, ratio(co, bo),
         b5, c5, ratio(c5, b5), b9, c9, ratio(c9, b9), bc == "" ? "-" : sprintf("%.1f", bc), cc == "" ? "-" : sprintf("%.1f", cc),
         (bc == "" || cc == "") ? "-" : ratio(cc, bc), notes
