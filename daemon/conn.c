@@ -183,7 +183,7 @@ void conn_close(struct conn *c, const char *why)
         request_free(req);
     }
     c->npending = 0;
-    mgr_conn_closed(s, &c->lo);
+    mgr_conn_closed(s, &c->lo, c->quit);
     TAILQ_REMOVE(&s->conns, c, link);
     TAILQ_INSERT_TAIL(&s->closed, c, link);
     s->nconns--;
@@ -823,7 +823,10 @@ static void handle_line(struct conn *c, const char *line, size_t len)
         return;
     case PROTO_VERB_QUIT:
         reply_in_order(c, pr.verb, line_out, proto_fmt_ok(line_out, sizeof line_out));
-        if (c->state == CONN_OPEN) start_draining(c);
+        if (c->state == CONN_OPEN) {
+            c->quit = true;
+            start_draining(c);
+        }
         return;
     case PROTO_VERB_AUTH:
         handle_auth(c, &pr);

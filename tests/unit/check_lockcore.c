@@ -750,7 +750,7 @@ START_TEST(owner_closes)
     request(&b, &qw, "ACQUIRE r WAIT 5000");
     ck_assert_uint_eq(S.nwaiters, 1);
     size_t mark = nfops;
-    mgr_conn_closed(&S, &a.lo);
+    mgr_conn_closed(&S, &a.lo, false);
     ck_assert_uint_eq(a.lo.nlocks, 0);
     ck_assert_uint_eq(a.lo.ndetached, 0);
     advance(0); /* released from its timer; the waiter is woken */
