@@ -487,6 +487,7 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
     size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(validity_end_ms, now), lk->fence);
     struct lock_request *req = unlink_request(lk);
     if (engine(s)->acquired != NULL) engine(s)->acquired(now_us() - req->started_us);
+    req->validity_end_ms = validity_end_ms;
     reply(req, line, n);
 }
 
@@ -881,6 +882,7 @@ static bool try_reenter(struct server *s, struct lock_request *req, const struct
     char line[MGR_REPLY_MAX];
     held->holds++;
     s->stats.acquire_ok++;
+    req->validity_end_ms = held->validity_end_ms;
     reply(req, line,
           proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
     return true;
@@ -995,7 +997,9 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
         lk->validity_end_ms = out->started_ms + out->validity_ms;
         if (lk->flags & LOCK_F_ORPHANED) wake(lk); /* its owner closed: the timer releases it */
         else if (!(lk->flags & LOCK_F_AUTOEXTEND)) arm_at(lk, lk->validity_end_ms);
-        n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
+        /* What is left now, as ACQUIRE reports it (not the validity counted from the send). */
+        req->validity_end_ms = lk->validity_end_ms;
+        n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(lk->validity_end_ms, clock_ms(s)), 0);
     } else if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
         bool preempted = out->result == RL_PREEMPTED;
         s->stats.extend_fail++;
