@@ -231,6 +231,24 @@ START_TEST(test_cut_holder_delays_successors_on_both_daemons)
 }
 END_TEST
 
+/* An AUTOEXTEND lock with a long TTL: cut to the delay, not extended any
+ * more, gone after it. */
+START_TEST(test_autoextend_long_ttl_cut_to_delay)
+{
+    start(&A, 2000);
+    int h = raw(&A);
+    char id[64];
+    raw_send(h, "ACQUIRE ae 600000 AUTOEXTEND");
+    expect_lock(h, 10000, id);
+    cut(h);
+    struct cut_watch w = {.res = "ae", .id = id, .limit = 2000};
+    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()), "the AUTOEXTEND lock's TTL was not cut to the delay");
+    struct gone_watch g = {"ae", id};
+    ck_assert_msg(h_wait_until(id_gone, &g, 10000 * h_slowdown()), "the delayed AUTOEXTEND lock outlived its delay");
+    ck_assert_int_eq(info_get(&A, "locks_delayed"), 1);
+}
+END_TEST
+
 /* lock_delay_ms = 0: a cut holder's keys are deleted at once (30 s TTL). */
 START_TEST(test_zero_delay_releases_at_once)
 {
@@ -309,6 +327,7 @@ static Suite *lockdelay_suite(void)
     tcase_set_timeout(tc, 90);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_cut_holder_delays_successors_on_both_daemons);
+    tcase_add_test(tc, test_autoextend_long_ttl_cut_to_delay);
     tcase_add_test(tc, test_zero_delay_releases_at_once);
     tcase_add_test(tc, test_release_and_quit_are_never_delayed);
     tcase_add_test(tc, test_validity_shorter_than_delay);
