@@ -43,13 +43,18 @@ static void teardown(void)
 
 /* Start d on the masters with this lock_delay_ms (retry_delay_ms 100, so that
  * a waiter on another daemon polls often). */
-static void start(struct h_daemon *d, unsigned delay_ms)
+static struct h_daemon_opts opts_with(unsigned delay_ms)
 {
-    char lock[256];
+    static char lock[256];
     snprintf(lock, sizeof lock,
              "key_prefix = " PREFIX "\nretry_delay_ms = 100\nretry_jitter_ms = 20\nlock_delay_ms = %u\n",
              delay_ms);
-    struct h_daemon_opts o = {.redis = "master_timeout_ms = 200\n", .lock = lock};
+    return (struct h_daemon_opts){.redis = "master_timeout_ms = 200\n", .lock = lock};
+}
+
+static void start(struct h_daemon *d, unsigned delay_ms)
+{
+    struct h_daemon_opts o = opts_with(delay_ms);
     ck_assert_msg(h_daemon_start(d, M, NM, &o) == 0, "redlockd did not start");
 }
 
@@ -249,6 +254,30 @@ START_TEST(test_autoextend_long_ttl_cut_to_delay)
 }
 END_TEST
 
+static bool reloaded(void *ud)
+{
+    return h_file_contains(((struct h_daemon *)ud)->log, "configuration reloaded");
+}
+
+/* lock_delay_ms is reloadable: set by SIGHUP, it applies to the next close. */
+START_TEST(test_reload_turns_the_delay_on)
+{
+    start(&A, 0);
+    struct h_daemon_opts o = opts_with(3000);
+    ck_assert_int_eq(h_daemon_write_ini(&A, M, NM, &o), 0);
+    ck_assert_int_eq(h_daemon_hup(&A), 0);
+    ck_assert_msg(h_wait_until(reloaded, &A, 5000 * h_slowdown()), "no reload logged");
+    int h = raw(&A);
+    char id[64];
+    raw_send(h, "ACQUIRE rl 60000");
+    expect_lock(h, 10000, id);
+    cut(h);
+    struct cut_watch w = {.res = "rl", .id = id, .limit = 3000};
+    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()), "the reloaded delay was not applied");
+    ck_assert_int_eq(info_get(&A, "locks_delayed"), 1);
+}
+END_TEST
+
 /* lock_delay_ms = 0: a cut holder's keys are deleted at once (30 s TTL). */
 START_TEST(test_zero_delay_releases_at_once)
 {
@@ -329,6 +358,7 @@ static Suite *lockdelay_suite(void)
     tcase_add_test(tc, test_cut_holder_delays_successors_on_both_daemons);
     tcase_add_test(tc, test_autoextend_long_ttl_cut_to_delay);
     tcase_add_test(tc, test_zero_delay_releases_at_once);
+    tcase_add_test(tc, test_reload_turns_the_delay_on);
     tcase_add_test(tc, test_release_and_quit_are_never_delayed);
     tcase_add_test(tc, test_validity_shorter_than_delay);
     suite_add_tcase(s, tc);
