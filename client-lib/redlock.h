@@ -52,7 +52,10 @@ enum redlock_status {
 /* A lock as granted by the daemon. */
 struct redlock_lock {
     char id[REDLOCK_LOCK_ID_LEN + 1]; /* NUL-terminated lock id */
-    uint64_t validity_ms;             /* how long the lock is guaranteed, from the reply */
+    uint64_t validity_ms;             /* how long the lock is guaranteed: count it from when you
+                                         called redlock_acquire()/redlock_extend(), or, with
+                                         wait_ms, from when redlock_acquire() returned
+                                         (PROTOCOL.md 8.2, "How a client counts the validity") */
     uint64_t fence;                   /* fencing token; 0 when the daemon sent none */
 };
 

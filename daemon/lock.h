@@ -39,6 +39,9 @@ enum lock_state {
 #define LOCK_F_DETACH     (1u << 0) /* outlives its connection */
 #define LOCK_F_AUTOEXTEND (1u << 1) /* the daemon extends it while the owner lives */
 #define LOCK_F_ORPHANED   (1u << 2) /* its owner closed: released on its timer's next turn */
+#define LOCK_F_DELAYED    (1u << 3) /* ORPHANED under lock_delay_ms: kept, owned by nobody, until
+                                       validity_end_ms (then released); local waiters wait */
+#define LOCK_F_SHORTEN    (1u << 4) /* DELAYED: its keys' TTL is still to be cut to the delay */
 
 struct resource {
     struct table_node node;       /* in the resource table, keyed by key */

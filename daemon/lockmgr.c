@@ -37,6 +37,7 @@ static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
 static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out);
 static void on_fence_raised(void *ctx, const struct rl_outcome *out);
+static void send_shorten(struct server *s, struct lock *lk, uint64_t ttl_ms);
 
 /* ---- the engine and the clock ---- */
 
@@ -486,6 +487,7 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
     size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(validity_end_ms, now), lk->fence);
     struct lock_request *req = unlink_request(lk);
     if (engine(s)->acquired != NULL) engine(s)->acquired(now_us() - req->started_us);
+    req->validity_end_ms = validity_end_ms;
     reply(req, line, n);
 }
 
@@ -745,8 +747,42 @@ static void autoextend_timer(struct server *s, struct lock *lk, uint64_t now)
     arm_at(lk, guard);
 }
 
+/* Cut the TTL of a delayed lock's keys on every master to ttl_ms (the
+ * delay left): an extension with that TTL (compare-and-pexpire: a key
+ * holding another token is left alone), nobody waiting for its outcome.
+ * Sent after any extension already in flight, so it is the last word on
+ * each master; the release at the delay's end follows it. */
+static void send_shorten(struct server *s, struct lock *lk, uint64_t ttl_ms)
+{
+    struct rl_target t;
+    target_of(lk, ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl_ms, &t);
+    if (engine_start(s, RL_EXTEND, &t, NULL, NULL) != 0)
+        log_error("msg=\"out of memory shortening a delayed lock; released at the delay's end\" lock=%.8s",
+                  lk->id);
+}
+
+/* A delayed lock's timer: first (SHORTEN) cut its keys' TTL to the delay,
+ * then wait for the delay's end (validity_end_ms), where it is released and
+ * its local waiters are woken. Early wake-ups (an extension that was in
+ * flight when its owner closed) just re-arm. */
+static void delayed_timer(struct server *s, struct lock *lk)
+{
+    uint64_t now = clock_ms(s);
+    if (now >= lk->validity_end_ms) {
+        log_debug("msg=\"lock delay over\" lock=%.8s", lk->id);
+        release_and_end(s, lk);
+        return;
+    }
+    if (lk->flags & LOCK_F_SHORTEN) {
+        lk->flags &= ~LOCK_F_SHORTEN;
+        send_shorten(s, lk, lk->validity_end_ms - now);
+    }
+    arm_at(lk, lk->validity_end_ms);
+}
+
 /* A HELD lock's timer: its owner closed (release, paced by the masters'
- * backlog), its validity ended (plain: release), or AUTOEXTEND's turn. */
+ * backlog; or the lock-delay), its validity ended (plain: release), or
+ * AUTOEXTEND's turn. */
 static void held_timer(struct server *s, struct lock *lk)
 {
     if (lk->flags & LOCK_F_ORPHANED) { /* its owner closed */
@@ -757,7 +793,8 @@ static void held_timer(struct server *s, struct lock *lk)
             arm_at(lk, clock_ms(s) + 1);
             return;
         }
-        release_and_end(s, lk);
+        if (lk->flags & LOCK_F_DELAYED) delayed_timer(s, lk);
+        else release_and_end(s, lk);
         return;
     }
     uint64_t now = clock_ms(s);
@@ -845,6 +882,7 @@ static bool try_reenter(struct server *s, struct lock_request *req, const struct
     char line[MGR_REPLY_MAX];
     held->holds++;
     s->stats.acquire_ok++;
+    req->validity_end_ms = held->validity_end_ms;
     reply(req, line,
           proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
     return true;
@@ -949,12 +987,19 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
         s->stats.extend_fail++;
         n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "released or lost meanwhile");
         maybe_free(s, lk);
+    } else if (lk->flags & LOCK_F_DELAYED) {
+        /* Its connection ended meanwhile: the lock-delay, not this extension,
+         * says how long it lasts (its shortening reaches each master after this). */
+        s->stats.extend_fail++;
+        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "its connection ended (lock-delay)");
     } else if (out->result == RL_OK) {
         s->stats.extend_ok++;
         lk->validity_end_ms = out->started_ms + out->validity_ms;
         if (lk->flags & LOCK_F_ORPHANED) wake(lk); /* its owner closed: the timer releases it */
         else if (!(lk->flags & LOCK_F_AUTOEXTEND)) arm_at(lk, lk->validity_end_ms);
-        n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
+        /* What is left now, as ACQUIRE reports it (not the validity counted from the send). */
+        req->validity_end_ms = lk->validity_end_ms;
+        n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(lk->validity_end_ms, clock_ms(s)), 0);
     } else if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
         bool preempted = out->result == RL_PREEMPTED;
         s->stats.extend_fail++;
@@ -977,6 +1022,11 @@ void mgr_extend(struct server *s, struct lock_request *req, const struct proto_r
     assert(req->lock == NULL);
     struct lock *lk = lookup_for(s, req, pr);
     if (lk == NULL) return;
+    if (lk->flags & LOCK_F_DELAYED) { /* owned by nobody until its lock-delay ends */
+        s->stats.extend_fail++;
+        reply_err(req, PROTO_ERR_NOTHELD, "its connection ended (lock-delay)");
+        return;
+    }
     uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : lk->ttl_ms;
     if (ttl > s->cfg.max_ttl_ms) {
         char text[96];
@@ -1095,18 +1145,58 @@ void mgr_cancel_acquire(struct server *s, struct lock_request *req)
     abandon(s, lk);
 }
 
+/* What becomes of a lock whose connection ended, seen at now (pure). */
+enum orphan_fate {
+    ORPHAN_RELEASE, /* released at once: no lock-delay, a QUIT, or no validity left */
+    ORPHAN_SHORTEN, /* kept until *end_ms = now + delay, its keys' TTL cut to that */
+    ORPHAN_KEEP,    /* kept until *end_ms = its validity's end, which comes first */
+};
+
+static enum orphan_fate orphan_fate(uint32_t delay_ms, bool quit, uint64_t validity_end_ms, uint64_t now,
+                                    uint64_t *end_ms)
+{
+    if (delay_ms == 0 || quit || validity_end_ms <= now) return ORPHAN_RELEASE;
+    if (now + delay_ms < validity_end_ms) {
+        *end_ms = now + delay_ms;
+        return ORPHAN_SHORTEN;
+    }
+    *end_ms = validity_end_ms;
+    return ORPHAN_KEEP;
+}
+
+/* The lock-delay of an orphan: it stays HELD (its resources' holder, so
+ * local waiters keep waiting and no hand-off happens) but owned by nobody,
+ * no longer extended, until end_ms; counted and logged. */
+static void delay_orphan(struct server *s, struct lock *lk, enum orphan_fate fate, uint64_t end_ms, uint64_t now)
+{
+    lk->flags |= LOCK_F_DELAYED;
+    if (fate == ORPHAN_SHORTEN) lk->flags |= LOCK_F_SHORTEN;
+    lk->validity_end_ms = end_ms;
+    s->stats.locks_delayed++;
+    const struct resource *r = lk->res[0];
+    log_info("msg=\"lock delayed: its connection ended without RELEASE\" lock=%.8s res=%.*s nres=%zu "
+             "delay_ms=%llu",
+             lk->id, (int)(r->keylen - r->prefix_len), r->key + r->prefix_len, lk->nres,
+             (unsigned long long)(end_ms - now));
+}
+
 /* The owner is gone: its locks are released from their timers, so that a
  * connection closing with 100k locks is spread over loop turns (timer.c)
- * instead of queueing all the deletes at once. */
-void mgr_conn_closed(struct server *s, struct lock_owner *o)
+ * instead of queueing all the deletes at once; or, under lock_delay_ms
+ * (not after a QUIT), kept until the delay ends (delayed_timer). */
+void mgr_conn_closed(struct server *s, struct lock_owner *o, bool quit)
 {
     struct lock *lk;
+    uint64_t now = clock_ms(s);
     while ((lk = LIST_FIRST(&o->locks)) != NULL) {
         s->stats.auto_released++;
         LIST_REMOVE(lk, owner_link);
         o->nlocks--;
         lk->owner = NULL;
         lk->flags |= LOCK_F_ORPHANED;
+        uint64_t end = 0;
+        enum orphan_fate fate = orphan_fate(s->cfg.lock_delay_ms, quit, lk->validity_end_ms, now, &end);
+        if (fate != ORPHAN_RELEASE) delay_orphan(s, lk, fate, end, now);
         wake(lk);
     }
     /* Its DETACHed locks live on to their TTL, counted against nobody. */
@@ -1121,11 +1211,19 @@ void mgr_conn_closed(struct server *s, struct lock_owner *o)
 void mgr_shutdown(struct server *s)
 {
     s->shutting_down = true;
-    /* Locks of connections closed before and not yet released: now. */
+    /* Locks of connections closed before and not yet released: now; those
+     * under lock-delay are left to expire on the masters at the delay's end. */
     struct lock *lk, *next;
+    uint64_t now = clock_ms(s);
     for (lk = LIST_FIRST(&s->tables.all); lk != NULL; lk = next) {
         next = LIST_NEXT(lk, all_link);
-        if (lk->state == LOCK_HELD && (lk->flags & LOCK_F_ORPHANED)) release_and_end(s, lk);
+        if (lk->state != LOCK_HELD || !(lk->flags & LOCK_F_ORPHANED)) continue;
+        if (!(lk->flags & LOCK_F_DELAYED) || now >= lk->validity_end_ms) {
+            release_and_end(s, lk);
+            continue;
+        }
+        if (lk->flags & LOCK_F_SHORTEN) send_shorten(s, lk, lk->validity_end_ms - now);
+        lock_set_state(s, lk, LOCK_DEAD);
     }
 }
 

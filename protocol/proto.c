@@ -601,6 +601,24 @@ size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t va
     return fit_copy(buf, cap, line, (size_t)(p - line));
 }
 
+size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len, uint64_t validity_ms)
+{
+    if (len < 7 || memcmp(line, "OK ", 3) != 0 || line[len - 2] != '\r' || line[len - 1] != '\n') return 0;
+    const char *id = line + 3, *end = line + len - 2;
+    const char *sp = memchr(id, ' ', (size_t)(end - id));
+    if (sp == NULL || !proto_valid_lock_id(id, (size_t)(sp - id))) return 0;
+    char idbuf[PROTO_LOCK_ID_LEN + 1];
+    memcpy(idbuf, id, (size_t)(sp - id));
+    idbuf[sp - id] = '\0';
+    const char *v = sp + 1;
+    const char *sp2 = memchr(v, ' ', (size_t)(end - v));
+    uint64_t old, fence = 0;
+    if (!proto_parse_u64(v, (size_t)((sp2 != NULL ? sp2 : end) - v), UINT64_MAX, &old)) return 0;
+    if (sp2 != NULL && (!proto_parse_u64(sp2 + 1, (size_t)(end - sp2 - 1), UINT64_MAX, &fence) || fence == 0))
+        return 0;
+    return proto_fmt_ok_lock(buf, cap, idbuf, validity_ms, fence);
+}
+
 /* Remove bytes below 0x20 and 0x7f from the NUL-terminated s; returns the new length. */
 static size_t strip_controls(char *s)
 {

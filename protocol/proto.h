@@ -139,6 +139,10 @@ size_t proto_fmt_ok(char *buf, size_t cap);
 /* "OK <lock_id> <validity_ms>[ <fence>]"; fence 0 means none is sent. */
 size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t validity_ms,
                          uint64_t fence);
+/* The "OK <lock_id> <validity_ms>[ <fence>]" line in line[len] again with
+ * another validity (a reply that waited behind earlier ones reports what is
+ * left when it is written); 0 when line is not of that form or does not fit. */
+size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len, uint64_t validity_ms);
 /* "ERR <CODE> <text>"; text is printf-style and is cut to fit, never
  * containing CR or LF. */
 size_t proto_fmt_err(char *buf, size_t cap, enum proto_err err, const char *fmt, ...)

@@ -47,7 +47,8 @@ export class Lock {
   readonly ttl: number | undefined;
   readonly autoextend: boolean;
   readonly detach: boolean;
-  /** performance.now() when the request was sent. */
+  /** performance.now() when the request was sent, or, for an acquire with `wait`,
+   *  when its reply was read (PROTOCOL.md 8.2). */
   validFrom: number;
   /** null, or the reason of the EVENT LOST that ended it. */
   lost: string | null;

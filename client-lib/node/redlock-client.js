@@ -173,7 +173,9 @@ function now() {
  *   fence      fencing token as a BigInt (64-bit), or null if the daemon sent none
  *   resources  array of resource names
  *   ttl        ttl asked for at acquire (undefined: daemon default; extend() without ttl uses it)
- *   validFrom  performance.now() when the request was sent (the safe side)
+ *   validFrom  performance.now() when the request was sent (the safe side), or, for an
+ *              acquire with `wait`, when its reply was read (the send may be the whole
+ *              wait earlier; PROTOCOL.md 8.2)
  *   lost       null, or the reason of the EVENT LOST that ended it
  */
 class Lock {
@@ -325,14 +327,16 @@ class RedlockClient extends EventEmitter {
       }
       line.push('OWNER', o.owner);
     }
-    const validFrom = now();
-    const reply = await this._request(line.join(' '), true);
-    const [id, validity, fence] = parseOkLock(reply);
+    const sent = now();
+    const call = await this._requestCall(line.join(' '), true);
+    const [id, validity, fence] = parseOkLock(call.line);
+    // PROTOCOL.md 8.2: counted from the send, or after a WAIT from the read of the reply.
+    const waited = o.wait !== undefined && o.wait !== null;
     const lock = new Lock(this, id, validity, fence, names, {
       ttl: o.ttl === null ? undefined : o.ttl,
       autoextend: o.autoextend,
       detach: o.detach,
-      validFrom,
+      validFrom: waited ? call.readAt : sent,
     });
     if (!lock.detach) {
       this._track(lock);
@@ -466,16 +470,20 @@ class RedlockClient extends EventEmitter {
   _send(line, acquire = false) {
     return new Promise((resolve, reject) => {
       if (this._closed) return reject(this._closed);
-      this._pending.push({ resolve, reject, line: null, data: null, want: 0, acquire });
+      this._pending.push({ resolve, reject, line: null, data: null, want: 0, acquire, readAt: 0 });
       this._socket.write(`${line}\r\n`);
     });
   }
 
   async _request(line, acquire = false) {
+    return (await this._requestCall(line, acquire)).line;
+  }
+
+  async _requestCall(line, acquire = false) {
     const call = await this._send(line, acquire);
     if (call.data) throw new ProtocolError(`unexpected DATA block in reply to ${line.split(' ')[0]}`);
     if (call.line.startsWith('ERR')) throw daemonError(call.line);
-    return call.line;
+    return call;
   }
 
   async _data(line) {
@@ -530,6 +538,7 @@ class RedlockClient extends EventEmitter {
       this._head = 0;
     }
     call.line = line;
+    call.readAt = now();
     const m = /^DATA[ \t]+(\d+)/.exec(line);
     if (/^DATA\b/.test(line)) {
       if (!m) return false;

@@ -313,6 +313,18 @@ describe('redlock-client', () => {
     await (await c.acquire(`${a},${b}`, { wait: 0 })).release();
   }));
 
+  it('counts validity from the reply after a WAIT (PROTOCOL.md 8.2)', withLog(cluster, async (connect) => {
+    // After a WAIT longer than the TTL, counting from the send would make a
+    // fresh lock look expired. The holder's lock simply expires: no sleep.
+    const c1 = await connect();
+    const c2 = await connect();
+    const r = res('vw');
+    await c1.acquire(r, { ttl: 1500 });
+    const lock = await c2.acquire(r, { ttl: 1000, wait: 20000 });
+    assert.ok(lock.remaining() > 500, `remaining ${lock.remaining()} of validity ${lock.validity}`);
+    await lock.release();
+  }));
+
   it('answers BUSY to a second client', withLog(cluster, async (connect) => {
     const c1 = await connect();
     const c2 = await connect(true);

@@ -309,6 +309,20 @@ class TestBasics(ClusterTest):
         again = c.acquire([self.res("a")], ttl_ms=10000, wait_ms=0)
         again.release()
 
+    def test_wait_counts_validity_from_the_reply(self):
+        # PROTOCOL.md 8.2: after a WAIT longer than the lock's TTL the validity
+        # counts from the reply, not from the send (which would make a fresh
+        # lock look expired). The holder's lock simply expires: no sleep.
+        c1, c2 = self.client(), self.client()
+        c1.acquire(self.res(), ttl_ms=1500)
+        lock = c2.acquire(self.res(), ttl_ms=1000, wait_ms=20000)
+        self.assertGreater(lock.remaining_ms(), 500, "validity %d counted from the send" % lock.validity_ms)
+        c2.release(lock)
+        # Without WAIT it counts from the send (the safe side): never more than the reply's.
+        plain = c2.acquire(self.res(), ttl_ms=10000)
+        self.assertLessEqual(plain.remaining_ms(), plain.validity_ms)
+        c2.release(plain)
+
     def test_busy_with_second_client(self):
         c1, c2 = self.client(), self.client(unix=False)
         lock = c1.acquire(self.res(), ttl_ms=10000)

@@ -750,7 +750,7 @@ START_TEST(owner_closes)
     request(&b, &qw, "ACQUIRE r WAIT 5000");
     ck_assert_uint_eq(S.nwaiters, 1);
     size_t mark = nfops;
-    mgr_conn_closed(&S, &a.lo);
+    mgr_conn_closed(&S, &a.lo, false);
     ck_assert_uint_eq(a.lo.nlocks, 0);
     ck_assert_uint_eq(a.lo.ndetached, 0);
     advance(0); /* released from its timer; the waiter is woken */
@@ -947,6 +947,122 @@ START_TEST(handoff_refused_waiter_retries)
 END_TEST
 
 /* A stated precondition is asserted: shutdown steps before mgr_shutdown(). */
+/* ---- lock-delay (issue 14 section 3) ---- */
+
+/* What becomes of a lock whose connection ends: released at once, or kept
+ * (its keys' TTL cut to the delay when its validity is longer) until
+ * min(lock_delay_ms, validity left); a local waiter gets it only then. */
+struct delay_case {
+    const char *line;        /* the holder's ACQUIRE (hold() grants it valid ttl - 20 ms) */
+    uint32_t delay_ms;       /* [lock] lock_delay_ms */
+    bool quit;               /* the client said QUIT */
+    uint64_t held_ms;        /* time between the grant and the close */
+    uint32_t want_shorten;   /* the TTL the keys are cut to; 0: no cut */
+    uint64_t want_release;   /* ms after the close the release goes out (and the waiter starts) */
+};
+
+static const struct delay_case delay_cases[] = {
+    {"ACQUIRE r 10000", 0, false, 100, 0, 0},                  /* off: today's behaviour */
+    {"ACQUIRE r 10000", 2000, false, 100, 2000, 2000},         /* delay < validity left: cut */
+    {"ACQUIRE r 10000", 2000, true, 100, 0, 0},                /* QUIT: a clean goodbye */
+    {"ACQUIRE r 3000", 5000, false, 100, 0, 2880},             /* validity left first: no cut */
+    {"ACQUIRE r 3000", 2880, false, 100, 0, 2880},             /* equal: no cut either */
+    {"ACQUIRE r 30000 AUTOEXTEND", 1000, false, 500, 1000, 1000}, /* a long TTL is cut */
+    {"ACQUIRE r 3000 OWNER o", 1000, false, 0, 1000, 1000},
+};
+
+START_TEST(lock_delay_decision)
+{
+    const struct delay_case *c = &delay_cases[_i];
+    struct towner a, b;
+    struct treq q, qw;
+    char id[PROTO_LOCK_ID_LEN + 1];
+    owner_init(&a);
+    owner_init(&b);
+    hold(&a, &q, c->line, id);
+    advance(c->held_ms);
+    size_t mark = nfops;
+    request(&b, &qw, "ACQUIRE r 10000 WAIT 60000");
+    ck_assert_uint_eq(nfops, mark); /* queued behind the local holder */
+    S.cfg.lock_delay_ms = c->delay_ms;
+    mgr_conn_closed(&S, &a.lo, c->quit);
+    ck_assert_uint_eq(a.lo.nlocks, 0);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_EXTEND, mark), (c->want_shorten ? 1u : 0u));
+    if (c->want_shorten) {
+        size_t e = last_op(RL_EXTEND);
+        ck_assert_uint_eq(fops[e].ttl_ms, c->want_shorten);
+        ck_assert_ptr_null(fops[e].done); /* nobody waits for it */
+        ck_assert_str_eq(fops[e].token, id);
+    }
+    if (c->want_release == 0) {
+        ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 1);
+        ck_assert_uint_eq(S.stats.locks_delayed, 0);
+    } else {
+        ck_assert_uint_eq(S.stats.locks_delayed, 1);
+        ck_assert_uint_eq(S.nheld, 1); /* still the resource's holder */
+        advance(c->want_release - 1);
+        ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0);
+        ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0); /* no hand-off, no attempt */
+        ck_assert_uint_eq(count_ops(RL_EXTEND, mark), (c->want_shorten ? 1u : 0u)); /* no AUTOEXTEND */
+        ck_assert_int_eq(qw.answers, 0);
+        ck_assert_int_eq(a.nevents, 0);
+        advance(1);
+        ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 1);
+        ck_assert_uint_eq(S.nheld, 0);
+    }
+    ck_assert_uint_eq(count_ops(RL_HANDOFF, mark), 0);
+    advance(0); /* the woken waiter attempts now, not at its next poll */
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9900);
+    ck_assert(strncmp(qw.reply, "OK ", 3) == 0);
+    ck_assert_uint_eq(S.stats.auto_released, 1);
+}
+END_TEST
+
+/* While delayed the lock belongs to nobody: EXTEND is refused, an explicit
+ * RELEASE by its id ends the delay at once (hand-off to the waiter), and a
+ * shutdown leaves its (already cut) keys to expire instead of deleting them. */
+START_TEST(lock_delay_release_extend_shutdown)
+{
+    struct towner a, b, c;
+    struct treq q, qw, qe, qr;
+    char id[PROTO_LOCK_ID_LEN + 1], line[128];
+    owner_init(&a);
+    owner_init(&b);
+    owner_init(&c);
+    S.cfg.lock_delay_ms = 5000;
+    hold(&a, &q, "ACQUIRE r 10000", id);
+    request(&b, &qw, "ACQUIRE r 10000 WAIT 60000");
+    mgr_conn_closed(&S, &a.lo, false);
+    advance(0);
+    snprintf(line, sizeof line, "EXTEND %s", id);
+    request(&c, &qe, line);
+    ck_assert_str_eq(qe.reply, "ERR NOTHELD its connection ended (lock-delay)\r\n");
+    size_t mark = nfops;
+    snprintf(line, sizeof line, "RELEASE %s", id);
+    request(&c, &qr, line);
+    size_t h = last_op(RL_HANDOFF);
+    ck_assert_str_eq(fops[h].old_token, id);
+    finish(h, RL_OK, 3, 3, 9900);
+    ck_assert_str_eq(qr.reply, "OK\r\n");
+    ck_assert(strncmp(qw.reply, "OK ", 3) == 0);
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0);
+
+    /* Shutdown during a delay: nothing deleted, the lock forgotten. */
+    struct towner d;
+    struct treq qd;
+    char idd[PROTO_LOCK_ID_LEN + 1];
+    owner_init(&d);
+    hold(&d, &qd, "ACQUIRE s 10000", idd);
+    mgr_conn_closed(&S, &d.lo, false);
+    mark = nfops;
+    mgr_shutdown(&S); /* before the timer ran: the cut goes out now */
+    ck_assert_uint_eq(count_ops(RL_EXTEND, mark), 1);
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0);
+    ck_assert_uint_eq(S.nheld, 1); /* only b's lock on r */
+}
+END_TEST
+
 START_TEST(precondition_is_asserted)
 {
     struct towner a;
@@ -980,6 +1096,8 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, limits);
     tcase_add_test(tc, fenced_grant_raises_first);
     tcase_add_test(tc, handoff_refused_waiter_retries);
+    tcase_add_loop_test(tc, lock_delay_decision, 0, (int)(sizeof delay_cases / sizeof delay_cases[0]));
+    tcase_add_test(tc, lock_delay_release_extend_shutdown);
     tcase_add_test_raise_signal(tc, precondition_is_asserted, SIGABRT);
     suite_add_tcase(s, tc);
     return s;

@@ -235,7 +235,9 @@ class Lock:
     ttl_ms       the ttl asked for at ACQUIRE (None: the daemon's default);
                  EXTEND without a ttl uses it
     resources    tuple of the resource names
-    valid_from   time.monotonic() when the request was sent (the safe side)
+    valid_from   time.monotonic() when the request was sent (the safe side), or,
+                 for an ACQUIRE with wait_ms, when its reply was read (the send may
+                 be the whole wait earlier; PROTOCOL.md 8.2)
     lost         None, or the reason of the EVENT LOST that ended it
     """
 
@@ -328,7 +330,7 @@ class Signal:
 
 
 class _Call:
-    __slots__ = ("done", "line", "data", "want", "error", "abandoned", "acquire")
+    __slots__ = ("done", "line", "data", "want", "error", "abandoned", "acquire", "read_at")
 
     def __init__(self, acquire: bool = False) -> None:
         self.done = threading.Event()
@@ -338,6 +340,7 @@ class _Call:
         self.error: Optional[BaseException] = None   # exception instead of a reply
         self.abandoned = False
         self.acquire = acquire
+        self.read_at = 0.0    # time.monotonic() when the reply line was read
 
 
 # ---- The client -----------------------------------------------------------------
@@ -473,10 +476,11 @@ class Client:
         if timeout is not None and wait_ms is not None:
             timeout += wait_ms / 1000.0
         sent = time.monotonic()
-        reply = self._call(" ".join(line), timeout=timeout, acquire=True)
-        lid, validity, fence = self._parse_ok_lock(reply)
+        call = self._call_full(" ".join(line), timeout=timeout, acquire=True)
+        lid, validity, fence = self._parse_ok_lock(call.line)
+        # PROTOCOL.md 8.2: counted from the send, or after a WAIT from the read of the reply.
         lock = Lock(self, lid, validity, fence, names, ttl_ms, bool(autoextend), bool(detach),
-                    sent)
+                    sent if wait_ms is None else call.read_at)
         if not detach:
             with self._mu:
                 self._locks[lid] = lock
@@ -623,11 +627,14 @@ class Client:
         return out
 
     def _call(self, line: str, timeout: Optional[float] = None, acquire: bool = False) -> str:
+        return self._call_full(line, timeout, acquire).line
+
+    def _call_full(self, line: str, timeout: Optional[float] = None, acquire: bool = False) -> _Call:
         call = self._send(line, acquire)
         self._wait(call, self.timeout if timeout is None else timeout)
         if call.data is not None:
             raise ProtocolError("unexpected DATA block in reply to %s" % line.split()[0])
-        return call.line
+        return call
 
     def _send(self, line: str, acquire: bool = False) -> _Call:
         call = _Call(acquire)
@@ -697,6 +704,7 @@ class Client:
                     return False
                 call = self._pending.popleft()
                 call.line = line
+                call.read_at = time.monotonic()
                 parts = line.split()
                 if parts[:1] == ["DATA"]:
                     if len(parts) < 2 or not parts[1].isdigit():
