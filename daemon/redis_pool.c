@@ -93,6 +93,40 @@
     "local f = redis.pcall('incr', " counter ") "                                          \
     "if type(f) ~= 'number' or f > " LUA_STR(POOL_FENCE_MAX) " then return -1 end return f "
 
+/*
+ * Fleet waiting (PROTOCOL.md section 10). "<key>,w" is the key's waiter
+ * registry, a string of entries "<node> <since> <until>" joined by ';':
+ * node a daemon's id (hex), since the master's time (ms, from TIME) of its
+ * first registration, until when the entry expires unless refreshed. The
+ * key expires with its last entry. "<key>,r" = a node id (PX short) is a
+ * reservation: redlockd's fleet acquire refuses a free key reserved for
+ * another node. Helpers: clock() the master's time in ms; reg_parse() the
+ * live entries (at most POOL_REGISTRY_MAX); reg_put() registers or
+ * refreshes a node (keeping its oldest since); reg_drop(); reg_head() the
+ * oldest entry of another node (ties: the first listed); reg_save() writes
+ * them back, expiring with the last one (deleted when none is left).
+ */
+#define LUA_FLEET                                                                                  \
+    "local function clock() local t = redis.call('time') "                                         \
+    "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "                        \
+    "local function reg_parse(v, now) local t = {} "                                               \
+    "if type(v) ~= 'string' then return t end "                                                    \
+    "for n, a, u in string.gmatch(v, '(%x+) (%d+) (%d+)') do "                                    \
+    "if tonumber(u) > now and #t < " LUA_STR(POOL_REGISTRY_MAX) " then "                          \
+    "t[#t + 1] = {n, tonumber(a), tonumber(u)} end end return t end "                              \
+    "local function reg_put(t, n, a, u) for _, e in ipairs(t) do if e[1] == n then "               \
+    "if a < e[2] then e[2] = a end if u > e[3] then e[3] = u end return end end "                  \
+    "if #t < " LUA_STR(POOL_REGISTRY_MAX) " then t[#t + 1] = {n, a, u} end end "                   \
+    "local function reg_drop(t, n) for i, e in ipairs(t) do if e[1] == n then "                    \
+    "table.remove(t, i) return true end end return false end "                                     \
+    "local function reg_head(t, n) local h = nil for _, e in ipairs(t) do "                        \
+    "if e[1] ~= n and (h == nil or e[2] < h[2]) then h = e end end return h end "                  \
+    "local function reg_save(k, t, now) if #t == 0 then redis.call('del', k) return end "          \
+    "local p, last = {}, now + 1 for i, e in ipairs(t) do "                                        \
+    "p[i] = e[1] .. ' ' .. string.format('%d', e[2]) .. ' ' .. string.format('%d', e[3]) "         \
+    "if e[3] > last then last = e[3] end end "                                                     \
+    "redis.call('set', k, table.concat(p, ';'), 'PX', string.format('%d', last - now)) end "
+
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
         LUA_MAY_TAKE
@@ -113,8 +147,13 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
         "return 1",
     [SCRIPT_RELEASE] =
+        LUA_FLEET
         "local n = 0 for _, k in ipairs(KEYS) do "
-        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 end end "
+        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 "
+        "if ARGV[2] then local w = redis.pcall('get', k .. ',w') if type(w) == 'string' then "
+        "local h = reg_head(reg_parse(w, clock()), '') if h then "
+        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) redis.call('publish', ARGV[2], k) end end end "
+        "end end "
         "return n",
     [SCRIPT_INSPECT] =
         "local ty = redis.call('type', KEYS[1])['ok'] if ty == 'none' then return '' end "
@@ -134,13 +173,46 @@ static const char *const script_text[SCRIPT__COUNT] = {
         LUA_NEXT_FENCE("KEYS[n + 1]"),
     [SCRIPT_HANDOFF] =
         LUA_MAY_TAKE
+        LUA_FLEET
         "local prio = tonumber(ARGV[4]) or 0 "
         "if redis.call('exists', KEYS[1]) == 1 and not may_take(KEYS[1], prio, ARGV[1]) then return 0 end "
+        "local node = ARGV[6] or '' "
+        "if node ~= '' then local k = KEYS[1] local w = redis.pcall('get', k .. ',w') "
+        "local r = redis.pcall('get', k .. ',r') "
+        "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
+        "local h = reg_head(t, node) local since = now - tonumber(ARGV[7]) "
+        "if h and (h[2] < since or tonumber(ARGV[8]) >= tonumber(ARGV[9])) then "
+        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') end "
+        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[10]) "
+        "reg_put(t, node, since, now + tonumber(ARGV[12])) reg_save(k .. ',w', t, now) "
+        "redis.call('publish', ARGV[11], k) return " LUA_STR(POOL_YIELDED) " end end "
+        "if redis.call('exists', k) == 0 and type(r) == 'string' and r ~= node then return 0 end end "
         "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
         "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
         "else redis.call('del', KEYS[1] .. ',prio') end "
         "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
         "return 1",
+    [SCRIPT_ACQUIRE_FLEET] =
+        LUA_FLEET
+        "local k, node = KEYS[1], ARGV[4] local now = clock() "
+        "local t = reg_parse(redis.pcall('get', k .. ',w'), now) "
+        "local r = redis.pcall('get', k .. ',r') "
+        "if redis.call('exists', k) == 1 or (type(r) == 'string' and r ~= node) then "
+        "reg_put(t, node, now, now + tonumber(ARGV[5])) reg_save(k .. ',w', t, now) return 0 end "
+        "redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
+        "if reg_drop(t, node) then reg_save(k .. ',w', t, now) end "
+        "if type(r) == 'string' then redis.call('del', k .. ',r') end "
+        "if ARGV[3] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
+        "return 1",
+    [SCRIPT_UNREGISTER] =
+        LUA_FLEET
+        "local k, node = KEYS[1], ARGV[1] local w = redis.pcall('get', k .. ',w') "
+        "if type(w) ~= 'string' then return 0 end "
+        "local now = clock() local t = reg_parse(w, now) local dropped = reg_drop(t, node) "
+        "reg_save(k .. ',w', t, now) "
+        "if redis.pcall('get', k .. ',r') == node then redis.call('del', k .. ',r') "
+        "if #t > 0 and redis.call('exists', k) == 0 then redis.call('publish', ARGV[2], k) end end "
+        "if dropped then return 1 end return 0",
     [SCRIPT_FENCE_RAISE] =
         "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
         "redis.call('set', KEYS[1], ARGV[1]) end "

@@ -33,7 +33,9 @@ enum pool_script {
     SCRIPT_INSPECT,       /* "<pttl> <value>" of a key, or "" when absent */
     SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence (-1: none) */
     SCRIPT_FENCE_RAISE,   /* raise fence counters to at least a value */
-    SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder */
+    SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder; fleet: may yield */
+    SCRIPT_ACQUIRE_FLEET, /* SET NX PX of one key honouring reservations; registers a refused waiter */
+    SCRIPT_UNREGISTER,    /* take this daemon out of a key's waiter registry */
     SCRIPT__COUNT
 };
 
@@ -52,6 +54,14 @@ const char *pool_script_text(enum pool_script script);
  * see PROTOCOL.md section 8.4.
  */
 #define POOL_FENCE_MAX 9007199254740991 /* no suffix: the scripts use its digits */
+
+/* Fleet waiting (PROTOCOL.md section 10): the hand-off script answers this
+ * when it yielded the key to another daemon's waiters instead. */
+#define POOL_YIELDED (-2)
+/* A daemon's node id: this many lowercase hex digits, random per run. */
+#define POOL_NODE_ID_LEN 16
+/* At most this many daemons in one key's waiter registry (more wait unregistered). */
+#define POOL_REGISTRY_MAX 64
 
 /* A reply, copied out of hiredis so nothing outlives the callback. */
 enum pool_reply_kind {
