@@ -4,6 +4,8 @@
  */
 #include "redis_pool.h"
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <hiredis/async.h>
@@ -257,6 +259,15 @@ struct master {
     char logged_error[ERROR_TEXT_MAX]; /* the error of the last "master down" logged */
     bool script_ok[SCRIPT__COUNT]; /* SCRIPT LOAD answered with the right sha on this connection */
     struct reply_guard guard;    /* the reader's bounds: size, unsolicited replies */
+    /* Fleet waiting's subscriber connection (PROTOCOL.md section 10): SUBSCRIBE
+     * "<key_prefix>,wake"; its messages name released keys. */
+    struct bufferevent *sub_bev; /* NULL while disconnected */
+    redisReader *sub_reader;
+    struct reply_guard sub_guard;
+    struct event *sub_timer;     /* reconnect */
+    uint32_t sub_backoff_ms;
+    bool sub_auth_pending;       /* AUTH sent, its answer not read yet */
+    bool sub_logged;             /* a failure was logged since it last subscribed */
 };
 
 struct pool {
@@ -278,6 +289,9 @@ struct pool {
     struct mem_reply *mem_queue; /* its replies, delivered on the next loop turn */
     size_t mem_len, mem_cap;
     struct event *mem_deliver;
+    pool_wake_fn *on_wake;       /* fleet waiting: a message on wake_channel; NULL: none */
+    bool fleet;                  /* subscribe to wake_channel on every master */
+    char wake_channel[CONFIG_MAX_KEY_PREFIX + sizeof ",wake"];
 };
 
 /* A reply of the memory backend waiting to be delivered, like a master's. */
@@ -291,6 +305,10 @@ struct mem_reply {
 
 static void master_connect(struct master *m);
 static void master_drop(struct master *m, const char *why);
+static void sub_connect(struct master *m);
+static void sub_drop(struct master *m, const char *why, bool reconnect);
+static size_t resp_encode(char *buf, int argc, const char **argv, const size_t *lens);
+static size_t resp_size(int argc, const size_t *lens);
 
 /*
  * Our own hiredis event adapter. hiredis 0.14's libevent adapter re-adds a
@@ -1013,6 +1031,176 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---- fleet waiting: the subscriber connections ---- */
+
+#define SUB_READ_CHUNK 16384
+
+/* A subscriber connection's reply: a message on our channel is a wake-up;
+ * the subscribe confirmation resets the backoff; an error (a refused AUTH
+ * or SUBSCRIBE) drops the connection; anything else is ignored. Returns
+ * false when the connection was dropped. */
+static bool sub_on_reply(struct master *m, const redisReply *r)
+{
+    struct pool *p = m->pool;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s: %.100s", m->sub_auth_pending ? "AUTH" : "SUBSCRIBE", r->str);
+        sub_drop(m, why, true);
+        return false;
+    }
+    if (m->sub_auth_pending) { /* +OK to AUTH */
+        m->sub_auth_pending = false;
+        return true;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING)
+        return true;
+    const redisReply *kind = r->element[0], *chan = r->element[1], *msg = r->element[2];
+    size_t clen = strlen(p->wake_channel);
+    if (chan->len != clen || memcmp(chan->str, p->wake_channel, clen) != 0) return true;
+    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+        m->sub_backoff_ms = RECONNECT_MIN_MS;
+        if (m->sub_logged) log_info("msg=\"wake-up subscription back\" master=%s", m->addr);
+        m->sub_logged = false;
+    } else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && msg->type == REDIS_REPLY_STRING &&
+               msg->len > 0 && msg->len <= PROTO_MAX_RESOURCE_BYTES + CONFIG_MAX_KEY_PREFIX && p->on_wake != NULL) {
+        p->on_wake(p->userdata, m->index, msg->str, msg->len);
+    }
+    return true;
+}
+
+static void sub_on_read(struct bufferevent *bev, void *arg)
+{
+    struct master *m = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char chunk[SUB_READ_CHUNK];
+    int n;
+    while ((n = evbuffer_remove(in, chunk, sizeof chunk)) > 0) {
+        const redisReader *rd = m->sub_reader;
+        if (rd->len - rd->pos > REPLY_MAX_BYTES) {
+            sub_drop(m, "reply too large", true);
+            return;
+        }
+        if (redisReaderFeed(m->sub_reader, chunk, (size_t)n) != REDIS_OK) {
+            sub_drop(m, "out of memory", true);
+            return;
+        }
+        for (;;) {
+            void *reply = NULL;
+            m->sub_guard.limit = UINT64_MAX; /* messages come unasked */
+            if (redisReaderGetReply(m->sub_reader, &reply) != REDIS_OK) {
+                sub_drop(m, m->sub_guard.error ? m->sub_guard.error : "protocol error", true);
+                return;
+            }
+            if (reply == NULL) break;
+            bool alive = sub_on_reply(m, reply);
+            reply_pool_functions.freeObject(reply);
+            if (!alive) return;
+        }
+    }
+}
+
+static void sub_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct master *m = arg;
+    struct pool *p = m->pool;
+    if (what & BEV_EVENT_CONNECTED) {
+        /* AUTH (when configured), then SUBSCRIBE, in one write. */
+        const char *argv[3];
+        size_t lens[3];
+        int argc = 0;
+        if (m->conf.password != NULL) {
+            argv[argc] = "AUTH";
+            lens[argc++] = 4;
+            if (m->conf.user != NULL) {
+                argv[argc] = m->conf.user;
+                lens[argc++] = strlen(m->conf.user);
+            }
+            argv[argc] = m->conf.password;
+            lens[argc++] = strlen(m->conf.password);
+        }
+        char *buf = NULL;
+        size_t len = 0;
+        if (argc > 0) {
+            buf = malloc(resp_size(argc, lens));
+            if (buf != NULL) len = resp_encode(buf, argc, argv, lens);
+            m->sub_auth_pending = true;
+        }
+        const char *sargv[2] = {"SUBSCRIBE", p->wake_channel};
+        size_t slens[2] = {9, strlen(p->wake_channel)};
+        char *sbuf = malloc(resp_size(2, slens));
+        if ((argc > 0 && buf == NULL) || sbuf == NULL) {
+            free(buf);
+            free(sbuf);
+            sub_drop(m, "out of memory", true);
+            return;
+        }
+        size_t slen = resp_encode(sbuf, 2, sargv, slens);
+        int rc = (len > 0 ? bufferevent_write(bev, buf, len) : 0) | bufferevent_write(bev, sbuf, slen);
+        if (buf != NULL) memset(buf, 0, len); /* the password */
+        free(buf);
+        free(sbuf);
+        if (rc != 0) sub_drop(m, "out of memory", true);
+        else bufferevent_enable(bev, EV_READ);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        char why[ERROR_TEXT_MAX];
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(why, sizeof why, "%s", (what & BEV_EVENT_EOF) ? "connection closed" : evutil_socket_error_to_string(err));
+        sub_drop(m, why, true);
+    }
+}
+
+/* Close the subscriber connection (logged once until it subscribes again);
+ * reconnect with backoff when asked. */
+static void sub_drop(struct master *m, const char *why, bool reconnect)
+{
+    if (m->sub_bev != NULL) {
+        bufferevent_free(m->sub_bev);
+        m->sub_bev = NULL;
+    }
+    if (m->sub_reader != NULL) {
+        redisReaderFree(m->sub_reader);
+        m->sub_reader = NULL;
+    }
+    m->sub_auth_pending = false;
+    if (why != NULL && !m->sub_logged) {
+        log_warn("msg=\"wake-up subscription lost; waiters poll until it is back\" master=%s error=\"%s\"", m->addr,
+                 why);
+        m->sub_logged = true;
+    }
+    if (!reconnect || m->sub_timer == NULL) return;
+    struct timeval tv = {m->sub_backoff_ms / 1000, (m->sub_backoff_ms % 1000) * 1000};
+    evtimer_add(m->sub_timer, &tv);
+    m->sub_backoff_ms = m->sub_backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : m->sub_backoff_ms * 2;
+}
+
+static void sub_connect(struct master *m)
+{
+    struct pool *p = m->pool;
+    if (!p->fleet || p->on_wake == NULL || m->sub_bev != NULL) return;
+    m->sub_reader = redisReaderCreateWithFunctions(&reply_pool_functions);
+    m->sub_bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (m->sub_reader == NULL || m->sub_bev == NULL) {
+        sub_drop(m, "out of memory", true);
+        return;
+    }
+    memset(&m->sub_guard, 0, sizeof m->sub_guard);
+    m->sub_reader->privdata = &m->sub_guard;
+    bufferevent_setcb(m->sub_bev, sub_on_read, NULL, sub_on_event, m);
+    /* No DNS base: names are resolved as hiredis does for the command connection. */
+    if (bufferevent_socket_connect_hostname(m->sub_bev, NULL, AF_UNSPEC, m->conf.host, m->conf.port) != 0)
+        sub_drop(m, "cannot connect", true);
+}
+
+static void on_sub_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sub_connect(arg);
+}
+
 /* ---- public API ---- */
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -1088,13 +1276,14 @@ static struct pool *pool_new_memory(struct event_base *base, pool_reply_fn *on_r
 }
 
 struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_reply_fn *on_reply,
-                      void *userdata)
+                      pool_wake_fn *on_wake, void *userdata)
 {
     if (cfg->backend_memory) return pool_new_memory(base, on_reply, userdata);
     struct pool *p = calloc(1, sizeof *p);
     if (p == NULL) return NULL;
     p->base = base;
     p->on_reply = on_reply;
+    p->on_wake = on_wake;
     p->userdata = userdata;
     pool_configure(p, cfg);
     p->created_ms = now_ms();
@@ -1115,14 +1304,19 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
         m->conf.user = dup_or_null(a->user);
         m->conf.password = dup_or_null(a->password);
         m->reconnect_timer = evtimer_new(base, on_reconnect_timer, m);
+        m->sub_timer = evtimer_new(base, on_sub_timer, m);
+        m->sub_backoff_ms = RECONNECT_MIN_MS;
         p->nmasters = i + 1;
-        if (m->conf.host == NULL || m->reconnect_timer == NULL || (a->user && !m->conf.user) ||
+        if (m->conf.host == NULL || m->reconnect_timer == NULL || m->sub_timer == NULL || (a->user && !m->conf.user) ||
             (a->password && !m->conf.password))
             goto fail;
     }
     struct timeval tick = {0, WATCHDOG_TICK_MS * 1000};
     event_add(p->watchdog, &tick);
-    for (size_t i = 0; i < p->nmasters; i++) master_connect(&p->masters[i]);
+    for (size_t i = 0; i < p->nmasters; i++) {
+        master_connect(&p->masters[i]);
+        sub_connect(&p->masters[i]);
+    }
     return p;
 fail:
     pool_free(p);
@@ -1142,6 +1336,8 @@ void pool_free(struct pool *p)
             redisAsyncFree(ac);
         }
         if (m->reconnect_timer) event_free(m->reconnect_timer);
+        sub_drop(m, NULL, false);
+        if (m->sub_timer) event_free(m->sub_timer);
         free(m->conf.host);
         free(m->conf.user);
         if (m->conf.password) {
@@ -1208,6 +1404,22 @@ void pool_configure(struct pool *p, const struct config *cfg)
     p->quarantine_ms = cfg->max_ttl_ms;
     /* Here, not only in pool_new: a reload of master_timeout_ms alone keeps the pool. */
     p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
+    /* Fleet waiting: (re)subscribe when it is turned on or the channel changes. */
+    char chan[sizeof p->wake_channel];
+    snprintf(chan, sizeof chan, "%s,wake", cfg->key_prefix ? cfg->key_prefix : "");
+    bool fleet = cfg->fleet_waiting && p->on_wake != NULL && p->mem == NULL;
+    if (fleet != p->fleet || strcmp(chan, p->wake_channel) != 0) {
+        memcpy(p->wake_channel, chan, sizeof chan);
+        p->fleet = fleet;
+        for (size_t i = 0; i < p->nmasters && p->mem == NULL; i++) {
+            struct master *m = &p->masters[i];
+            if (m->sub_timer == NULL) continue; /* pool_new has not made it yet: it connects */
+            sub_drop(m, NULL, false);
+            evtimer_del(m->sub_timer);
+            m->sub_logged = false;
+            sub_connect(m);
+        }
+    }
     char key[sizeof p->marker_key];
     snprintf(key, sizeof key, "%s" MARKER_SUFFIX, cfg->key_prefix ? cfg->key_prefix : "");
     if (strcmp(key, p->marker_key) == 0) return;

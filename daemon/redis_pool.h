@@ -103,10 +103,18 @@ struct master_status {
     uint32_t same_as;       /* 1 + index of another entry reaching the same server; 0 = none */
 };
 
+/* Fleet waiting: a master published key (a lock key) on "<key_prefix>,wake":
+ * it was released or yielded while daemons were registered as waiting.
+ * key is valid during the call only; every master sends its own. */
+typedef void pool_wake_fn(void *userdata, size_t master, const char *key, size_t len);
+
 /* Create the pool and start connecting to every master in cfg (copied).
- * Returns NULL on allocation failure. */
+ * With on_wake and [lock] fleet_waiting, a second connection per master
+ * subscribes to "<key_prefix>,wake" (reconnected with backoff; its input is
+ * bounded like the command connection's, and unexpected replies are
+ * ignored). Returns NULL on allocation failure. */
 struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_reply_fn *on_reply,
-                      void *userdata);
+                      pool_wake_fn *on_wake, void *userdata);
 /* Disconnect everything; pending commands get POOL_REPLY_NONE. */
 void pool_free(struct pool *p);
 
@@ -132,7 +140,8 @@ bool pool_master_usable(const struct pool *p, size_t master);
  *  - another entry of the list reaches the same server (same run_id).
  */
 bool pool_master_votes(const struct pool *p, size_t master);
-/* Apply a reloaded config's max_ttl_ms and key_prefix (the marker key). */
+/* Apply a reloaded config's max_ttl_ms, key_prefix (the marker key, the
+ * wake channel) and fleet_waiting (subscribers on or off). */
 void pool_configure(struct pool *p, const struct config *cfg);
 void pool_master_status(const struct pool *p, size_t master, struct master_status *out);
 
