@@ -71,6 +71,7 @@ struct lock {
     uint64_t wait_deadline_ms;        /* ACQUIRING: give up at this time */
     uint64_t created_ms;              /* when the ACQUIRE came (fleet waiting: the waiter's age) */
     bool via_handoff;                 /* ACQUIRING: the attempt in flight is a hand-off */
+    bool fleet_woken;                 /* ACQUIRING: a wake-up came while an attempt was in flight */
     unsigned attempts;                /* ACQUIRING: Redlock attempts made */
     unsigned max_attempts;            /* ACQUIRING: attempts allowed (UINT_MAX with WAIT) */
     int last_result;                  /* ACQUIRING: enum rl_result of the last attempt */

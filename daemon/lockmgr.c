@@ -672,6 +672,8 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
         return;
     }
     uint64_t at = now + s->cfg.retry_delay_ms + random_jitter(s->cfg.retry_jitter_ms);
+    if (lk->fleet_woken && !yielded) at = now; /* released meanwhile (mgr_fleet_wake) */
+    lk->fleet_woken = false;
     if (yielded) {
         /* The key went to another daemon's waiter, reserved for it a moment:
          * look again when the reservation ends, in case it never came. A
@@ -1273,17 +1275,27 @@ void mgr_free_all(struct server *s)
 }
 
 /* See lockmgr.h. */
-void mgr_fleet_wake(struct server *s, const char *key, size_t len)
+void mgr_fleet_wake(struct server *s, const char *msg, size_t len)
 {
     if (!fleet_on(s)) return;
+    /* "<node> <key>": only the node the key is reserved for is woken. */
+    if (len <= POOL_NODE_ID_LEN + 1 || msg[POOL_NODE_ID_LEN] != ' ' ||
+        memcmp(msg, s->node_id, POOL_NODE_ID_LEN) != 0)
+        return;
+    const char *key = msg + POOL_NODE_ID_LEN + 1;
+    len -= POOL_NODE_ID_LEN + 1;
     struct resource *r = resource_find(&s->tables, key, len);
     if (r == NULL || r->holder != NULL) return;
     struct lock *head = TAILQ_FIRST(&r->waiters);
     /* Every master publishes the same release: the first wake starts the
      * attempt, the others find it in flight. */
-    if (head == NULL || head->state != LOCK_ACQUIRING || head->ops > 0 || head->req == NULL ||
-        !fleet_lock(s, head))
+    if (head == NULL || head->state != LOCK_ACQUIRING || head->req == NULL || !fleet_lock(s, head)) return;
+    if (head->ops > 0) {
+        /* Its attempt may have reached a master before the release: if it
+         * fails, it tries again at once rather than at its next poll. */
+        head->fleet_woken = true;
         return;
+    }
     s->stats.fleet_wakeups++;
     wake(head);
 }

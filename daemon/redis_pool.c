@@ -154,7 +154,7 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 "
         "if ARGV[2] then local w = redis.pcall('get', k .. ',w') if type(w) == 'string' then "
         "local h = reg_head(reg_parse(w, clock()), '') if h then "
-        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) redis.call('publish', ARGV[2], k) end end end "
+        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end end "
         "end end "
         "return n",
     [SCRIPT_INSPECT] =
@@ -187,7 +187,7 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') end "
         "redis.call('set', k .. ',r', h[1], 'PX', ARGV[10]) "
         "reg_put(t, node, since, now + tonumber(ARGV[12])) reg_save(k .. ',w', t, now) "
-        "redis.call('publish', ARGV[11], k) return " LUA_STR(POOL_YIELDED) " end end "
+        "redis.call('publish', ARGV[11], h[1] .. ' ' .. k) return " LUA_STR(POOL_YIELDED) " end end "
         "if redis.call('exists', k) == 0 and type(r) == 'string' and r ~= node then return 0 end end "
         "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
         "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
@@ -213,7 +213,8 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "local now = clock() local t = reg_parse(w, now) local dropped = reg_drop(t, node) "
         "reg_save(k .. ',w', t, now) "
         "if redis.pcall('get', k .. ',r') == node then redis.call('del', k .. ',r') "
-        "if #t > 0 and redis.call('exists', k) == 0 then redis.call('publish', ARGV[2], k) end end "
+        "local h = reg_head(t, '') if h and redis.call('exists', k) == 0 then "
+        "redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end "
         "if dropped then return 1 end return 0",
     [SCRIPT_FENCE_RAISE] =
         "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
@@ -1063,7 +1064,7 @@ static bool sub_on_reply(struct master *m, const redisReply *r)
         if (m->sub_logged) log_info("msg=\"wake-up subscription back\" master=%s", m->addr);
         m->sub_logged = false;
     } else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && msg->type == REDIS_REPLY_STRING &&
-               msg->len > 0 && msg->len <= PROTO_MAX_RESOURCE_BYTES + CONFIG_MAX_KEY_PREFIX && p->on_wake != NULL) {
+               msg->len > 0 && msg->len <= PROTO_MAX_RESOURCE_BYTES + CONFIG_MAX_KEY_PREFIX + 80 && p->on_wake != NULL) {
         p->on_wake(p->userdata, m->index, msg->str, msg->len);
     }
     return true;

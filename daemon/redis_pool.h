@@ -103,10 +103,10 @@ struct master_status {
     uint32_t same_as;       /* 1 + index of another entry reaching the same server; 0 = none */
 };
 
-/* Fleet waiting: a master published key (a lock key) on "<key_prefix>,wake":
- * it was released or yielded while daemons were registered as waiting.
- * key is valid during the call only; every master sends its own. */
-typedef void pool_wake_fn(void *userdata, size_t master, const char *key, size_t len);
+/* Fleet waiting: a master published "<node> <key>" on "<key_prefix>,wake":
+ * the lock key was released or yielded and is reserved for node's waiter.
+ * msg is valid during the call only; every master sends its own. */
+typedef void pool_wake_fn(void *userdata, size_t master, const char *msg, size_t len);
 
 /* Create the pool and start connecting to every master in cfg (copied).
  * With on_wake and [lock] fleet_waiting, a second connection per master

@@ -92,9 +92,9 @@ struct rl_target {
 };
 
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);
-/* Fleet waiting: fn(ctx, key, len) for each wake-up message of a master
- * (a key released while daemons were registered as waiting). */
-typedef void rl_wake_fn(void *ctx, const char *key, size_t len);
+/* Fleet waiting: fn(ctx, msg, len) for each wake-up message of a master
+ * ("<node> <key>": a key released and reserved for node's waiter). */
+typedef void rl_wake_fn(void *ctx, const char *msg, size_t len);
 void rl_engine_set_wake(struct rl_engine *e, rl_wake_fn *fn, void *ctx);
 void rl_engine_free(struct rl_engine *e);
 struct pool *rl_engine_pool(struct rl_engine *e);
