@@ -63,7 +63,7 @@ struct config {
     double drift_factor;
     char *key_prefix;                /* never NULL after loading ("" = none) */
     bool fencing;                    /* hand out fencing tokens with every ACQUIRE */
-    bool fleet_waiting;              /* fair waiting across daemons (PROTOCOL.md section 10) */
+    bool fleet_waiting;              /* fair waiting across daemons (PROTOCOL.md 8.7) */
 
     /* [log] */
     enum log_level log_level;

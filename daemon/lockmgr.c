@@ -32,7 +32,7 @@
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
 #define MGR_REPLY_MAX 256     /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
-/* Fleet waiting (PROTOCOL.md section 10). */
+/* Fleet waiting (PROTOCOL.md 8.7). */
 #define FLEET_STREAK_MAX 8       /* local hand-offs in a row before yielding to any registered daemon */
 #define FLEET_REGISTRY_MIN_MS 1000 /* a registration lasts at least this long unrefreshed ... */
 #define FLEET_REGISTRY_POLLS 3   /* ... and at least this many polls of a waiter */

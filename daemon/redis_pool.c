@@ -96,7 +96,7 @@
     "if type(f) ~= 'number' or f > " LUA_STR(POOL_FENCE_MAX) " then return -1 end return f "
 
 /*
- * Fleet waiting (PROTOCOL.md section 10). "<key>,w" is the key's waiter
+ * Fleet waiting (PROTOCOL.md 8.7). "<key>,w" is the key's waiter
  * registry, a string of entries "<node> <since> <until>" joined by ';':
  * node a daemon's id (hex), since the master's time (ms, from TIME) of its
  * first registration, until when the entry expires unless refreshed. The
@@ -260,7 +260,7 @@ struct master {
     char logged_error[ERROR_TEXT_MAX]; /* the error of the last "master down" logged */
     bool script_ok[SCRIPT__COUNT]; /* SCRIPT LOAD answered with the right sha on this connection */
     struct reply_guard guard;    /* the reader's bounds: size, unsolicited replies */
-    /* Fleet waiting's subscriber connection (PROTOCOL.md section 10): SUBSCRIBE
+    /* Fleet waiting's subscriber connection (PROTOCOL.md 8.7): SUBSCRIBE
      * "<key_prefix>,wake"; its messages name released keys. */
     struct bufferevent *sub_bev; /* NULL while disconnected */
     redisReader *sub_reader;
@@ -463,6 +463,8 @@ static void master_set_state(struct master *m, enum master_state s, const char *
     uint64_t now = now_ms();
     if (s == MASTER_UP) {
         m->up_since = now;
+        m->state = s;
+        sub_connect(m); /* fleet waiting's subscriber, if not connected */
         if (!m->quiet) {
             log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
             m->down_logged = false;
@@ -1166,7 +1168,9 @@ static void sub_drop(struct master *m, const char *why, bool reconnect)
         m->sub_reader = NULL;
     }
     m->sub_auth_pending = false;
-    if (why != NULL && !m->sub_logged) {
+    /* A master that is down says so itself ("master down"): only the loss
+     * of the subscription alone is news. */
+    if (why != NULL && !m->sub_logged && m->state == MASTER_UP) {
         log_warn("msg=\"wake-up subscription lost; waiters poll until it is back\" master=%s error=\"%s\"", m->addr,
                  why);
         m->sub_logged = true;
@@ -1180,7 +1184,9 @@ static void sub_drop(struct master *m, const char *why, bool reconnect)
 static void sub_connect(struct master *m)
 {
     struct pool *p = m->pool;
-    if (!p->fleet || p->on_wake == NULL || m->sub_bev != NULL) return;
+    /* Only beside a command connection that is up: a master refusing AUTH
+     * or not answering is retried by master_connect alone (its backoff). */
+    if (!p->fleet || p->on_wake == NULL || m->sub_bev != NULL || m->state != MASTER_UP) return;
     m->sub_reader = redisReaderCreateWithFunctions(&reply_pool_functions);
     m->sub_bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
     if (m->sub_reader == NULL || m->sub_bev == NULL) {

@@ -55,7 +55,7 @@ const char *pool_script_text(enum pool_script script);
  */
 #define POOL_FENCE_MAX 9007199254740991 /* no suffix: the scripts use its digits */
 
-/* Fleet waiting (PROTOCOL.md section 10): the hand-off script answers this
+/* Fleet waiting (PROTOCOL.md 8.7): the hand-off script answers this
  * when it yielded the key to another daemon's waiters instead. */
 #define POOL_YIELDED (-2)
 /* A daemon's node id: this many lowercase hex digits, random per run. */

@@ -53,7 +53,7 @@ struct rl_outcome {
     bool fence_agreed;    /* ... no granting master gave less: no counter needs raising */
     unsigned bad_fences;  /* RL_BADFENCE: granting masters whose counters could not give it */
     unsigned yielded;     /* RL_HANDOFF: masters that yielded the key to another daemon's waiters
-                             (counted as refusals; PROTOCOL.md section 10) */
+                             (counted as refusals; PROTOCOL.md 8.7) */
 };
 
 typedef void rl_done_fn(void *ctx, const struct rl_outcome *outcome);
@@ -77,7 +77,7 @@ struct rl_target {
     const char *const *known;/* ACQUIRE with priority: per lock key, the token of this
                                 daemon's own holder that the lock may preempt, or NULL
                                 (NULL array: none). Proof that redlockd wrote the key. */
-    /* Fleet waiting (PROTOCOL.md section 10), NULL node: off. ACQUIRE of one key
+    /* Fleet waiting (PROTOCOL.md 8.7), NULL node: off. ACQUIRE of one key
      * without priority: honour reservations, register when refused. HANDOFF: may
      * yield to another node's older waiters. RELEASE: reserve for and wake the
      * registered. UNREGISTER: drop node's entry. */

@@ -1,5 +1,5 @@
 /*
- * check_fleet.c - fair waiting across daemons (PROTOCOL.md section 10):
+ * check_fleet.c - fair waiting across daemons (PROTOCOL.md 8.7):
  * two or three redlockd on the same three real masters.
  *
  *  - fair_across_daemons: clients of two daemons loop ACQUIRE hot WAIT,

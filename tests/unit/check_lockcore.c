@@ -960,7 +960,7 @@ START_TEST(handoff_refused_waiter_retries)
 }
 END_TEST
 
-/* ---- fleet waiting (PROTOCOL.md section 10) ---- */
+/* ---- fleet waiting (PROTOCOL.md 8.7) ---- */
 
 #define NODE "00000000000000a1"
 #define OTHER "00000000000000b2"
