@@ -196,13 +196,14 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "return 1",
     [SCRIPT_ACQUIRE_FLEET] =
         LUA_FLEET
-        "local k, node = KEYS[1], ARGV[4] local now = clock() "
-        "local t = reg_parse(redis.pcall('get', k .. ',w'), now) "
-        "local r = redis.pcall('get', k .. ',r') "
+        "local k, node = KEYS[1], ARGV[4] "
+        "local w, r = redis.pcall('get', k .. ',w'), redis.pcall('get', k .. ',r') "
         "if redis.call('exists', k) == 1 or (type(r) == 'string' and r ~= node) then "
+        "local now = clock() local t = reg_parse(w, now) "
         "reg_put(t, node, now, now + tonumber(ARGV[5])) reg_save(k .. ',w', t, now) return 0 end "
         "redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
-        "if reg_drop(t, node) then reg_save(k .. ',w', t, now) end "
+        "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
+        "if reg_drop(t, node) then reg_save(k .. ',w', t, now) end end "
         "if type(r) == 'string' then redis.call('del', k .. ',r') end "
         "if ARGV[3] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
         "return 1",
