@@ -49,6 +49,8 @@ struct resource {
     TAILQ_HEAD(, lock) waiters;   /* ACQUIRING locks queued on it, first come first */
     unsigned refs;                /* locks naming it */
     unsigned prefix_len;          /* the key_prefix part of key (its fence counter's key) */
+    uint32_t streak;              /* fleet waiting: local hand-offs in a row since a grant by a fresh attempt */
+    bool registered;              /* fleet waiting: this daemon may be in the key's waiter registry */
     size_t keylen;
     char key[];                   /* key_prefix + resource name (not NUL-terminated) */
 };
@@ -70,6 +72,9 @@ struct lock {
     uint64_t validity_end_ms;         /* the validity promised to the client ends here */
     uint64_t maxhold_end_ms;          /* AUTOEXTEND stops here; 0 = never */
     uint64_t wait_deadline_ms;        /* ACQUIRING: give up at this time */
+    uint64_t created_ms;              /* when the ACQUIRE came (fleet waiting: the waiter's age) */
+    bool via_handoff;                 /* ACQUIRING: the attempt in flight is a hand-off */
+    bool fleet_woken;                 /* ACQUIRING: a wake-up came while an attempt was in flight */
     unsigned attempts;                /* ACQUIRING: Redlock attempts made */
     unsigned max_attempts;            /* ACQUIRING: attempts allowed (UINT_MAX with WAIT) */
     int last_result;                  /* ACQUIRING: enum rl_result of the last attempt */

@@ -32,6 +32,13 @@
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
 #define MGR_REPLY_MAX 256     /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
+/* Fleet waiting (PROTOCOL.md 8.7). */
+#define FLEET_STREAK_MAX 8       /* local hand-offs in a row before yielding to any registered daemon */
+#define FLEET_REGISTRY_MIN_MS 1000 /* a registration lasts at least this long unrefreshed ... */
+#define FLEET_REGISTRY_POLLS 3   /* ... and at least this many polls of a waiter */
+#define FLEET_RESERVE_MIN_MS 20  /* a reservation for a woken daemon: 2 x master_timeout_ms, in these bounds */
+#define FLEET_RESERVE_MAX_MS 100
+_Static_assert(sizeof ((struct server *)0)->node_id == POOL_NODE_ID_LEN + 1, "node id length");
 
 static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
@@ -110,6 +117,43 @@ static const char *op_keys[PROTO_MAX_RESOURCES + 1];
 static size_t op_keylens[PROTO_MAX_RESOURCES + 1];
 static char op_fence_key[CONFIG_MAX_KEY_PREFIX + LOCK_FENCE_SUFFIX_LEN];
 
+static char op_wake_channel[CONFIG_MAX_KEY_PREFIX + sizeof ",wake"];
+
+/* Fleet waiting is on: configured, and this daemon has a node id. */
+static bool fleet_on(const struct server *s)
+{
+    return s->cfg.fleet_waiting && s->node_id[0] != '\0';
+}
+
+/* A lock that takes part in fleet waiting: one resource, no priority
+ * (priorities preempt instead), and WAIT (a waiter, not a try-lock). */
+static bool fleet_lock(const struct server *s, const struct lock *lk)
+{
+    return fleet_on(s) && lk->nres == 1 && lk->priority == 0 && lk->max_attempts == UINT_MAX;
+}
+
+/* Add fleet waiting's part to a target made by target_of (lk's prefix's
+ * wake channel, this daemon's node id, the registration and reservation
+ * lifetimes). */
+static void fleet_target(const struct server *s, const struct lock *lk, struct rl_target *t)
+{
+    const struct config *cfg = &s->cfg;
+    size_t plen = lk->res[0]->prefix_len;
+    memcpy(op_wake_channel, lk->res[0]->key, plen);
+    memcpy(op_wake_channel + plen, ",wake", 5);
+    t->node = s->node_id;
+    t->wake_channel = op_wake_channel;
+    t->wake_channel_len = plen + 5;
+    uint64_t poll = (uint64_t)cfg->retry_delay_ms + cfg->retry_jitter_ms + cfg->master_timeout_ms;
+    uint64_t reg = poll * FLEET_REGISTRY_POLLS;
+    t->registry_ms = reg < FLEET_REGISTRY_MIN_MS ? FLEET_REGISTRY_MIN_MS : reg > UINT32_MAX ? UINT32_MAX : (uint32_t)reg;
+    uint64_t resv = 2 * (uint64_t)cfg->master_timeout_ms;
+    t->reserve_ms = resv < FLEET_RESERVE_MIN_MS ? FLEET_RESERVE_MIN_MS
+                    : resv > FLEET_RESERVE_MAX_MS ? FLEET_RESERVE_MAX_MS
+                                                  : (uint32_t)resv;
+    t->streak_max = FLEET_STREAK_MAX;
+}
+
 /* Fill *t for an op on lk's keys with this TTL (fence, old_token, known:
  * none). *t points into static scratch valid until the next call. */
 static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *t)
@@ -164,8 +208,26 @@ static void send_release(struct server *s, struct lock *lk)
 {
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
+    if (fleet_on(s)) fleet_target(s, lk, &t);
     if (engine_start(s, RL_RELEASE, &t, NULL, NULL) != 0)
         log_error("msg=\"out of memory sending a release; the TTL will free it\" lock=%.8s", lk->id);
+}
+
+/* Fleet waiting: take this daemon out of r's waiter registry on the
+ * masters (fire and forget), if it may be in it. lk names r. */
+static void fleet_unregister(struct server *s, struct lock *lk, struct resource *r)
+{
+    if (!r->registered) return;
+    r->registered = false;
+    if (!fleet_on(s)) return;
+    struct rl_target t;
+    target_of(lk, lk->ttl_ms, &t);
+    fleet_target(s, lk, &t);
+    op_keys[0] = r->key;
+    op_keylens[0] = r->keylen;
+    t.nkeys = 1;
+    if (engine_start(s, RL_UNREGISTER, &t, NULL, NULL) != 0)
+        log_error("msg=\"out of memory taking a waiter registration back; it expires\" lock=%.8s", lk->id);
 }
 
 /* Detach the ACQUIRE waiting for lk, if any, and return it (NULL: none):
@@ -296,7 +358,12 @@ static void enter_dead(struct server *s, struct lock *lk)
             }
         }
     }
+    struct resource *r0 = lk->res[0];
     queue_remove(s, lk);
+    /* Fleet waiting: the last local waiter went without the lock (gave up,
+     * its client left): the other daemons need not wait for this one. */
+    if (!was_held && r0->registered && r0->holder == NULL && TAILQ_EMPTY(&r0->waiters))
+        fleet_unregister(s, lk, r0);
     maybe_free(s, lk);
 }
 
@@ -478,6 +545,17 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
         return;
     }
     s->stats.acquire_ok++;
+    /* Fleet waiting: count local hand-offs in a row; a fresh attempt that won
+     * took this daemon out of the registry (the script drops the entry). */
+    struct resource *r0 = lk->res[0];
+    if (lk->via_handoff) {
+        if (r0->streak < UINT32_MAX) r0->streak++;
+        fleet_unregister(s, lk, r0); /* not in it while holding */
+    } else {
+        r0->streak = 0;
+        r0->registered = false;
+    }
+    lk->via_handoff = false;
     lk->acquired_ms = started_ms;
     lk->validity_end_ms = validity_end_ms;
     if (lk->maxhold_end_ms != 0) lk->maxhold_end_ms += started_ms; /* counted from the grant */
@@ -580,6 +658,11 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
     lk->last_granted = out->granted;
     lk->last_answered = out->answered;
     lk->last_bad_fences = (uint8_t)(out->bad_fences > UINT8_MAX ? UINT8_MAX : out->bad_fences);
+    bool yielded = lk->via_handoff && out->yielded > 0;
+    if (yielded) s->stats.handoffs_yielded++;
+    /* A refused fleet attempt registered this daemon, and so did a yield. */
+    if (fleet_lock(s, lk) && (yielded || !lk->via_handoff)) lk->res[0]->registered = true;
+    lk->via_handoff = false;
     uint64_t now = clock_ms(s);
     if (s->shutting_down || lk->attempts >= lk->max_attempts || now >= lk->wait_deadline_ms) {
         fail_acquire(s, lk);
@@ -591,6 +674,18 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
         return;
     }
     uint64_t at = now + s->cfg.retry_delay_ms + random_jitter(s->cfg.retry_jitter_ms);
+    if (lk->fleet_woken && !yielded) at = now; /* released meanwhile (mgr_fleet_wake) */
+    lk->fleet_woken = false;
+    if (yielded) {
+        /* The key went to another daemon's waiter, reserved for it a moment:
+         * look again when the reservation ends, in case it never came. A
+         * release by it wakes this waiter sooner (mgr_fleet_wake). */
+        struct rl_target t;
+        target_of(lk, lk->ttl_ms, &t);
+        fleet_target(s, lk, &t);
+        uint64_t soon = now + t.reserve_ms + 1;
+        if (soon < at) at = soon;
+    }
     arm_at(lk, at < lk->wait_deadline_ms ? at : lk->wait_deadline_ms);
 }
 
@@ -602,6 +697,8 @@ static void start_attempt(struct server *s, struct lock *lk)
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
     t.fenced = s->cfg.fencing;
+    lk->via_handoff = false;
+    if (fleet_lock(s, lk)) fleet_target(s, lk, &t); /* honour reservations, register if refused */
     /* A priority attempt may replace a local holder's key only with proof
      * that redlockd wrote it: the holder's own token, which this daemon knows,
      * passed when that holder has the lower priority. Other keys it may
@@ -912,6 +1009,7 @@ static struct lock *new_lock(struct server *s, const struct proto_request *pr, u
         lk->maxhold_end_ms = (pr->opts & PROTO_OPT_MAXHOLD) ? pr->maxhold_ms : cfg->max_hold_ms;
     }
     uint64_t now = clock_ms(s);
+    lk->created_ms = now;
     if (pr->opts & PROTO_OPT_WAIT) {
         lk->wait_deadline_ms = now + pr->wait_ms;
         lk->max_attempts = UINT_MAX;
@@ -1090,13 +1188,24 @@ static bool try_handoff(struct server *s, struct lock *lk, struct lock_request *
     target_of(w, w->ttl_ms, &t);
     t.fenced = s->cfg.fencing;
     t.old_token = lk->id;
+    if (fleet_lock(s, w)) {
+        /* Fleet waiting: the masters yield the key instead when another
+         * daemon registered before w came, or after FLEET_STREAK_MAX local
+         * hand-offs in a row when anyone else is registered. */
+        uint64_t now = clock_ms(s);
+        fleet_target(s, w, &t);
+        t.wait_age_ms = now > w->created_ms ? now - w->created_ms : 0;
+        t.streak = w->res[0]->streak;
+    }
     w->attempts++;
     w->ops++;
     w->handoff_req = rel;
+    w->via_handoff = true;
     if (engine_start(s, RL_HANDOFF, &t, on_handoff_done, w) != 0) {
         w->attempts--;
         w->ops--;
         w->handoff_req = NULL;
+        w->via_handoff = false;
         return false;
     }
     s->stats.handoffs_cas++;
@@ -1124,6 +1233,7 @@ void mgr_release(struct server *s, struct lock_request *req, const struct proto_
     if (try_handoff(s, lk, req)) return;
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
+    if (fleet_on(s)) fleet_target(s, lk, &t);
     /* Send the delete before waking waiters, so that on every master the
      * next holder's SET arrives after it. */
     int rc = engine_start(s, RL_RELEASE, &t, on_release_done, req);
@@ -1260,4 +1370,30 @@ void mgr_free_all(struct server *s)
         lock_free(&s->tables, lk);
     }
     s->nheld = s->nwaiters = 0;
+}
+
+/* See lockmgr.h. */
+void mgr_fleet_wake(struct server *s, const char *msg, size_t len)
+{
+    if (!fleet_on(s)) return;
+    /* "<node> <key>": only the node the key is reserved for is woken. */
+    if (len <= POOL_NODE_ID_LEN + 1 || msg[POOL_NODE_ID_LEN] != ' ' ||
+        memcmp(msg, s->node_id, POOL_NODE_ID_LEN) != 0)
+        return;
+    const char *key = msg + POOL_NODE_ID_LEN + 1;
+    len -= POOL_NODE_ID_LEN + 1;
+    struct resource *r = resource_find(&s->tables, key, len);
+    if (r == NULL || r->holder != NULL) return;
+    struct lock *head = TAILQ_FIRST(&r->waiters);
+    /* Every master publishes the same release: the first wake starts the
+     * attempt, the others find it in flight. */
+    if (head == NULL || head->state != LOCK_ACQUIRING || head->req == NULL || !fleet_lock(s, head)) return;
+    if (head->ops > 0) {
+        /* Its attempt may have reached a master before the release: if it
+         * fails, it tries again at once rather than at its next poll. */
+        head->fleet_woken = true;
+        return;
+    }
+    s->stats.fleet_wakeups++;
+    wake(head);
 }

@@ -76,6 +76,13 @@ void mgr_shutdown(struct server *s);
 void mgr_shutdown_request(struct server *s, struct lock_request *req);
 void mgr_shutdown_owner(struct server *s, struct lock_owner *o);
 
+/* Fleet waiting: a master published "<node> <key>": the lock key (key_prefix
+ * + resource) was released or yielded and reserved for node. When node is
+ * this daemon, the first local waiter for it, if any, attempts now instead
+ * of at its next poll (or right after the attempt it has in flight).
+ * Duplicates (one per master) are harmless; other messages are ignored. */
+void mgr_fleet_wake(struct server *s, const char *msg, size_t len);
+
 /* Free every lock (at exit, after the shutdown steps). */
 void mgr_free_all(struct server *s);
 

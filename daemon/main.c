@@ -51,6 +51,12 @@ static void usage(FILE *out)
             "exit status: 0 clean shutdown or valid config; 1 error; 64 bad usage\n");
 }
 
+/* A master's wake-up for a released key (fleet waiting). */
+static void on_fleet_wake(void *ctx, const char *key, size_t len)
+{
+    mgr_fleet_wake(ctx, key, len);
+}
+
 static void on_reap(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -356,6 +362,19 @@ int main(int argc, char **argv)
         fprintf(stderr, "redlockd: out of memory\n");
         goto out;
     }
+    /* Fleet waiting: a random node id for this run; wake-ups to the lock core. */
+    unsigned char raw[POOL_NODE_ID_LEN / 2];
+    if (random_bytes(raw, sizeof raw) == 0) {
+        static const char hex[] = "0123456789abcdef";
+        for (size_t i = 0; i < sizeof raw; i++) {
+            s->node_id[2 * i] = hex[raw[i] >> 4];
+            s->node_id[2 * i + 1] = hex[raw[i] & 15];
+        }
+        s->node_id[POOL_NODE_ID_LEN] = '\0';
+    } else {
+        log_warn("msg=\"no randomness for a node id: fleet waiting is off\"");
+    }
+    rl_engine_set_wake(s->rl, on_fleet_wake, s);
     if (listeners_open(s, err, sizeof err) != 0 || metrics_open(s, err, sizeof err) != 0) {
         fprintf(stderr, "redlockd: %s\n", err);
         goto out;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "proto.h"
 #include "table.h"
@@ -338,6 +339,9 @@ struct script_call {
     uint64_t ttl, prio;
 };
 
+static int handoff_fleet(struct memstore *ms, const struct script_call *c, struct pool_reply *out);
+static int release_reserve(struct memstore *ms, const char *key, size_t klen, const struct script_call *c);
+
 /* ACQUIRE_MULTI / ACQUIRE_FENCED: all keys or none. 0 when one is held (and
  * may not be taken by priority), else 1, or (fenced) the next fence from the
  * counter after the lock keys. */
@@ -397,6 +401,10 @@ static void script_release(struct memstore *ms, const struct script_call *c, str
             entry_free(ms, e);
             drop_priority(ms, c->keys[i], c->keylens[i]);
             deleted++;
+            if (c->nargs > 1 && release_reserve(ms, c->keys[i], c->keylens[i], c) != 0) {
+                reply_error(out, "OOM out of memory");
+                return;
+            }
         }
     }
     reply_int(out, deleted);
@@ -450,6 +458,7 @@ static void script_handoff(struct memstore *ms, const struct script_call *c, str
         reply_int(out, 0);
         return;
     }
+    if (handoff_fleet(ms, c, out) != 0) return;
     uint64_t httl = to_u64(args[2], arglens[2]);
     drop_priority(ms, c->keys[0], c->keylens[0]);
     if (store(ms, c->keys[0], c->keylens[0], args[1], arglens[1], httl) != 0 ||
@@ -462,6 +471,280 @@ static void script_handoff(struct memstore *ms, const struct script_call *c, str
         return;
     }
     reply_int(out, 1);
+}
+
+/* ---- fleet waiting: the registry "<key>,w" and reservation "<key>,r" (LUA_FLEET) ---- */
+
+#define REG_NODE_MAX 64 /* longer node ids are not kept (the daemon's are POOL_NODE_ID_LEN) */
+
+/* The scripts' clock(): Redis' TIME in ms, that is the wall clock. Only
+ * ordering and short expiries within this one store are read from it. */
+static double wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec * 1000 + (double)(ts.tv_nsec / 1000000);
+}
+
+struct reg_entry {
+    char node[REG_NODE_MAX + 1];
+    size_t nlen;
+    double since, until;
+};
+
+struct registry {
+    struct reg_entry e[POOL_REGISTRY_MAX];
+    size_t n;
+};
+
+/* "<key><suffix>" into out (1024 bytes); its length, or 0 when it does not fit. */
+static size_t suffixed(char out[1024], const char *key, size_t klen, const char *suffix)
+{
+    size_t slen = strlen(suffix);
+    if (klen + slen > 1024) return 0;
+    memcpy(out, key, klen);
+    memcpy(out + klen, suffix, slen);
+    return klen + slen;
+}
+
+static bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static double digits_value(const char *s, size_t len)
+{
+    char num[64];
+    if (len >= sizeof num) return 1e300; /* as Lua: a huge number */
+    memcpy(num, s, len);
+    num[len] = '\0';
+    return strtod(num, NULL);
+}
+
+/* reg_parse: the live entries of a registry value, as string.gmatch(v,
+ * '(%x+) (%d+) (%d+)') finds them (each run maximal; a failed match moves
+ * on by one byte). */
+static void reg_parse(const struct entry *v, double now, struct registry *t)
+{
+    t->n = 0;
+    if (v == NULL) return;
+    const char *s = v->value;
+    size_t len = v->vlen, i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && is_hex(s[j])) j++;
+        size_t a = j + 1, b = a;
+        if (j == i || j >= len || s[j] != ' ') goto next;
+        while (b < len && is_digit(s[b])) b++;
+        if (b == a || b >= len || s[b] != ' ') goto next;
+        size_t c = b + 1, d = c;
+        while (d < len && is_digit(s[d])) d++;
+        if (d == c) goto next;
+        double until = digits_value(s + c, d - c);
+        if (until > now && t->n < POOL_REGISTRY_MAX && j - i <= REG_NODE_MAX) {
+            struct reg_entry *e = &t->e[t->n++];
+            memcpy(e->node, s + i, j - i);
+            e->nlen = j - i;
+            e->node[e->nlen] = '\0';
+            e->since = digits_value(s + a, b - a);
+            e->until = until;
+        }
+        i = d;
+        continue;
+    next:
+        i++;
+    }
+}
+
+static bool node_is(const struct reg_entry *e, const char *node, size_t nlen)
+{
+    return e->nlen == nlen && memcmp(e->node, node, nlen) == 0;
+}
+
+static void reg_put(struct registry *t, const char *node, size_t nlen, double since, double until)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (!node_is(&t->e[i], node, nlen)) continue;
+        if (since < t->e[i].since) t->e[i].since = since;
+        if (until > t->e[i].until) t->e[i].until = until;
+        return;
+    }
+    if (t->n >= POOL_REGISTRY_MAX || nlen > REG_NODE_MAX) return;
+    struct reg_entry *e = &t->e[t->n++];
+    memcpy(e->node, node, nlen);
+    e->node[nlen] = '\0';
+    e->nlen = nlen;
+    e->since = since;
+    e->until = until;
+}
+
+static bool reg_drop(struct registry *t, const char *node, size_t nlen)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        if (!node_is(&t->e[i], node, nlen)) continue;
+        memmove(&t->e[i], &t->e[i + 1], (t->n - i - 1) * sizeof t->e[0]);
+        t->n--;
+        return true;
+    }
+    return false;
+}
+
+/* The oldest entry of a node other than node (ties: the first), or NULL. */
+static const struct reg_entry *reg_head(const struct registry *t, const char *node, size_t nlen)
+{
+    const struct reg_entry *h = NULL;
+    for (size_t i = 0; i < t->n; i++)
+        if (!node_is(&t->e[i], node, nlen) && (h == NULL || t->e[i].since < h->since)) h = &t->e[i];
+    return h;
+}
+
+/* reg_save: write the entries back to rk, expiring with the last; none: deleted. */
+static int reg_save(struct memstore *ms, const char *rk, size_t rklen, const struct registry *t, double now)
+{
+    if (t->n == 0) {
+        struct entry *e = lookup(ms, rk, rklen);
+        if (e != NULL) entry_free(ms, e);
+        return 0;
+    }
+    char v[POOL_REGISTRY_MAX * (REG_NODE_MAX + 48)];
+    size_t len = 0;
+    double last = now + 1;
+    for (size_t i = 0; i < t->n; i++) {
+        const struct reg_entry *e = &t->e[i];
+        int n = snprintf(v + len, sizeof v - len, "%s%s %lld %lld", i ? ";" : "", e->node, (long long)e->since,
+                         (long long)e->until);
+        if (n < 0 || (size_t)n >= sizeof v - len) return -1;
+        len += (size_t)n;
+        if (e->until > last) last = e->until;
+    }
+    return store(ms, rk, rklen, v, len, (uint64_t)(long long)(last - now));
+}
+
+/* ACQUIRE_FLEET: KEYS key, counter; ARGV token, ttl, fenced, node, registry ms.
+ * Refused (0, and the node registered) when the key is held or reserved for
+ * another node; else set (1 or the fence), the node's entry and the
+ * reservation dropped. */
+static void script_acquire_fleet(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    if (c->nkeys < 2 || c->nargs < 5) {
+        reply_error(out, "ERR wrong number of arguments");
+        return;
+    }
+    const char *key = c->keys[0], *node = c->args[3];
+    size_t klen = c->keylens[0], nlen = c->arglens[3];
+    char wk[1024], rk[1024];
+    size_t wklen = suffixed(wk, key, klen, ",w"), rklen = suffixed(rk, key, klen, ",r");
+    if (wklen == 0 || rklen == 0) {
+        reply_error(out, "ERR key too long");
+        return;
+    }
+    double now = wall_ms();
+    struct registry t;
+    reg_parse(lookup(ms, wk, wklen), now, &t);
+    struct entry *r = lookup(ms, rk, rklen);
+    if (lookup(ms, key, klen) != NULL || (r != NULL && !value_is(r, node, nlen))) {
+        reg_put(&t, node, nlen, now, now + (double)to_u64(c->args[4], c->arglens[4]));
+        if (reg_save(ms, wk, wklen, &t, now) != 0) reply_error(out, "OOM out of memory");
+        else reply_int(out, 0);
+        return;
+    }
+    if (store(ms, key, klen, c->token, c->token_len, c->ttl) != 0 ||
+        (reg_drop(&t, node, nlen) && reg_save(ms, wk, wklen, &t, now) != 0)) {
+        reply_error(out, "OOM out of memory");
+        return;
+    }
+    if (r != NULL) entry_free(ms, r);
+    if (c->arglens[2] == 1 && c->args[2][0] == '1') reply_next_fence(ms, c->keys[1], c->keylens[1], out);
+    else reply_int(out, 1);
+}
+
+/* UNREGISTER: KEYS key; ARGV node, channel. 1 when the node's entry was
+ * there; a reservation for it is dropped. (No subscribers here: PUBLISH is
+ * nothing in one process.) */
+static void script_unregister(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    if (c->nkeys < 1 || c->nargs < 1) {
+        reply_error(out, "ERR wrong number of arguments");
+        return;
+    }
+    char wk[1024], rk[1024];
+    size_t wklen = suffixed(wk, c->keys[0], c->keylens[0], ",w");
+    size_t rklen = suffixed(rk, c->keys[0], c->keylens[0], ",r");
+    struct entry *w = wklen ? lookup(ms, wk, wklen) : NULL;
+    if (w == NULL || rklen == 0) {
+        reply_int(out, 0);
+        return;
+    }
+    double now = wall_ms();
+    struct registry t;
+    reg_parse(w, now, &t);
+    bool dropped = reg_drop(&t, c->args[0], c->arglens[0]);
+    if (reg_save(ms, wk, wklen, &t, now) != 0) {
+        reply_error(out, "OOM out of memory");
+        return;
+    }
+    struct entry *r = lookup(ms, rk, rklen);
+    if (value_is(r, c->args[0], c->arglens[0])) entry_free(ms, r);
+    reply_int(out, dropped ? 1 : 0);
+}
+
+/* RELEASE's fleet part for a key it deleted (ARGV channel, reservation ms):
+ * a live registry reserves the key for its oldest entry. */
+static int release_reserve(struct memstore *ms, const char *key, size_t klen, const struct script_call *c)
+{
+    char wk[1024], rk[1024];
+    size_t wklen = suffixed(wk, key, klen, ",w"), rklen = suffixed(rk, key, klen, ",r");
+    struct entry *w = wklen ? lookup(ms, wk, wklen) : NULL;
+    if (w == NULL || rklen == 0) return 0;
+    struct registry t;
+    reg_parse(w, wall_ms(), &t);
+    const struct reg_entry *h = reg_head(&t, "", 0);
+    if (h == NULL) return 0;
+    return store(ms, rk, rklen, h->node, h->nlen, c->nargs > 2 ? to_u64(c->args[2], c->arglens[2]) : 0);
+}
+
+/* HANDOFF's fleet part (ARGV[6..12]: node, waiter's age, streak, streak
+ * bound, reservation ms, channel, registry ms). 1: yielded (reply set);
+ * -1: refused, the key free and reserved for another node (reply set);
+ * 0: go on with the swap. */
+static int handoff_fleet(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    const char *const *a = c->args;
+    const size_t *al = c->arglens;
+    if (c->nargs < 12 || al[5] == 0) return 0;
+    const char *key = c->keys[0];
+    size_t klen = c->keylens[0];
+    char wk[1024], rk[1024];
+    size_t wklen = suffixed(wk, key, klen, ",w"), rklen = suffixed(rk, key, klen, ",r");
+    if (wklen == 0 || rklen == 0) return 0;
+    struct entry *w = lookup(ms, wk, wklen);
+    struct entry *r = lookup(ms, rk, rklen);
+    if (w != NULL) {
+        double now = wall_ms();
+        struct registry t;
+        reg_parse(w, now, &t);
+        const struct reg_entry *h = reg_head(&t, a[5], al[5]);
+        double since = now - (double)to_u64(a[6], al[6]);
+        if (h != NULL && (h->since < since || to_u64(a[7], al[7]) >= to_u64(a[8], al[8]))) {
+            struct entry *k = lookup(ms, key, klen);
+            if (value_is(k, a[0], al[0])) {
+                entry_free(ms, k);
+                drop_priority(ms, key, klen);
+            }
+            char head[REG_NODE_MAX];
+            size_t hlen = h->nlen;
+            memcpy(head, h->node, hlen);
+            reg_put(&t, a[5], al[5], since, now + (double)to_u64(a[11], al[11]));
+            if (store(ms, rk, rklen, head, hlen, to_u64(a[9], al[9])) != 0 || reg_save(ms, wk, wklen, &t, now) != 0)
+                reply_error(out, "OOM out of memory");
+            else
+                reply_int(out, POOL_YIELDED);
+            return 1;
+        }
+    }
+    if (lookup(ms, key, klen) == NULL && r != NULL && !value_is(r, a[5], al[5])) {
+        reply_int(out, 0);
+        return -1;
+    }
+    return 0;
 }
 
 void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys, const char *const *keys,
@@ -488,6 +771,8 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
     case SCRIPT_INSPECT: script_inspect(ms, &c, out, buf, buflen); return;
     case SCRIPT_FENCE_RAISE: script_fence_raise(ms, &c, out); return;
     case SCRIPT_HANDOFF: script_handoff(ms, &c, out); return;
+    case SCRIPT_ACQUIRE_FLEET: script_acquire_fleet(ms, &c, out); return;
+    case SCRIPT_UNREGISTER: script_unregister(ms, &c, out); return;
     case SCRIPT__COUNT: break;
     }
     reply_error(out, "ERR unknown script");

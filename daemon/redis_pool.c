@@ -4,6 +4,8 @@
  */
 #include "redis_pool.h"
 
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <hiredis/async.h>
@@ -93,6 +95,40 @@
     "local f = redis.pcall('incr', " counter ") "                                          \
     "if type(f) ~= 'number' or f > " LUA_STR(POOL_FENCE_MAX) " then return -1 end return f "
 
+/*
+ * Fleet waiting (PROTOCOL.md 8.7). "<key>,w" is the key's waiter
+ * registry, a string of entries "<node> <since> <until>" joined by ';':
+ * node a daemon's id (hex), since the master's time (ms, from TIME) of its
+ * first registration, until when the entry expires unless refreshed. The
+ * key expires with its last entry. "<key>,r" = a node id (PX short) is a
+ * reservation: redlockd's fleet acquire refuses a free key reserved for
+ * another node. Helpers: clock() the master's time in ms; reg_parse() the
+ * live entries (at most POOL_REGISTRY_MAX); reg_put() registers or
+ * refreshes a node (keeping its oldest since); reg_drop(); reg_head() the
+ * oldest entry of another node (ties: the first listed); reg_save() writes
+ * them back, expiring with the last one (deleted when none is left).
+ */
+#define LUA_FLEET                                                                                  \
+    "local function clock() local t = redis.call('time') "                                         \
+    "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "                        \
+    "local function reg_parse(v, now) local t = {} "                                               \
+    "if type(v) ~= 'string' then return t end "                                                    \
+    "for n, a, u in string.gmatch(v, '(%x+) (%d+) (%d+)') do "                                    \
+    "if tonumber(u) > now and #t < " LUA_STR(POOL_REGISTRY_MAX) " then "                          \
+    "t[#t + 1] = {n, tonumber(a), tonumber(u)} end end return t end "                              \
+    "local function reg_put(t, n, a, u) for _, e in ipairs(t) do if e[1] == n then "               \
+    "if a < e[2] then e[2] = a end if u > e[3] then e[3] = u end return end end "                  \
+    "if #t < " LUA_STR(POOL_REGISTRY_MAX) " then t[#t + 1] = {n, a, u} end end "                   \
+    "local function reg_drop(t, n) for i, e in ipairs(t) do if e[1] == n then "                    \
+    "table.remove(t, i) return true end end return false end "                                     \
+    "local function reg_head(t, n) local h = nil for _, e in ipairs(t) do "                        \
+    "if e[1] ~= n and (h == nil or e[2] < h[2]) then h = e end end return h end "                  \
+    "local function reg_save(k, t, now) if #t == 0 then redis.call('del', k) return end "          \
+    "local p, last = {}, now + 1 for i, e in ipairs(t) do "                                        \
+    "p[i] = e[1] .. ' ' .. string.format('%d', e[2]) .. ' ' .. string.format('%d', e[3]) "         \
+    "if e[3] > last then last = e[3] end end "                                                     \
+    "redis.call('set', k, table.concat(p, ';'), 'PX', string.format('%d', last - now)) end "
+
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
         LUA_MAY_TAKE
@@ -113,8 +149,13 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
         "return 1",
     [SCRIPT_RELEASE] =
+        LUA_FLEET
         "local n = 0 for _, k in ipairs(KEYS) do "
-        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 end end "
+        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 "
+        "if ARGV[2] then local w = redis.pcall('get', k .. ',w') if type(w) == 'string' then "
+        "local h = reg_head(reg_parse(w, clock()), '') if h then "
+        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end end "
+        "end end "
         "return n",
     [SCRIPT_INSPECT] =
         "local ty = redis.call('type', KEYS[1])['ok'] if ty == 'none' then return '' end "
@@ -134,13 +175,48 @@ static const char *const script_text[SCRIPT__COUNT] = {
         LUA_NEXT_FENCE("KEYS[n + 1]"),
     [SCRIPT_HANDOFF] =
         LUA_MAY_TAKE
+        LUA_FLEET
         "local prio = tonumber(ARGV[4]) or 0 "
         "if redis.call('exists', KEYS[1]) == 1 and not may_take(KEYS[1], prio, ARGV[1]) then return 0 end "
+        "local node = ARGV[6] or '' "
+        "if node ~= '' then local k = KEYS[1] local w = redis.pcall('get', k .. ',w') "
+        "local r = redis.pcall('get', k .. ',r') "
+        "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
+        "local h = reg_head(t, node) local since = now - tonumber(ARGV[7]) "
+        "if h and (h[2] < since or tonumber(ARGV[8]) >= tonumber(ARGV[9])) then "
+        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') end "
+        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[10]) "
+        "reg_put(t, node, since, now + tonumber(ARGV[12])) reg_save(k .. ',w', t, now) "
+        "redis.call('publish', ARGV[11], h[1] .. ' ' .. k) return " LUA_STR(POOL_YIELDED) " end end "
+        "if redis.call('exists', k) == 0 and type(r) == 'string' and r ~= node then return 0 end end "
         "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
         "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
         "else redis.call('del', KEYS[1] .. ',prio') end "
         "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
         "return 1",
+    [SCRIPT_ACQUIRE_FLEET] =
+        LUA_FLEET
+        "local k, node = KEYS[1], ARGV[4] "
+        "local w, r = redis.pcall('get', k .. ',w'), redis.pcall('get', k .. ',r') "
+        "if redis.call('exists', k) == 1 or (type(r) == 'string' and r ~= node) then "
+        "local now = clock() local t = reg_parse(w, now) "
+        "reg_put(t, node, now, now + tonumber(ARGV[5])) reg_save(k .. ',w', t, now) return 0 end "
+        "redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
+        "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
+        "if reg_drop(t, node) then reg_save(k .. ',w', t, now) end end "
+        "if type(r) == 'string' then redis.call('del', k .. ',r') end "
+        "if ARGV[3] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
+        "return 1",
+    [SCRIPT_UNREGISTER] =
+        LUA_FLEET
+        "local k, node = KEYS[1], ARGV[1] local w = redis.pcall('get', k .. ',w') "
+        "if type(w) ~= 'string' then return 0 end "
+        "local now = clock() local t = reg_parse(w, now) local dropped = reg_drop(t, node) "
+        "reg_save(k .. ',w', t, now) "
+        "if redis.pcall('get', k .. ',r') == node then redis.call('del', k .. ',r') "
+        "local h = reg_head(t, '') if h and redis.call('exists', k) == 0 then "
+        "redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end "
+        "if dropped then return 1 end return 0",
     [SCRIPT_FENCE_RAISE] =
         "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
         "redis.call('set', KEYS[1], ARGV[1]) end "
@@ -185,6 +261,15 @@ struct master {
     char logged_error[ERROR_TEXT_MAX]; /* the error of the last "master down" logged */
     bool script_ok[SCRIPT__COUNT]; /* SCRIPT LOAD answered with the right sha on this connection */
     struct reply_guard guard;    /* the reader's bounds: size, unsolicited replies */
+    /* Fleet waiting's subscriber connection (PROTOCOL.md 8.7): SUBSCRIBE
+     * "<key_prefix>,wake"; its messages name released keys. */
+    struct bufferevent *sub_bev; /* NULL while disconnected */
+    redisReader *sub_reader;
+    struct reply_guard sub_guard;
+    struct event *sub_timer;     /* reconnect */
+    uint32_t sub_backoff_ms;
+    bool sub_auth_pending;       /* AUTH sent, its answer not read yet */
+    bool sub_logged;             /* a failure was logged since it last subscribed */
 };
 
 struct pool {
@@ -206,6 +291,9 @@ struct pool {
     struct mem_reply *mem_queue; /* its replies, delivered on the next loop turn */
     size_t mem_len, mem_cap;
     struct event *mem_deliver;
+    pool_wake_fn *on_wake;       /* fleet waiting: a message on wake_channel; NULL: none */
+    bool fleet;                  /* subscribe to wake_channel on every master */
+    char wake_channel[CONFIG_MAX_KEY_PREFIX + sizeof ",wake"];
 };
 
 /* A reply of the memory backend waiting to be delivered, like a master's. */
@@ -219,6 +307,10 @@ struct mem_reply {
 
 static void master_connect(struct master *m);
 static void master_drop(struct master *m, const char *why);
+static void sub_connect(struct master *m);
+static void sub_drop(struct master *m, const char *why, bool reconnect);
+static size_t resp_encode(char *buf, int argc, const char **argv, const size_t *lens);
+static size_t resp_size(int argc, const size_t *lens);
 
 /*
  * Our own hiredis event adapter. hiredis 0.14's libevent adapter re-adds a
@@ -372,6 +464,8 @@ static void master_set_state(struct master *m, enum master_state s, const char *
     uint64_t now = now_ms();
     if (s == MASTER_UP) {
         m->up_since = now;
+        m->state = s;
+        sub_connect(m); /* fleet waiting's subscriber, if not connected */
         if (!m->quiet) {
             log_info("msg=\"master up\" master=%s run_id=%.12s", m->addr, m->run_id);
             m->down_logged = false;
@@ -941,6 +1035,180 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---- fleet waiting: the subscriber connections ---- */
+
+#define SUB_READ_CHUNK 16384
+
+/* A subscriber connection's reply: a message on our channel is a wake-up;
+ * the subscribe confirmation resets the backoff; an error (a refused AUTH
+ * or SUBSCRIBE) drops the connection; anything else is ignored. Returns
+ * false when the connection was dropped. */
+static bool sub_on_reply(struct master *m, const redisReply *r)
+{
+    struct pool *p = m->pool;
+    if (r->type == REDIS_REPLY_ERROR) {
+        char why[ERROR_TEXT_MAX];
+        snprintf(why, sizeof why, "%s: %.100s", m->sub_auth_pending ? "AUTH" : "SUBSCRIBE", r->str);
+        sub_drop(m, why, true);
+        return false;
+    }
+    if (m->sub_auth_pending) { /* +OK to AUTH */
+        m->sub_auth_pending = false;
+        return true;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING ||
+        r->element[1]->type != REDIS_REPLY_STRING)
+        return true;
+    const redisReply *kind = r->element[0], *chan = r->element[1], *msg = r->element[2];
+    size_t clen = strlen(p->wake_channel);
+    if (chan->len != clen || memcmp(chan->str, p->wake_channel, clen) != 0) return true;
+    if (kind->len == 9 && memcmp(kind->str, "subscribe", 9) == 0) {
+        m->sub_backoff_ms = RECONNECT_MIN_MS;
+        if (m->sub_logged) log_info("msg=\"wake-up subscription back\" master=%s", m->addr);
+        m->sub_logged = false;
+    } else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && msg->type == REDIS_REPLY_STRING &&
+               msg->len > 0 && msg->len <= PROTO_MAX_RESOURCE_BYTES + CONFIG_MAX_KEY_PREFIX + 80 && p->on_wake != NULL) {
+        p->on_wake(p->userdata, m->index, msg->str, msg->len);
+    }
+    return true;
+}
+
+static void sub_on_read(struct bufferevent *bev, void *arg)
+{
+    struct master *m = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char chunk[SUB_READ_CHUNK];
+    int n;
+    while ((n = evbuffer_remove(in, chunk, sizeof chunk)) > 0) {
+        const redisReader *rd = m->sub_reader;
+        if (rd->len - rd->pos > REPLY_MAX_BYTES) {
+            sub_drop(m, "reply too large", true);
+            return;
+        }
+        if (redisReaderFeed(m->sub_reader, chunk, (size_t)n) != REDIS_OK) {
+            sub_drop(m, "out of memory", true);
+            return;
+        }
+        for (;;) {
+            void *reply = NULL;
+            m->sub_guard.limit = UINT64_MAX; /* messages come unasked */
+            if (redisReaderGetReply(m->sub_reader, &reply) != REDIS_OK) {
+                sub_drop(m, m->sub_guard.error ? m->sub_guard.error : "protocol error", true);
+                return;
+            }
+            if (reply == NULL) break;
+            bool alive = sub_on_reply(m, reply);
+            reply_pool_functions.freeObject(reply);
+            if (!alive) return;
+        }
+    }
+}
+
+static void sub_on_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct master *m = arg;
+    struct pool *p = m->pool;
+    if (what & BEV_EVENT_CONNECTED) {
+        /* AUTH (when configured), then SUBSCRIBE, in one write. */
+        const char *argv[3];
+        size_t lens[3];
+        int argc = 0;
+        if (m->conf.password != NULL) {
+            argv[argc] = "AUTH";
+            lens[argc++] = 4;
+            if (m->conf.user != NULL) {
+                argv[argc] = m->conf.user;
+                lens[argc++] = strlen(m->conf.user);
+            }
+            argv[argc] = m->conf.password;
+            lens[argc++] = strlen(m->conf.password);
+        }
+        char *buf = NULL;
+        size_t len = 0;
+        if (argc > 0) {
+            buf = malloc(resp_size(argc, lens));
+            if (buf != NULL) len = resp_encode(buf, argc, argv, lens);
+            m->sub_auth_pending = true;
+        }
+        const char *sargv[2] = {"SUBSCRIBE", p->wake_channel};
+        size_t slens[2] = {9, strlen(p->wake_channel)};
+        char *sbuf = malloc(resp_size(2, slens));
+        if ((argc > 0 && buf == NULL) || sbuf == NULL) {
+            free(buf);
+            free(sbuf);
+            sub_drop(m, "out of memory", true);
+            return;
+        }
+        size_t slen = resp_encode(sbuf, 2, sargv, slens);
+        int rc = (len > 0 ? bufferevent_write(bev, buf, len) : 0) | bufferevent_write(bev, sbuf, slen);
+        if (buf != NULL) memset(buf, 0, len); /* the password */
+        free(buf);
+        free(sbuf);
+        if (rc != 0) sub_drop(m, "out of memory", true);
+        else bufferevent_enable(bev, EV_READ);
+        return;
+    }
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        char why[ERROR_TEXT_MAX];
+        int err = EVUTIL_SOCKET_ERROR();
+        snprintf(why, sizeof why, "%s", (what & BEV_EVENT_EOF) ? "connection closed" : evutil_socket_error_to_string(err));
+        sub_drop(m, why, true);
+    }
+}
+
+/* Close the subscriber connection (logged once until it subscribes again);
+ * reconnect with backoff when asked. */
+static void sub_drop(struct master *m, const char *why, bool reconnect)
+{
+    if (m->sub_bev != NULL) {
+        bufferevent_free(m->sub_bev);
+        m->sub_bev = NULL;
+    }
+    if (m->sub_reader != NULL) {
+        redisReaderFree(m->sub_reader);
+        m->sub_reader = NULL;
+    }
+    m->sub_auth_pending = false;
+    /* A master that is down says so itself ("master down"): only the loss
+     * of the subscription alone is news. */
+    if (why != NULL && !m->sub_logged && m->state == MASTER_UP) {
+        log_warn("msg=\"wake-up subscription lost; waiters poll until it is back\" master=%s error=\"%s\"", m->addr,
+                 why);
+        m->sub_logged = true;
+    }
+    if (!reconnect || m->sub_timer == NULL) return;
+    struct timeval tv = {m->sub_backoff_ms / 1000, (m->sub_backoff_ms % 1000) * 1000};
+    evtimer_add(m->sub_timer, &tv);
+    m->sub_backoff_ms = m->sub_backoff_ms * 2 > RECONNECT_MAX_MS ? RECONNECT_MAX_MS : m->sub_backoff_ms * 2;
+}
+
+static void sub_connect(struct master *m)
+{
+    struct pool *p = m->pool;
+    /* Only beside a command connection that is up: a master refusing AUTH
+     * or not answering is retried by master_connect alone (its backoff). */
+    if (!p->fleet || p->on_wake == NULL || m->sub_bev != NULL || m->state != MASTER_UP) return;
+    m->sub_reader = redisReaderCreateWithFunctions(&reply_pool_functions);
+    m->sub_bev = bufferevent_socket_new(p->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (m->sub_reader == NULL || m->sub_bev == NULL) {
+        sub_drop(m, "out of memory", true);
+        return;
+    }
+    memset(&m->sub_guard, 0, sizeof m->sub_guard);
+    m->sub_reader->privdata = &m->sub_guard;
+    bufferevent_setcb(m->sub_bev, sub_on_read, NULL, sub_on_event, m);
+    /* No DNS base: names are resolved as hiredis does for the command connection. */
+    if (bufferevent_socket_connect_hostname(m->sub_bev, NULL, AF_UNSPEC, m->conf.host, m->conf.port) != 0)
+        sub_drop(m, "cannot connect", true);
+}
+
+static void on_sub_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sub_connect(arg);
+}
+
 /* ---- public API ---- */
 
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
@@ -1016,13 +1284,14 @@ static struct pool *pool_new_memory(struct event_base *base, pool_reply_fn *on_r
 }
 
 struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_reply_fn *on_reply,
-                      void *userdata)
+                      pool_wake_fn *on_wake, void *userdata)
 {
     if (cfg->backend_memory) return pool_new_memory(base, on_reply, userdata);
     struct pool *p = calloc(1, sizeof *p);
     if (p == NULL) return NULL;
     p->base = base;
     p->on_reply = on_reply;
+    p->on_wake = on_wake;
     p->userdata = userdata;
     pool_configure(p, cfg);
     p->created_ms = now_ms();
@@ -1043,14 +1312,19 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
         m->conf.user = dup_or_null(a->user);
         m->conf.password = dup_or_null(a->password);
         m->reconnect_timer = evtimer_new(base, on_reconnect_timer, m);
+        m->sub_timer = evtimer_new(base, on_sub_timer, m);
+        m->sub_backoff_ms = RECONNECT_MIN_MS;
         p->nmasters = i + 1;
-        if (m->conf.host == NULL || m->reconnect_timer == NULL || (a->user && !m->conf.user) ||
+        if (m->conf.host == NULL || m->reconnect_timer == NULL || m->sub_timer == NULL || (a->user && !m->conf.user) ||
             (a->password && !m->conf.password))
             goto fail;
     }
     struct timeval tick = {0, WATCHDOG_TICK_MS * 1000};
     event_add(p->watchdog, &tick);
-    for (size_t i = 0; i < p->nmasters; i++) master_connect(&p->masters[i]);
+    for (size_t i = 0; i < p->nmasters; i++) {
+        master_connect(&p->masters[i]);
+        sub_connect(&p->masters[i]);
+    }
     return p;
 fail:
     pool_free(p);
@@ -1070,6 +1344,8 @@ void pool_free(struct pool *p)
             redisAsyncFree(ac);
         }
         if (m->reconnect_timer) event_free(m->reconnect_timer);
+        sub_drop(m, NULL, false);
+        if (m->sub_timer) event_free(m->sub_timer);
         free(m->conf.host);
         free(m->conf.user);
         if (m->conf.password) {
@@ -1136,6 +1412,22 @@ void pool_configure(struct pool *p, const struct config *cfg)
     p->quarantine_ms = cfg->max_ttl_ms;
     /* Here, not only in pool_new: a reload of master_timeout_ms alone keeps the pool. */
     p->stall_ms = cfg->master_timeout_ms * 10 > STALL_MIN_MS ? cfg->master_timeout_ms * 10 : STALL_MIN_MS;
+    /* Fleet waiting: (re)subscribe when it is turned on or the channel changes. */
+    char chan[sizeof p->wake_channel];
+    snprintf(chan, sizeof chan, "%s,wake", cfg->key_prefix ? cfg->key_prefix : "");
+    bool fleet = cfg->fleet_waiting && p->on_wake != NULL && p->mem == NULL;
+    if (fleet != p->fleet || strcmp(chan, p->wake_channel) != 0) {
+        memcpy(p->wake_channel, chan, sizeof chan);
+        p->fleet = fleet;
+        for (size_t i = 0; i < p->nmasters && p->mem == NULL; i++) {
+            struct master *m = &p->masters[i];
+            if (m->sub_timer == NULL) continue; /* pool_new has not made it yet: it connects */
+            sub_drop(m, NULL, false);
+            evtimer_del(m->sub_timer);
+            m->sub_logged = false;
+            sub_connect(m);
+        }
+    }
     char key[sizeof p->marker_key];
     snprintf(key, sizeof key, "%s" MARKER_SUFFIX, cfg->key_prefix ? cfg->key_prefix : "");
     if (strcmp(key, p->marker_key) == 0) return;

@@ -33,7 +33,9 @@ enum pool_script {
     SCRIPT_INSPECT,       /* "<pttl> <value>" of a key, or "" when absent */
     SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence (-1: none) */
     SCRIPT_FENCE_RAISE,   /* raise fence counters to at least a value */
-    SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder */
+    SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder; fleet: may yield */
+    SCRIPT_ACQUIRE_FLEET, /* SET NX PX of one key honouring reservations; registers a refused waiter */
+    SCRIPT_UNREGISTER,    /* take this daemon out of a key's waiter registry */
     SCRIPT__COUNT
 };
 
@@ -52,6 +54,14 @@ const char *pool_script_text(enum pool_script script);
  * see PROTOCOL.md section 8.4.
  */
 #define POOL_FENCE_MAX 9007199254740991 /* no suffix: the scripts use its digits */
+
+/* Fleet waiting (PROTOCOL.md 8.7): the hand-off script answers this
+ * when it yielded the key to another daemon's waiters instead. */
+#define POOL_YIELDED (-2)
+/* A daemon's node id: this many lowercase hex digits, random per run. */
+#define POOL_NODE_ID_LEN 16
+/* At most this many daemons in one key's waiter registry (more wait unregistered). */
+#define POOL_REGISTRY_MAX 64
 
 /* A reply, copied out of hiredis so nothing outlives the callback. */
 enum pool_reply_kind {
@@ -93,10 +103,18 @@ struct master_status {
     uint32_t same_as;       /* 1 + index of another entry reaching the same server; 0 = none */
 };
 
+/* Fleet waiting: a master published "<node> <key>" on "<key_prefix>,wake":
+ * the lock key was released or yielded and is reserved for node's waiter.
+ * msg is valid during the call only; every master sends its own. */
+typedef void pool_wake_fn(void *userdata, size_t master, const char *msg, size_t len);
+
 /* Create the pool and start connecting to every master in cfg (copied).
- * Returns NULL on allocation failure. */
+ * With on_wake and [lock] fleet_waiting, a second connection per master
+ * subscribes to "<key_prefix>,wake" (reconnected with backoff; its input is
+ * bounded like the command connection's, and unexpected replies are
+ * ignored). Returns NULL on allocation failure. */
 struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_reply_fn *on_reply,
-                      void *userdata);
+                      pool_wake_fn *on_wake, void *userdata);
 /* Disconnect everything; pending commands get POOL_REPLY_NONE. */
 void pool_free(struct pool *p);
 
@@ -122,7 +140,8 @@ bool pool_master_usable(const struct pool *p, size_t master);
  *  - another entry of the list reaches the same server (same run_id).
  */
 bool pool_master_votes(const struct pool *p, size_t master);
-/* Apply a reloaded config's max_ttl_ms and key_prefix (the marker key). */
+/* Apply a reloaded config's max_ttl_ms, key_prefix (the marker key, the
+ * wake channel) and fleet_waiting (subscribers on or off). */
 void pool_configure(struct pool *p, const struct config *cfg);
 void pool_master_status(const struct pool *p, size_t master, struct master_status *out);
 

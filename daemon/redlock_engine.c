@@ -59,6 +59,7 @@ struct rl_op {
     unsigned fences;        /* ... usable fences among them (1..POOL_FENCE_MAX) */
     unsigned bad_fences;    /* ... unusable: an exhausted or foreign counter */
     bool preempted;         /* EXTEND: a master said a higher priority holds the key */
+    unsigned yielded;       /* HANDOFF: masters that yielded to another daemon (also refused) */
     uint64_t fence_max, fence_min; /* over the usable fences */
     uint64_t *fence_votes;  /* every usable fence once two differ (NULL while all agree) */
     bool fence_votes_failed;/* ... out of memory for them: the largest is the fence */
@@ -104,6 +105,8 @@ struct rl_engine {
     uint32_t free_head;     /* UINT32_MAX when empty */
     unsigned inflight;      /* ops started and not yet decided */
     uint64_t fence_warned_ms; /* when an unusable fence counter was last logged */
+    rl_wake_fn *wake;       /* fleet waiting: a master's wake-up message, or NULL */
+    void *wake_ctx;
 };
 
 /* The op in slot (slot < e->nslots). */
@@ -114,6 +117,20 @@ static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
 
 static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
                           const struct pool_reply *reply);
+
+/* A master's wake-up message (fleet waiting): to whoever asked. */
+static void on_pool_wake(void *userdata, size_t master, const char *key, size_t len)
+{
+    struct rl_engine *e = userdata;
+    (void)master;
+    if (e->wake != NULL) e->wake(e->wake_ctx, key, len);
+}
+
+void rl_engine_set_wake(struct rl_engine *e, rl_wake_fn *fn, void *ctx)
+{
+    e->wake = fn;
+    e->wake_ctx = ctx;
+}
 
 /* A free op slot (its gen kept), growing by a page of OP_PAGE_SLOTS when
  * none is free; NULL when out of memory or at OP_MAX_PAGES. */
@@ -223,6 +240,7 @@ enum rl_verdict rl_decide(const struct rl_votes *v, bool final)
             return v->refused > 0 && v->granted + v->refused >= v->quorum ? RL_V_BUSY : RL_V_NOQUORUM;
         return RL_V_WAIT;
     case RL_RELEASE:
+    case RL_UNREGISTER:
         /* Done once a majority answered (the rest still get the delete). */
         return final || outstanding == 0 || v->replied >= v->quorum ? RL_V_DONE : RL_V_WAIT;
     case RL_INSPECT:
@@ -302,6 +320,7 @@ static bool op_try_decide(struct rl_op *op, bool final)
         .answered = op->granted + op->refused,
         .total = v.total,
         .started_ms = op->started_ms,
+        .yielded = op->yielded,
     };
     switch (rl_decide(&v, final)) {
     case RL_V_WAIT:
@@ -439,6 +458,9 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
             if (op->fenced && !op->pipelined_fence) note_fence(op, master, r);
         } else if (r->kind == POOL_REPLY_NIL || (r->kind == POOL_REPLY_INTEGER && r->integer == 0)) {
             op->refused++;
+        } else if (op->kind == RL_HANDOFF && r->kind == POOL_REPLY_INTEGER && r->integer == POOL_YIELDED) {
+            op->refused++; /* freed for another daemon's waiters: no vote for ours */
+            op->yielded++;
         }
         break;
     case RL_FENCE:
@@ -450,6 +472,7 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
         if (r->kind == POOL_REPLY_INTEGER && r->integer < 0) op->preempted = true;
         break;
     case RL_RELEASE:
+    case RL_UNREGISTER:
         if (r->kind == POOL_REPLY_INTEGER) op->granted++;
         break;
     case RL_INSPECT:
@@ -508,9 +531,9 @@ static void op_init(struct rl_engine *e, struct rl_op *op, enum rl_kind kind, co
     op->done = done;
     op->each = each;
     op->ctx = ctx;
-    op->sent = op->granted = op->refused = op->replied = 0;
+    op->sent = op->granted = op->refused = op->replied = op->yielded = 0;
     op->fenced = (kind == RL_ACQUIRE || kind == RL_HANDOFF) && t->fenced;
-    op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0;
+    op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0 && t->node == NULL;
     op->granted_mask = 0;
     op->fence_answers = op->fences = op->bad_fences = 0;
     op->fence_votes_failed = false;
@@ -542,6 +565,10 @@ struct op_argv {
     const char *args[3 + PROTO_MAX_RESOURCES];
     size_t arglens[3 + PROTO_MAX_RESOURCES];
     size_t acquire_nargs;        /* ARGV count of a scripted ACQUIRE */
+    /* Fleet waiting's numbers (rl_target) as text. */
+    char age[PROTO_U64_DIGITS], streak[PROTO_U64_DIGITS], streak_max[PROTO_U64_DIGITS];
+    char reserve[PROTO_U64_DIGITS], registry[PROTO_U64_DIGITS];
+    size_t age_len, streak_len, streak_max_len, reserve_len, registry_len;
 };
 
 /* ARGV: token, ttl, priority, then (a priority ACQUIRE) one known holder
@@ -559,6 +586,11 @@ static void op_argv_build(enum rl_kind kind, const struct rl_target *t, struct o
     a->args[2] = a->prio;
     a->arglens[2] = a->prio_len;
     a->acquire_nargs = 3;
+    a->age_len = proto_put_u64(a->age, t->wait_age_ms);
+    a->streak_len = proto_put_u64(a->streak, t->streak);
+    a->streak_max_len = proto_put_u64(a->streak_max, t->streak_max);
+    a->reserve_len = proto_put_u64(a->reserve, t->reserve_ms);
+    a->registry_len = proto_put_u64(a->registry, t->registry_ms);
     if (kind == RL_ACQUIRE && t->priority > 0 && t->nkeys <= PROTO_MAX_RESOURCES) {
         for (size_t i = 0; i < t->nkeys; i++) {
             const char *k = t->known != NULL && t->known[i] != NULL ? t->known[i] : "";
@@ -578,12 +610,33 @@ static void op_argv_build(enum rl_kind kind, const struct rl_target *t, struct o
 static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, const struct op_argv *a,
                    size_t m, uintptr_t tag)
 {
+    const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
+    size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
     if (kind == RL_HANDOFF) {
-        const char *hargs[5] = {t->old_token, t->token, a->ttl, a->prio, t->fenced ? "1" : "0"};
-        size_t hlens[5] = {strlen(t->old_token), a->token_len, a->ttl_len, a->prio_len, 1};
-        const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
-        size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
-        return pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, 5, hargs, hlens);
+        const char *hargs[12] = {t->old_token, t->token, a->ttl, a->prio, t->fenced ? "1" : "0", t->node,
+                                 a->age, a->streak, a->streak_max, a->reserve, t->wake_channel, a->registry};
+        size_t hlens[12] = {strlen(t->old_token), a->token_len, a->ttl_len, a->prio_len, 1, POOL_NODE_ID_LEN,
+                            a->age_len, a->streak_len, a->streak_max_len, a->reserve_len, t->wake_channel_len,
+                            a->registry_len};
+        return pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, t->node != NULL ? 12 : 5, hargs,
+                           hlens);
+    }
+    if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0 && t->node != NULL) {
+        /* Fleet waiting: one script honours reservations and registers a refusal. */
+        const char *fargs[5] = {t->token, a->ttl, t->fenced ? "1" : "0", t->node, a->registry};
+        size_t flens[5] = {a->token_len, a->ttl_len, 1, POOL_NODE_ID_LEN, a->registry_len};
+        return pool_script(e->pool, m, tag, SCRIPT_ACQUIRE_FLEET, 2, hkeys, hkeylens, 5, fargs, flens);
+    }
+    if (kind == RL_UNREGISTER) {
+        const char *uargs[2] = {t->node, t->wake_channel};
+        size_t ulens[2] = {POOL_NODE_ID_LEN, t->wake_channel_len};
+        return pool_script(e->pool, m, tag, SCRIPT_UNREGISTER, 1, hkeys, hkeylens, 2, uargs, ulens);
+    }
+    if (kind == RL_RELEASE && t->node != NULL) {
+        /* Fleet waiting: a registered waiter gets the reservation and a wake-up. */
+        const char *rargs[3] = {t->token, t->wake_channel, a->reserve};
+        size_t rlens[3] = {a->token_len, t->wake_channel_len, a->reserve_len};
+        return pool_script(e->pool, m, tag, SCRIPT_RELEASE, t->nkeys, t->keys, t->keylens, 3, rargs, rlens);
     }
     if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0) {
         /* The plain command every Redlock client uses ... */
@@ -607,9 +660,10 @@ static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_targe
         [RL_INSPECT] = SCRIPT_INSPECT,
         [RL_FENCE] = SCRIPT_FENCE_RAISE,
         [RL_HANDOFF] = SCRIPT_HANDOFF,
+        [RL_UNREGISTER] = SCRIPT_UNREGISTER,
     };
     static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
-                                      [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5};
+                                      [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5, [RL_UNREGISTER] = 2};
     enum pool_script script = script_of[kind];
     const char *const *keys = t->keys;
     const size_t *keylens = t->keylens;
@@ -658,23 +712,23 @@ static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_targ
 /* A release nobody waits for needs no op: its replies carry tag 0 (gen 0 is
  * never an op's), which on_pool_reply drops as stale. A connection closing
  * with 100k locks must not hold 100k ops for their replies. */
-static void send_release_untracked(struct rl_engine *e, const struct rl_target *t)
+static void send_release_untracked(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t)
 {
-    const char *args[1] = {t->token};
-    size_t arglens[1] = {strlen(t->token)};
+    struct op_argv a;
+    op_argv_build(kind, t, &a);
     size_t n = pool_size(e->pool);
-    for (size_t m = 0; m < n; m++)
-        pool_script(e->pool, m, 0, SCRIPT_RELEASE, t->nkeys, t->keys, t->keylens, 1, args, arglens);
+    for (size_t m = 0; m < n; m++) op_send(e, kind, t, &a, m, 0);
 }
 
 /* See redlock_engine.h: a RELEASE nobody waits for goes untracked. */
 int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
              void *ctx)
 {
-    if (kind == RL_RELEASE && done == NULL) {
-        send_release_untracked(e, t);
+    if ((kind == RL_RELEASE || kind == RL_UNREGISTER) && done == NULL) {
+        send_release_untracked(e, kind, t);
         return 0;
     }
+    assert(kind != RL_UNREGISTER);
     return op_start(e, kind, t, done, NULL, ctx);
 }
 
@@ -730,7 +784,7 @@ static void on_drain_tick(evutil_socket_t fd, short what, void *arg)
  * dropped at once when MAX_DRAINING_POOLS are draining already. */
 int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg)
 {
-    struct pool *np = pool_new(e->base, cfg, on_pool_reply, e);
+    struct pool *np = pool_new(e->base, cfg, on_pool_reply, on_pool_wake, e);
     if (np == NULL) return -1;
     struct draining_pool *slot = draining_of(e, NULL);
     for (size_t i = 0; i < MAX_DRAINING_POOLS && slot == NULL; i++)
@@ -775,7 +829,7 @@ struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cf
     e->drain_timer = evtimer_new(base, on_drain_tick, e);
     e->deadline_timer = evtimer_new(base, on_deadline, e);
     e->decide_now_event = event_new(base, -1, 0, on_decide_now, e);
-    e->pool = pool_new(base, cfg, on_pool_reply, e);
+    e->pool = pool_new(base, cfg, on_pool_reply, on_pool_wake, e);
     if (e->pool == NULL || e->drain_timer == NULL || e->deadline_timer == NULL || e->decide_now_event == NULL) {
         pool_free(e->pool);
         free_events(e);

@@ -27,6 +27,7 @@ enum rl_kind {
     RL_INSPECT, /* read-only: each master's value and PTTL of keys[0] */
     RL_FENCE,   /* raise the fence counter keys[nkeys] to at least t->fence */
     RL_HANDOFF, /* one key from t->old_token straight to t->token (counted like ACQUIRE) */
+    RL_UNREGISTER, /* fleet waiting: take t->node out of keys[0]'s waiter registry (done NULL only) */
 };
 
 enum rl_result {
@@ -51,6 +52,8 @@ struct rl_outcome {
     uint64_t fence;       /* fenced ACQUIRE: the fence a majority vouches for (PROTOCOL.md 8.4) */
     bool fence_agreed;    /* ... no granting master gave less: no counter needs raising */
     unsigned bad_fences;  /* RL_BADFENCE: granting masters whose counters could not give it */
+    unsigned yielded;     /* RL_HANDOFF: masters that yielded the key to another daemon's waiters
+                             (counted as refusals; PROTOCOL.md 8.7) */
 };
 
 typedef void rl_done_fn(void *ctx, const struct rl_outcome *outcome);
@@ -74,9 +77,25 @@ struct rl_target {
     const char *const *known;/* ACQUIRE with priority: per lock key, the token of this
                                 daemon's own holder that the lock may preempt, or NULL
                                 (NULL array: none). Proof that redlockd wrote the key. */
+    /* Fleet waiting (PROTOCOL.md 8.7), NULL node: off. ACQUIRE of one key
+     * without priority: honour reservations, register when refused. HANDOFF: may
+     * yield to another node's older waiters. RELEASE: reserve for and wake the
+     * registered. UNREGISTER: drop node's entry. */
+    const char *node;        /* this daemon's node id (POOL_NODE_ID_LEN hex) */
+    const char *wake_channel;/* "<key_prefix>,wake" */
+    size_t wake_channel_len;
+    uint64_t wait_age_ms;    /* HANDOFF: how long the local waiter has waited */
+    uint32_t streak;         /* HANDOFF: consecutive local hand-offs of the key before this one */
+    uint32_t streak_max;     /* HANDOFF: at this streak, yield to any registered node */
+    uint32_t registry_ms;    /* a registration lasts this long unless refreshed */
+    uint32_t reserve_ms;     /* a reservation for a woken node lasts this long */
 };
 
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);
+/* Fleet waiting: fn(ctx, msg, len) for each wake-up message of a master
+ * ("<node> <key>": a key released and reserved for node's waiter). */
+typedef void rl_wake_fn(void *ctx, const char *msg, size_t len);
+void rl_engine_set_wake(struct rl_engine *e, rl_wake_fn *fn, void *ctx);
 void rl_engine_free(struct rl_engine *e);
 struct pool *rl_engine_pool(struct rl_engine *e);
 /* Ops started and not yet decided (shutdown waits for releases to go out). */

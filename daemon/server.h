@@ -26,6 +26,7 @@ struct server {
     struct event_base *base;
     struct config cfg;                /* the config in force */
     const char *config_path;          /* where cfg came from, for reloads */
+    char node_id[17];                 /* fleet waiting: this run's id (POOL_NODE_ID_LEN hex); "" = none */
     char *auth_token;                 /* from auth_token_file; NULL = no client AUTH */
     struct auth_budget auth_budget;   /* failed AUTHs, daemon-wide */
     struct rl_engine *rl;             /* Redlock over the masters */

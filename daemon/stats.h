@@ -45,6 +45,10 @@
     X(expired, "expired", "", "Locks whose validity ran out unreleased.")                                    \
     X(handoffs, "handoffs", "", "Releases that woke a local waiter.")                                        \
     X(handoffs_cas, "handoffs_cas", "", "Hand-offs whose keys went straight to the waiter (one round trip).") \
+    X(handoffs_yielded, "handoffs_yielded", "",                                                            \
+      "Hand-offs that freed the key for another daemon's longer waiters instead (fleet waiting).")           \
+    X(fleet_wakeups, "fleet_wakeups", "",                                                                  \
+      "Wake-ups published by another daemon's release that started a waiter's attempt at once.")            \
     X(errors_badreq, "errors", "code=\"BADREQ\"", "Requests refused with ERR, by code.")                    \
     X(errors_toolong, "errors", "code=\"TOOLONG\"", "")                                                      \
     X(errors_limit, "errors", "code=\"LIMIT\"", "")                                                          \

@@ -142,7 +142,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(answered, 0, sizeof answered);
     int stale;
     while ((stale = accept(lfd, NULL, NULL)) >= 0) close(stale); /* a slow run's reconnect */
-    struct pool *p = pool_new(base, &cfg, on_reply, NULL);
+    struct pool *p = pool_new(base, &cfg, on_reply, NULL, NULL);
     assert(p != NULL);
     spin(2); /* connect, send the handshake */
     struct pollfd pl = {.fd = lfd, .events = POLLIN};

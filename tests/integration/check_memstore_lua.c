@@ -9,12 +9,16 @@
  * Known and accepted differences, normalised before comparing: INSPECT's
  * digest of a value that is not a token is SHA-1 on Redis and FNV-1a in
  * memstore ("~digest" here: only equality is ever used); a key of another
- * type than string cannot exist in memstore and is not tried.
+ * type than string cannot exist in memstore and is not tried. Fleet
+ * waiting's registry ("<key>,w") holds master times: a setup value's
+ * "@+<ms>" / "@-<ms>" is the wall clock now plus or minus ms, and numbers
+ * above 10^11 (times) compare within TTL_SLACK_MS.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "harness.h"
 #include "memstore.h"
@@ -25,7 +29,11 @@
 #define T3 "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define UPPER "0123456789ABCDEF0123456789ABCDEF"
 #define TTL_SLACK_MS 3000 /* two expiries set a moment apart on a busy machine */
-#define MAXN 8
+#define MAXN 16
+#define N1 "00000000000000a1"
+#define N2 "00000000000000b2"
+#define N3 "00000000000000c3"
+#define CH "p,wake"
 
 struct kv {
     const char *key, *value;
@@ -134,6 +142,75 @@ static const struct dcase cases[] = {
      {T1, T2, "30000", "0", "1"}},
     {"handoff over foreign", SCRIPT_HANDOFF, {{"a", "hello", 60000}}, {"a"}, {T1, T2, "30000", "9", "0"}},
 
+    /* ---- fleet hand-off: ARGV old, new, ttl, priority, fenced, node, waiter's age, streak, streak bound,
+     * reservation ms, channel, registry ms ---- */
+#define HF(age, streak) {T1, T2, "30000", "0", "0", N1, age, streak, "8", "60000", CH, "5000"}
+    {"handoff fleet, nobody registered", SCRIPT_HANDOFF, {{"a", T1, 60000}}, {"a", ",fence"}, HF("1000", "0")},
+    {"handoff yields to an older waiter", SCRIPT_HANDOFF, {{"a", T1, 60000}, {"a,prio", "3 " T1, 60000},
+     {"a,w", N2 " @-5000 @+5000", 60000}}, {"a", ",fence"}, HF("1000", "0")},
+    {"handoff keeps a younger registration waiting", SCRIPT_HANDOFF,
+     {{"a", T1, 60000}, {"a,w", N2 " @-500 @+5000", 60000}}, {"a", ",fence"}, HF("1000", "0")},
+    {"handoff yields past the streak bound", SCRIPT_HANDOFF,
+     {{"a", T1, 60000}, {"a,w", N2 " @-500 @+5000", 60000}}, {"a", ",fence"}, HF("1000", "8")},
+    {"handoff yields to the oldest of several", SCRIPT_HANDOFF,
+     {{"a", T1, 60000}, {"a,w", N2 " @-3000 @+5000;" N3 " @-4000 @+5000;" N1 " @-9000 @+5000", 60000}},
+     {"a", ",fence"}, HF("1000", "0")},
+    {"handoff ignores its own registration", SCRIPT_HANDOFF,
+     {{"a", T1, 60000}, {"a,w", N1 " @-5000 @+5000", 60000}}, {"a", ",fence"}, HF("10", "9")},
+    {"handoff ignores an expired registration", SCRIPT_HANDOFF,
+     {{"a", T1, 60000}, {"a,w", N2 " @-9000 @-1", 60000}}, {"a", ",fence"}, HF("1000", "0")},
+    {"handoff yield of a key that expired", SCRIPT_HANDOFF, {{"a,w", N2 " @-5000 @+5000", 60000}},
+     {"a", ",fence"}, HF("1000", "0")},
+    {"handoff refused: free and reserved for another", SCRIPT_HANDOFF, {{"a,r", N2, 60000}},
+     {"a", ",fence"}, HF("1000", "0")},
+    {"handoff free and reserved for us", SCRIPT_HANDOFF, {{"a,r", N1, 60000}}, {"a", ",fence"},
+     HF("1000", "0")},
+    {"handoff yield keeps a foreign holder", SCRIPT_HANDOFF,
+     {{"a", T3, 60000}, {"a,prio", "2 " T3, 60000}, {"a,w", N2 " @-5000 @+5000", 60000}}, {"a", ",fence"},
+     {T1, T2, "30000", "5", "0", N1, "10", "0", "8", "60000", CH, "5000"}},
+    {"handoff with node off ignores the registry", SCRIPT_HANDOFF,
+     {{"a", T1, 60000}, {"a,w", N2 " @-5000 @+5000", 60000}, {"a,r", N2, 60000}}, {"a", ",fence"},
+     {T1, T2, "30000", "0", "0", "", "1000", "0", "8", "60000", CH, "5000"}},
+    {"handoff registry junk", SCRIPT_HANDOFF, {{"a", T1, 60000}, {"a,w", "x 1 2;zz" N2 " 5 @+9000 tail", 60000}},
+     {"a", ",fence"}, HF("1000", "0")},
+#undef HF
+
+    /* ---- fleet acquire: KEYS key, counter; ARGV token, ttl, fenced, node, registry ms ---- */
+#define AF(fenced) {T1, "60000", fenced, N1, "5000"}
+    {"fleet acquire free", SCRIPT_ACQUIRE_FLEET, {{NULL}}, {"a", ",fence"}, AF("0")},
+    {"fleet acquire fenced", SCRIPT_ACQUIRE_FLEET, {{",fence", "41", 0}}, {"a", ",fence"}, AF("1")},
+    {"fleet acquire held registers", SCRIPT_ACQUIRE_FLEET, {{"a", T2, 60000}}, {"a", ",fence"}, AF("1")},
+    {"fleet acquire refresh keeps since", SCRIPT_ACQUIRE_FLEET,
+     {{"a", T2, 60000}, {"a,w", N2 " @-100 @+3000;" N1 " @-3000 @+1000", 60000}}, {"a", ",fence"}, AF("0")},
+    {"fleet acquire reserved for another", SCRIPT_ACQUIRE_FLEET, {{"a,r", N2, 60000}}, {"a", ",fence"}, AF("0")},
+    {"fleet acquire reserved for us", SCRIPT_ACQUIRE_FLEET,
+     {{"a,r", N1, 60000}, {"a,w", N1 " @-100 @+5000;" N2 " @-50 @+5000", 60000}}, {"a", ",fence"}, AF("0")},
+    {"fleet acquire, last entry leaves", SCRIPT_ACQUIRE_FLEET, {{"a,w", N1 " @-100 @+5000", 60000}},
+     {"a", ",fence"}, AF("1")},
+    {"fleet acquire prunes expired", SCRIPT_ACQUIRE_FLEET,
+     {{"a", T2, 60000}, {"a,w", N2 " @-9000 @-10;" N3 " @-100 @+5000", 60000}}, {"a", ",fence"}, AF("0")},
+    {"fleet acquire registry junk", SCRIPT_ACQUIRE_FLEET, {{"a,w", "hello", 60000}}, {"a", ",fence"}, AF("0")},
+    {"fleet acquire held, registry junk", SCRIPT_ACQUIRE_FLEET, {{"a", T2, 60000}, {"a,w", "hello", 60000}},
+     {"a", ",fence"}, AF("0")},
+#undef AF
+
+    /* ---- release with fleet waiting: ARGV token, channel, reservation ms ---- */
+    {"release reserves for the oldest registered", SCRIPT_RELEASE,
+     {{"a", T1, 60000}, {"a,w", N2 " @-100 @+5000;" N3 " @-200 @+5000", 60000}}, {"a"}, {T1, CH, "60000"}},
+    {"release, channel, nobody registered", SCRIPT_RELEASE, {{"a", T1, 60000}}, {"a"}, {T1, CH, "60000"}},
+    {"release, only expired registrations", SCRIPT_RELEASE, {{"a", T1, 60000}, {"a,w", N2 " @-900 @-5", 60000}},
+     {"a"}, {T1, CH, "60000"}},
+    {"release other's, registered", SCRIPT_RELEASE, {{"a", T2, 60000}, {"a,w", N2 " @-100 @+5000", 60000}},
+     {"a"}, {T1, CH, "60000"}},
+
+    /* ---- unregister: KEYS key; ARGV node, channel ---- */
+    {"unregister present", SCRIPT_UNREGISTER,
+     {{"a,w", N1 " @-100 @+5000;" N2 " @-50 @+4000", 60000}, {"a,r", N1, 60000}}, {"a"}, {N1, CH}},
+    {"unregister the last", SCRIPT_UNREGISTER, {{"a,w", N1 " @-100 @+5000", 60000}}, {"a"}, {N1, CH}},
+    {"unregister absent", SCRIPT_UNREGISTER, {{NULL}}, {"a"}, {N1, CH}},
+    {"unregister, reserved for another", SCRIPT_UNREGISTER,
+     {{"a,w", N2 " @-100 @+5000", 60000}, {"a,r", N2, 60000}}, {"a"}, {N1, CH}},
+
     /* ---- fence raise: KEYS counter; ARGV value ---- */
     {"raise absent", SCRIPT_FENCE_RAISE, {{NULL}}, {",fence"}, {"5"}},
     {"raise below", SCRIPT_FENCE_RAISE, {{",fence", "3", 0}}, {",fence"}, {"5"}},
@@ -194,18 +271,57 @@ static void normalise(char type, const char *text, char *out, size_t outlen, lon
     snprintf(out, outlen, "s:%s %s", shown, rest);
 }
 
+/* A setup value with "@+<ms>" / "@-<ms>" replaced by the wall clock's ms now plus or minus. */
+static const char *expand(const char *in, char *out, size_t outlen)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    long long now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    size_t o = 0;
+    for (const char *p = in; *p != '\0' && o + 32 < outlen;) {
+        if (p[0] == '@' && (p[1] == '+' || p[1] == '-')) {
+            char *end;
+            long long d = strtoll(p + 2, &end, 10);
+            o += (size_t)snprintf(out + o, outlen - o, "%lld", p[1] == '+' ? now + d : now - d);
+            p = end;
+        } else {
+            out[o++] = *p++;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* Equal, except numbers above 10^11 (master times) within TTL_SLACK_MS. */
+static bool same_loose(const char *a, const char *b)
+{
+    while (*a != '\0' && *b != '\0') {
+        if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
+            char *ea, *eb;
+            long long x = strtoll(a, &ea, 10), y = strtoll(b, &eb, 10);
+            if (x > 100000000000LL && y > 100000000000LL ? llabs(x - y) > TTL_SLACK_MS : x != y) return false;
+            if (ea - a != eb - b && !(x > 100000000000LL)) return false;
+            a = ea;
+            b = eb;
+            continue;
+        }
+        if (*a++ != *b++) return false;
+    }
+    return *a == *b;
+}
+
 static void run_redis(const struct dcase *c, char *out, size_t outlen, long long *pttl)
 {
     char buf[512];
     ck_assert_int_eq(h_redis_cmd(&R, buf, sizeof buf, "FLUSHALL", NULL), H_REPLY_STATUS);
     for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++) {
-        char px[16];
+        char px[16], value[512];
         snprintf(px, sizeof px, "%u", (unsigned)c->setup[i].px);
+        expand(c->setup[i].value, value, sizeof value);
         enum h_reply_type t =
             c->setup[i].px
-                ? h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, c->setup[i].value, "PX",
-                              px, NULL)
-                : h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, c->setup[i].value, NULL);
+                ? h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, value, "PX", px, NULL)
+                : h_redis_cmd(&R, buf, sizeof buf, "SET", c->setup[i].key, value, NULL);
         ck_assert_int_eq(t, H_REPLY_STATUS);
     }
     const char *argv[3 + 2 * MAXN + 1];
@@ -233,10 +349,13 @@ static void run_redis(const struct dcase *c, char *out, size_t outlen, long long
 static void run_memstore(struct memstore *ms, const struct dcase *c, char *out, size_t outlen,
                          long long *pttl)
 {
-    for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++)
-        ck_assert_int_eq(memstore_set(ms, c->setup[i].key, strlen(c->setup[i].key),
-                                      c->setup[i].value, strlen(c->setup[i].value), c->setup[i].px),
+    for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++) {
+        char value[512];
+        expand(c->setup[i].value, value, sizeof value);
+        ck_assert_int_eq(memstore_set(ms, c->setup[i].key, strlen(c->setup[i].key), value,
+                                      strlen(value), c->setup[i].px),
                          0);
+    }
     size_t nkeys = count(c->keys), nargs = count(c->args);
     size_t keylens[MAXN], arglens[MAXN];
     for (size_t i = 0; i < nkeys; i++)
@@ -271,8 +390,8 @@ static void run_memstore(struct memstore *ms, const struct dcase *c, char *out, 
     normalise(type, text, out, outlen, pttl);
 }
 
-/* Every key of the case (planted or named) and its ",prio" marker, once. */
-static size_t touched_keys(const struct dcase *c, char keys[4 * MAXN][64])
+/* Every key of the case (planted or named), its ",prio" marker and fleet keys, once. */
+static size_t touched_keys(const struct dcase *c, char keys[8 * MAXN][64])
 {
     size_t n = 0;
     const char *names[2 * MAXN];
@@ -282,9 +401,10 @@ static size_t touched_keys(const struct dcase *c, char keys[4 * MAXN][64])
     for (size_t i = 0; i < count(c->keys); i++)
         names[nn++] = c->keys[i];
     for (size_t i = 0; i < nn; i++) {
-        for (int prio = 0; prio < 2; prio++) {
+        static const char *const suffix[] = {"", ",prio", ",w", ",r"};
+        for (int prio = 0; prio < 4; prio++) {
             char k[64];
-            snprintf(k, sizeof k, "%s%s", names[i], prio ? ",prio" : "");
+            snprintf(k, sizeof k, "%s%s", names[i], suffix[prio]);
             bool seen = false;
             for (size_t j = 0; j < n && !seen; j++)
                 seen = strcmp(keys[j], k) == 0;
@@ -316,7 +436,7 @@ START_TEST(same_as_lua)
     ck_assert_msg(ttl_close(want_ttl, got_ttl), "%s: pttl %lld on redis, %lld in memstore", c->name,
                   want_ttl, got_ttl);
 
-    char keys[4 * MAXN][64];
+    char keys[8 * MAXN][64];
     size_t n = touched_keys(c, keys);
     for (size_t i = 0; i < n; i++) {
         char rv[512] = "", mv[512] = "";
@@ -328,7 +448,7 @@ START_TEST(same_as_lua)
         bool mhas = memstore_peek(ms, keys[i], strlen(keys[i]), &v, &vlen, &mttl);
         if (mhas)
             snprintf(mv, sizeof mv, "%.*s", (int)vlen, v);
-        ck_assert_msg(rhas == mhas && strcmp(rv, mv) == 0,
+        ck_assert_msg(rhas == mhas && same_loose(rv, mv),
                       "%s: key '%s' is %s%s%s on redis, %s%s%s in memstore", c->name, keys[i],
                       rhas ? "'" : "absent", rv, rhas ? "'" : "", mhas ? "'" : "absent", mv,
                       mhas ? "'" : "");

@@ -200,6 +200,11 @@ struct fake_op {
     bool has_known;
     uint64_t started_ms;
     bool finished;
+    /* fleet waiting */
+    char node[24];
+    char channel[64];
+    uint64_t wait_age_ms;
+    uint32_t streak, streak_max, registry_ms, reserve_ms;
 };
 static struct fake_op fops[256];
 static size_t nfops;
@@ -220,6 +225,15 @@ static int fake_start(struct server *s, enum rl_kind kind, const struct rl_targe
     op->priority = t->priority;
     op->has_known = t->known != NULL;
     op->started_ms = fake_now;
+    if (t->node != NULL) {
+        snprintf(op->node, sizeof op->node, "%s", t->node);
+        snprintf(op->channel, sizeof op->channel, "%.*s", (int)t->wake_channel_len, t->wake_channel);
+        op->wait_age_ms = t->wait_age_ms;
+        op->streak = t->streak;
+        op->streak_max = t->streak_max;
+        op->registry_ms = t->registry_ms;
+        op->reserve_ms = t->reserve_ms;
+    }
     return 0;
 }
 
@@ -946,6 +960,239 @@ START_TEST(handoff_refused_waiter_retries)
 }
 END_TEST
 
+/* ---- fleet waiting (PROTOCOL.md 8.7) ---- */
+
+#define NODE "00000000000000a1"
+#define OTHER "00000000000000b2"
+
+static void fleet_on(void)
+{
+    snprintf(S.node_id, sizeof S.node_id, NODE);
+    S.cfg.fleet_waiting = true;
+    S.cfg.retry_delay_ms = 200;
+    S.cfg.master_timeout_ms = 30;
+}
+
+/* A hand-off decided: granted by some masters, yielded by others. */
+static void finish_handoff(size_t i, enum rl_result result, unsigned granted, unsigned yielded)
+{
+    ck_assert(!fops[i].finished);
+    fops[i].finished = true;
+    struct rl_outcome out = {
+        .result = result,
+        .granted = granted,
+        .answered = 3,
+        .total = fake_total,
+        .validity_ms = result == RL_OK ? 9900 : 0,
+        .started_ms = fops[i].started_ms,
+        .yielded = yielded,
+    };
+    fops[i].done(fops[i].ctx, &out);
+}
+
+/* Which ops carry the fleet part: WAITing single-resource acquires without
+ * priority, their hand-offs, releases; not try-locks, priorities, several
+ * resources, nor anything with fleet_waiting off. */
+START_TEST(fleet_which_ops)
+{
+    struct towner a, b;
+    struct treq q1, q2, q3, q4, q5;
+    owner_init(&a);
+    owner_init(&b);
+    fleet_on();
+    request(&a, &q1, "ACQUIRE r1 WAIT 1000");
+    size_t i = last_op(RL_ACQUIRE);
+    ck_assert_str_eq(fops[i].node, NODE);
+    ck_assert_str_eq(fops[i].channel, ",wake");
+    ck_assert_uint_eq(fops[i].registry_ms, 1000);             /* max(1 s, 3 x (200 + 0 + 30)) */
+    ck_assert_uint_eq(fops[i].reserve_ms, 60);                /* 2 x master_timeout_ms */
+    request(&a, &q2, "ACQUIRE r2");                           /* a try-lock: plain */
+    ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, "");
+    request(&a, &q3, "ACQUIRE r3 WAIT 1000 PRIORITY 5");
+    ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, "");
+    request(&a, &q4, "ACQUIRE r4,r5 WAIT 1000");
+    ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, "");
+    S.cfg.fleet_waiting = false;
+    request(&b, &q5, "ACQUIRE r6 WAIT 1000");
+    ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, "");
+    S.cfg.fleet_waiting = true;
+    S.cfg.retry_delay_ms = 1000;
+    S.cfg.master_timeout_ms = 200;
+    finish(i, RL_OK, 3, 3, 29000);
+    char id[PROTO_LOCK_ID_LEN + 1], line[128];
+    struct treq rel;
+    id_of(&q1, id);
+    snprintf(line, sizeof line, "RELEASE %s", id);
+    request(&a, &rel, line);
+    size_t r = last_op(RL_RELEASE); /* no local waiter: a release that wakes the registered */
+    ck_assert_str_eq(fops[r].node, NODE);
+    ck_assert_uint_eq(fops[r].registry_ms, 3600); /* 3 x (1000 + 0 + 200) */
+    ck_assert_uint_eq(fops[r].reserve_ms, 100);   /* at most 100 ms */
+}
+END_TEST
+
+/* The hand-off carries the waiter's age and the streak of local hand-offs;
+ * a grant by a fresh attempt starts the streak again. */
+START_TEST(fleet_handoff_age_and_streak)
+{
+    struct towner o[4];
+    struct treq q[4], rel[3];
+    char id[PROTO_LOCK_ID_LEN + 1], line[128];
+    fleet_on();
+    for (int k = 0; k < 4; k++) owner_init(&o[k]);
+    request(&o[0], &q[0], "ACQUIRE x 10000 WAIT 5000");
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9900);
+    for (int k = 1; k < 4; k++) {
+        request(&o[k], &q[k], "ACQUIRE x 10000 WAIT 5000");
+        advance(10);
+    }
+    for (int k = 0; k < 3; k++) {
+        id_of(&q[k], id);
+        snprintf(line, sizeof line, "RELEASE %s", id);
+        request(&o[k], &rel[k], line);
+        size_t h = last_op(RL_HANDOFF);
+        ck_assert_str_eq(fops[h].node, NODE);
+        ck_assert_uint_eq(fops[h].streak, (unsigned)k);
+        ck_assert_uint_eq(fops[h].streak_max, 8);
+        ck_assert_uint_eq(fops[h].wait_age_ms, (uint64_t)(30 - 10 * k)); /* queued at 0, 10, 20 ms */
+        finish_handoff(h, RL_OK, 3, 0);
+        ck_assert_str_eq(rel[k].reply, "OK\r\n");
+    }
+    ck_assert_uint_eq(S.stats.handoffs_yielded, 0);
+}
+END_TEST
+
+/* Yielded on every master: the RELEASE is answered, the waiter is not
+ * granted and nothing is deleted for it; it looks again when the
+ * reservation for the other daemon ends, with a fleet attempt. */
+START_TEST(fleet_yield_waiter_tries_after_reservation)
+{
+    struct towner a, b;
+    struct treq qa, qb, rel;
+    char ida[PROTO_LOCK_ID_LEN + 1], line[128];
+    owner_init(&a);
+    owner_init(&b);
+    fleet_on();
+    hold(&a, &qa, "ACQUIRE x 10000", ida);
+    request(&b, &qb, "ACQUIRE x 10000 WAIT 5000");
+    snprintf(line, sizeof line, "RELEASE %s", ida);
+    request(&a, &rel, line);
+    size_t mark = nfops;
+    finish_handoff(last_op(RL_HANDOFF), RL_BUSY, 0, 3);
+    ck_assert_str_eq(rel.reply, "OK\r\n");
+    ck_assert_int_eq(qb.answers, 0);
+    ck_assert_uint_eq(S.stats.handoffs_yielded, 1);
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0); /* nothing of b's was set */
+    advance(60);                                        /* the reservation (2 x 30 ms) */
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0);
+    advance(1);
+    size_t i = last_op(RL_ACQUIRE);
+    ck_assert_str_eq(fops[i].node, NODE);
+    finish(i, RL_OK, 3, 3, 9900);
+    ck_assert(strncmp(qb.reply, "OK ", 3) == 0);
+}
+END_TEST
+
+/* Mixed: swapped on one master, yielded on two: no grant, and the one key
+ * the waiter got is deleted again (as any refused hand-off). */
+START_TEST(fleet_mixed_handoff_undoes_minority)
+{
+    struct towner a, b;
+    struct treq qa, qb, rel;
+    char ida[PROTO_LOCK_ID_LEN + 1], line[128];
+    owner_init(&a);
+    owner_init(&b);
+    fleet_on();
+    hold(&a, &qa, "ACQUIRE x 10000", ida);
+    request(&b, &qb, "ACQUIRE x 10000 WAIT 5000");
+    snprintf(line, sizeof line, "RELEASE %s", ida);
+    request(&a, &rel, line);
+    size_t h = last_op(RL_HANDOFF);
+    size_t mark = nfops;
+    finish_handoff(h, RL_BUSY, 1, 2);
+    ck_assert_int_eq(qb.answers, 0);
+    ck_assert_uint_eq(S.nheld, 0);
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 1);
+    size_t r = last_op(RL_RELEASE);
+    ck_assert_str_eq(fops[r].token, fops[h].token); /* the waiter's token goes */
+    ck_assert_uint_eq(S.stats.handoffs_yielded, 1);
+    ck_assert_uint_eq(S.nwaiters, 1);
+}
+END_TEST
+
+/* A wake-up for this node starts the head waiter's attempt at once; one for
+ * another node, or for a key nobody waits for, does nothing; one that comes
+ * while the attempt is in flight makes a refusal retry at once. */
+START_TEST(fleet_wake_up)
+{
+    struct towner a;
+    struct treq q;
+    owner_init(&a);
+    fleet_on();
+    request(&a, &q, "ACQUIRE x 10000 WAIT 5000");
+    finish(last_op(RL_ACQUIRE), RL_BUSY, 0, 3, 0); /* refused: registered, next poll in 200 ms */
+    size_t mark = nfops;
+    mgr_fleet_wake(&S, OTHER " x", strlen(OTHER " x"));
+    mgr_fleet_wake(&S, NODE " y", strlen(NODE " y"));
+    mgr_fleet_wake(&S, NODE "x", strlen(NODE "x"));
+    mgr_fleet_wake(&S, "short", 5);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0);
+    ck_assert_uint_eq(S.stats.fleet_wakeups, 0);
+    mgr_fleet_wake(&S, NODE " x", strlen(NODE " x"));
+    ck_assert_uint_eq(S.stats.fleet_wakeups, 1);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 1);
+    mgr_fleet_wake(&S, NODE " x", strlen(NODE " x")); /* another master's copy: in flight */
+    ck_assert_uint_eq(S.stats.fleet_wakeups, 1);
+    finish(last_op(RL_ACQUIRE), RL_BUSY, 0, 3, 0);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 2); /* at once, not in 200 ms */
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9000);
+    ck_assert(strncmp(q.reply, "OK ", 3) == 0);
+}
+END_TEST
+
+/* The last local waiter leaving without the lock takes the registration
+ * back (fire and forget); a granted one does not need to. */
+START_TEST(fleet_unregister_when_last_waiter_leaves)
+{
+    struct towner a, b;
+    struct treq qa, qb;
+    owner_init(&a);
+    owner_init(&b);
+    fleet_on();
+    S.cfg.retry_delay_ms = 5000; /* no poll within the WAITs */
+    request(&a, &qa, "ACQUIRE x 10000 WAIT 300");
+    size_t ia = last_op(RL_ACQUIRE);
+    request(&b, &qb, "ACQUIRE x 10000 WAIT 1000"); /* nobody queued yet: it attempts too */
+    size_t ib = last_op(RL_ACQUIRE);
+    finish(ia, RL_BUSY, 0, 3, 0);
+    finish(ib, RL_BUSY, 0, 3, 0);
+    size_t mark = nfops;
+    advance(300); /* a's WAIT runs out; b still waits: registered still */
+    ck_assert_msg(strncmp(qa.reply, "ERR BUSY", 8) == 0, "a: '%s' (%d answers)", qa.reply, qa.answers);
+    ck_assert_uint_eq(count_ops(RL_UNREGISTER, mark), 0);
+    if (count_ops(RL_ACQUIRE, mark) > 0) finish(last_op(RL_ACQUIRE), RL_BUSY, 0, 3, 0); /* b woken as head */
+    advance(700); /* b's too: the registration goes */
+    ck_assert(strncmp(qb.reply, "ERR BUSY", 8) == 0);
+    ck_assert_uint_eq(count_ops(RL_UNREGISTER, mark), 1);
+    size_t u = last_op(RL_UNREGISTER);
+    ck_assert_str_eq(fops[u].key, "x");
+    ck_assert_str_eq(fops[u].node, NODE);
+    ck_assert(fops[u].done == NULL);
+    /* Granted after a refusal: the script dropped the entry, nothing to send. */
+    struct treq qc;
+    mark = nfops;
+    request(&a, &qc, "ACQUIRE x 10000 WAIT 10000");
+    finish(last_op(RL_ACQUIRE), RL_BUSY, 0, 3, 0);
+    advance(5000);
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9000);
+    ck_assert(strncmp(qc.reply, "OK ", 3) == 0);
+    ck_assert_uint_eq(count_ops(RL_UNREGISTER, mark), 0);
+}
+END_TEST
+
 /* A stated precondition is asserted: shutdown steps before mgr_shutdown(). */
 /* ---- lock-delay (issue 14 section 3) ---- */
 
@@ -1098,6 +1345,12 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, handoff_refused_waiter_retries);
     tcase_add_loop_test(tc, lock_delay_decision, 0, (int)(sizeof delay_cases / sizeof delay_cases[0]));
     tcase_add_test(tc, lock_delay_release_extend_shutdown);
+    tcase_add_test(tc, fleet_which_ops);
+    tcase_add_test(tc, fleet_handoff_age_and_streak);
+    tcase_add_test(tc, fleet_yield_waiter_tries_after_reservation);
+    tcase_add_test(tc, fleet_mixed_handoff_undoes_minority);
+    tcase_add_test(tc, fleet_wake_up);
+    tcase_add_test(tc, fleet_unregister_when_last_waiter_leaves);
     tcase_add_test_raise_signal(tc, precondition_is_asserted, SIGABRT);
     suite_add_tcase(s, tc);
     return s;
