@@ -34,6 +34,10 @@ enum pool_script {
     SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence (-1: none) */
     SCRIPT_FENCE_RAISE,   /* raise fence counters to at least a value */
     SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder */
+    SCRIPT_SHARED_ACQUIRE,/* admit a SHARED / PERMITS holder into the keys' holder hashes */
+    SCRIPT_SHARED_EXTEND, /* renew (or re-admit) a holder's entries */
+    SCRIPT_SHARED_RELEASE,/* remove a holder's entries; delete a key left with none */
+    SCRIPT_WRITER_WAIT,   /* an exclusive waiter marks shared keys "<key>,wwait" */
     SCRIPT__COUNT
 };
 
