@@ -27,6 +27,7 @@ enum rl_kind {
     RL_INSPECT, /* read-only: each master's value and PTTL of keys[0] */
     RL_FENCE,   /* raise the fence counter keys[nkeys] to at least t->fence */
     RL_HANDOFF, /* one key from t->old_token straight to t->token (counted like ACQUIRE) */
+    RL_MARK,    /* fire and forget: an exclusive waiter marks shared keys (t->ttl_ms long) */
 };
 
 enum rl_result {
@@ -51,6 +52,8 @@ struct rl_outcome {
     uint64_t fence;       /* fenced ACQUIRE: the fence a majority vouches for (PROTOCOL.md 8.4) */
     bool fence_agreed;    /* ... no granting master gave less: no counter needs raising */
     unsigned bad_fences;  /* RL_BADFENCE: granting masters whose counters could not give it */
+    char mode_conflict[32]; /* shared ACQUIRE: a master holds the key in this other mode
+                               ("shared", "permits <n>"), "" when none said so */
 };
 
 typedef void rl_done_fn(void *ctx, const struct rl_outcome *outcome);
@@ -74,7 +77,14 @@ struct rl_target {
     const char *const *known;/* ACQUIRE with priority: per lock key, the token of this
                                 daemon's own holder that the lock may preempt, or NULL
                                 (NULL array: none). Proof that redlockd wrote the key. */
+    const char *mode;        /* ACQUIRE, EXTEND, RELEASE: NULL for an exclusive lock, else
+                                "shared" or "permits <n>" (the holder-hash scripts) */
+    uint32_t limit;          /* ... PERMITS n (0: SHARED, no limit) */
 };
+
+/* Grants a PERMITS n lock needs out of N masters: the smallest q with
+ * (n + 1) q > n N, and at least a majority (PROTOCOL.md 8.7). */
+unsigned rl_permits_quorum(unsigned n, unsigned total);
 
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);
 void rl_engine_free(struct rl_engine *e);
@@ -109,6 +119,7 @@ struct rl_votes {
     enum rl_kind kind;
     unsigned total;         /* masters configured (N) */
     unsigned quorum;        /* N/2 + 1 (Q) */
+    unsigned need;          /* grants needed when above Q (PERMITS), else 0: Q */
     unsigned sent;          /* masters the command went to */
     unsigned replied;       /* any reply, including errors and non-voting masters */
     unsigned granted;       /* voting masters that took / extended / deleted */
