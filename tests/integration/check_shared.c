@@ -136,6 +136,7 @@ START_TEST(test_interop_with_plain_set_nx)
     int a = h_connect_unix(D[0].sock);
     char id[64], out[128];
     must_get(a, "ACQUIRE io 10000 SHARED", id, NULL);
+    wait_key_count("io", NM); /* answered at a majority: the last master may come later */
     for (int i = 0; i < NM; i++) {
         ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "io", "0123456789abcdef0123456789abcdef", "NX",
                                      "PX", "10000", NULL),
@@ -148,7 +149,7 @@ START_TEST(test_interop_with_plain_set_nx)
                          H_REPLY_ERROR);
         ck_assert_msg(strstr(out, "WRONGTYPE") != NULL, "'%s'", out);
     }
-    ck_assert_int_eq(masters_with("io"), NM);
+    wait_key_count("io", NM);
     release(a, id);
     wait_key_count("io", 0);
     /* And the other way round: a foreign string lock keeps readers out. */
@@ -193,6 +194,22 @@ START_TEST(test_writer_not_starved_across_daemons)
 }
 END_TEST
 
+/* LOCKS on the connection *fd says "waiters 3". */
+static bool three_waiters(void *p)
+{
+    int fd = *(int *)p;
+    char out[512];
+    int n = 0;
+    bool three = false;
+    req(fd, "LOCKS", out, sizeof out);
+    ck_assert(sscanf(out, "DATA %d", &n) == 1);
+    for (int i = 0; i < n; i++) {
+        ck_assert(h_read_line(fd, out, sizeof out, 5000) > 0);
+        if (strcmp(out, "waiters 3") == 0) three = true;
+    }
+    return three;
+}
+
 /* Within one daemon: FIFO across kinds. A reader that comes after a
  * queued writer queues behind it instead of joining the readers. */
 START_TEST(test_fifo_across_kinds_on_one_daemon)
@@ -205,18 +222,7 @@ START_TEST(test_fifo_across_kinds_on_one_daemon)
     ck_assert_int_eq(h_send_str(r2, "ACQUIRE ff 10000 SHARED WAIT 20000\r\n"), 0);
     ck_assert_int_eq(h_send_str(r3, "ACQUIRE ff 10000 SHARED WAIT 20000\r\n"), 0);
     /* Both readers wait behind the writer (the LOCKS block says 3 waiters). */
-    bool three = false;
-    for (int tries = 0; tries < 200 && !three; tries++) {
-        req(q, "LOCKS", out, sizeof out);
-        int n = 0;
-        ck_assert(sscanf(out, "DATA %d", &n) == 1);
-        for (int i = 0; i < n; i++) {
-            ck_assert(h_read_line(q, out, sizeof out, 5000) > 0);
-            if (strcmp(out, "waiters 3") == 0) three = true;
-        }
-        if (!three) h_sleep_ms(10);
-    }
-    ck_assert_msg(three, "the writer and both readers should be queued");
+    ck_assert_msg(h_wait_until(three_waiters, &q, 5000 * h_slowdown()), "the writer and both readers should be queued");
     release(r1, id1);
     ck_assert(h_read_line(w, out, sizeof out, 10000 * h_slowdown()) > 0);
     ck_assert_msg(sscanf(out, "OK %63s", wid) == 1, "writer: '%s'", out);
@@ -280,6 +286,13 @@ static void plant_holder(int m, const char *key, const char *mode, const char *t
                      H_REPLY_INT);
 }
 
+static bool pig_cleaned(void *p)
+{
+    char out[64];
+    (void)p;
+    return h_redis_cmd(&M[1], out, sizeof out, "HLEN", "pig", NULL) == H_REPLY_INT && strcmp(out, "2") == 0;
+}
+
 /*
  * The interleaving a plain majority would allow (PROTOCOL.md 8.7): with 3
  * masters and PERMITS 2, holders A on masters {0,1} and B on {0,2} are
@@ -296,10 +309,8 @@ START_TEST(test_semaphore_majority_interleaving_refused)
     plant_holder(2, "pig", "permits 2", B);
     int c = h_connect_unix(D[1].sock);
     must_fail(c, "ACQUIRE pig 5000 PERMITS 2", "ERR");
-    /* Nothing of the refused attempt stays behind. */
-    char out[64];
-    ck_assert_int_eq(h_redis_cmd(&M[1], out, sizeof out, "HLEN", "pig", NULL), H_REPLY_INT);
-    ck_assert_str_eq(out, "2"); /* ~mode and A */
+    /* Nothing of the refused attempt stays behind: ~mode and A on master 1. */
+    ck_assert_msg(h_wait_until(pig_cleaned, NULL, 5000 * h_slowdown()), "the refused holder stayed on master 1");
     close(c);
 }
 END_TEST
@@ -319,6 +330,46 @@ START_TEST(test_semaphore_with_a_master_down)
     release(a, id);
     close(a);
     ck_assert_int_eq(h_redis_restart(&M[2]), 0);
+}
+END_TEST
+
+/* Five masters: PERMITS 2 needs 4, so one master down is tolerated, and
+ * the bound holds across both daemons meanwhile. */
+static void setup5(void)
+{
+    for (int i = 0; i < 5; i++) ck_assert_int_eq(h_redis_start(&M[i]), 0);
+    for (int i = 0; i < 2; i++) ck_assert_int_eq(h_daemon_start(&D[i], M, 5, &opts), 0);
+}
+
+static void teardown5(void)
+{
+    int code0 = h_daemon_stop(&D[0]), code1 = h_daemon_stop(&D[1]);
+    for (int i = 0; i < 5; i++) h_redis_stop(&M[i]);
+    ck_assert_int_eq(code0, 0);
+    ck_assert_int_eq(code1, 0);
+}
+
+START_TEST(test_semaphore_five_masters_one_down)
+{
+    h_redis_kill(&M[4]);
+    int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[1].sock), c = h_connect_unix(D[0].sock),
+        d = h_connect_unix(D[1].sock);
+    char ia[64], ib[64], out[256];
+    must_get(a, "ACQUIRE five 10000 PERMITS 2", ia, NULL);
+    must_get(b, "ACQUIRE five 10000 PERMITS 2", ib, NULL);
+    must_fail(c, "ACQUIRE five 10000 PERMITS 2 WAIT 300", "ERR BUSY");
+    must_fail(d, "ACQUIRE five 10000 PERMITS 2 WAIT 300", "ERR BUSY");
+    /* PERMITS 4 on 5 masters needs all 5: not with one down. */
+    req(c, "ACQUIRE five4 10000 PERMITS 4", out, sizeof out);
+    ck_assert_msg(strncmp(out, "ERR NOQUORUM", 12) == 0 && strstr(out, "needs 5 of 5") != NULL, "'%s'", out);
+    release(a, ia);
+    must_get(d, "ACQUIRE five 10000 PERMITS 2 WAIT 5000", ia, NULL);
+    release(b, ib);
+    release(d, ia);
+    close(a);
+    close(b);
+    close(c);
+    close(d);
 }
 END_TEST
 
@@ -344,6 +395,18 @@ START_TEST(test_fences_increase)
 }
 END_TEST
 
+/* No master lists holder (char *) p on "cb" any more. */
+static bool holder_gone(void *p)
+{
+    char out[64];
+    for (int i = 0; i < NM; i++) {
+        if (h_redis_cmd(&M[i], out, sizeof out, "HEXISTS", "cb", (const char *)p, NULL) != H_REPLY_INT ||
+            strcmp(out, "0") != 0)
+            return false;
+    }
+    return true;
+}
+
 START_TEST(test_connection_bound_and_detach)
 {
     int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[1].sock);
@@ -351,19 +414,9 @@ START_TEST(test_connection_bound_and_detach)
     must_get(a, "ACQUIRE cb 30000 SHARED", ia, NULL);
     must_get(b, "ACQUIRE cb 30000 SHARED DETACH", ib, NULL);
     close(a); /* a's entry goes at once; b's stays */
-    char out[128];
-    bool gone = false;
-    for (int tries = 0; tries < 500 && !gone; tries++) {
-        gone = true;
-        for (int i = 0; i < NM; i++) {
-            ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "HEXISTS", "cb", ia, NULL), H_REPLY_INT);
-            gone = gone && strcmp(out, "0") == 0;
-        }
-        if (!gone) h_sleep_ms(10);
-    }
-    ck_assert_msg(gone, "the closed connection's reader is still on the masters");
+    ck_assert_msg(h_wait_until(holder_gone, ia, 5000 * h_slowdown()), "the closed connection's reader is still on the masters");
     close(b);
-    ck_assert_int_eq(masters_with("cb"), NM); /* the DETACHed reader lives on */
+    wait_key_count("cb", NM); /* the DETACHed reader lives on */
     int c = h_connect_unix(D[0].sock);
     must_fail(c, "ACQUIRE cb 30000 WAIT 0", "ERR BUSY");
     c = (close(c), h_connect_unix(D[1].sock));
@@ -459,6 +512,11 @@ int main(void)
     tcase_add_test(tc, test_badreq);
     tcase_add_test(tc, test_inspect_shows_holders);
     suite_add_tcase(s, tc);
+    TCase *tc5 = tcase_create("five");
+    tcase_add_checked_fixture(tc5, setup5, teardown5);
+    tcase_set_timeout(tc5, 60);
+    tcase_add_test(tc5, test_semaphore_five_masters_one_down);
+    suite_add_tcase(s, tc5);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
