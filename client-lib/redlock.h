@@ -69,6 +69,8 @@ struct redlock_acquire_opts {
     bool detach;          /* the lock outlives this connection (not with autoextend) */
     uint32_t priority;    /* 0: none */
     const char *owner;    /* NULL: none (re-entrant owner id) */
+    bool shared;          /* SHARED: a reader of a read/write lock (not with priority, owner) */
+    uint32_t permits;     /* 0: none; 1..1000: PERMITS n, one of at most n holders (one resource) */
 };
 
 /* An event pushed by the daemon. Strings live until the handler returns. */

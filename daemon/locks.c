@@ -71,6 +71,8 @@ static size_t format_lock(const struct lock *lk, uint64_t now, uint64_t now_micr
         (ae || de) && dl ? "," : "", dl ? "delayed" : "", ae || de || dl ? "" : "-");
     PUT(" priority=%u", lk->priority);
     if (lk->owner_id != NULL) PUT(" owner=%s", lk->owner_id);
+    if (lk->mode == LOCK_SHARED) PUT(" mode=shared");
+    else if (lk->mode == LOCK_PERMITS) PUT(" mode=permits:%u", lk->permits);
 #undef PUT
     line[n++] = '\r';
     line[n++] = '\n';

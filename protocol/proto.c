@@ -327,6 +327,8 @@ static const struct opt_def acquire_opts[] = {
     {"MAXHOLD", PROTO_OPT_MAXHOLD, OPT_ARG_MS},
     {"PRIORITY", PROTO_OPT_PRIORITY, OPT_ARG_MS},
     {"OWNER", PROTO_OPT_OWNER, OPT_ARG_OWNER},
+    {"SHARED", PROTO_OPT_SHARED, OPT_ARG_NONE},
+    {"PERMITS", PROTO_OPT_PERMITS, OPT_ARG_MS},
 };
 
 /* Where the number of a numeric option goes. */
@@ -337,6 +339,8 @@ static uint32_t *opt_number_field(struct proto_request *req, unsigned flag)
         return &req->wait_ms;
     case PROTO_OPT_MAXHOLD:
         return &req->maxhold_ms;
+    case PROTO_OPT_PERMITS:
+        return &req->permits;
     default:
         return &req->priority;
     }
@@ -359,6 +363,12 @@ static enum proto_err parse_opt_arg(struct parse_ctx *c, const struct opt_def *d
         return PROTO_OK;
     if (!next_token(c, &arg))
         return fail(c, PROTO_ERR_BADREQ, "%s needs a value", def->name);
+    if (def->flag == PROTO_OPT_PERMITS) {
+        enum proto_err err = parse_ms(c, arg, 1, def->name, &c->req->permits);
+        if (err == PROTO_OK && c->req->permits > PROTO_MAX_PERMITS)
+            return fail(c, PROTO_ERR_BADREQ, "PERMITS %u is above %u", c->req->permits, PROTO_MAX_PERMITS);
+        return err;
+    }
     if (def->arg == OPT_ARG_MS)
         return parse_ms(c, arg, 0, def->name, opt_number_field(c->req, def->flag));
     if (arg.len > PROTO_MAX_OWNER_BYTES || !slice_all_graph(arg))

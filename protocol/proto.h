@@ -90,6 +90,9 @@ struct proto_slice {
 #define PROTO_OPT_MAXHOLD    (1u << 4) /* MAXHOLD <ms> */
 #define PROTO_OPT_PRIORITY   (1u << 5) /* PRIORITY <n> */
 #define PROTO_OPT_OWNER      (1u << 6) /* OWNER <id> */
+#define PROTO_OPT_SHARED     (1u << 7) /* SHARED: a reader of a read/write lock */
+#define PROTO_OPT_PERMITS    (1u << 8) /* PERMITS <n>: one of at most n holders */
+#define PROTO_MAX_PERMITS 1000u        /* largest PERMITS n */
 
 struct proto_request {
     enum proto_verb verb;
@@ -103,6 +106,7 @@ struct proto_request {
     uint32_t wait_ms;                /* WAIT */
     uint32_t maxhold_ms;             /* MAXHOLD */
     uint32_t priority;               /* PRIORITY */
+    uint32_t permits;                /* PERMITS (1..PROTO_MAX_PERMITS) */
 };
 
 /*

@@ -77,6 +77,10 @@ export interface AcquireOptions {
   maxhold?: number | null;
   priority?: number | null;
   owner?: string | null;
+  /** A reader of a read/write lock: readers hold together, writers wait. */
+  shared?: boolean;
+  /** 1..1000: one of at most that many holders of one resource. */
+  permits?: number | null;
 }
 
 export interface UsingOptions {

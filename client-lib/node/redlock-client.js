@@ -308,7 +308,9 @@ class RedlockClient extends EventEmitter {
   /**
    * ACQUIRE one lock over all of resources ('a,b' or ['a', 'b']).
    * options: ttl (ms; default the daemon's default_ttl_ms), wait (ms to keep
-   * trying; 0: one attempt), autoextend, detach, maxhold (ms), priority, owner.
+   * trying; 0: one attempt), autoextend, detach, maxhold (ms), priority, owner,
+   * shared (a reader of a read/write lock), permits (1..1000: one of at most
+   * that many holders of one resource).
    * Resolves to a Lock; rejects with BusyError, NoQuorumError, RedlockError.
    */
   async acquire(resources, options = {}) {
@@ -326,6 +328,13 @@ class RedlockClient extends EventEmitter {
         throw new TypeError(`bad owner id ${String(o.owner)}`);
       }
       line.push('OWNER', o.owner);
+    }
+    if (o.shared) line.push('SHARED');
+    if (o.permits !== undefined && o.permits !== null) {
+      if (!Number.isInteger(o.permits) || o.permits < 1 || o.permits > 1000) {
+        throw new TypeError(`bad permits ${String(o.permits)}: want 1..1000`);
+      }
+      line.push('PERMITS', String(o.permits));
     }
     const sent = now();
     const call = await this._requestCall(line.join(' '), true);

@@ -336,6 +336,31 @@ class TestBasics(ClusterTest):
         c1.release(lock)
         c2.release(c2.acquire(self.res(), wait_ms=0))
 
+    def test_shared_and_permits(self):
+        c1, c2 = self.client(), self.client(unix=False)
+        r = self.res("rw")
+        r1 = c1.acquire(r, ttl_ms=10000, shared=True)
+        r2 = c2.acquire(r, ttl_ms=10000, shared=True, wait_ms=0)
+        with self.assertRaises(rc.BusyError):
+            c2.acquire(r, ttl_ms=10000, wait_ms=0)
+        r1.release()
+        r2.release()
+        c2.acquire(r, ttl_ms=10000, wait_ms=0).release()
+        s = self.res("sem")
+        p1 = c1.acquire(s, ttl_ms=10000, permits=2)
+        p2 = c2.acquire(s, ttl_ms=10000, permits=2, wait_ms=0)
+        with self.assertRaises(rc.BusyError):
+            c1.acquire(s, ttl_ms=10000, permits=2, wait_ms=0)
+        with self.assertRaises(rc.RedlockError) as cm:
+            c1.acquire(s, ttl_ms=10000, permits=3, wait_ms=0)
+        self.assertEqual(cm.exception.code, "BADREQ")
+        self.assertIn("PERMITS 2", cm.exception.text)
+        p1.release()
+        p2.release()
+        for bad in (0, 1001, True, "2"):
+            with self.assertRaises(ValueError):
+                c1.acquire(s, permits=bad)
+
     def test_wait_gets_lock_after_release(self):
         c1, c2 = self.client(), self.client()
         lock = c1.acquire(self.res(), ttl_ms=30000)

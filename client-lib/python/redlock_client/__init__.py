@@ -442,7 +442,8 @@ class Client:
     def acquire(self, resources: Union[str, Iterable[str]], ttl_ms: Optional[int] = None,
                 wait_ms: Optional[int] = None, autoextend: bool = False, detach: bool = False,
                 maxhold_ms: Optional[int] = None, priority: Optional[int] = None,
-                owner: Optional[str] = None) -> Lock:
+                owner: Optional[str] = None, shared: bool = False,
+                permits: Optional[int] = None) -> Lock:
         """ACQUIRE one lock over all of resources ("a,b" or ["a", "b"]).
 
         ttl_ms      lock TTL (default: the daemon's default_ttl_ms)
@@ -451,6 +452,8 @@ class Client:
         detach      the lock outlives this connection (release it by id, or it expires)
         maxhold_ms  cap on the total hold of an autoextend lock
         priority, owner  passed through (daemons without them answer BADREQ)
+        shared      a reader of a read/write lock: readers hold together, writers wait
+        permits     1..1000: one of at most that many holders of one resource (a semaphore)
 
         Returns a Lock; raises BusyError, NoQuorumError, RedlockError.
         """
@@ -472,6 +475,12 @@ class Client:
             if not isinstance(owner, str) or not 1 <= len(owner) <= 128 or not _printable(owner):
                 raise ValueError("bad owner id %r" % (owner,))
             line += ["OWNER", owner]
+        if shared:
+            line.append("SHARED")
+        if permits is not None:
+            if isinstance(permits, bool) or not isinstance(permits, int) or not 1 <= permits <= 1000:
+                raise ValueError("bad permits %r: want 1..1000" % (permits,))
+            line += ["PERMITS", str(permits)]
         timeout = self.timeout
         if timeout is not None and wait_ms is not None:
             timeout += wait_ms / 1000.0
