@@ -986,6 +986,42 @@ static bool daemon_answers(const char *sock_path, uint32_t timeout_ms)
     return ok;
 }
 
+/* The daemon's INFO masters_up, or -1 (no answer, AUTH needed, no such line). */
+static long long daemon_masters_up(const char *sock_path, uint32_t timeout_ms)
+{
+    int fd = h_connect_unix(sock_path);
+    if (fd < 0)
+        return -1;
+    char line[256];
+    int n = -1;
+    long long up = -1;
+    if (h_send_str(fd, "INFO\r\n") == 0 && h_read_reply(fd, line, sizeof line, timeout_ms) >= 0 &&
+        sscanf(line, "DATA %d", &n) == 1) {
+        for (int i = 0; i < n && h_read_line(fd, line, sizeof line, timeout_ms) >= 0; i++)
+            if (strncmp(line, "masters_up ", 11) == 0)
+                up = atoll(line + 11);
+    }
+    close(fd);
+    return up;
+}
+
+/* Wait (until deadline) for the daemon to have every running master up, so
+ * a test's first grant is written on all of them. Gives up quietly: tests
+ * that start with a master stopped or refusing expect fewer. */
+static void wait_masters_up(const char *sock_path, struct h_redis *const masters, size_t nmasters,
+                            uint64_t deadline)
+{
+    long long live = 0;
+    for (size_t i = 0; i < nmasters; i++)
+        live += masters[i].pid > 0 && !masters[i].paused;
+    while (h_now_ms() < deadline) {
+        long long up = daemon_masters_up(sock_path, 1000);
+        if (up < 0 || up >= live)
+            return;
+        h_sleep_ms(10);
+    }
+}
+
 int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nmasters,
                    const struct h_daemon_opts *opts)
 {
@@ -1024,6 +1060,7 @@ int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nma
             }
             if (daemon_answers(d->sock, 1000)) {
                 d->pid = pid;
+                wait_masters_up(d->sock, masters, nmasters, deadline);
                 return 0;
             }
             h_sleep_ms(10);
