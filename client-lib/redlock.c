@@ -461,6 +461,8 @@ int redlock_acquire(struct redlock_client *c, const char *resources, const struc
     if (opts->maxhold_ms) n += (size_t)snprintf(line + n, cap - n, " MAXHOLD %u", opts->maxhold_ms);
     if (opts->detach) n += (size_t)snprintf(line + n, cap - n, " DETACH");
     if (opts->priority) n += (size_t)snprintf(line + n, cap - n, " PRIORITY %u", opts->priority);
+    if (opts->shared) n += (size_t)snprintf(line + n, cap - n, " SHARED");
+    if (opts->permits) n += (size_t)snprintf(line + n, cap - n, " PERMITS %u", opts->permits);
     if (opts->owner) snprintf(line + n, cap - n, " OWNER %s", opts->owner);
     struct proto_reply r;
     char copy[PROTO_REPLY_MAX];

@@ -52,7 +52,10 @@ enum redlock_status {
 /* A lock as granted by the daemon. */
 struct redlock_lock {
     char id[REDLOCK_LOCK_ID_LEN + 1]; /* NUL-terminated lock id */
-    uint64_t validity_ms;             /* how long the lock is guaranteed, from the reply */
+    uint64_t validity_ms;             /* how long the lock is guaranteed: count it from when you
+                                         called redlock_acquire()/redlock_extend(), or, with
+                                         wait_ms, from when redlock_acquire() returned
+                                         (PROTOCOL.md 8.2, "How a client counts the validity") */
     uint64_t fence;                   /* fencing token; 0 when the daemon sent none */
 };
 
@@ -66,6 +69,8 @@ struct redlock_acquire_opts {
     bool detach;          /* the lock outlives this connection (not with autoextend) */
     uint32_t priority;    /* 0: none */
     const char *owner;    /* NULL: none (re-entrant owner id) */
+    bool shared;          /* SHARED: a reader of a read/write lock (not with priority, owner) */
+    uint32_t permits;     /* 0: none; 1..1000: PERMITS n, one of at most n holders (one resource) */
 };
 
 /* An event pushed by the daemon. Strings live until the handler returns. */

@@ -39,7 +39,7 @@ static const char usage_text[] =
     "                 $REDLOCK_TOKEN_FILE; tokens are never taken from the command line)\n"
     "commands:\n"
     "  ping\n"
-    "  acquire RES[,RES...] --detach [-t TTL_MS] [-w WAIT_MS | -n]\n"
+    "  acquire RES[,RES...] --detach [-t TTL_MS] [-w WAIT_MS | -n] [--shared | --permits N]\n"
     "        take a lock that outlives this command and print\n"
     "        \"<lock_id> <validity_ms> [<fence>]\"; free it with release, or let its\n"
     "        TTL end. --detach is required: a lock taken without it would end with\n"
@@ -52,7 +52,8 @@ static const char usage_text[] =
     "  inspect RES            who holds RES, as the masters see it\n"
     "  locks [--json]         this daemon's held locks and waiting ACQUIREs\n"
     "  raw LINE               send one request line, print the reply\n"
-    "  run [-w WAIT_MS | -n] [-t TTL_MS] [-g GRACE_MS] RES[,RES...] -- COMMAND [ARGS...]\n"
+    "  run [-w WAIT_MS | -n] [-t TTL_MS] [-g GRACE_MS] [--shared | --permits N] RES[,RES...]\n"
+    "      -- COMMAND [ARGS...]\n"
     "        hold an auto-extended lock while COMMAND runs, then release it.\n"
     "        Without -w/-n, wait until the lock is free (as flock(1) does).\n"
     "        COMMAND gets REDLOCK_LOCK_ID, REDLOCK_VALIDITY_MS, REDLOCK_RESOURCES\n"
@@ -60,6 +61,8 @@ static const char usage_text[] =
     "        gets SIGTERM, then SIGKILL after GRACE_MS (default 5000).\n"
     "  -w WAIT_MS  wait up to WAIT_MS for the lock; -n (or -w 0): one attempt, no\n"
     "        wait and no retries, exit 75 at once if the lock is held.\n"
+    "  --shared    a reader: any number hold together, writers (without --shared)\n"
+    "        wait for them. --permits N: one of at most N holders (1..1000).\n"
     "exit status: 0 ok; 1 the daemon answered ERR; 64 usage; 66 the token file\n"
     "  cannot be read; 69 redlockd unreachable; 75 the lock is held elsewhere\n"
     "  (acquire, run: the command did not run); 76 run: the lock was lost while the\n"
@@ -100,7 +103,7 @@ static int daemon_error(struct redlock_client *c, int rc)
     return EXIT_DAEMON_ERR;
 }
 
-/* Options after an acquire/run verb: -t, -w, -n, -g, --detach. */
+/* Options after an acquire/run verb: -t, -w, -n, -g, --detach, --shared, --permits. */
 struct lock_args {
     struct redlock_acquire_opts opts;
     bool wait_given;  /* -w or -n */
@@ -114,8 +117,15 @@ struct lock_args {
 static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args *a)
 {
     static const struct option longs[] = {
+        {"shared", no_argument, NULL, 'S'},
+        {"permits", required_argument, NULL, 'P'},
         {"detach", no_argument, NULL, 'D'},
         {"autoextend", no_argument, NULL, 'A'},
+        {NULL, 0, NULL, 0},
+    };
+    static const struct option run_longs[] = {
+        {"shared", no_argument, NULL, 'S'},
+        {"permits", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     const char *verb = argv[0];
@@ -124,7 +134,7 @@ static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args 
     optind = 0; /* 0, not 1: GNU getopt re-initialises (permutation state) */
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, is_run ? "+:t:w:g:n" : ":t:w:n", is_run ? longs + 2 : longs, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, is_run ? "+:t:w:g:n" : ":t:w:n", is_run ? run_longs : longs, NULL)) != -1) {
         uint32_t v;
         switch (opt) {
         case 't':
@@ -142,6 +152,12 @@ static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args 
             a->wait_given = true;
             break;
         case 'D': a->opts.detach = true; break;
+        case 'S': a->opts.shared = true; break;
+        case 'P':
+            if (parse_ms(optarg, &v) != 0 || v < 1 || v > 1000)
+                return usage_error("%s: --permits wants a number from 1 to 1000, not '%s'", verb, optarg);
+            a->opts.permits = v;
+            break;
         case 'A':
             return usage_error("acquire: --autoextend would end with this command; use redlock run");
         case ':': return usage_error("%s: -%c needs a value", verb, optopt);
@@ -150,6 +166,7 @@ static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args 
             return usage_error("%s: unknown option %s", verb, argv[optind - 1]);
         }
     }
+    if (a->opts.shared && a->opts.permits) return usage_error("%s: --shared and --permits exclude each other", verb);
     if (optind >= argc) return usage_error("%s: which resource? (RES or RES1,RES2,...)", verb);
     a->resources = argv[optind++];
     if (is_run) {

@@ -75,6 +75,7 @@ static const struct config_key config_keys[] = {
     {"lock", "drift_factor", KEY_DOUBLE, OFF(drift_factor), 0, 500000, "0.01", true},
     {"lock", "key_prefix", KEY_STRING, OFF(key_prefix), 0, CONFIG_MAX_KEY_PREFIX, "", true},
     {"lock", "fencing", KEY_BOOL, OFF(fencing), 0, 0, "yes", true},
+    {"lock", "lock_delay_ms", KEY_U32, OFF(lock_delay_ms), 0, 3600000, "0", true},
     {"lock", "fleet_waiting", KEY_BOOL, OFF(fleet_waiting), 0, 0, "yes", true},
     {"log", "level", KEY_LOGLEVEL, OFF(log_level), 0, 0, "info", true},
     {"log", "syslog", KEY_BOOL, OFF(log_syslog), 0, 0, "no", false},

@@ -63,6 +63,8 @@ struct config {
     double drift_factor;
     char *key_prefix;                /* never NULL after loading ("" = none) */
     bool fencing;                    /* hand out fencing tokens with every ACQUIRE */
+    uint32_t lock_delay_ms;          /* a lock whose connection ended without RELEASE or QUIT
+                                        keeps its keys this long (at most its validity); 0 = off */
     bool fleet_waiting;              /* fair waiting across daemons (PROTOCOL.md 8.7) */
 
     /* [log] */

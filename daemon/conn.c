@@ -183,7 +183,7 @@ void conn_close(struct conn *c, const char *why)
         request_free(req);
     }
     c->npending = 0;
-    mgr_conn_closed(s, &c->lo);
+    mgr_conn_closed(s, &c->lo, c->quit);
     TAILQ_REMOVE(&s->conns, c, link);
     TAILQ_INSERT_TAIL(&s->closed, c, link);
     s->nconns--;
@@ -412,6 +412,23 @@ void conn_shutdown_all(struct server *s)
     }
 }
 
+/* A reply that waited behind earlier ones goes out now. An OK with a
+ * validity reports what is left of it now, not when it was decided: the
+ * client counts it from when it reads the reply (PROTOCOL.md 8.2). */
+static void write_stored_reply(struct conn *c, struct request *req)
+{
+    if (req->lr.validity_end_ms != 0) {
+        char line[REQUEST_REPLY_MAX];
+        uint64_t now = now_ms(), end = req->lr.validity_end_ms;
+        size_t n = proto_refmt_ok_lock(line, sizeof line, req->reply, req->reply_len, end > now ? end - now : 0);
+        if (n > 0) {
+            out_add(c, line, n);
+            return;
+        }
+    }
+    out_add(c, req->reply, req->reply_len);
+}
+
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
@@ -424,7 +441,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     while ((req = TAILQ_FIRST(&c->pending)) != NULL && req->done) {
         TAILQ_REMOVE(&c->pending, req, link);
         c->npending--;
-        out_add(c, req->reply, req->reply_len);
+        write_stored_reply(c, req);
         request_free(req);
     }
     if (c->out_failed) {
@@ -823,7 +840,10 @@ static void handle_line(struct conn *c, const char *line, size_t len)
         return;
     case PROTO_VERB_QUIT:
         reply_in_order(c, pr.verb, line_out, proto_fmt_ok(line_out, sizeof line_out));
-        if (c->state == CONN_OPEN) start_draining(c);
+        if (c->state == CONN_OPEN) {
+            c->quit = true;
+            start_draining(c);
+        }
         return;
     case PROTO_VERB_AUTH:
         handle_auth(c, &pr);

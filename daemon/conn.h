@@ -61,6 +61,8 @@ struct conn {
     bool reading;                 /* read event is added */
     bool flush_scheduled;         /* write event activated for this loop turn */
     bool backlog;                 /* in[] holds complete lines not handled yet (fairness, a limit, a pause) */
+    bool quit;                    /* the client sent QUIT: its locks are released at the close
+                                     without lock_delay_ms (a clean goodbye) */
     struct event rev, wev;
     struct event pause;           /* resumes input after an AUTH failure's delay, an overload
                                      pause, or 0 ms: lines deferred to the next loop turn */

@@ -39,10 +39,24 @@ enum lock_state {
 #define LOCK_F_DETACH     (1u << 0) /* outlives its connection */
 #define LOCK_F_AUTOEXTEND (1u << 1) /* the daemon extends it while the owner lives */
 #define LOCK_F_ORPHANED   (1u << 2) /* its owner closed: released on its timer's next turn */
+#define LOCK_F_DELAYED    (1u << 3) /* ORPHANED under lock_delay_ms: kept, owned by nobody, until
+                                       validity_end_ms (then released); local waiters wait */
+#define LOCK_F_SHORTEN    (1u << 4) /* DELAYED: its keys' TTL is still to be cut to the delay */
+
+/* A lock's mode (PROTOCOL.md 8.8): exclusive, a reader of a read/write
+ * lock, or one of at most n holders of a semaphore. */
+enum lock_mode {
+    LOCK_EXCLUSIVE = 0,
+    LOCK_SHARED,
+    LOCK_PERMITS,
+};
 
 struct resource {
     struct table_node node;       /* in the resource table, keyed by key */
-    struct lock *holder;          /* the HELD local lock on it, or NULL */
+    struct lock *holder;          /* the HELD local exclusive lock on it, or NULL */
+    unsigned nshared;             /* HELD local SHARED / PERMITS locks on it */
+    uint8_t shared_mode;          /* their enum lock_mode (while nshared > 0) */
+    uint32_t shared_permits;      /* ... and their n (LOCK_PERMITS) */
     TAILQ_HEAD(, lock) waiters;   /* ACQUIRING locks queued on it, first come first */
     unsigned refs;                /* locks naming it */
     unsigned prefix_len;          /* the key_prefix part of key (its fence counter's key) */
@@ -95,6 +109,8 @@ struct lock {
     char *owner_id;                   /* OWNER given at ACQUIRE (owned copy), or NULL */
     uint32_t holds;                   /* re-entrant holds by owner_id; released at 0 */
     uint32_t priority;                /* PRIORITY: preempts holders of lower priority; 0 = none */
+    uint8_t mode;                     /* enum lock_mode */
+    uint32_t permits;                 /* LOCK_PERMITS: n */
     size_t nres;
     struct resource *res[];           /* the resources, in request order */
 };

@@ -44,6 +44,8 @@ static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
 static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out);
 static void on_fence_raised(void *ctx, const struct rl_outcome *out);
+static void send_shorten(struct server *s, struct lock *lk, uint64_t ttl_ms);
+static void mode_name(enum lock_mode mode, uint32_t permits, char *out, size_t len);
 
 /* ---- the engine and the clock ---- */
 
@@ -115,6 +117,7 @@ static uint64_t lost_margin(const struct lock *lk)
 static const char *op_keys[PROTO_MAX_RESOURCES + 1];
 static size_t op_keylens[PROTO_MAX_RESOURCES + 1];
 static char op_fence_key[CONFIG_MAX_KEY_PREFIX + LOCK_FENCE_SUFFIX_LEN];
+static char op_mode[32]; /* "shared" or "permits <n>" */
 
 static char op_wake_channel[CONFIG_MAX_KEY_PREFIX + sizeof ",wake"];
 
@@ -128,7 +131,8 @@ static bool fleet_on(const struct server *s)
  * (priorities preempt instead), and WAIT (a waiter, not a try-lock). */
 static bool fleet_lock(const struct server *s, const struct lock *lk)
 {
-    return fleet_on(s) && lk->nres == 1 && lk->priority == 0 && lk->max_attempts == UINT_MAX;
+    return fleet_on(s) && lk->mode == LOCK_EXCLUSIVE && lk->nres == 1 && lk->priority == 0 &&
+           lk->max_attempts == UINT_MAX;
 }
 
 /* Add fleet waiting's part to a target made by target_of (lk's prefix's
@@ -177,6 +181,12 @@ static void target_of(const struct lock *lk, uint32_t ttl_ms, struct rl_target *
     t->token = lk->id;
     t->ttl_ms = ttl_ms;
     t->priority = lk->priority;
+    if (lk->mode != LOCK_EXCLUSIVE) {
+        if (lk->mode == LOCK_SHARED) snprintf(op_mode, sizeof op_mode, "shared");
+        else snprintf(op_mode, sizeof op_mode, "permits %u", lk->permits);
+        t->mode = op_mode;
+        t->limit = lk->mode == LOCK_PERMITS ? lk->permits : 0;
+    }
 }
 
 /* Answer req (exactly once); req may be freed by this. */
@@ -247,6 +257,18 @@ static struct lock_request *unlink_request(struct lock *lk)
 
 /* ---- wait queues ---- */
 
+/* Wake the head of r's queue, and when it is SHARED or PERMITS the
+ * non-exclusive waiters right behind it too: readers in a row enter
+ * together (blocker_of lets them attempt). */
+static void wake_queue_head(struct resource *r)
+{
+    struct lock *w = TAILQ_FIRST(&r->waiters);
+    if (w == NULL) return;
+    wake(w);
+    if (w->mode == LOCK_EXCLUSIVE) return;
+    while ((w = TAILQ_NEXT(w, wait_link)) != NULL && w->mode != LOCK_EXCLUSIVE) wake(w);
+}
+
 /* Its waiter slot no longer counts against its connection. */
 static void uncount_waiter(struct lock *lk)
 {
@@ -268,8 +290,7 @@ static void queue_remove(struct server *s, struct lock *lk)
     assert(s->nwaiters > 0);
     s->nwaiters--;
     uncount_waiter(lk);
-    struct lock *next = TAILQ_FIRST(&r->waiters);
-    if (was_head && next != NULL && r->holder == NULL) wake(next);
+    if (was_head && r->holder == NULL) wake_queue_head(r);
 }
 
 /* Queue lk (ACQUIRING) behind r's waiters, moving it from any other queue.
@@ -307,6 +328,13 @@ static int enter_held(struct server *s, struct lock *lk)
     lk->state = LOCK_HELD;
     s->nheld++;
     for (size_t i = 0; i < lk->nres; i++) {
+        if (lk->mode != LOCK_EXCLUSIVE) {
+            struct resource *r = lk->res[i];
+            r->nshared++;
+            r->shared_mode = lk->mode;
+            r->shared_permits = lk->permits;
+            continue;
+        }
         assert(lk->res[i]->holder == NULL || lk->res[i]->holder == lk);
         lk->res[i]->holder = lk;
     }
@@ -348,12 +376,19 @@ static void enter_dead(struct server *s, struct lock *lk)
     if (was_held) {
         for (size_t i = 0; i < lk->nres; i++) {
             struct resource *r = lk->res[i];
+            if (lk->mode != LOCK_EXCLUSIVE) {
+                /* One reader or permit fewer: the head looks again (a writer
+                 * once the last reader left, a PERMITS waiter at once). */
+                assert(r->nshared > 0);
+                r->nshared--;
+                if (r->holder == NULL && !TAILQ_EMPTY(&r->waiters)) wake_queue_head(r);
+                continue;
+            }
             if (r->holder != lk) continue;
             r->holder = NULL;
-            struct lock *next = TAILQ_FIRST(&r->waiters);
-            if (next != NULL) {
+            if (!TAILQ_EMPTY(&r->waiters)) {
                 s->stats.handoffs++;
-                wake(next);
+                wake_queue_head(r);
             }
         }
     }
@@ -479,6 +514,11 @@ static enum proto_err acquire_failure(const struct server *s, const struct lock 
         snprintf(text, len, "validity used up before a majority granted (granted %u/%u)", lk->last_granted, total);
         return PROTO_ERR_NOQUORUM;
     default:
+        if (lk->mode == LOCK_PERMITS && rl_permits_quorum(lk->permits, total) > total / 2 + 1) {
+            snprintf(text, len, "%u/%u masters granted; PERMITS %u needs %u of %u (PROTOCOL.md 8.8)",
+                     lk->last_granted, total, lk->permits, rl_permits_quorum(lk->permits, total), total);
+            return PROTO_ERR_NOQUORUM;
+        }
         snprintf(text, len, "%u/%u masters answered", lk->last_answered, total);
         return PROTO_ERR_NOQUORUM;
     }
@@ -537,7 +577,7 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
 {
     assert(lk->state == LOCK_ACQUIRING && lk->req != NULL);
     queue_remove(s, lk);
-    preempt_local_holders(s, lk);
+    if (lk->mode == LOCK_EXCLUSIVE) preempt_local_holders(s, lk);
     if (lock_set_state(s, lk, LOCK_HELD) != 0) {
         send_release(s, lk);
         answer_acquire(s, lk, PROTO_ERR_INTERNAL, "out of memory");
@@ -564,6 +604,7 @@ static void grant(struct server *s, struct lock *lk, uint64_t started_ms, uint64
     size_t n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(validity_end_ms, now), lk->fence);
     struct lock_request *req = unlink_request(lk);
     if (engine(s)->acquired != NULL) engine(s)->acquired(now_us() - req->started_us);
+    req->validity_end_ms = validity_end_ms;
     reply(req, line, n);
 }
 
@@ -644,6 +685,21 @@ static void on_fence_raised(void *ctx, const struct rl_outcome *out)
     grant(s, lk, lk->acquired_ms, lk->validity_end_ms);
 }
 
+/* An exclusive ACQUIRE that was refused and will retry: on every master
+ * where its keys are held SHARED or with PERMITS it writes the
+ * writer-waiting marker "<key>,wwait", which refuses new readers until it
+ * expires (PROTOCOL.md 8.8). Refreshed by each failed attempt, it outlives
+ * the wait by at most writer_mark_ms. Fire and forget. */
+static void mark_writer_waiting(struct server *s, struct lock *lk)
+{
+    const struct config *cfg = &s->cfg;
+    uint64_t ms = 2 * ((uint64_t)cfg->retry_delay_ms + cfg->retry_jitter_ms + cfg->master_timeout_ms);
+    struct rl_target t;
+    target_of(lk, (uint32_t)(ms < 100 ? 100 : ms > PROTO_MAX_MS ? PROTO_MAX_MS : ms), &t);
+    if (engine_start(s, RL_MARK, &t, NULL, NULL) != 0)
+        log_error("msg=\"out of memory marking a writer waiting\" lock=%.8s", lk->id);
+}
+
 /* An attempt did not get the lock: clean up, then retry (after a delay),
  * wait in a queue, or give up (answered). */
 static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out)
@@ -651,15 +707,27 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
     assert(lk->state == LOCK_ACQUIRING && lk->req != NULL);
     /* Delete what was set, including on masters that timed out. */
     if (out->granted > 0 || out->answered < out->total) send_release(s, lk);
+    if (out->mode_conflict[0] != '\0' && lk->mode != LOCK_EXCLUSIVE) {
+        /* A master holds the key in another mode: a client error, not a wait. */
+        char text[128], want[32];
+        mode_name((enum lock_mode)lk->mode, lk->permits, want, sizeof want);
+        bool permits = strncmp(out->mode_conflict, "permits ", 8) == 0;
+        snprintf(text, sizeof text, "%s asked, but the resource is held with %s%s", want,
+                 permits ? "PERMITS " : "SHARED", permits ? out->mode_conflict + 8 : "");
+        s->stats.errors_badreq++;
+        answer_acquire(s, lk, PROTO_ERR_BADREQ, text);
+        return;
+    }
     lk->fence = 0;
     lk->last_result = (int)out->result;
     lk->last_granted = out->granted;
     lk->last_answered = out->answered;
     lk->last_bad_fences = (uint8_t)(out->bad_fences > UINT8_MAX ? UINT8_MAX : out->bad_fences);
-    bool yielded = lk->via_handoff && out->yielded > 0;
+    bool was_handoff = lk->via_handoff;
+    bool yielded = was_handoff && out->yielded > 0;
     if (yielded) s->stats.handoffs_yielded++;
     /* A refused fleet attempt registered this daemon, and so did a yield. */
-    if (fleet_lock(s, lk) && (yielded || !lk->via_handoff)) lk->res[0]->registered = true;
+    if (fleet_lock(s, lk) && (yielded || !was_handoff)) lk->res[0]->registered = true;
     lk->via_handoff = false;
     uint64_t now = clock_ms(s);
     if (s->shutting_down || lk->attempts >= lk->max_attempts || now >= lk->wait_deadline_ms) {
@@ -671,6 +739,8 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
         fail_limit_waiters(s, lk, queued);
         return;
     }
+    /* A refused ACQUIRE may have met readers; a refused hand-off met our own token. */
+    if (lk->mode == LOCK_EXCLUSIVE && out->result == RL_BUSY && !was_handoff) mark_writer_waiting(s, lk);
     uint64_t at = now + s->cfg.retry_delay_ms + random_jitter(s->cfg.retry_jitter_ms);
     if (lk->fleet_woken && !yielded) at = now; /* released meanwhile (mgr_fleet_wake) */
     lk->fleet_woken = false;
@@ -725,15 +795,55 @@ static void start_attempt(struct server *s, struct lock *lk)
 static struct resource *blocker_of(const struct lock *lk)
 {
     struct resource *blocker = NULL;
-    for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
-        if (lk->res[i]->holder != NULL && lk->res[i]->holder->priority >= lk->priority) blocker = lk->res[i];
+    for (size_t i = 0; i < lk->nres && blocker == NULL; i++) {
+        const struct resource *r = lk->res[i];
+        /* An exclusive holder blocks every mode (SHARED and PERMITS have no
+         * priority); local readers block a writer, and n local holders a
+         * PERMITS n. */
+        if (r->holder != NULL && (lk->mode != LOCK_EXCLUSIVE || r->holder->priority >= lk->priority))
+            blocker = lk->res[i];
+        else if (r->nshared > 0 &&
+                 (lk->mode == LOCK_EXCLUSIVE || (lk->mode == LOCK_PERMITS && r->nshared >= lk->permits)))
+            blocker = lk->res[i];
+    }
     if (blocker == NULL && lk->waiting_on == NULL && lk->priority == 0) {
         for (size_t i = 0; i < lk->nres && blocker == NULL; i++)
             if (!TAILQ_EMPTY(&lk->res[i]->waiters)) blocker = lk->res[i];
     }
-    if (blocker == NULL && lk->waiting_on != NULL && TAILQ_FIRST(&lk->waiting_on->waiters) != lk)
-        blocker = lk->waiting_on; /* not our turn yet */
+    if (blocker == NULL && lk->waiting_on != NULL && TAILQ_FIRST(&lk->waiting_on->waiters) != lk) {
+        /* Not our turn yet; but readers (or permit holders) right behind a
+         * reader at the head go together: FIFO across kinds, readers in a
+         * row enter at once. */
+        const struct lock *w = TAILQ_FIRST(&lk->waiting_on->waiters);
+        if (lk->mode == LOCK_EXCLUSIVE) blocker = lk->waiting_on;
+        for (; blocker == NULL && w != lk; w = TAILQ_NEXT(w, wait_link))
+            if (w->mode == LOCK_EXCLUSIVE) blocker = lk->waiting_on;
+    }
     return blocker;
+}
+
+/* How a SHARED / PERMITS mode is named in errors: "SHARED", "PERMITS <n>". */
+static void mode_name(enum lock_mode mode, uint32_t permits, char *out, size_t len)
+{
+    if (mode == LOCK_PERMITS) snprintf(out, len, "PERMITS %u", permits);
+    else snprintf(out, len, "SHARED");
+}
+
+/* A SHARED / PERMITS lk whose resource this daemon's holders hold in
+ * another mode or with another n: the ERR BADREQ text in text[len], else
+ * NULL (pure). */
+static const char *local_mode_conflict(const struct lock *lk, char *text, size_t len)
+{
+    for (size_t i = 0; i < lk->nres; i++) {
+        const struct resource *r = lk->res[i];
+        if (r->nshared == 0 || (r->shared_mode == lk->mode && r->shared_permits == lk->permits)) continue;
+        char want[32], have[32];
+        mode_name((enum lock_mode)lk->mode, lk->permits, want, sizeof want);
+        mode_name((enum lock_mode)r->shared_mode, r->shared_permits, have, sizeof have);
+        snprintf(text, len, "%s asked, but the resource is held with %s", want, have);
+        return text;
+    }
+    return NULL;
 }
 
 /* Decide what an ACQUIRING lock does now: attempt, queue, or give up. */
@@ -742,6 +852,12 @@ static void acquire_step(struct server *s, struct lock *lk)
     assert(lk->state == LOCK_ACQUIRING);
     if (lk->ops > 0) return; /* an attempt is in flight; its outcome decides */
     assert(lk->req != NULL); /* dropped requests end the lock unless an op is in flight */
+    char text[128];
+    if (lk->mode != LOCK_EXCLUSIVE && local_mode_conflict(lk, text, sizeof text) != NULL) {
+        s->stats.errors_badreq++;
+        answer_acquire(s, lk, PROTO_ERR_BADREQ, text);
+        return;
+    }
     bool expired = clock_ms(s) >= lk->wait_deadline_ms;
     struct resource *blocker = blocker_of(lk);
     if (blocker != NULL) {
@@ -842,8 +958,42 @@ static void autoextend_timer(struct server *s, struct lock *lk, uint64_t now)
     arm_at(lk, guard);
 }
 
+/* Cut the TTL of a delayed lock's keys on every master to ttl_ms (the
+ * delay left): an extension with that TTL (compare-and-pexpire: a key
+ * holding another token is left alone), nobody waiting for its outcome.
+ * Sent after any extension already in flight, so it is the last word on
+ * each master; the release at the delay's end follows it. */
+static void send_shorten(struct server *s, struct lock *lk, uint64_t ttl_ms)
+{
+    struct rl_target t;
+    target_of(lk, ttl_ms > UINT32_MAX ? UINT32_MAX : (uint32_t)ttl_ms, &t);
+    if (engine_start(s, RL_EXTEND, &t, NULL, NULL) != 0)
+        log_error("msg=\"out of memory shortening a delayed lock; released at the delay's end\" lock=%.8s",
+                  lk->id);
+}
+
+/* A delayed lock's timer: first (SHORTEN) cut its keys' TTL to the delay,
+ * then wait for the delay's end (validity_end_ms), where it is released and
+ * its local waiters are woken. Early wake-ups (an extension that was in
+ * flight when its owner closed) just re-arm. */
+static void delayed_timer(struct server *s, struct lock *lk)
+{
+    uint64_t now = clock_ms(s);
+    if (now >= lk->validity_end_ms) {
+        log_debug("msg=\"lock delay over\" lock=%.8s", lk->id);
+        release_and_end(s, lk);
+        return;
+    }
+    if (lk->flags & LOCK_F_SHORTEN) {
+        lk->flags &= ~LOCK_F_SHORTEN;
+        send_shorten(s, lk, lk->validity_end_ms - now);
+    }
+    arm_at(lk, lk->validity_end_ms);
+}
+
 /* A HELD lock's timer: its owner closed (release, paced by the masters'
- * backlog), its validity ended (plain: release), or AUTOEXTEND's turn. */
+ * backlog; or the lock-delay), its validity ended (plain: release), or
+ * AUTOEXTEND's turn. */
 static void held_timer(struct server *s, struct lock *lk)
 {
     if (lk->flags & LOCK_F_ORPHANED) { /* its owner closed */
@@ -854,7 +1004,8 @@ static void held_timer(struct server *s, struct lock *lk)
             arm_at(lk, clock_ms(s) + 1);
             return;
         }
-        release_and_end(s, lk);
+        if (lk->flags & LOCK_F_DELAYED) delayed_timer(s, lk);
+        else release_and_end(s, lk);
         return;
     }
     uint64_t now = clock_ms(s);
@@ -927,6 +1078,19 @@ static const char *acquire_args_error(const struct config *cfg, const struct pro
     if ((pr->opts & PROTO_OPT_AUTOEXTEND) && (pr->opts & PROTO_OPT_DETACH))
         return "AUTOEXTEND and DETACH exclude each other";
     if ((pr->opts & PROTO_OPT_MAXHOLD) && !(pr->opts & PROTO_OPT_AUTOEXTEND)) return "MAXHOLD needs AUTOEXTEND";
+    if (pr->opts & (PROTO_OPT_SHARED | PROTO_OPT_PERMITS)) {
+        const char *what = (pr->opts & PROTO_OPT_SHARED) ? "SHARED" : "PERMITS";
+        if ((pr->opts & PROTO_OPT_SHARED) && (pr->opts & PROTO_OPT_PERMITS)) return "SHARED and PERMITS exclude each other";
+        if ((pr->opts & PROTO_OPT_PERMITS) && pr->nresources != 1) return "PERMITS takes one resource";
+        if (pr->opts & PROTO_OPT_PRIORITY) {
+            snprintf(text, len, "PRIORITY applies to exclusive locks only, not %s", what);
+            return text;
+        }
+        if (pr->opts & PROTO_OPT_OWNER) {
+            snprintf(text, len, "OWNER (re-entry) applies to exclusive locks only, not %s", what);
+            return text;
+        }
+    }
     return NULL;
 }
 
@@ -942,6 +1106,7 @@ static bool try_reenter(struct server *s, struct lock_request *req, const struct
     char line[MGR_REPLY_MAX];
     held->holds++;
     s->stats.acquire_ok++;
+    req->validity_end_ms = held->validity_end_ms;
     reply(req, line,
           proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
     return true;
@@ -959,6 +1124,8 @@ static struct lock *new_lock(struct server *s, const struct proto_request *pr, u
     timer_init(&lk->timer, on_lock_timer);
     lk->holds = 1;
     lk->priority = (pr->opts & PROTO_OPT_PRIORITY) ? pr->priority : 0;
+    lk->mode = (pr->opts & PROTO_OPT_SHARED) ? LOCK_SHARED : (pr->opts & PROTO_OPT_PERMITS) ? LOCK_PERMITS : LOCK_EXCLUSIVE;
+    lk->permits = (pr->opts & PROTO_OPT_PERMITS) ? pr->permits : 0;
     if ((pr->opts & PROTO_OPT_OWNER) && (lk->owner_id = strndup(pr->owner.ptr, pr->owner.len)) == NULL) {
         lock_free(&s->tables, lk);
         return NULL;
@@ -1047,12 +1214,19 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
         s->stats.extend_fail++;
         n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "released or lost meanwhile");
         maybe_free(s, lk);
+    } else if (lk->flags & LOCK_F_DELAYED) {
+        /* Its connection ended meanwhile: the lock-delay, not this extension,
+         * says how long it lasts (its shortening reaches each master after this). */
+        s->stats.extend_fail++;
+        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOTHELD, "its connection ended (lock-delay)");
     } else if (out->result == RL_OK) {
         s->stats.extend_ok++;
         lk->validity_end_ms = out->started_ms + out->validity_ms;
         if (lk->flags & LOCK_F_ORPHANED) wake(lk); /* its owner closed: the timer releases it */
         else if (!(lk->flags & LOCK_F_AUTOEXTEND)) arm_at(lk, lk->validity_end_ms);
-        n = proto_fmt_ok_lock(line, sizeof line, lk->id, out->validity_ms, 0);
+        /* What is left now, as ACQUIRE reports it (not the validity counted from the send). */
+        req->validity_end_ms = lk->validity_end_ms;
+        n = proto_fmt_ok_lock(line, sizeof line, lk->id, validity_left(lk->validity_end_ms, clock_ms(s)), 0);
     } else if (out->result == RL_TAKEN || out->result == RL_PREEMPTED) {
         bool preempted = out->result == RL_PREEMPTED;
         s->stats.extend_fail++;
@@ -1075,6 +1249,11 @@ void mgr_extend(struct server *s, struct lock_request *req, const struct proto_r
     assert(req->lock == NULL);
     struct lock *lk = lookup_for(s, req, pr);
     if (lk == NULL) return;
+    if (lk->flags & LOCK_F_DELAYED) { /* owned by nobody until its lock-delay ends */
+        s->stats.extend_fail++;
+        reply_err(req, PROTO_ERR_NOTHELD, "its connection ended (lock-delay)");
+        return;
+    }
     uint32_t ttl = (pr->opts & PROTO_OPT_TTL) ? pr->ttl_ms : lk->ttl_ms;
     if (ttl > s->cfg.max_ttl_ms) {
         char text[96];
@@ -1129,9 +1308,9 @@ static void on_handoff_done(void *ctx, const struct rl_outcome *out)
 static bool try_handoff(struct server *s, struct lock *lk, struct lock_request *rel)
 {
     assert(lk->state == LOCK_HELD);
-    if (lk->nres != 1 || s->shutting_down) return false;
+    if (lk->nres != 1 || s->shutting_down || lk->mode != LOCK_EXCLUSIVE) return false;
     struct lock *w = TAILQ_FIRST(&lk->res[0]->waiters);
-    if (w == NULL || w->nres != 1 || w->state != LOCK_ACQUIRING || w->ops > 0 || w->req == NULL ||
+    if (w == NULL || w->nres != 1 || w->mode != LOCK_EXCLUSIVE || w->state != LOCK_ACQUIRING || w->ops > 0 || w->req == NULL ||
         w->attempts >= w->max_attempts || clock_ms(s) >= w->wait_deadline_ms)
         return false;
     struct rl_target t;
@@ -1205,18 +1384,58 @@ void mgr_cancel_acquire(struct server *s, struct lock_request *req)
     abandon(s, lk);
 }
 
+/* What becomes of a lock whose connection ended, seen at now (pure). */
+enum orphan_fate {
+    ORPHAN_RELEASE, /* released at once: no lock-delay, a QUIT, or no validity left */
+    ORPHAN_SHORTEN, /* kept until *end_ms = now + delay, its keys' TTL cut to that */
+    ORPHAN_KEEP,    /* kept until *end_ms = its validity's end, which comes first */
+};
+
+static enum orphan_fate orphan_fate(uint32_t delay_ms, bool quit, uint64_t validity_end_ms, uint64_t now,
+                                    uint64_t *end_ms)
+{
+    if (delay_ms == 0 || quit || validity_end_ms <= now) return ORPHAN_RELEASE;
+    if (now + delay_ms < validity_end_ms) {
+        *end_ms = now + delay_ms;
+        return ORPHAN_SHORTEN;
+    }
+    *end_ms = validity_end_ms;
+    return ORPHAN_KEEP;
+}
+
+/* The lock-delay of an orphan: it stays HELD (its resources' holder, so
+ * local waiters keep waiting and no hand-off happens) but owned by nobody,
+ * no longer extended, until end_ms; counted and logged. */
+static void delay_orphan(struct server *s, struct lock *lk, enum orphan_fate fate, uint64_t end_ms, uint64_t now)
+{
+    lk->flags |= LOCK_F_DELAYED;
+    if (fate == ORPHAN_SHORTEN) lk->flags |= LOCK_F_SHORTEN;
+    lk->validity_end_ms = end_ms;
+    s->stats.locks_delayed++;
+    const struct resource *r = lk->res[0];
+    log_info("msg=\"lock delayed: its connection ended without RELEASE\" lock=%.8s res=%.*s nres=%zu "
+             "delay_ms=%llu",
+             lk->id, (int)(r->keylen - r->prefix_len), r->key + r->prefix_len, lk->nres,
+             (unsigned long long)(end_ms - now));
+}
+
 /* The owner is gone: its locks are released from their timers, so that a
  * connection closing with 100k locks is spread over loop turns (timer.c)
- * instead of queueing all the deletes at once. */
-void mgr_conn_closed(struct server *s, struct lock_owner *o)
+ * instead of queueing all the deletes at once; or, under lock_delay_ms
+ * (not after a QUIT), kept until the delay ends (delayed_timer). */
+void mgr_conn_closed(struct server *s, struct lock_owner *o, bool quit)
 {
     struct lock *lk;
+    uint64_t now = clock_ms(s);
     while ((lk = LIST_FIRST(&o->locks)) != NULL) {
         s->stats.auto_released++;
         LIST_REMOVE(lk, owner_link);
         o->nlocks--;
         lk->owner = NULL;
         lk->flags |= LOCK_F_ORPHANED;
+        uint64_t end = 0;
+        enum orphan_fate fate = orphan_fate(s->cfg.lock_delay_ms, quit, lk->validity_end_ms, now, &end);
+        if (fate != ORPHAN_RELEASE) delay_orphan(s, lk, fate, end, now);
         wake(lk);
     }
     /* Its DETACHed locks live on to their TTL, counted against nobody. */
@@ -1231,11 +1450,19 @@ void mgr_conn_closed(struct server *s, struct lock_owner *o)
 void mgr_shutdown(struct server *s)
 {
     s->shutting_down = true;
-    /* Locks of connections closed before and not yet released: now. */
+    /* Locks of connections closed before and not yet released: now; those
+     * under lock-delay are left to expire on the masters at the delay's end. */
     struct lock *lk, *next;
+    uint64_t now = clock_ms(s);
     for (lk = LIST_FIRST(&s->tables.all); lk != NULL; lk = next) {
         next = LIST_NEXT(lk, all_link);
-        if (lk->state == LOCK_HELD && (lk->flags & LOCK_F_ORPHANED)) release_and_end(s, lk);
+        if (lk->state != LOCK_HELD || !(lk->flags & LOCK_F_ORPHANED)) continue;
+        if (!(lk->flags & LOCK_F_DELAYED) || now >= lk->validity_end_ms) {
+            release_and_end(s, lk);
+            continue;
+        }
+        if (lk->flags & LOCK_F_SHORTEN) send_shorten(s, lk, lk->validity_end_ms - now);
+        lock_set_state(s, lk, LOCK_DEAD);
     }
 }
 

@@ -55,8 +55,11 @@ void mgr_cancel_acquire(struct server *s, struct lock_request *req);
 
 /* Release every connection-bound lock o holds (compare-and-delete on the
  * masters, from the locks' timers) and wake the waiters behind them; its
- * DETACHed locks live on to their TTL. o's lists are empty afterwards. */
-void mgr_conn_closed(struct server *s, struct lock_owner *o);
+ * DETACHed locks live on to their TTL. o's lists are empty afterwards.
+ * With [lock] lock_delay_ms, unless quit (the client said QUIT: a clean
+ * goodbye), each lock is instead kept, owned by nobody, until the delay or
+ * its validity ends, whichever comes first (PROTOCOL.md 6.1). */
+void mgr_conn_closed(struct server *s, struct lock_owner *o, bool quit);
 
 /*
  * Shutdown, in three steps driven by the layer that knows the clients

@@ -66,11 +66,13 @@ static size_t format_lock(const struct lock *lk, uint64_t now, uint64_t now_micr
         PUT(" waited_ms=%llu wait_left_ms=%llu attempts=%u", (unsigned long long)waited,
             (unsigned long long)left_ms(lk->wait_deadline_ms, now), lk->attempts);
     }
-    bool ae = lk->flags & LOCK_F_AUTOEXTEND, de = lk->flags & LOCK_F_DETACH;
-    PUT(" flags=%s%s%s%s", ae ? "autoextend" : "", ae && de ? "," : "", de ? "detach" : "",
-        ae || de ? "" : "-");
+    bool ae = lk->flags & LOCK_F_AUTOEXTEND, de = lk->flags & LOCK_F_DETACH, dl = lk->flags & LOCK_F_DELAYED;
+    PUT(" flags=%s%s%s%s%s%s", ae ? "autoextend" : "", ae && de ? "," : "", de ? "detach" : "",
+        (ae || de) && dl ? "," : "", dl ? "delayed" : "", ae || de || dl ? "" : "-");
     PUT(" priority=%u", lk->priority);
     if (lk->owner_id != NULL) PUT(" owner=%s", lk->owner_id);
+    if (lk->mode == LOCK_SHARED) PUT(" mode=shared");
+    else if (lk->mode == LOCK_PERMITS) PUT(" mode=permits:%u", lk->permits);
 #undef PUT
     line[n++] = '\r';
     line[n++] = '\n';

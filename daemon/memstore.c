@@ -14,9 +14,22 @@
 #include "table.h"
 #include "util.h"
 
+/* A key held SHARED or under PERMITS (redis_pool.c LUA_SHARED_*): its mode
+ * and its holders, each with the time its entry expires. */
+struct mholder {
+    char token[PROTO_LOCK_ID_LEN];
+    uint64_t expire_ms;
+};
+struct mhash {
+    char mode[32];       /* "shared" or "permits <n>" */
+    size_t n, cap;
+    struct mholder *h;
+};
+
 struct entry {
     struct table_node node;
     uint64_t expire_ms;  /* 0: never */
+    struct mhash *hash;  /* a holder hash (value is then empty), or NULL: a string */
     char *value;
     size_t vlen;
     size_t klen;
@@ -35,9 +48,16 @@ struct memstore *memstore_new(void)
     return ms;
 }
 
+static void hash_free(struct mhash *h)
+{
+    if (h != NULL) free(h->h);
+    free(h);
+}
+
 static void entry_free(struct memstore *ms, struct entry *e)
 {
     table_remove(&ms->keys, &e->node);
+    hash_free(e->hash);
     free(e->value);
     free(e);
 }
@@ -93,6 +113,7 @@ static int store(struct memstore *ms, const char *key, size_t klen, const char *
         e->node.key = e->key;
         e->node.klen = klen;
         e->value = NULL;
+        e->hash = NULL;
         if (table_insert(&ms->keys, &e->node) != 0) {
             free(copy);
             free(e);
@@ -100,6 +121,8 @@ static int store(struct memstore *ms, const char *key, size_t klen, const char *
         }
     }
     free(e->value);
+    hash_free(e->hash);
+    e->hash = NULL;
     e->value = copy;
     e->vlen = vlen;
     e->expire_ms = px_ms ? now_ms() + px_ms : 0;
@@ -129,6 +152,7 @@ static void reply_error(struct pool_reply *out, const char *text)
 }
 
 static double counter(struct memstore *ms, const char *key, size_t klen);
+static void inspect_shared(const struct entry *e, char *buf, size_t buflen, size_t *len);
 static int set_counter(struct memstore *ms, const char *key, size_t klen, uint64_t v);
 
 /*
@@ -141,6 +165,10 @@ static int incr_counter(struct memstore *ms, const char *key, size_t klen, long 
 {
     struct entry *e = lookup(ms, key, klen);
     long long cur = 0;
+    if (e != NULL && e->hash != NULL) {
+        *err = "WRONGTYPE Operation against a key holding the wrong kind of value";
+        return 1;
+    }
     if (e != NULL) {
         char num[24];
         char *end = NULL;
@@ -421,6 +449,10 @@ static void script_inspect(struct memstore *ms, const struct script_call *c, str
     struct entry *e = c->nkeys ? lookup(ms, c->keys[0], c->keylens[0]) : NULL;
     if (e == NULL) {
         buf[0] = '\0';
+        return;
+    }
+    if (e->hash != NULL) {
+        inspect_shared(e, buf, buflen, &out->len);
         return;
     }
     long long pttl = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
@@ -747,6 +779,221 @@ static int handoff_fleet(struct memstore *ms, const struct script_call *c, struc
     return 0;
 }
 
+
+/* ---- shared keys (redis_pool.c LUA_SHARED_*) ---- */
+
+/* The "<key>,wwait" marker exists. */
+static bool writer_waits(struct memstore *ms, const char *key, size_t klen)
+{
+    char wk[1024];
+    if (klen + 6 > sizeof wk) return false;
+    memcpy(wk, key, klen);
+    memcpy(wk + klen, ",wwait", 6);
+    return lookup(ms, wk, klen + 6) != NULL;
+}
+
+/* prune(): drop expired holders of e; none left: the key is deleted (e
+ * freed), else it expires with its latest holder. Returns how many live. */
+static size_t hash_prune(struct memstore *ms, struct entry *e, uint64_t now)
+{
+    struct mhash *h = e->hash;
+    size_t j = 0;
+    uint64_t mx = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        if (h->h[i].expire_ms <= now) continue;
+        if (h->h[i].expire_ms > mx) mx = h->h[i].expire_ms;
+        h->h[j++] = h->h[i];
+    }
+    h->n = j;
+    if (j == 0) entry_free(ms, e);
+    else e->expire_ms = mx;
+    return j;
+}
+
+static struct mholder *hash_find(struct mhash *h, const char *token, size_t len)
+{
+    for (size_t i = 0; len == PROTO_LOCK_ID_LEN && i < h->n; i++)
+        if (memcmp(h->h[i].token, token, len) == 0) return &h->h[i];
+    return NULL;
+}
+
+/* The scripts' check(): may key hold the holder (c->token, mode, lim)?
+ * Returns 0 (yes), 1 (refused: reply 0), 2 (another mode: "mode <m>" in buf). */
+static int shared_check(struct memstore *ms, const struct script_call *c, size_t i, uint64_t lim, bool admit,
+                        uint64_t now, char *buf, size_t buflen)
+{
+    const char *key = c->keys[i];
+    size_t klen = c->keylens[i];
+    struct entry *e = lookup(ms, key, klen);
+    if (e == NULL) return admit && writer_waits(ms, key, klen) ? 1 : 0;
+    if (e->hash == NULL) return 1;
+    char mode[sizeof e->hash->mode];
+    snprintf(mode, sizeof mode, "%s", e->hash->mode);
+    size_t live = hash_prune(ms, e, now);
+    if (live == 0) return admit && writer_waits(ms, key, klen) ? 1 : 0;
+    if (strlen(mode) != c->arglens[2] || memcmp(mode, c->args[2], c->arglens[2]) != 0) {
+        snprintf(buf, buflen, "mode %s", mode);
+        return 2;
+    }
+    bool mine = hash_find(e->hash, c->token, c->token_len) != NULL;
+    if (admit && !mine && writer_waits(ms, key, klen)) return 1;
+    if (lim > 0 && !mine && live >= lim) return 1;
+    return 0;
+}
+
+/* The scripts' enter(): the holder's entry expires ttl from now. -1: out of memory. */
+static int shared_enter(struct memstore *ms, const struct script_call *c, size_t i, uint64_t now)
+{
+    const char *key = c->keys[i];
+    size_t klen = c->keylens[i];
+    struct entry *e = lookup(ms, key, klen);
+    if (e == NULL) {
+        if (store(ms, key, klen, "", 0, 0) != 0) return -1;
+        e = lookup(ms, key, klen);
+        e->hash = calloc(1, sizeof *e->hash);
+        if (e->hash == NULL) {
+            entry_free(ms, e);
+            return -1;
+        }
+    }
+    struct mhash *h = e->hash;
+    snprintf(h->mode, sizeof h->mode, "%.*s", (int)c->arglens[2], c->args[2]);
+    struct mholder *m = hash_find(h, c->token, c->token_len);
+    if (m == NULL) {
+        if (h->n == h->cap) {
+            size_t cap = h->cap ? 2 * h->cap : 4;
+            struct mholder *g = realloc(h->h, cap * sizeof *g);
+            if (g == NULL) return -1;
+            h->h = g;
+            h->cap = cap;
+        }
+        m = &h->h[h->n++];
+        memcpy(m->token, c->token, PROTO_LOCK_ID_LEN);
+    }
+    m->expire_ms = now + c->ttl;
+    hash_prune(ms, e, now);
+    return 0;
+}
+
+/* SHARED_ACQUIRE: ARGV token, ttl, mode, limit, fenced; KEYS then the counter. */
+static void script_shared_acquire(struct memstore *ms, const struct script_call *c, struct pool_reply *out,
+                                  char *buf, size_t buflen)
+{
+    uint64_t now = now_ms();
+    if (c->nkeys < 2 || c->nargs < 5 || c->token_len != PROTO_LOCK_ID_LEN) {
+        reply_error(out, "ERR bad shared acquire");
+        return;
+    }
+    size_t n = c->nkeys - 1;
+    uint64_t lim = to_u64(c->args[3], c->arglens[3]);
+    for (size_t i = 0; i < n; i++) {
+        int r = shared_check(ms, c, i, lim, true, now, buf, buflen);
+        if (r == 1) {
+            reply_int(out, 0);
+            return;
+        }
+        if (r == 2) {
+            memset(out, 0, sizeof *out);
+            out->kind = POOL_REPLY_STRING;
+            out->str = buf;
+            out->len = strlen(buf);
+            return;
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (shared_enter(ms, c, i, now) != 0) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
+    }
+    if (c->arglens[4] == 1 && c->args[4][0] == '1') reply_next_fence(ms, c->keys[n], c->keylens[n], out);
+    else reply_int(out, 1);
+}
+
+/* SHARED_EXTEND: ARGV token, ttl, mode, limit. */
+static void script_shared_extend(struct memstore *ms, const struct script_call *c, struct pool_reply *out,
+                                 char *buf, size_t buflen)
+{
+    uint64_t now = now_ms();
+    if (c->nargs < 4 || c->token_len != PROTO_LOCK_ID_LEN) {
+        reply_error(out, "ERR bad shared extend");
+        return;
+    }
+    uint64_t lim = to_u64(c->args[3], c->arglens[3]);
+    for (size_t i = 0; i < c->nkeys; i++) {
+        if (shared_check(ms, c, i, lim, false, now, buf, buflen) != 0) {
+            reply_int(out, 0);
+            return;
+        }
+    }
+    for (size_t i = 0; i < c->nkeys; i++) {
+        if (shared_enter(ms, c, i, now) != 0) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
+    }
+    reply_int(out, 1);
+}
+
+/* SHARED_RELEASE: ARGV token; how many entries were removed. */
+static void script_shared_release(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    uint64_t now = now_ms();
+    long long n = 0;
+    for (size_t i = 0; i < c->nkeys; i++) {
+        struct entry *e = lookup(ms, c->keys[i], c->keylens[i]);
+        if (e == NULL || e->hash == NULL) continue;
+        struct mholder *m = hash_find(e->hash, c->token, c->token_len);
+        if (m != NULL) {
+            m->expire_ms = 0; /* pruned below */
+            n++;
+        }
+        hash_prune(ms, e, now);
+    }
+    reply_int(out, n);
+}
+
+/* WRITER_WAIT: ARGV ms; marks every shared key. */
+static void script_writer_wait(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
+{
+    uint64_t px = c->nargs > 0 ? to_u64(c->args[0], c->arglens[0]) : 0;
+    long long n = 0;
+    for (size_t i = 0; i < c->nkeys; i++) {
+        struct entry *e = lookup(ms, c->keys[i], c->keylens[i]);
+        if (e == NULL || e->hash == NULL) continue;
+        char wk[1024];
+        size_t klen = c->keylens[i];
+        if (klen + 6 > sizeof wk) continue;
+        memcpy(wk, c->keys[i], klen);
+        memcpy(wk + klen, ",wwait", 6);
+        if (store(ms, wk, klen + 6, "1", 1, px) != 0) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
+        n++;
+    }
+    reply_int(out, n);
+}
+
+/* INSPECT of a shared key, as the script: "<pttl> =<mode, ' ' as ':'>" then
+ * " <token>:<ms left>" per live holder (not pruned: INSPECT writes nothing). */
+static void inspect_shared(const struct entry *e, char *buf, size_t buflen, size_t *len)
+{
+    uint64_t now = now_ms();
+    long long pttl = e->expire_ms ? (long long)(e->expire_ms - now) : -1;
+    size_t n = (size_t)snprintf(buf, buflen, "%lld =", pttl);
+    for (const char *m = e->hash->mode; *m != '\0' && n + 1 < buflen; m++) buf[n++] = *m == ' ' ? ':' : *m;
+    buf[n < buflen ? n : buflen - 1] = '\0';
+    for (size_t i = 0; i < e->hash->n && n < buflen; i++) {
+        const struct mholder *h = &e->hash->h[i];
+        if (h->expire_ms <= now) continue;
+        int w = snprintf(buf + n, buflen - n, " %.32s:%llu", h->token, (unsigned long long)(h->expire_ms - now));
+        if (w < 0 || (size_t)w >= buflen - n) break;
+        n += (size_t)w;
+    }
+    *len = n < buflen ? n : buflen - 1;
+}
+
 void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys, const char *const *keys,
                      const size_t *keylens, size_t nargs, const char *const *args, const size_t *arglens,
                      struct pool_reply *out, char *buf, size_t buflen)
@@ -773,6 +1020,10 @@ void memstore_script(struct memstore *ms, enum pool_script script, size_t nkeys,
     case SCRIPT_HANDOFF: script_handoff(ms, &c, out); return;
     case SCRIPT_ACQUIRE_FLEET: script_acquire_fleet(ms, &c, out); return;
     case SCRIPT_UNREGISTER: script_unregister(ms, &c, out); return;
+    case SCRIPT_SHARED_ACQUIRE: script_shared_acquire(ms, &c, out, buf, buflen); return;
+    case SCRIPT_SHARED_EXTEND: script_shared_extend(ms, &c, out, buf, buflen); return;
+    case SCRIPT_SHARED_RELEASE: script_shared_release(ms, &c, out); return;
+    case SCRIPT_WRITER_WAIT: script_writer_wait(ms, &c, out); return;
     case SCRIPT__COUNT: break;
     }
     reply_error(out, "ERR unknown script");
@@ -804,8 +1055,45 @@ bool memstore_peek(struct memstore *ms, const char *key, size_t klen, const char
 {
     struct entry *e = lookup(ms, key, klen);
     if (e == NULL) return false;
+    if (e->hash != NULL) {
+        static char shown[4096];
+        size_t n = (size_t)snprintf(shown, sizeof shown, "H %s", e->hash->mode);
+        for (size_t i = 0; i < e->hash->n && n + 34 < sizeof shown; i++)
+            n += (size_t)snprintf(shown + n, sizeof shown - n, " %.32s", e->hash->h[i].token);
+        *value = shown;
+        *vlen = n;
+        *pttl_ms = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
+        return true;
+    }
     *value = e->value;
     *vlen = e->vlen;
     *pttl_ms = e->expire_ms ? (long long)(e->expire_ms - now_ms()) : -1;
     return true;
+}
+
+int memstore_set_holder(struct memstore *ms, const char *key, size_t klen, const char *mode, const char *token,
+                        long long rel_ms, uint64_t px_ms)
+{
+    struct entry *e = lookup(ms, key, klen);
+    if (e != NULL && e->hash == NULL) entry_free(ms, e), e = NULL;
+    if (e == NULL) {
+        if (store(ms, key, klen, "", 0, 0) != 0) return -1;
+        e = lookup(ms, key, klen);
+        if ((e->hash = calloc(1, sizeof *e->hash)) == NULL) return -1;
+    }
+    struct mhash *h = e->hash;
+    snprintf(h->mode, sizeof h->mode, "%s", mode);
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 4;
+        struct mholder *g = realloc(h->h, cap * sizeof *g);
+        if (g == NULL) return -1;
+        h->h = g;
+        h->cap = cap;
+    }
+    struct mholder *m = &h->h[h->n++];
+    memcpy(m->token, token, PROTO_LOCK_ID_LEN);
+    uint64_t now = now_ms();
+    m->expire_ms = rel_ms > 0 ? now + (uint64_t)rel_ms : now - (uint64_t)(-rel_ms) - 1;
+    e->expire_ms = px_ms ? now + px_ms : 0;
+    return 0;
 }

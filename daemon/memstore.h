@@ -45,4 +45,12 @@ int memstore_set(struct memstore *ms, const char *key, size_t klen, const char *
 bool memstore_peek(struct memstore *ms, const char *key, size_t klen, const char **value, size_t *vlen,
                    long long *pttl_ms);
 
+/* For tests: make key a holder hash of mode (redis_pool.c LUA_SHARED_*) if
+ * it is not one, and add token to it, its entry expiring rel_ms from now
+ * (<= 0: already expired); the key then expires px_ms from now (0: with
+ * no expiry). A hash shows in memstore_peek() as "H <mode> <token> ...".
+ * Returns 0, or -1 out of memory. */
+int memstore_set_holder(struct memstore *ms, const char *key, size_t klen, const char *mode, const char *token,
+                        long long rel_ms, uint64_t px_ms);
+
 #endif

@@ -44,6 +44,9 @@ struct lock_request {
     struct lock *lock;                /* the lock it acquires (ACQUIRE) or works on (EXTEND/RELEASE) */
     uint32_t ttl_ms;                  /* EXTEND's TTL */
     uint64_t started_us;              /* when it arrived, for the acquire latency histogram */
+    uint64_t validity_end_ms;         /* answered "OK <id> <validity> ...": when that validity
+                                         ends (monotonic ms), so that a reply written later,
+                                         behind earlier ones, reports what is left then; 0: none */
 };
 
 /* Initialise an owner with no locks. */

@@ -129,6 +129,52 @@
     "if e[3] > last then last = e[3] end end "                                                     \
     "redis.call('set', k, table.concat(p, ';'), 'PX', string.format('%d', last - now)) end "
 
+/*
+ * Shared (read/write) locks and semaphores (PROTOCOL.md 8.8). The key of a
+ * resource held SHARED or under PERMITS is a hash: "~mode" = "shared" or
+ * "permits <n>", and one field per holder, its token = the master's time
+ * (ms, from TIME) at which that holder's entry expires. Every script prunes
+ * expired entries first and sets the key's PEXPIRE to the latest entry's
+ * expiry, so the key is gone when its last holder's TTL is. A hash whose
+ * "~mode" is not of that form is an application's: never touched.
+ * "<key>,wwait" is the writer-waiting marker: while it lives no new holder
+ * is admitted (holders already in keep extending).
+ * Acquire: KEYS the n lock keys then the fence counter; ARGV token, ttl,
+ *   mode, limit (0: no limit, n for PERMITS), fenced "1"/"0". All or none:
+ *   0 when a key is held exclusively or by anything else, full, or marked;
+ *   "mode <m>" when a key is held in another mode m; else 1, or the fence.
+ * Extend: KEYS the lock keys; ARGV token, ttl, mode, limit. 1 when every
+ *   key has (or can admit again, under the limit) the holder; else 0.
+ * Release: remove the holder's entries; returns how many were there.
+ * Writer wait: KEYS the lock keys; ARGV ms: marks every key held shared.
+ */
+#define LUA_SHARED_MODE                                                                            \
+    "local function mode_of(k) local m = redis.call('hget', k, '~mode') "                          \
+    "if m == 'shared' or (m and string.find(m, '^permits [1-9]%d*$')) then return m end "           \
+    "return nil end "
+#define LUA_SHARED_PRUNE                                                                           \
+    LUA_SHARED_MODE                                                                                \
+    "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) " \
+    "local function prune(k) local h = redis.call('hgetall', k) local c, mx = 0, 0 "               \
+    "for i = 1, #h, 2 do if h[i] ~= '~mode' then local e = tonumber(h[i + 1]) or 0 "               \
+    "if e <= now then redis.call('hdel', k, h[i]) else c = c + 1 if e > mx then mx = e end end end end " \
+    "if c == 0 then redis.call('del', k) else redis.call('pexpire', k, mx - now) end "             \
+    "return c end "
+/* Check key k for holder tok (ARGV[3] mode, lim): nil when it may hold,
+ * else the script's refusal. admit: a new holder (the writer marker counts). */
+#define LUA_SHARED_CHECK                                                                           \
+    "local function check(k, lim, admit) local ty = redis.call('type', k)['ok'] "                  \
+    "if ty == 'none' then if admit and redis.call('exists', k .. ',wwait') == 1 then return 0 end return nil end " \
+    "if ty ~= 'hash' then return 0 end local m = mode_of(k) if not m then return 0 end "            \
+    "local c = prune(k) if c == 0 then "                                                           \
+    "if admit and redis.call('exists', k .. ',wwait') == 1 then return 0 end return nil end "        \
+    "if m ~= ARGV[3] then return 'mode ' .. m end "                                                \
+    "local mine = redis.call('hexists', k, ARGV[1]) == 1 "                                         \
+    "if admit and not mine and redis.call('exists', k .. ',wwait') == 1 then return 0 end "           \
+    "if lim > 0 and not mine and c >= lim then return 0 end return nil end "                       \
+    "local function enter(k) local e = now + tonumber(ARGV[2]) "                                    \
+    "redis.call('hset', k, '~mode', ARGV[3], ARGV[1], e) prune(k) end "
+
 static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_ACQUIRE_MULTI] =
         LUA_MAY_TAKE
@@ -141,7 +187,8 @@ static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_EXTEND] =
         LUA_MARKED_PRIORITY
         "local prio = tonumber(ARGV[3] or '0') or 0 "
-        "for _, k in ipairs(KEYS) do local v = redis.call('get', k) "
+        "for _, k in ipairs(KEYS) do local v = redis.pcall('get', k) "
+        "if type(v) == 'table' then v = '~' end " /* not a string: a shared key, an application's */
         "if v and v ~= ARGV[1] then "
         "if marked(k, v) > prio then return -1 end "
         "return 0 end end "
@@ -151,7 +198,7 @@ static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_RELEASE] =
         LUA_FLEET
         "local n = 0 for _, k in ipairs(KEYS) do "
-        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 "
+        "if redis.pcall('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 "
         "if ARGV[2] then local w = redis.pcall('get', k .. ',w') if type(w) == 'string' then "
         "local h = reg_head(reg_parse(w, clock()), '') if h then "
         "redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end end "
@@ -160,6 +207,12 @@ static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_INSPECT] =
         "local ty = redis.call('type', KEYS[1])['ok'] if ty == 'none' then return '' end "
         "local p = redis.call('pttl', KEYS[1]) "
+        "if ty == 'hash' then " LUA_SHARED_MODE "local m = mode_of(KEYS[1]) if m then "
+        "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+        "local out = p .. ' =' .. (string.gsub(m, ' ', ':')) local h = redis.call('hgetall', KEYS[1]) "
+        "for i = 1, #h, 2 do local e = tonumber(h[i + 1]) "
+        "if h[i] ~= '~mode' and #h[i] == 32 and not string.find(h[i], '[^0-9a-f]') and e and e > now then "
+        "out = out .. ' ' .. h[i] .. ':' .. (e - now) end end return out end end "
         "if ty ~= 'string' then return p .. ' ~' .. ty end "
         "local v = redis.call('get', KEYS[1]) "
         "if #v == 32 and not string.find(v, '[^0-9a-f]') then return p .. ' ' .. v end "
@@ -221,6 +274,31 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
         "redis.call('set', KEYS[1], ARGV[1]) end "
         "return 1",
+    [SCRIPT_SHARED_ACQUIRE] =
+        LUA_SHARED_PRUNE LUA_SHARED_CHECK
+        "local n = #KEYS - 1 local lim = tonumber(ARGV[4]) or 0 "
+        "for i = 1, n do local r = check(KEYS[i], lim, true) if r then return r end end "
+        "for i = 1, n do enter(KEYS[i]) end "
+        "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[n + 1]") "end "
+        "return 1",
+    [SCRIPT_SHARED_EXTEND] =
+        LUA_SHARED_PRUNE LUA_SHARED_CHECK
+        "local lim = tonumber(ARGV[4]) or 0 "
+        "for _, k in ipairs(KEYS) do if check(k, lim, false) then return 0 end end "
+        "for _, k in ipairs(KEYS) do enter(k) end "
+        "return 1",
+    [SCRIPT_SHARED_RELEASE] =
+        LUA_SHARED_PRUNE
+        "local n = 0 for _, k in ipairs(KEYS) do "
+        "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "
+        "n = n + redis.call('hdel', k, ARGV[1]) prune(k) end end "
+        "return n",
+    [SCRIPT_WRITER_WAIT] =
+        LUA_SHARED_MODE
+        "local n = 0 for _, k in ipairs(KEYS) do "
+        "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "
+        "redis.call('set', k .. ',wwait', '1', 'PX', ARGV[1]) n = n + 1 end end "
+        "return n",
 };
 
 const char *pool_script_text(enum pool_script script)

@@ -36,6 +36,10 @@ enum pool_script {
     SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder; fleet: may yield */
     SCRIPT_ACQUIRE_FLEET, /* SET NX PX of one key honouring reservations; registers a refused waiter */
     SCRIPT_UNREGISTER,    /* take this daemon out of a key's waiter registry */
+    SCRIPT_SHARED_ACQUIRE,/* admit a SHARED / PERMITS holder into the keys' holder hashes */
+    SCRIPT_SHARED_EXTEND, /* renew (or re-admit) a holder's entries */
+    SCRIPT_SHARED_RELEASE,/* remove a holder's entries; delete a key left with none */
+    SCRIPT_WRITER_WAIT,   /* an exclusive waiter marks shared keys "<key>,wwait" */
     SCRIPT__COUNT
 };
 

@@ -60,6 +60,8 @@ struct rl_op {
     unsigned bad_fences;    /* ... unusable: an exhausted or foreign counter */
     bool preempted;         /* EXTEND: a master said a higher priority holds the key */
     unsigned yielded;       /* HANDOFF: masters that yielded to another daemon (also refused) */
+    unsigned need;          /* grants needed when above the quorum (PERMITS), else 0 */
+    char mode_conflict[32]; /* shared ACQUIRE: another mode a master reported */
     uint64_t fence_max, fence_min; /* over the usable fences */
     uint64_t *fence_votes;  /* every usable fence once two differ (NULL while all agree) */
     bool fence_votes_failed;/* ... out of memory for them: the largest is the fence */
@@ -211,26 +213,34 @@ static bool fence_wait(const struct rl_votes *v, bool final)
     return v->fence_min != v->fence_max && pending > 0;
 }
 
+unsigned rl_permits_quorum(unsigned n, unsigned total)
+{
+    unsigned q = (unsigned)(((uint64_t)n * total) / ((uint64_t)n + 1)) + 1;
+    unsigned maj = total / 2 + 1;
+    return q > maj ? q : maj;
+}
+
 enum rl_verdict rl_decide(const struct rl_votes *v, bool final)
 {
     assert(v->total == 0 || (v->quorum >= 1 && v->quorum <= v->total));
     assert(v->replied <= v->sent && v->granted + v->refused <= v->replied);
     unsigned outstanding = v->sent - v->replied;
+    unsigned need = v->need > v->quorum ? v->need : v->quorum; /* grants needed */
     switch (v->kind) {
     case RL_ACQUIRE:
     case RL_HANDOFF:
     case RL_EXTEND:
     case RL_FENCE:
-        if (v->kind == RL_EXTEND && v->refused > v->total - v->quorum)
+        if (v->kind == RL_EXTEND && v->refused > v->total - need)
             /* More than N-Q masters hold other tokens: no majority can
              * extend, the lock is gone. One refusal alone is not (a stale
              * key of a failed attempt, say): the extension still stands if
              * a majority grants it. */
             return v->preempted ? RL_V_PREEMPTED : RL_V_TAKEN;
-        if (v->granted >= v->quorum && v->fenced && fence_wait(v, final))
+        if (v->granted >= need && v->fenced && fence_wait(v, final))
             return RL_V_WAIT; /* granted: wait for the granting masters' fences */
-        if (v->granted >= v->quorum && (!v->fenced || v->fences >= v->quorum)) return RL_V_GRANTED;
-        if (v->granted >= v->quorum && v->bad_fences > 0)
+        if (v->granted >= need && (!v->fenced || v->fences >= v->quorum)) return RL_V_GRANTED;
+        if (v->granted >= need && v->bad_fences > 0)
             return RL_V_BADFENCE; /* granted, but too few counters could give a fence */
         if (final || outstanding == 0)
             /* A failure waits for every answer (or the deadline) so that the
@@ -244,6 +254,7 @@ enum rl_verdict rl_decide(const struct rl_votes *v, bool final)
         /* Done once a majority answered (the rest still get the delete). */
         return final || outstanding == 0 || v->replied >= v->quorum ? RL_V_DONE : RL_V_WAIT;
     case RL_INSPECT:
+    case RL_MARK:
         return final || outstanding == 0 ? RL_V_DONE : RL_V_WAIT;
     }
     return RL_V_WAIT;
@@ -290,6 +301,7 @@ static struct rl_votes votes_of(const struct rl_op *op)
         .kind = op->kind,
         .total = (unsigned)pool_size(op->pool),
         .quorum = (unsigned)pool_quorum(op->pool),
+        .need = op->need,
         .sent = op->sent,
         .replied = op->replied,
         .granted = op->granted,
@@ -340,6 +352,7 @@ static bool op_try_decide(struct rl_op *op, bool final)
     case RL_V_NOQUORUM: out.result = RL_NOQUORUM; break;
     case RL_V_DONE: out.result = RL_OK; break;
     }
+    memcpy(out.mode_conflict, op->mode_conflict, sizeof out.mode_conflict);
     rl_done_fn *done = op->done;
     void *ctx = op->ctx;
     op_free(op); /* before the callback: it may start new ops */
@@ -461,7 +474,17 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
         } else if (op->kind == RL_HANDOFF && r->kind == POOL_REPLY_INTEGER && r->integer == POOL_YIELDED) {
             op->refused++; /* freed for another daemon's waiters: no vote for ours */
             op->yielded++;
+        } else if (r->kind == POOL_REPLY_STRING && r->len > 5 && r->len < sizeof op->mode_conflict + 5 &&
+                   memcmp(r->str, "mode ", 5) == 0) {
+            /* the shared acquire: the key is held in another mode */
+            op->refused++;
+            if (op->mode_conflict[0] == '\0') {
+                memcpy(op->mode_conflict, r->str + 5, r->len - 5);
+                op->mode_conflict[r->len - 5] = '\0';
+            }
         }
+        break;
+    case RL_MARK:
         break;
     case RL_FENCE:
         if (r->kind == POOL_REPLY_INTEGER && r->integer == 1) op->granted++;
@@ -533,11 +556,16 @@ static void op_init(struct rl_engine *e, struct rl_op *op, enum rl_kind kind, co
     op->ctx = ctx;
     op->sent = op->granted = op->refused = op->replied = op->yielded = 0;
     op->fenced = (kind == RL_ACQUIRE || kind == RL_HANDOFF) && t->fenced;
-    op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0 && t->node == NULL;
+    op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0 && t->node == NULL &&
+                          t->mode == NULL;
     op->granted_mask = 0;
     op->fence_answers = op->fences = op->bad_fences = 0;
     op->fence_votes_failed = false;
     op->preempted = false;
+    op->mode_conflict[0] = '\0';
+    op->need = t->mode != NULL && t->limit > 0 && (kind == RL_ACQUIRE || kind == RL_EXTEND)
+                   ? rl_permits_quorum(t->limit, (unsigned)pool_size(e->pool))
+                   : 0;
     op->fence_max = op->fence_min = 0;
     op->started_ms = now_ms();
     op->deadline_ms = op->started_ms + e->timeout_ms;
@@ -605,11 +633,30 @@ static void op_argv_build(enum rl_kind kind, const struct rl_target *t, struct o
     }
 }
 
+/* A shared or PERMITS lock's command (redis_pool.c LUA_SHARED_*): ACQUIRE
+ * ARGV token, ttl, mode, limit, fenced with the fence counter after the
+ * keys; EXTEND token, ttl, mode, limit; RELEASE token. */
+static int send_shared(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, const struct op_argv *a,
+                       size_t m, uintptr_t tag)
+{
+    char lim[PROTO_U64_DIGITS];
+    const char *args[5] = {t->token, a->ttl, t->mode, lim, t->fenced ? "1" : "0"};
+    size_t lens[5] = {a->token_len, a->ttl_len, strlen(t->mode), proto_put_u64(lim, t->limit), 1};
+    if (kind == RL_RELEASE)
+        return pool_script(e->pool, m, tag, SCRIPT_SHARED_RELEASE, t->nkeys, t->keys, t->keylens, 1, args, lens);
+    if (kind == RL_EXTEND)
+        return pool_script(e->pool, m, tag, SCRIPT_SHARED_EXTEND, t->nkeys, t->keys, t->keylens, 4, args, lens);
+    return pool_script(e->pool, m, tag, SCRIPT_SHARED_ACQUIRE, t->nkeys + 1, t->keys, t->keylens, 5, args, lens);
+}
+
 /* Queue the op's command (tagged tag) to master m. Returns 0 when it was
  * queued, -1 when that master cannot take it now. */
 static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, const struct op_argv *a,
                    size_t m, uintptr_t tag)
 {
+    /* A shared or PERMITS lock has its own scripts (and no fleet waiting). */
+    if (t->mode != NULL && (kind == RL_ACQUIRE || kind == RL_EXTEND || kind == RL_RELEASE))
+        return send_shared(e, kind, t, a, m, tag);
     const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
     size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
     if (kind == RL_HANDOFF) {
@@ -720,12 +767,28 @@ static void send_release_untracked(struct rl_engine *e, enum rl_kind kind, const
     for (size_t m = 0; m < n; m++) op_send(e, kind, t, &a, m, 0);
 }
 
+/* RL_MARK: the writer-waiting marker on every shared key of t, for
+ * t->ttl_ms; untracked like a release nobody waits for. */
+static void send_mark_untracked(struct rl_engine *e, const struct rl_target *t)
+{
+    char px[PROTO_U64_DIGITS];
+    const char *args[1] = {px};
+    size_t arglens[1] = {proto_put_u64(px, t->ttl_ms)};
+    size_t n = pool_size(e->pool);
+    for (size_t m = 0; m < n; m++)
+        pool_script(e->pool, m, 0, SCRIPT_WRITER_WAIT, t->nkeys, t->keys, t->keylens, 1, args, arglens);
+}
+
 /* See redlock_engine.h: a RELEASE nobody waits for goes untracked. */
 int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
              void *ctx)
 {
     if ((kind == RL_RELEASE || kind == RL_UNREGISTER) && done == NULL) {
         send_release_untracked(e, kind, t);
+        return 0;
+    }
+    if (kind == RL_MARK) {
+        send_mark_untracked(e, t);
         return 0;
     }
     assert(kind != RL_UNREGISTER);

@@ -28,6 +28,7 @@ enum rl_kind {
     RL_FENCE,   /* raise the fence counter keys[nkeys] to at least t->fence */
     RL_HANDOFF, /* one key from t->old_token straight to t->token (counted like ACQUIRE) */
     RL_UNREGISTER, /* fleet waiting: take t->node out of keys[0]'s waiter registry (done NULL only) */
+    RL_MARK,    /* fire and forget: an exclusive waiter marks shared keys (t->ttl_ms long) */
 };
 
 enum rl_result {
@@ -54,6 +55,8 @@ struct rl_outcome {
     unsigned bad_fences;  /* RL_BADFENCE: granting masters whose counters could not give it */
     unsigned yielded;     /* RL_HANDOFF: masters that yielded the key to another daemon's waiters
                              (counted as refusals; PROTOCOL.md 8.7) */
+    char mode_conflict[32]; /* shared ACQUIRE: a master holds the key in this other mode
+                               ("shared", "permits <n>"), "" when none said so */
 };
 
 typedef void rl_done_fn(void *ctx, const struct rl_outcome *outcome);
@@ -89,7 +92,14 @@ struct rl_target {
     uint32_t streak_max;     /* HANDOFF: at this streak, yield to any registered node */
     uint32_t registry_ms;    /* a registration lasts this long unless refreshed */
     uint32_t reserve_ms;     /* a reservation for a woken node lasts this long */
+    const char *mode;        /* ACQUIRE, EXTEND, RELEASE: NULL for an exclusive lock, else
+                                "shared" or "permits <n>" (the holder-hash scripts) */
+    uint32_t limit;          /* ... PERMITS n (0: SHARED, no limit) */
 };
+
+/* Grants a PERMITS n lock needs out of N masters: the smallest q with
+ * (n + 1) q > n N, and at least a majority (PROTOCOL.md 8.8). */
+unsigned rl_permits_quorum(unsigned n, unsigned total);
 
 struct rl_engine *rl_engine_new(struct event_base *base, const struct config *cfg);
 /* Fleet waiting: fn(ctx, msg, len) for each wake-up message of a master
@@ -128,6 +138,7 @@ struct rl_votes {
     enum rl_kind kind;
     unsigned total;         /* masters configured (N) */
     unsigned quorum;        /* N/2 + 1 (Q) */
+    unsigned need;          /* grants needed when above Q (PERMITS), else 0: Q */
     unsigned sent;          /* masters the command went to */
     unsigned replied;       /* any reply, including errors and non-voting masters */
     unsigned granted;       /* voting masters that took / extended / deleted */

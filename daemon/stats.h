@@ -38,6 +38,8 @@
     X(lost_maxhold, "lost", "reason=\"maxhold\"", "")                                                        \
     X(lost_shutdown, "lost", "reason=\"shutdown\"", "")                                                      \
     X(auto_released, "auto_released", "", "Locks released because their connection closed.")                \
+    X(locks_delayed, "locks_delayed", "",                                                                    \
+      "Locks kept on the masters for lock_delay_ms after their connection ended without RELEASE or QUIT.")   \
     X(overload_pauses, "overload_pauses", "",                                                                \
       "Times a client was not read for 1 ms because a majority of masters was behind.")                      \
     X(expired, "expired", "", "Locks whose validity ran out unreleased.")                                    \

@@ -327,6 +327,8 @@ static const struct opt_def acquire_opts[] = {
     {"MAXHOLD", PROTO_OPT_MAXHOLD, OPT_ARG_MS},
     {"PRIORITY", PROTO_OPT_PRIORITY, OPT_ARG_MS},
     {"OWNER", PROTO_OPT_OWNER, OPT_ARG_OWNER},
+    {"SHARED", PROTO_OPT_SHARED, OPT_ARG_NONE},
+    {"PERMITS", PROTO_OPT_PERMITS, OPT_ARG_MS},
 };
 
 /* Where the number of a numeric option goes. */
@@ -337,6 +339,8 @@ static uint32_t *opt_number_field(struct proto_request *req, unsigned flag)
         return &req->wait_ms;
     case PROTO_OPT_MAXHOLD:
         return &req->maxhold_ms;
+    case PROTO_OPT_PERMITS:
+        return &req->permits;
     default:
         return &req->priority;
     }
@@ -359,6 +363,12 @@ static enum proto_err parse_opt_arg(struct parse_ctx *c, const struct opt_def *d
         return PROTO_OK;
     if (!next_token(c, &arg))
         return fail(c, PROTO_ERR_BADREQ, "%s needs a value", def->name);
+    if (def->flag == PROTO_OPT_PERMITS) {
+        enum proto_err err = parse_ms(c, arg, 1, def->name, &c->req->permits);
+        if (err == PROTO_OK && c->req->permits > PROTO_MAX_PERMITS)
+            return fail(c, PROTO_ERR_BADREQ, "PERMITS %u is above %u", c->req->permits, PROTO_MAX_PERMITS);
+        return err;
+    }
     if (def->arg == OPT_ARG_MS)
         return parse_ms(c, arg, 0, def->name, opt_number_field(c->req, def->flag));
     if (arg.len > PROTO_MAX_OWNER_BYTES || !slice_all_graph(arg))
@@ -599,6 +609,24 @@ size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t va
     *p++ = '\r';
     *p++ = '\n';
     return fit_copy(buf, cap, line, (size_t)(p - line));
+}
+
+size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len, uint64_t validity_ms)
+{
+    if (len < 7 || memcmp(line, "OK ", 3) != 0 || line[len - 2] != '\r' || line[len - 1] != '\n') return 0;
+    const char *id = line + 3, *end = line + len - 2;
+    const char *sp = memchr(id, ' ', (size_t)(end - id));
+    if (sp == NULL || !proto_valid_lock_id(id, (size_t)(sp - id))) return 0;
+    char idbuf[PROTO_LOCK_ID_LEN + 1];
+    memcpy(idbuf, id, (size_t)(sp - id));
+    idbuf[sp - id] = '\0';
+    const char *v = sp + 1;
+    const char *sp2 = memchr(v, ' ', (size_t)(end - v));
+    uint64_t old, fence = 0;
+    if (!proto_parse_u64(v, (size_t)((sp2 != NULL ? sp2 : end) - v), UINT64_MAX, &old)) return 0;
+    if (sp2 != NULL && (!proto_parse_u64(sp2 + 1, (size_t)(end - sp2 - 1), UINT64_MAX, &fence) || fence == 0))
+        return 0;
+    return proto_fmt_ok_lock(buf, cap, idbuf, validity_ms, fence);
 }
 
 /* Remove bytes below 0x20 and 0x7f from the NUL-terminated s; returns the new length. */

@@ -90,6 +90,9 @@ struct proto_slice {
 #define PROTO_OPT_MAXHOLD    (1u << 4) /* MAXHOLD <ms> */
 #define PROTO_OPT_PRIORITY   (1u << 5) /* PRIORITY <n> */
 #define PROTO_OPT_OWNER      (1u << 6) /* OWNER <id> */
+#define PROTO_OPT_SHARED     (1u << 7) /* SHARED: a reader of a read/write lock */
+#define PROTO_OPT_PERMITS    (1u << 8) /* PERMITS <n>: one of at most n holders */
+#define PROTO_MAX_PERMITS 1000u        /* largest PERMITS n */
 
 struct proto_request {
     enum proto_verb verb;
@@ -103,6 +106,7 @@ struct proto_request {
     uint32_t wait_ms;                /* WAIT */
     uint32_t maxhold_ms;             /* MAXHOLD */
     uint32_t priority;               /* PRIORITY */
+    uint32_t permits;                /* PERMITS (1..PROTO_MAX_PERMITS) */
 };
 
 /*
@@ -139,6 +143,10 @@ size_t proto_fmt_ok(char *buf, size_t cap);
 /* "OK <lock_id> <validity_ms>[ <fence>]"; fence 0 means none is sent. */
 size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t validity_ms,
                          uint64_t fence);
+/* The "OK <lock_id> <validity_ms>[ <fence>]" line in line[len] again with
+ * another validity (a reply that waited behind earlier ones reports what is
+ * left when it is written); 0 when line is not of that form or does not fit. */
+size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len, uint64_t validity_ms);
 /* "ERR <CODE> <text>"; text is printf-style and is cut to fit, never
  * containing CR or LF. */
 size_t proto_fmt_err(char *buf, size_t cap, enum proto_err err, const char *fmt, ...)

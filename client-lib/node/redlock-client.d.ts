@@ -47,7 +47,8 @@ export class Lock {
   readonly ttl: number | undefined;
   readonly autoextend: boolean;
   readonly detach: boolean;
-  /** performance.now() when the request was sent. */
+  /** performance.now() when the request was sent, or, for an acquire with `wait`,
+   *  when its reply was read (PROTOCOL.md 8.2). */
   validFrom: number;
   /** null, or the reason of the EVENT LOST that ended it. */
   lost: string | null;
@@ -76,6 +77,10 @@ export interface AcquireOptions {
   maxhold?: number | null;
   priority?: number | null;
   owner?: string | null;
+  /** A reader of a read/write lock: readers hold together, writers wait. */
+  shared?: boolean;
+  /** 1..1000: one of at most that many holders of one resource. */
+  permits?: number | null;
 }
 
 export interface UsingOptions {

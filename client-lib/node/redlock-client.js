@@ -173,7 +173,9 @@ function now() {
  *   fence      fencing token as a BigInt (64-bit), or null if the daemon sent none
  *   resources  array of resource names
  *   ttl        ttl asked for at acquire (undefined: daemon default; extend() without ttl uses it)
- *   validFrom  performance.now() when the request was sent (the safe side)
+ *   validFrom  performance.now() when the request was sent (the safe side), or, for an
+ *              acquire with `wait`, when its reply was read (the send may be the whole
+ *              wait earlier; PROTOCOL.md 8.2)
  *   lost       null, or the reason of the EVENT LOST that ended it
  */
 class Lock {
@@ -306,7 +308,9 @@ class RedlockClient extends EventEmitter {
   /**
    * ACQUIRE one lock over all of resources ('a,b' or ['a', 'b']).
    * options: ttl (ms; default the daemon's default_ttl_ms), wait (ms to keep
-   * trying; 0: one attempt), autoextend, detach, maxhold (ms), priority, owner.
+   * trying; 0: one attempt), autoextend, detach, maxhold (ms), priority, owner,
+   * shared (a reader of a read/write lock), permits (1..1000: one of at most
+   * that many holders of one resource).
    * Resolves to a Lock; rejects with BusyError, NoQuorumError, RedlockError.
    */
   async acquire(resources, options = {}) {
@@ -325,14 +329,23 @@ class RedlockClient extends EventEmitter {
       }
       line.push('OWNER', o.owner);
     }
-    const validFrom = now();
-    const reply = await this._request(line.join(' '), true);
-    const [id, validity, fence] = parseOkLock(reply);
+    if (o.shared) line.push('SHARED');
+    if (o.permits !== undefined && o.permits !== null) {
+      if (!Number.isInteger(o.permits) || o.permits < 1 || o.permits > 1000) {
+        throw new TypeError(`bad permits ${String(o.permits)}: want 1..1000`);
+      }
+      line.push('PERMITS', String(o.permits));
+    }
+    const sent = now();
+    const call = await this._requestCall(line.join(' '), true);
+    const [id, validity, fence] = parseOkLock(call.line);
+    // PROTOCOL.md 8.2: counted from the send, or after a WAIT from the read of the reply.
+    const waited = o.wait !== undefined && o.wait !== null;
     const lock = new Lock(this, id, validity, fence, names, {
       ttl: o.ttl === null ? undefined : o.ttl,
       autoextend: o.autoextend,
       detach: o.detach,
-      validFrom,
+      validFrom: waited ? call.readAt : sent,
     });
     if (!lock.detach) {
       this._track(lock);
@@ -466,16 +479,20 @@ class RedlockClient extends EventEmitter {
   _send(line, acquire = false) {
     return new Promise((resolve, reject) => {
       if (this._closed) return reject(this._closed);
-      this._pending.push({ resolve, reject, line: null, data: null, want: 0, acquire });
+      this._pending.push({ resolve, reject, line: null, data: null, want: 0, acquire, readAt: 0 });
       this._socket.write(`${line}\r\n`);
     });
   }
 
   async _request(line, acquire = false) {
+    return (await this._requestCall(line, acquire)).line;
+  }
+
+  async _requestCall(line, acquire = false) {
     const call = await this._send(line, acquire);
     if (call.data) throw new ProtocolError(`unexpected DATA block in reply to ${line.split(' ')[0]}`);
     if (call.line.startsWith('ERR')) throw daemonError(call.line);
-    return call.line;
+    return call;
   }
 
   async _data(line) {
@@ -530,6 +547,7 @@ class RedlockClient extends EventEmitter {
       this._head = 0;
     }
     call.line = line;
+    call.readAt = now();
     const m = /^DATA[ \t]+(\d+)/.exec(line);
     if (/^DATA\b/.test(line)) {
       if (!m) return false;

@@ -313,6 +313,18 @@ describe('redlock-client', () => {
     await (await c.acquire(`${a},${b}`, { wait: 0 })).release();
   }));
 
+  it('counts validity from the reply after a WAIT (PROTOCOL.md 8.2)', withLog(cluster, async (connect) => {
+    // After a WAIT longer than the TTL, counting from the send would make a
+    // fresh lock look expired. The holder's lock simply expires: no sleep.
+    const c1 = await connect();
+    const c2 = await connect();
+    const r = res('vw');
+    await c1.acquire(r, { ttl: 1500 });
+    const lock = await c2.acquire(r, { ttl: 1000, wait: 20000 });
+    assert.ok(lock.remaining() > 500, `remaining ${lock.remaining()} of validity ${lock.validity}`);
+    await lock.release();
+  }));
+
   it('answers BUSY to a second client', withLog(cluster, async (connect) => {
     const c1 = await connect();
     const c2 = await connect(true);
@@ -325,6 +337,29 @@ describe('redlock-client', () => {
     assert.ok(Date.now() - t0 < 1000);
     await lock.release();
     await (await c2.acquire(r, { wait: 0 })).release();
+  }));
+
+  it('SHARED readers together, PERMITS n holders', withLog(cluster, async (connect) => {
+    const c1 = await connect();
+    const c2 = await connect(true);
+    const r = res('rw');
+    const r1 = await c1.acquire(r, { ttl: 10000, shared: true });
+    const r2 = await c2.acquire(r, { ttl: 10000, shared: true, wait: 0 });
+    await assert.rejects(c2.acquire(r, { ttl: 10000, wait: 0 }), (err) => err instanceof BusyError);
+    await r1.release();
+    await r2.release();
+    await (await c2.acquire(r, { wait: 0 })).release();
+    const s = res('sem');
+    const p1 = await c1.acquire(s, { ttl: 10000, permits: 2 });
+    const p2 = await c2.acquire(s, { ttl: 10000, permits: 2, wait: 0 });
+    await assert.rejects(c1.acquire(s, { permits: 2, wait: 0 }), (err) => err instanceof BusyError);
+    await assert.rejects(c1.acquire(s, { permits: 3, wait: 0 }),
+      (err) => err instanceof RedlockError && err.code === 'BADREQ' && err.text.includes('PERMITS 2'));
+    await p1.release();
+    await p2.release();
+    for (const bad of [0, 1001, 1.5, '2']) {
+      await assert.rejects(c1.acquire(s, { permits: bad }), TypeError);
+    }
   }));
 
   it('WAIT gets the lock promptly after the release', withLog(cluster, async (connect) => {

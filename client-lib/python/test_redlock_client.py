@@ -309,6 +309,20 @@ class TestBasics(ClusterTest):
         again = c.acquire([self.res("a")], ttl_ms=10000, wait_ms=0)
         again.release()
 
+    def test_wait_counts_validity_from_the_reply(self):
+        # PROTOCOL.md 8.2: after a WAIT longer than the lock's TTL the validity
+        # counts from the reply, not from the send (which would make a fresh
+        # lock look expired). The holder's lock simply expires: no sleep.
+        c1, c2 = self.client(), self.client()
+        c1.acquire(self.res(), ttl_ms=1500)
+        lock = c2.acquire(self.res(), ttl_ms=1000, wait_ms=20000)
+        self.assertGreater(lock.remaining_ms(), 500, "validity %d counted from the send" % lock.validity_ms)
+        c2.release(lock)
+        # Without WAIT it counts from the send (the safe side): never more than the reply's.
+        plain = c2.acquire(self.res(), ttl_ms=10000)
+        self.assertLessEqual(plain.remaining_ms(), plain.validity_ms)
+        c2.release(plain)
+
     def test_busy_with_second_client(self):
         c1, c2 = self.client(), self.client(unix=False)
         lock = c1.acquire(self.res(), ttl_ms=10000)
@@ -321,6 +335,31 @@ class TestBasics(ClusterTest):
         self.assertLess(time.monotonic() - t0, 1.0)
         c1.release(lock)
         c2.release(c2.acquire(self.res(), wait_ms=0))
+
+    def test_shared_and_permits(self):
+        c1, c2 = self.client(), self.client(unix=False)
+        r = self.res("rw")
+        r1 = c1.acquire(r, ttl_ms=10000, shared=True)
+        r2 = c2.acquire(r, ttl_ms=10000, shared=True, wait_ms=0)
+        with self.assertRaises(rc.BusyError):
+            c2.acquire(r, ttl_ms=10000, wait_ms=0)
+        r1.release()
+        r2.release()
+        c2.acquire(r, ttl_ms=10000, wait_ms=0).release()
+        s = self.res("sem")
+        p1 = c1.acquire(s, ttl_ms=10000, permits=2)
+        p2 = c2.acquire(s, ttl_ms=10000, permits=2, wait_ms=0)
+        with self.assertRaises(rc.BusyError):
+            c1.acquire(s, ttl_ms=10000, permits=2, wait_ms=0)
+        with self.assertRaises(rc.RedlockError) as cm:
+            c1.acquire(s, ttl_ms=10000, permits=3, wait_ms=0)
+        self.assertEqual(cm.exception.code, "BADREQ")
+        self.assertIn("PERMITS 2", cm.exception.text)
+        p1.release()
+        p2.release()
+        for bad in (0, 1001, True, "2"):
+            with self.assertRaises(ValueError):
+                c1.acquire(s, permits=bad)
 
     def test_wait_gets_lock_after_release(self):
         c1, c2 = self.client(), self.client()

@@ -1,11 +1,20 @@
 /*
  * lockbench.c - redlockd's load generator.
  *
- * Opens N connections to a redlockd (TCP host:port or a Unix socket path),
- * keeps D requests in flight on each (pipelining), and runs one of:
+ * Opens N connections to a redlockd (TCP host:port or a Unix socket path; -a given
+ * more than once: several daemons, connection c going to address c mod the number of
+ * addresses), keeps D requests in flight on each (pipelining), and runs one of:
  *
  *   pairs   ACQUIRE <unique resource> <ttl>, then RELEASE <id>; a new resource per op
  *   hot     every connection ACQUIREs one resource with WAIT, holds it H ms, RELEASEs
+ *   fleet   hot, through several daemons on the same masters (-a twice or more), with
+ *           what a fleet needs measured: acquisitions per daemon, the hand-over between
+ *           daemons (from the previous holder's RELEASE being *sent* to the next grant's
+ *           reply, one clock: this process), the longest run of grants on one daemon,
+ *           and overlaps: a grant while another holder of ours still held (its grant
+ *           seen, its RELEASE not yet sent, its validity not over), which must never
+ *           happen. Waits still open at the end of the window count in the wait
+ *           figures with their length so far.
  *   hold    like pairs, but each lock is held H ms before its RELEASE
  *   idle    each connection sends one PING and then stays idle (memory measurements)
  *   ping    PING after PING: one op is one round trip to the daemon and back, no
@@ -57,6 +66,7 @@
 #define MAX_CONNS 200000
 #define MAX_DEPTH 100000
 #define MAX_MASTERS 16
+#define MAX_ADDRS 8
 #define MAX_PREFIX 256
 #define MAX_LINE 65536
 #define IN_BUF_INIT 4096
@@ -137,11 +147,13 @@ static double hist_mean(const struct hist *h)
 
 /* ---- Options and state --------------------------------------------------- */
 
-enum mode { MODE_PAIRS, MODE_HOT, MODE_HOLD, MODE_IDLE, MODE_DIRECT, MODE_PING };
-static const char *const mode_names[] = {"pairs", "hot", "hold", "idle", "direct", "ping"};
+enum mode { MODE_PAIRS, MODE_HOT, MODE_HOLD, MODE_IDLE, MODE_DIRECT, MODE_PING, MODE_FLEET };
+static const char *const mode_names[] = {"pairs", "hot", "hold", "idle", "direct", "ping", "fleet"};
 
 struct options {
-    const char *addr;
+    const char *addr;           /* the first -a (or the default) */
+    const char *addrs[MAX_ADDRS];
+    unsigned naddrs;
     const char *masters; /* -M, direct mode */
     enum mode mode;
     unsigned conns;
@@ -153,6 +165,7 @@ struct options {
     uint32_t hold_ms;
     uint32_t wait_ms;
     uint32_t ramp_ms;   /* spread the first ops over this long */
+    long drain_ms;      /* -1 = DRAIN_MIN_MS */
     bool json;
     const char *label;
     char prefix[MAX_PREFIX + 1];
@@ -183,6 +196,7 @@ struct slot { /* one op in flight on a client */
     uint8_t ok;       /* direct: masters that granted / released */
     uint8_t answered; /* direct: masters that answered */
     bool holding;     /* acquired and not yet released */
+    uint64_t valid_until_ns;        /* fleet: grant reply + validity_ms */
     char id[PROTO_LOCK_ID_LEN + 1]; /* lock id (daemon) or token (direct) */
     char key[MAX_PREFIX + 48];      /* direct: the Redis key */
     size_t keylen;
@@ -205,6 +219,7 @@ struct link { /* one socket */
 
 struct client {
     unsigned id;
+    unsigned daemon;    /* index of its address (-a) */
     struct link *links; /* 1 (daemon) or nmasters (direct) */
     unsigned nlinks;
     struct slot *slots;
@@ -218,16 +233,20 @@ struct master {
     char sha[41];
 };
 
+struct daemon_addr {
+    bool unix_sock;
+    char host[256];
+    int port;
+    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
 static struct {
     struct options o;
     struct event_base *base;
     struct client *clients;
     struct master masters[MAX_MASTERS];
     unsigned nmasters, quorum;
-    bool unix_sock;
-    char host[256];
-    int port;
-    char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+    struct daemon_addr addrs[MAX_ADDRS];
 
     bool measuring, stopping, finished;
     uint64_t t_start_ns, t_ws_ns, t_we_ns;
@@ -242,6 +261,16 @@ static struct {
     size_t nflush, flushcap;
     struct event *ev_warm, *ev_end, *ev_drain, *ev_ramp;
     uint64_t started; /* slots started by the ramp so far */
+
+    struct { /* fleet mode */
+        struct slot *holder;   /* grant seen, RELEASE not sent yet (NULL: none) */
+        int last_daemon;       /* daemon of the last grant, -1 before the first */
+        uint64_t last_rel_ns;  /* when the last holder's RELEASE was sent */
+        uint64_t streak, streak_max, switches, overlaps, open_waits;
+        uint64_t acq[MAX_ADDRS]; /* grants in the window, per daemon */
+        struct hist cross, local; /* hand-over to another daemon / the same daemon */
+        bool censored;         /* open waits added to the wait histogram */
+    } f;
 } g;
 
 /* ---- Small helpers ------------------------------------------------------- */
@@ -442,12 +471,16 @@ static int connect_unix(const char *path, char *err, size_t errlen)
     return fd;
 }
 
-/* Connect to the daemon address given with -a. */
-static int connect_daemon(char *err, size_t errlen)
+/* Connect to daemon address i (the i-th -a). */
+static int connect_daemon(unsigned i, char *err, size_t errlen)
 {
-    return g.unix_sock ? connect_unix(g.path, err, errlen)
-                       : connect_tcp(g.host, g.port, err, errlen);
+    const struct daemon_addr *a = &g.addrs[i];
+    return a->unix_sock ? connect_unix(a->path, err, errlen)
+                        : connect_tcp(a->host, a->port, err, errlen);
 }
+
+/* hot and fleet: one resource, WAIT */
+static bool hot_mode(void) { return g.o.mode == MODE_HOT || g.o.mode == MODE_FLEET; }
 
 /* ---- Links: buffered, pipelined sockets ---------------------------------- */
 
@@ -594,7 +627,7 @@ static size_t make_resource(struct slot *s, char *buf)
 {
     size_t plen = strlen(g.o.prefix);
     memcpy(buf, g.o.prefix, plen);
-    if (g.o.mode == MODE_HOT) {
+    if (hot_mode()) {
         memcpy(buf + plen, "hot", 3);
         return plen + 3;
     }
@@ -613,7 +646,7 @@ static void send_acquire(struct slot *s)
     size_t t = 0;
     tail[t++] = ' ';
     t += put_u64(tail + t, g.o.ttl_ms);
-    if (g.o.mode == MODE_HOT) {
+    if (hot_mode()) {
         memcpy(tail + t, " WAIT ", 6);
         t += 6;
         t += put_u64(tail + t, g.o.wait_ms);
@@ -625,6 +658,10 @@ static void send_release(struct slot *s)
 {
     s->phase = PH_REL;
     s->gen++;
+    if (g.o.mode == MODE_FLEET && g.f.holder == s) {
+        g.f.holder = NULL;
+        g.f.last_rel_ns = now_ns();
+    }
     if (g.o.mode != MODE_DIRECT) {
         send_daemon(s, "RELEASE ", 8, s->id, PROTO_LOCK_ID_LEN, "", 0);
         return;
@@ -764,10 +801,40 @@ static void on_hold_done(evutil_socket_t fd, short what, void *arg)
     flush_all();
 }
 
+/* Fleet bookkeeping for a grant just seen (reply parsed, validity known). */
+static void fleet_grant(struct slot *s)
+{
+    uint64_t now = now_ns();
+    int d = (int)s->cl->daemon;
+    struct slot *h = g.f.holder;
+    if (h != NULL && h != s && now < h->valid_until_ns) {
+        if (++g.f.overlaps <= 10)
+            fprintf(stderr, "lockbench: OVERLAP: client %u (daemon %u) granted while client %u "
+                            "(daemon %u) holds, %llu ms of its validity left\n",
+                    s->cl->id, s->cl->daemon, h->cl->id, h->cl->daemon,
+                    (unsigned long long)((h->valid_until_ns - now) / 1000000));
+    } else if (h == NULL && g.f.last_daemon >= 0 && in_window()) {
+        hist_add(d == g.f.last_daemon ? &g.f.local : &g.f.cross, (now - g.f.last_rel_ns) / 1000);
+    }
+    if (d == g.f.last_daemon) {
+        g.f.streak++;
+    } else {
+        if (g.f.last_daemon >= 0 && in_window()) g.f.switches++;
+        g.f.streak = 1;
+    }
+    if (in_window()) {
+        if (g.f.streak > g.f.streak_max) g.f.streak_max = g.f.streak;
+        g.f.acq[d]++;
+    }
+    g.f.holder = s;
+    g.f.last_daemon = d;
+}
+
 static void acquired(struct slot *s)
 {
     g.acq_total++;
     set_holding(s, true);
+    if (g.o.mode == MODE_FLEET) fleet_grant(s);
     if (in_window()) {
         hist_add(&g.acq, (now_ns() - s->t0_ns) / 1000);
         s->cl->acq_window++;
@@ -829,6 +896,7 @@ static void daemon_line(struct link *l, char *line)
             proto_valid_lock_id(r.tokens[0], strlen(r.tokens[0]))) {
             memcpy(s->id, r.tokens[0], PROTO_LOCK_ID_LEN);
             s->id[PROTO_LOCK_ID_LEN] = '\0';
+            s->valid_until_ns = now_ns() + strtoull(r.tokens[1], NULL, 10) * 1000000u;
             acquired(s);
         } else {
             count_err(&r);
@@ -891,6 +959,10 @@ static void link_failed(struct link *l, const char *why)
     g.err_closed++;
     struct client *cl = l->cl;
     link_close(l);
+    if (g.f.holder != NULL && g.f.holder->cl == cl) { /* the daemon releases it */
+        g.f.holder = NULL;
+        g.f.last_rel_ns = now_ns();
+    }
     /* Slots of a daemon client die with its connection; a direct client
      * carries on while a majority of its masters is still connected. */
     unsigned alive = 0;
@@ -998,18 +1070,26 @@ static void on_end(evutil_socket_t fd, short what, void *arg)
         g.t_we_ns = now_ns();
     }
     /* Parked idle-mode slots have nothing in flight; held locks go back now
-     * rather than at the end of their hold. */
+     * rather than at the end of their hold. In fleet mode an ACQUIRE still
+     * waiting counts in the wait figures with its wait so far (a starved client
+     * must show), once. */
+    bool censor = g.o.mode == MODE_FLEET && !g.f.censored && g.t_ws_ns != 0;
+    g.f.censored = true;
     for (unsigned c = 0; c < g.o.conns; c++)
         for (unsigned i = 0; i < g.o.depth; i++) {
             struct slot *s = &g.clients[c].slots[i];
             if (s->phase == PH_PARKED) slot_idle(s);
+            if (censor && s->phase == PH_ACQ && s->t0_ns < g.t_we_ns) {
+                hist_add(&g.acq, (g.t_we_ns - s->t0_ns) / 1000);
+                g.f.open_waits++;
+            }
             if (s->phase == PH_HOLD) {
                 evtimer_del(s->timer);
                 send_release(s);
             }
         }
     flush_all();
-    uint64_t ms = DRAIN_MIN_MS + g.o.hold_ms;
+    uint64_t ms = (g.o.drain_ms >= 0 ? (uint64_t)g.o.drain_ms : DRAIN_MIN_MS) + g.o.hold_ms;
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
     if (!evtimer_pending(g.ev_drain, NULL)) evtimer_add(g.ev_drain, &tv);
     maybe_finish();
@@ -1115,12 +1195,13 @@ static void open_clients(void)
     for (unsigned c = 0; c < g.o.conns; c++) {
         struct client *cl = &g.clients[c];
         cl->id = c;
+        cl->daemon = c % g.o.naddrs;
         cl->nlinks = g.o.mode == MODE_DIRECT ? g.nmasters : 1;
         cl->links = xcalloc(cl->nlinks, sizeof *cl->links);
         for (unsigned m = 0; m < cl->nlinks; m++) {
             int fd = g.o.mode == MODE_DIRECT
                          ? connect_tcp(g.masters[m].host, g.masters[m].port, err, sizeof err)
-                         : connect_daemon(err, sizeof err);
+                         : connect_daemon(cl->daemon, err, sizeof err);
             if (fd < 0) die("connection %u: %s", c, err);
             if (set_nonblock(fd) != 0) die("fcntl: %s", strerror(errno));
             link_init(&cl->links[m], cl, fd);
@@ -1187,11 +1268,29 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* Acquisitions per daemon in the window: the smallest, the largest, max/min. */
+static struct fairness daemon_fairness(void)
+{
+    struct fairness f = {UINT64_MAX, 0, 0};
+    for (unsigned d = 0; d < g.o.naddrs; d++) {
+        if (g.f.acq[d] < f.min) f.min = g.f.acq[d];
+        if (g.f.acq[d] > f.max) f.max = g.f.acq[d];
+    }
+    f.ratio = f.min ? (double)f.max / (double)f.min : INFINITY;
+    return f;
+}
+
 static void report(double window_s)
 {
     double rate = window_s > 0 ? (double)g.ops_window / window_s : 0;
     struct fairness fr = fairness();
-    const char *addr = g.o.mode == MODE_DIRECT ? g.o.masters : g.o.addr;
+    struct fairness df = daemon_fairness();
+    char addrs[MAX_ADDRS * 300];
+    size_t al = 0;
+    addrs[0] = '\0';
+    for (unsigned i = 0; i < g.o.naddrs && al < sizeof addrs; i++)
+        al += (size_t)snprintf(addrs + al, sizeof addrs - al, "%s%s", i ? "," : "", g.o.addrs[i]);
+    const char *addr = g.o.mode == MODE_DIRECT ? g.o.masters : addrs;
     double cpu = cpu_seconds();
     if (g.o.json) {
         FILE *f = stdout;
@@ -1236,7 +1335,7 @@ static void report(double window_s)
         fprintf(f, "},\"redis_errors\":%llu,\"events\":%llu,\"abandoned\":%llu,\"held_max\":%llu",
                 (unsigned long long)g.err_redis, (unsigned long long)g.events,
                 (unsigned long long)g.abandoned, (unsigned long long)g.held_max);
-        if (g.o.mode == MODE_HOT)
+        if (hot_mode())
         {
             fprintf(f, ",\"fair_min\":%llu,\"fair_max\":%llu,\"fair_ratio\":",
                     (unsigned long long)fr.min, (unsigned long long)fr.max);
@@ -1245,19 +1344,45 @@ static void report(double window_s)
             else
                 fprintf(f, "%.3f", fr.ratio);
         }
+        if (g.o.mode == MODE_FLEET) {
+            fprintf(f, ",\"daemons\":%u,\"daemon_acq_min\":%llu,\"daemon_acq_max\":%llu,"
+                       "\"daemon_ratio\":", g.o.naddrs, (unsigned long long)df.min,
+                    (unsigned long long)df.max);
+            if (isinf(df.ratio))
+                fprintf(f, "null"); /* some daemon's clients never got the lock */
+            else
+                fprintf(f, "%.3f", df.ratio);
+            fprintf(f, ",\"daemon_acq\":[");
+            for (unsigned d = 0; d < g.o.naddrs; d++)
+                fprintf(f, "%s%llu", d ? "," : "", (unsigned long long)g.f.acq[d]);
+            fprintf(f,
+                    "],\"handover_n\":%llu,\"handover_p50_us\":%llu,\"handover_p99_us\":%llu,"
+                    "\"handover_max_us\":%llu,\"local_handover_n\":%llu,"
+                    "\"local_handover_p50_us\":%llu,\"local_handover_p99_us\":%llu,"
+                    "\"switches\":%llu,\"streak_max\":%llu,\"open_waits\":%llu,"
+                    "\"overlaps\":%llu",
+                    (unsigned long long)g.f.cross.total,
+                    (unsigned long long)hist_quantile(&g.f.cross, .5),
+                    (unsigned long long)hist_quantile(&g.f.cross, .99),
+                    (unsigned long long)g.f.cross.max, (unsigned long long)g.f.local.total,
+                    (unsigned long long)hist_quantile(&g.f.local, .5),
+                    (unsigned long long)hist_quantile(&g.f.local, .99),
+                    (unsigned long long)g.f.switches, (unsigned long long)g.f.streak_max,
+                    (unsigned long long)g.f.open_waits, (unsigned long long)g.f.overlaps);
+        }
         fprintf(f, ",\"client_cpu_s\":%.3f}\n", cpu);
         fflush(f);
         return;
     }
     printf("lockbench: mode=%s addr=%s conns=%u depth=%u ttl=%ums", mode_names[g.o.mode], addr,
            g.o.conns, g.o.depth, g.o.ttl_ms);
-    if (g.o.mode == MODE_HOT) printf(" wait=%ums", g.o.wait_ms);
+    if (hot_mode()) printf(" wait=%ums", g.o.wait_ms);
     if (g.o.hold_ms) printf(" hold=%ums", g.o.hold_ms);
     printf("\n  ops:        %llu in %.2f s = %.0f ops/s  (%llu including warm-up and drain)\n",
            (unsigned long long)g.ops_window, window_s, rate, (unsigned long long)g.ops_total);
     const struct hist *hs[2] = {&g.lat, &g.acq};
     bool pings = g.o.mode == MODE_IDLE || g.o.mode == MODE_PING;
-    const char *names[2] = {pings ? "ping" : "op", g.o.mode == MODE_HOT ? "wait" : "acquire"};
+    const char *names[2] = {pings ? "ping" : "op", hot_mode() ? "wait" : "acquire"};
     for (int i = 0; i < (pings ? 1 : 2); i++) {
         const struct hist *h = hs[i];
         printf("  %-8s us: p50 %llu  p90 %llu  p99 %llu  p99.9 %llu  max %llu  mean %.1f\n", names[i],
@@ -1279,9 +1404,28 @@ static void report(double window_s)
                (unsigned long long)g.abandoned);
     if (g.o.mode == MODE_HOLD)
         printf("  held:       at most %llu locks at once\n", (unsigned long long)g.held_max);
-    if (g.o.mode == MODE_HOT)
+    if (hot_mode())
         printf("  fairness:   acquisitions per client min %llu max %llu ratio %.2f\n",
                (unsigned long long)fr.min, (unsigned long long)fr.max, fr.ratio);
+    if (g.o.mode == MODE_FLEET) {
+        printf("  daemons:    acquisitions");
+        for (unsigned d = 0; d < g.o.naddrs; d++)
+            printf(" %llu", (unsigned long long)g.f.acq[d]);
+        printf(" (max/min %.2f); %llu switches between daemons, longest run on one %llu\n",
+               df.ratio, (unsigned long long)g.f.switches, (unsigned long long)g.f.streak_max);
+        printf("  hand-over:  RELEASE sent -> next grant's reply, to another daemon: n %llu p50 %llu"
+               " p99 %llu max %llu us; same daemon: n %llu p50 %llu us\n",
+               (unsigned long long)g.f.cross.total,
+               (unsigned long long)hist_quantile(&g.f.cross, .5),
+               (unsigned long long)hist_quantile(&g.f.cross, .99),
+               (unsigned long long)g.f.cross.max, (unsigned long long)g.f.local.total,
+               (unsigned long long)hist_quantile(&g.f.local, .5));
+        if (g.f.open_waits)
+            printf("  open waits: %llu ACQUIREs still waiting at the end (in the wait figures)\n",
+                   (unsigned long long)g.f.open_waits);
+        printf("  overlaps:   %llu%s\n", (unsigned long long)g.f.overlaps,
+               g.f.overlaps ? "  <- two holders at once: a safety violation" : "");
+    }
     printf("  client cpu: %.2f s\n", cpu);
 }
 
@@ -1306,13 +1450,14 @@ static int free_port(void)
     return 0;
 }
 
-/* Exit 0 once the daemon answers PING within ms milliseconds. */
+/* Exit 0 once every daemon (-a) answers PING within ms milliseconds. */
 static int ping_until(long ms)
 {
     uint64_t deadline = now_ns() + (uint64_t)ms * 1000000u;
     char err[512] = "";
+    unsigned i = 0;
     do {
-        int fd = connect_daemon(err, sizeof err);
+        int fd = connect_daemon(i, err, sizeof err);
         if (fd >= 0) {
             struct timeval tv = {1, 0};
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -1320,13 +1465,17 @@ static int ping_until(long ms)
             ssize_t n = -1;
             if (write(fd, "PING\r\n", 6) == 6) n = read(fd, buf, sizeof buf - 1);
             close(fd);
-            if (n >= 4 && strncmp(buf, "PONG", 4) == 0) return 0;
+            if (n >= 4 && strncmp(buf, "PONG", 4) == 0) {
+                if (++i == g.o.naddrs) return 0;
+                continue;
+            }
             snprintf(err, sizeof err, "no PONG");
         }
         struct timespec ts = {0, 20000000};
         nanosleep(&ts, NULL);
     } while (now_ns() < deadline);
-    fprintf(stderr, "lockbench: %s did not answer PING within %ld ms: %s\n", g.o.addr, ms, err);
+    fprintf(stderr, "lockbench: %s did not answer PING within %ld ms: %s\n", g.o.addrs[i], ms,
+            err);
     return 1;
 }
 
@@ -1337,17 +1486,22 @@ static void usage(FILE *f)
     fprintf(f,
             "usage: lockbench [options]\n"
             "  -a, --addr ADDR       redlockd address: host:port, [v6]:port or a socket path\n"
-            "                        (default $REDLOCK_ADDR or " DEFAULT_ADDR "; loopback only)\n"
-            "  -m, --mode MODE       pairs | hot | hold | idle | direct | ping (default pairs)\n"
-            "  -c, --conns N         connections (default 1)\n"
+            "                        (default $REDLOCK_ADDR or " DEFAULT_ADDR "; loopback only);\n"
+            "                        given up to 8 times: connection c goes to address c mod n\n"
+            "  -m, --mode MODE       pairs | hot | hold | idle | direct | ping | fleet\n"
+            "                        (default pairs; fleet: hot through the -a daemons, with\n"
+            "                        per-daemon acquisitions, hand-over and overlap counts)\n"
+            "  -c, --conns N         connections in all (default 1)\n"
             "  -d, --depth D         requests in flight per connection (default 1)\n"
             "  -t, --time SECONDS    measured duration, may be fractional (default 5)\n"
             "  -n, --ops N           stop after N measured ops (default: no limit)\n"
             "  -w, --warmup MS       warm-up excluded from the results (default min(1000, t/5))\n"
             "  -T, --ttl MS          lock ttl (default 10000)\n"
             "  -H, --hold MS         hold each lock this long (hot, hold; default 0; hold: 100)\n"
-            "  -W, --wait MS         WAIT for hot mode (default 10000)\n"
+            "  -W, --wait MS         WAIT for hot and fleet modes (default 10000)\n"
             "  -r, --ramp MS         start the connections' ops spread over MS ms (default 0)\n"
+            "      --drain MS        after the window, ops in flight get MS ms (plus the hold)\n"
+            "                        to finish before they are abandoned (default 3000)\n"
             "  -M, --masters LIST    direct mode: host:port,host:port,... (Redis masters)\n"
             "  -p, --prefix P        resource name prefix (default lockbench:<pid>:)\n"
             "  -l, --label NAME      label written into the JSON line\n"
@@ -1370,8 +1524,7 @@ static unsigned long parse_num(const char *s, const char *what, unsigned long mi
 int main(int argc, char **argv)
 {
     struct options *o = &g.o;
-    o->addr = getenv("REDLOCK_ADDR");
-    if (o->addr == NULL || *o->addr == '\0') o->addr = DEFAULT_ADDR;
+    o->drain_ms = -1;
     o->mode = MODE_PAIRS;
     o->conns = 1;
     o->depth = 1;
@@ -1383,7 +1536,7 @@ int main(int argc, char **argv)
     bool want_port = false;
     snprintf(o->prefix, sizeof o->prefix, "lockbench:%ld:", (long)getpid());
 
-    enum { OPT_JSON = 256, OPT_FREE_PORT, OPT_PING };
+    enum { OPT_JSON = 256, OPT_FREE_PORT, OPT_PING, OPT_DRAIN };
     static const struct option longopts[] = {
         {"addr", required_argument, NULL, 'a'},   {"mode", required_argument, NULL, 'm'},
         {"conns", required_argument, NULL, 'c'},  {"depth", required_argument, NULL, 'd'},
@@ -1394,12 +1547,16 @@ int main(int argc, char **argv)
         {"label", required_argument, NULL, 'l'},  {"json", no_argument, NULL, OPT_JSON},
         {"free-port", no_argument, NULL, OPT_FREE_PORT}, {"ping", required_argument, NULL, OPT_PING},
         {"ramp", required_argument, NULL, 'r'},   {"help", no_argument, NULL, 'h'},
+        {"drain", required_argument, NULL, OPT_DRAIN},
         {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "a:m:c:d:t:n:w:T:H:W:M:p:l:r:h", longopts, NULL)) != -1) {
         switch (opt) {
-        case 'a': o->addr = optarg; break;
+        case 'a':
+            if (o->naddrs == MAX_ADDRS) die("-a given more than %d times", MAX_ADDRS);
+            o->addrs[o->naddrs++] = optarg;
+            break;
         case 'm': {
             size_t i;
             for (i = 0; i < sizeof mode_names / sizeof *mode_names; i++)
@@ -1434,6 +1591,7 @@ int main(int argc, char **argv)
         case OPT_JSON: o->json = true; break;
         case OPT_FREE_PORT: want_port = true; break;
         case OPT_PING: ping_ms = (long)parse_num(optarg, "--ping", 0, 600000); break;
+        case OPT_DRAIN: o->drain_ms = (long)parse_num(optarg, "--drain", 0, 600000); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1444,22 +1602,34 @@ int main(int argc, char **argv)
     }
     if (want_port) return free_port();
 
+    if (o->naddrs == 0) {
+        const char *env = getenv("REDLOCK_ADDR");
+        o->addrs[o->naddrs++] = env != NULL && *env != '\0' ? env : DEFAULT_ADDR;
+    }
+    o->addr = o->addrs[0];
     if (o->mode != MODE_DIRECT) {
-        if (strchr(o->addr, '/')) {
-            g.unix_sock = true;
-            if (strlen(o->addr) >= sizeof g.path) die("%s: socket path too long", o->addr);
-            strcpy(g.path, o->addr);
-        } else if (!parse_hostport(o->addr, g.host, sizeof g.host, &g.port)) {
-            die("bad address '%s' (host:port, [v6]:port or a path)", o->addr);
+        for (unsigned i = 0; i < o->naddrs; i++) {
+            const char *a = o->addrs[i];
+            struct daemon_addr *da = &g.addrs[i];
+            if (strchr(a, '/')) {
+                da->unix_sock = true;
+                if (strlen(a) >= sizeof da->path) die("%s: socket path too long", a);
+                strcpy(da->path, a);
+            } else if (!parse_hostport(a, da->host, sizeof da->host, &da->port)) {
+                die("bad address '%s' (host:port, [v6]:port or a path)", a);
+            }
         }
+    } else {
+        o->naddrs = 1; /* direct: -a is not used */
     }
     if (ping_ms >= 0) return ping_until(ping_ms);
 
     if (o->mode == MODE_DIRECT && o->masters == NULL) die("-m direct needs -M host:port,...");
     if (o->mode == MODE_HOLD && hold < 0) hold = 100;
     o->hold_ms = hold < 0 ? 0 : (uint32_t)hold;
-    if (o->hold_ms && o->mode != MODE_HOT && o->mode != MODE_HOLD)
-        die("-H applies to hot and hold modes");
+    if (o->hold_ms && o->mode != MODE_HOT && o->mode != MODE_FLEET && o->mode != MODE_HOLD)
+        die("-H applies to hot, fleet and hold modes");
+    g.f.last_daemon = -1;
     if (o->warmup_ms < 0) {
         long auto_ms = (long)(o->seconds * 1000 / 5);
         o->warmup_ms = auto_ms < 1000 ? auto_ms : 1000;
@@ -1468,7 +1638,13 @@ int main(int argc, char **argv)
 
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    g.base = event_base_new();
+    /* A precise timer (timerfd with epoll), so that a hold of 1 ms is 1 ms and not
+     * the 2.5-4 ms that epoll's millisecond timeouts and libevent's cached time make it. */
+    struct event_config *cfg = event_config_new();
+    if (cfg == NULL) die("event_config_new failed");
+    event_config_set_flag(cfg, EVENT_BASE_FLAG_PRECISE_TIMER);
+    g.base = event_base_new_with_config(cfg);
+    event_config_free(cfg);
     if (g.base == NULL) die("event_base_new failed");
     if (o->mode == MODE_DIRECT) setup_masters();
     open_clients();

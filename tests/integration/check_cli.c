@@ -274,6 +274,40 @@ START_TEST(test_run_waits_without_w)
 }
 END_TEST
 
+/* ---- --shared, --permits ---------------------------------------------------------------- */
+
+/* run --shared runs beside another reader (through the C client's opts.shared),
+ * not beside a writer; run --permits N is one of N; a different N is refused. */
+START_TEST(test_run_shared_and_permits)
+{
+    struct redlock_lock reader, permit;
+    acquire_ok("sh", &(struct redlock_acquire_opts){.ttl_ms = 30000, .shared = true}, &reader);
+    char mark[H_PATH_MAX + 16];
+    snprintf(mark, sizeof mark, "%s/shared-ran", D.dir);
+    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--shared", "sh", "--", "touch", mark, NULL}), 0);
+    ck_assert_msg(access(mark, F_OK) == 0, "run --shared did not run beside a reader");
+    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "sh", "--", "true", NULL}), EXIT_HELD);
+    ck_assert_int_eq(cli(NULL, (const char *[]){"acquire", "-n", "--detach", "sh", NULL}), EXIT_HELD);
+    ck_assert_int_eq(redlock_release(C, reader.id), REDLOCK_OK);
+
+    acquire_ok("pm", &(struct redlock_acquire_opts){.ttl_ms = 30000, .permits = 2}, &permit);
+    unlink(mark);
+    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--permits", "2", "pm", "--", "touch", mark, NULL}), 0);
+    ck_assert_msg(access(mark, F_OK) == 0, "run --permits 2 did not run as the second holder");
+    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--permits", "3", "pm", "--", "true", NULL}), EXIT_USAGE);
+    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--permits", "1", "pm", "--", "true", NULL}), EXIT_USAGE);
+    struct redlock_lock other;
+    ck_assert_int_eq(redlock_acquire(C, "pm", &(struct redlock_acquire_opts){.ttl_ms = 30000, .permits = 5}, &other),
+                     REDLOCK_ERR_BADREQ);
+    ck_assert_msg(strstr(redlock_errstr(C), "PERMITS 2") != NULL, "%s", redlock_errstr(C));
+    ck_assert_int_eq(redlock_release(C, permit.id), REDLOCK_OK);
+    expect_usage_error(h_redlock_bin(), (const char *[]){"run", "--shared", "--permits", "2", "x", "--", "true", NULL},
+                       "exclude each other");
+    expect_usage_error(h_redlock_bin(), (const char *[]){"run", "--permits", "0", "x", "--", "true", NULL},
+                       "--permits");
+}
+END_TEST
+
 /* ---- AUTH token ----------------------------------------------------------------------- */
 
 static void setup_auth(void)
@@ -475,6 +509,7 @@ int main(void)
          {test_help_version_long_options, test_usage_errors_one_line_64, test_acquire_without_detach_refused,
           NULL}},
         {"wait", {test_trylock_answers_at_once, test_run_waits_without_w, NULL}},
+        {"shared", {test_run_shared_and_permits, NULL}},
         {"locks", {test_locks_lists_holders_and_waiters, NULL}},
     };
     int rc = run_test_groups("cli", groups, sizeof groups / sizeof groups[0], setup, teardown);

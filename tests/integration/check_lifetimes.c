@@ -75,6 +75,12 @@ static size_t holding(const char *res, const char *id)
     return h_count_key(M, NM, key(res), id);
 }
 
+/* holding() once it reaches want (the last master may answer after the reply). */
+static size_t holding_settled(const char *res, const char *id, size_t want)
+{
+    return h_count_key_settled(M, NM, key(res), id, want);
+}
+
 static bool absent_everywhere(void *ud)
 {
     return holding(ud, NULL) == 0;
@@ -156,8 +162,8 @@ START_TEST(test_close_releases_at_once)
     struct redlock_acquire_opts ae = {.ttl_ms = 30000, .autoextend = true};
     acquire_ok(a, "cr1", &plain, &l1);
     acquire_ok(a, "cr2,cr3", &ae, &l2);
-    ck_assert_uint_eq(holding("cr1", l1.id), 3);
-    ck_assert_uint_eq(holding("cr3", l2.id), 3);
+    ck_assert_uint_eq(holding_settled("cr1", l1.id, 3), 3);
+    ck_assert_uint_eq(holding_settled("cr3", l2.id, 3), 3);
     redlock_close(a);
     /* TTL is 30 s: only the connection-close release explains a quick delete. */
     ck_assert_msg(wait_absent("cr1", 2000), "cr1 still held 2 s after close");
@@ -170,7 +176,7 @@ START_TEST(test_close_releases_at_once)
     char id[64];
     raw_send(fd, "ACQUIRE cr4 30000");
     raw_expect_lock(fd, 10000, id);
-    ck_assert_uint_eq(holding("cr4", id), 3);
+    ck_assert_uint_eq(holding_settled("cr4", id, 3), 3);
     close(fd);
     ck_assert_msg(wait_absent("cr4", 2000), "cr4 still held 2 s after close");
 }
@@ -188,7 +194,7 @@ START_TEST(test_detach_survives_close)
     /* Once the plain lock is gone the daemon has handled the close... */
     ck_assert_msg(wait_absent("dt-ctl", 2000), "plain lock not released on close");
     /* ...and the detached one is still there. */
-    ck_assert_uint_eq(holding("dt", det.id), 3);
+    ck_assert_uint_eq(holding_settled("dt", det.id, 3), 3);
 
     /* Another connection extends and releases it by id. */
     struct redlock_client *b = client();
@@ -236,8 +242,8 @@ START_TEST(test_shutdown_releases_bound_keeps_detached)
     ck_assert_msg(ev.n > 0, "no EVENT LOST ... SHUTDOWN before the connection closed");
     ck_assert_str_eq(ev.lock_id, bound.id);
     ck_assert_str_eq(ev.reason, "SHUTDOWN");
-    ck_assert_uint_eq(holding("sd-bound", NULL), 0);
-    ck_assert_uint_eq(holding("sd-detached", det.id), 3);
+    ck_assert_uint_eq(holding_settled("sd-bound", NULL, 0), 0);
+    ck_assert_uint_eq(holding_settled("sd-detached", det.id, 3), 3);
 }
 END_TEST
 
@@ -290,7 +296,7 @@ START_TEST(test_autoextend_lost_before_validity)
     struct redlock_acquire_opts o = {.ttl_ms = ttl, .autoextend = true};
     struct redlock_lock lk;
     acquire_ok(C, "al", &o, &lk);
-    ck_assert_uint_eq(holding("al", lk.id), 3);
+    ck_assert_uint_eq(holding_settled("al", lk.id, 3), 3);
 
     ck_assert_int_eq(h_redis_pause(&M[1]), 0);
     ck_assert_int_eq(h_redis_pause(&M[2]), 0);
@@ -400,7 +406,7 @@ START_TEST(test_wait_handoff_is_prompt)
     uint64_t took = h_now_ms() - t1;
     ck_assert_msg(took < 600, "waiter got the lock %llu ms after release (retry delay is %d)",
                   (unsigned long long)took, RETRY_DELAY_MS);
-    ck_assert_uint_eq(holding("w", id), 3);
+    ck_assert_uint_eq(holding_settled("w", id, 3), 3);
     close(b);
 }
 END_TEST
@@ -417,7 +423,7 @@ START_TEST(test_wait_times_out_on_schedule)
     uint64_t took = h_now_ms() - t0;
     ck_assert_msg(took >= 1400 && took < 1500 + 2000, "WAIT 1500 gave up after %llu ms",
                   (unsigned long long)took);
-    ck_assert_uint_eq(holding("wt", a.id), 3);
+    ck_assert_uint_eq(holding_settled("wt", a.id, 3), 3);
     redlock_close(b);
 }
 END_TEST
@@ -441,7 +447,7 @@ START_TEST(test_wait_first_come_first_served)
     ck_assert_int_ge(h_read_reply(b, line, sizeof line, 5000), 0);
     ck_assert_str_eq(line, "OK");
     raw_expect_lock(c, 5000, idc);
-    ck_assert_uint_eq(holding("wf", idc), 3);
+    ck_assert_uint_eq(holding_settled("wf", idc, 3), 3);
     close(b);
     close(c);
 }
@@ -461,7 +467,7 @@ START_TEST(test_waiter_that_closes_leaves_queue)
     /* No WAIT: the lock must be free now, not handed to the closed waiter. */
     struct redlock_client *c = client();
     acquire_ok(c, "wq", &o, &lk);
-    ck_assert_uint_eq(holding("wq", lk.id), 3);
+    ck_assert_uint_eq(holding_settled("wq", lk.id, 3), 3);
     redlock_close(c);
 }
 END_TEST
@@ -478,7 +484,7 @@ START_TEST(test_wait_for_foreign_holder)
     uint64_t took = h_now_ms() - t0;
     ck_assert_msg(took >= 1300 && took < 1500 + RETRY_DELAY_MS + 100 + 1500,
                   "got a 1500 ms foreign lock after %llu ms", (unsigned long long)took);
-    ck_assert_uint_eq(holding("wfor", lk.id), 3);
+    ck_assert_uint_eq(holding_settled("wfor", lk.id, 3), 3);
 }
 END_TEST
 
@@ -586,7 +592,7 @@ START_TEST(test_run_exits_75_when_held)
     ck_assert_int_eq(cli_run(NULL, (const char *[]){"run", "-n", "rh", "--", "touch", mark, NULL}),
                      EXIT_HELD);
     ck_assert_msg(access(mark, F_OK) != 0, "the command ran without the lock");
-    ck_assert_uint_eq(holding("rh", a.id), 3);
+    ck_assert_uint_eq(holding_settled("rh", a.id, 3), 3);
 }
 END_TEST
 
@@ -656,7 +662,7 @@ START_TEST(test_cli_detach_then_release)
     }
     ck_assert_msg(h_is_lock_id(id), "no lock id in the output of acquire --detach");
     /* The process is gone; the lock is not. */
-    ck_assert_uint_eq(holding("clid", id), 3);
+    ck_assert_uint_eq(holding_settled("clid", id, 3), 3);
     ck_assert_int_eq(cli_run(NULL, (const char *[]){"release", id, NULL}), 0);
     ck_assert_msg(wait_absent("clid", 2000), "redlock release did not delete the keys");
     ck_assert_int_ne(cli_run(NULL, (const char *[]){"release", id, NULL}), 0);
@@ -686,7 +692,7 @@ START_TEST(test_owner_does_not_cross_connections)
     ck_assert_msg(strstr(line, id) == NULL, "the holder's lock id was handed out: '%s'", line);
     close(b);
     /* The holder still has it, and was not pushed anything. */
-    ck_assert_uint_eq(holding("payroll", id), 3);
+    ck_assert_uint_eq(holding_settled("payroll", id, 3), 3);
     ck_assert(!h_readable(a, 100));
     close(a);
 }
@@ -729,7 +735,7 @@ START_TEST(test_owner_reentry_on_same_connection)
     snprintf(rel, sizeof rel, "RELEASE %s", id);
     raw_req(a, rel, line, sizeof line);
     ck_assert_str_eq(line, "OK");
-    ck_assert_uint_eq(holding("nest", id), 3); /* one hold left */
+    ck_assert_uint_eq(holding_settled("nest", id, 3), 3); /* one hold left */
     raw_req(a, rel, line, sizeof line);
     ck_assert_str_eq(line, "OK");
     ck_assert_msg(wait_absent("nest", 2000), "the last RELEASE did not release");

@@ -36,8 +36,10 @@
 #define CH "p,wake"
 
 struct kv {
-    const char *key, *value;
+    const char *key, *value; /* value "@<mode>" with token: a holder hash (LUA_SHARED_*) */
     uint32_t px; /* 0: no expiry */
+    const char *token;       /* holder hash: the holder added */
+    long long rel;           /* ... its entry expires this long from now (< 0: expired) */
 };
 
 struct dcase {
@@ -48,7 +50,8 @@ struct dcase {
     const char *args[MAXN]; /* ends at NULL */
 };
 
-/* One case a line or two, as written. */
+/* One case a line or two, as written (a string's kv leaves token and rel out). */
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 /* clang-format off */
 static const struct dcase cases[] = {
     /* ---- acquire, several keys: ARGV token, ttl [, priority, known token per key] ---- */
@@ -223,6 +226,70 @@ static const struct dcase cases[] = {
     {"raise exponent", SCRIPT_FENCE_RAISE, {{",fence", "1e3", 0}}, {",fence"}, {"5"}},
     {"raise with expiry", SCRIPT_FENCE_RAISE, {{",fence", "3", 60000}}, {",fence"}, {"5"}},
     {"raise large", SCRIPT_FENCE_RAISE, {{",fence", "9007199254740990", 0}}, {",fence"}, {"9007199254740991"}},
+
+    /* ---- shared: holder hashes "@<mode>" (key, mode, px, token, entry expiry) ---- */
+    {"shared acquire free", SCRIPT_SHARED_ACQUIRE, {{NULL}}, {"a", "b", ",fence"},
+     {T1, "60000", "shared", "0", "1"}},
+    {"shared acquire unfenced", SCRIPT_SHARED_ACQUIRE, {{NULL}}, {"a", ",fence"}, {T1, "60000", "shared", "0", "0"}},
+    {"shared acquire joins readers", SCRIPT_SHARED_ACQUIRE, {{"a", "@shared", 60000, T2, 60000}}, {"a", ",fence"},
+     {T1, "30000", "shared", "0", "1"}},
+    {"shared acquire over exclusive", SCRIPT_SHARED_ACQUIRE, {{"b", T2, 60000}}, {"a", "b", ",fence"},
+     {T1, "60000", "shared", "0", "1"}},
+    {"shared acquire over foreign string", SCRIPT_SHARED_ACQUIRE, {{"a", "hello", 60000}}, {"a", ",fence"},
+     {T1, "60000", "shared", "0", "1"}},
+    {"shared acquire writer waits", SCRIPT_SHARED_ACQUIRE, {{"a", "@shared", 60000, T2, 60000}, {"a,wwait", "1", 5000}},
+     {"a", ",fence"}, {T1, "60000", "shared", "0", "1"}},
+    {"shared acquire writer waits, free key", SCRIPT_SHARED_ACQUIRE, {{"a,wwait", "1", 5000}}, {"a", ",fence"},
+     {T1, "60000", "shared", "0", "1"}},
+    {"shared acquire prunes expired", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@shared", 60000, T2, -5}, {"a", "@shared", 60000, T3, 20000}}, {"a", ",fence"},
+     {T1, "10000", "shared", "0", "1"}},
+    {"shared acquire all expired, other mode", SCRIPT_SHARED_ACQUIRE, {{"a", "@permits 2", 60000, T2, -5}},
+     {"a", ",fence"}, {T1, "10000", "shared", "0", "1"}},
+    {"shared acquire over permits", SCRIPT_SHARED_ACQUIRE, {{"a", "@permits 2", 60000, T2, 60000}},
+     {"a", ",fence"}, {T1, "60000", "shared", "0", "1"}},
+    {"permits acquire under limit", SCRIPT_SHARED_ACQUIRE, {{"a", "@permits 2", 60000, T2, 60000}},
+     {"a", ",fence"}, {T1, "60000", "permits 2", "2", "1"}},
+    {"permits acquire full", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@permits 2", 60000, T2, 60000}, {"a", "@permits 2", 60000, T3, 60000}}, {"a", ",fence"},
+     {T1, "60000", "permits 2", "2", "1"}},
+    {"permits acquire full but one expired", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@permits 2", 60000, T2, 60000}, {"a", "@permits 2", 60000, T3, -1}}, {"a", ",fence"},
+     {T1, "60000", "permits 2", "2", "1"}},
+    {"permits acquire other n", SCRIPT_SHARED_ACQUIRE, {{"a", "@permits 2", 60000, T2, 60000}}, {"a", ",fence"},
+     {T1, "60000", "permits 3", "3", "1"}},
+    {"permits acquire over shared", SCRIPT_SHARED_ACQUIRE, {{"a", "@shared", 60000, T2, 60000}}, {"a", ",fence"},
+     {T1, "60000", "permits 3", "3", "1"}},
+    {"shared extend ours", SCRIPT_SHARED_EXTEND, {{"a", "@shared", 60000, T1, 1000}, {"a", "@shared", 60000, T2, 2000}},
+     {"a"}, {T1, "30000", "shared", "0"}},
+    {"shared extend forgotten", SCRIPT_SHARED_EXTEND, {{NULL}}, {"a"}, {T1, "30000", "shared", "0"}},
+    {"shared extend ignores the writer marker", SCRIPT_SHARED_EXTEND,
+     {{"a", "@shared", 60000, T1, 1000}, {"a,wwait", "1", 5000}}, {"a"}, {T1, "30000", "shared", "0"}},
+    {"shared extend taken by exclusive", SCRIPT_SHARED_EXTEND, {{"a", T2, 60000}}, {"a"},
+     {T1, "30000", "shared", "0"}},
+    {"permits extend re-admits under limit", SCRIPT_SHARED_EXTEND, {{"a", "@permits 2", 60000, T2, 60000}}, {"a"},
+     {T1, "30000", "permits 2", "2"}},
+    {"permits extend full, not ours", SCRIPT_SHARED_EXTEND,
+     {{"a", "@permits 1", 60000, T2, 60000}}, {"a"}, {T1, "30000", "permits 1", "1"}},
+    {"permits extend ours when full", SCRIPT_SHARED_EXTEND,
+     {{"a", "@permits 2", 60000, T2, 60000}, {"a", "@permits 2", 60000, T1, 1000}}, {"a"},
+     {T1, "30000", "permits 2", "2"}},
+    {"shared release one of two", SCRIPT_SHARED_RELEASE,
+     {{"a", "@shared", 60000, T1, 60000}, {"a", "@shared", 60000, T2, 20000}}, {"a"}, {T1}},
+    {"shared release last", SCRIPT_SHARED_RELEASE, {{"a", "@shared", 60000, T1, 60000}}, {"a", "b"}, {T1}},
+    {"shared release not ours", SCRIPT_SHARED_RELEASE, {{"a", "@shared", 60000, T2, 60000}, {"b", T1, 60000}},
+     {"a", "b"}, {T1}},
+    {"writer wait marks shared keys", SCRIPT_WRITER_WAIT, {{"a", "@shared", 60000, T2, 60000}, {"b", T1, 60000}},
+     {"a", "b", "c"}, {"700"}},
+    {"exclusive extend over a shared key", SCRIPT_EXTEND, {{"a", "@shared", 60000, T2, 60000}}, {"a"},
+     {T1, "60000"}},
+    {"exclusive release over a shared key", SCRIPT_RELEASE, {{"a", "@shared", 60000, T1, 60000}, {"b", T1, 60000}},
+     {"a", "b"}, {T1}},
+    {"exclusive acquire over a shared key", SCRIPT_ACQUIRE_MULTI, {{"a", "@shared", 60000, T2, 60000}}, {"a"},
+     {T1, "60000", "5", ""}},
+    {"inspect shared", SCRIPT_INSPECT, {{"a", "@shared", 60000, T1, 60000}, {"a", "@shared", 60000, T2, -1}}, {"a"},
+     {""}},
+    {"inspect permits", SCRIPT_INSPECT, {{"a", "@permits 3", 60000, T1, 60000}}, {"a"}, {""}},
 };
 /* clang-format on */
 #define NCASES (sizeof cases / sizeof cases[0])
@@ -265,6 +332,22 @@ static void normalise(char type, const char *text, char *out, size_t outlen, lon
     if (p >= 0)
         *pttl = p;
     snprintf(shown, sizeof shown, p >= 0 ? "<ttl>" : "%lld", p);
+    if (rest[0] == '=') { /* a shared key's INSPECT: "<token>:<ms left>" per holder, ms masked */
+        char masked[512];
+        size_t n = 0;
+        for (const char *q = rest; *q != '\0' && n + 8 < sizeof masked;) {
+            if (*q == ':' && q - rest >= 32 && q[-33] == ' ') {
+                n += (size_t)snprintf(masked + n, sizeof masked - n, ":<ms>");
+                q++;
+                while (*q >= '0' && *q <= '9') q++;
+                continue;
+            }
+            masked[n++] = *q++;
+        }
+        masked[n] = '\0';
+        snprintf(out, outlen, "s:%s %s", shown, masked);
+        return;
+    }
     size_t hex = rest[0] == '~' ? strspn(rest + 1, "0123456789abcdef") : 0;
     if (rest[0] == '~' && hex > 0 && rest[1 + hex] == '\0')
         rest = "~digest";
@@ -317,6 +400,19 @@ static void run_redis(const struct dcase *c, char *out, size_t outlen, long long
     for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++) {
         char px[16], value[512];
         snprintf(px, sizeof px, "%u", (unsigned)c->setup[i].px);
+        if (c->setup[i].value[0] == '@') { /* a holder hash: entry at master time + rel */
+            char rel[32];
+            snprintf(rel, sizeof rel, "%lld", c->setup[i].rel);
+            const char *hv[] = {"EVAL",
+                                "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + "
+                                "math.floor(tonumber(t[2]) / 1000) local r = tonumber(ARGV[3]) "
+                                "if r <= 0 then r = r - 1 end "
+                                "redis.call('hset', KEYS[1], '~mode', ARGV[1], ARGV[2], now + r) "
+                                "redis.call('pexpire', KEYS[1], ARGV[4]) return 1",
+                                "1", c->setup[i].key, c->setup[i].value + 1, c->setup[i].token, rel, px, NULL};
+            ck_assert_int_eq(h_redis_cmdv(&R, buf, sizeof buf, hv), H_REPLY_INT);
+            continue;
+        }
         expand(c->setup[i].value, value, sizeof value);
         enum h_reply_type t =
             c->setup[i].px
@@ -350,6 +446,13 @@ static void run_memstore(struct memstore *ms, const struct dcase *c, char *out, 
                          long long *pttl)
 {
     for (size_t i = 0; i < MAXN && c->setup[i].key != NULL; i++) {
+        if (c->setup[i].value[0] == '@') { /* a holder hash */
+            ck_assert_int_eq(memstore_set_holder(ms, c->setup[i].key, strlen(c->setup[i].key),
+                                                 c->setup[i].value + 1, c->setup[i].token,
+                                                 c->setup[i].rel, c->setup[i].px),
+                             0);
+            continue;
+        }
         char value[512];
         expand(c->setup[i].value, value, sizeof value);
         ck_assert_int_eq(memstore_set(ms, c->setup[i].key, strlen(c->setup[i].key), value,
@@ -390,8 +493,8 @@ static void run_memstore(struct memstore *ms, const struct dcase *c, char *out, 
     normalise(type, text, out, outlen, pttl);
 }
 
-/* Every key of the case (planted or named), its ",prio" marker and fleet keys, once. */
-static size_t touched_keys(const struct dcase *c, char keys[8 * MAXN][64])
+/* Every key of the case (planted or named), its ",prio" marker, fleet and writer-waiting keys, once. */
+static size_t touched_keys(const struct dcase *c, char keys[10 * MAXN][64])
 {
     size_t n = 0;
     const char *names[2 * MAXN];
@@ -401,8 +504,8 @@ static size_t touched_keys(const struct dcase *c, char keys[8 * MAXN][64])
     for (size_t i = 0; i < count(c->keys); i++)
         names[nn++] = c->keys[i];
     for (size_t i = 0; i < nn; i++) {
-        static const char *const suffix[] = {"", ",prio", ",w", ",r"};
-        for (int prio = 0; prio < 4; prio++) {
+        static const char *const suffix[] = {"", ",prio", ",w", ",r", ",wwait"};
+        for (int prio = 0; prio < 5; prio++) {
             char k[64];
             snprintf(k, sizeof k, "%s%s", names[i], suffix[prio]);
             bool seen = false;
@@ -413,6 +516,18 @@ static size_t touched_keys(const struct dcase *c, char keys[8 * MAXN][64])
         }
     }
     return n;
+}
+
+/* A holder hash on redis as memstore_peek() shows it: "H <mode> <token> ...". */
+static bool redis_hash(const char *key, char *out, size_t outlen)
+{
+    const char *argv[] = {"EVAL",
+                          "if redis.call('type', KEYS[1])['ok'] ~= 'hash' then return false end "
+                          "local o = 'H ' .. (redis.call('hget', KEYS[1], '~mode') or '') "
+                          "local h = redis.call('hgetall', KEYS[1]) "
+                          "for i = 1, #h, 2 do if h[i] ~= '~mode' then o = o .. ' ' .. h[i] end end return o",
+                          "1", key, NULL};
+    return h_redis_cmdv(&R, out, outlen, argv) == H_REPLY_BULK;
 }
 
 static bool ttl_close(long long a, long long b)
@@ -431,16 +546,17 @@ START_TEST(same_as_lua)
     struct memstore *ms = memstore_new();
     ck_assert_ptr_nonnull(ms);
     run_memstore(ms, c, got, sizeof got, &got_ttl);
+    if (getenv("MEMSTORE_LUA_VERBOSE") != NULL) fprintf(stderr, "%s: %s\n", c->name, want);
     ck_assert_msg(strcmp(want, got) == 0, "%s: redis answers '%s', memstore '%s'", c->name, want,
                   got);
     ck_assert_msg(ttl_close(want_ttl, got_ttl), "%s: pttl %lld on redis, %lld in memstore", c->name,
                   want_ttl, got_ttl);
 
-    char keys[8 * MAXN][64];
+    char keys[10 * MAXN][64];
     size_t n = touched_keys(c, keys);
     for (size_t i = 0; i < n; i++) {
         char rv[512] = "", mv[512] = "";
-        bool rhas = h_redis_get(&R, keys[i], rv, sizeof rv);
+        bool rhas = h_redis_get(&R, keys[i], rv, sizeof rv) || redis_hash(keys[i], rv, sizeof rv);
         long long rttl = rhas ? h_redis_pttl(&R, keys[i]) : -2;
         const char *v;
         size_t vlen;

@@ -1141,6 +1141,18 @@ size_t h_count_key(const struct h_redis *m, size_t n, const char *key, const cha
     return count;
 }
 
+size_t h_count_key_settled(const struct h_redis *m, size_t n, const char *key, const char *val,
+                           size_t want)
+{
+    uint64_t deadline = h_now_ms() + 2000 * (uint64_t)h_slowdown();
+    size_t count = h_count_key(m, n, key, val);
+    while (count != want && h_now_ms() < deadline) {
+        h_sleep_ms(10);
+        count = h_count_key(m, n, key, val);
+    }
+    return count;
+}
+
 int h_redis_mark(const struct h_redis *r, const char *key_prefix)
 {
     char info[4096], run_id[48], key[160];

@@ -342,4 +342,10 @@ struct redlock_client *h_client(const char *addr);
  * value if val is NULL). Paused or killed masters count as not holding. */
 size_t h_count_key(const struct h_redis *m, size_t n, const char *key, const char *val);
 
+/* h_count_key once it equals want, or its last value after 2 s (times
+ * h_slowdown()). The daemon answers once a majority has answered, so the
+ * remaining masters may apply a grant or a release a moment after the reply. */
+size_t h_count_key_settled(const struct h_redis *m, size_t n, const char *key, const char *val,
+                           size_t want);
+
 #endif

@@ -160,6 +160,39 @@ START_TEST(fence_is_kth_largest)
 }
 END_TEST
 
+/* PERMITS n needs q grants of N, (n + 1) q > n N (PROTOCOL.md 8.8). */
+START_TEST(permits_quorum)
+{
+    static const unsigned cases[][3] = {
+        {1, 3, 2}, {2, 3, 3}, {1000, 3, 3}, {1, 5, 3}, {2, 5, 4}, {3, 5, 4}, {4, 5, 5},
+        {1, 1, 1}, {7, 1, 1}, {3, 7, 6}, {1, 2, 2}, {2, 4, 3}, {3, 4, 4},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        unsigned n = cases[i][0], total = cases[i][1], q = rl_permits_quorum(n, total);
+        ck_assert_msg(q == cases[i][2], "n=%u N=%u: q=%u, want %u", n, total, q, cases[i][2]);
+        ck_assert((n + 1) * q > n * total && q >= total / 2 + 1 && q <= total);
+    }
+    /* The votes: 2 of 3 is not enough when 3 are needed; EXTEND is TAKEN
+     * as soon as one refusal makes 3 impossible. */
+    struct rl_votes v = votes(RL_ACQUIRE, 3);
+    v.need = 3;
+    v.replied = 3;
+    v.granted = 2;
+    v.refused = 1;
+    ck_assert_int_eq(rl_decide(&v, false), RL_V_BUSY);
+    v.granted = 3;
+    v.refused = 0;
+    ck_assert_int_eq(rl_decide(&v, false), RL_V_GRANTED);
+    v.replied = v.granted = 2;
+    ck_assert_int_eq(rl_decide(&v, false), RL_V_WAIT);
+    ck_assert_int_eq(rl_decide(&v, true), RL_V_NOQUORUM);
+    v = votes(RL_EXTEND, 3);
+    v.need = 3;
+    v.replied = v.refused = 1;
+    ck_assert_int_eq(rl_decide(&v, false), RL_V_TAKEN);
+}
+END_TEST
+
 static Suite *vote_suite(void)
 {
     Suite *s = suite_create("vote");
@@ -168,6 +201,7 @@ static Suite *vote_suite(void)
     tcase_add_test(tc, extend_taken_only_beyond_n_minus_q);
     tcase_add_test(tc, fenced_waits_for_fences);
     tcase_add_test(tc, fence_is_kth_largest);
+    tcase_add_test(tc, permits_quorum);
     suite_add_tcase(s, tc);
     return s;
 }
@@ -205,6 +239,8 @@ struct fake_op {
     char channel[64];
     uint64_t wait_age_ms;
     uint32_t streak, streak_max, registry_ms, reserve_ms;
+    char mode[32]; /* the target's mode, "" for exclusive */
+    uint32_t limit;
 };
 static struct fake_op fops[256];
 static size_t nfops;
@@ -234,6 +270,8 @@ static int fake_start(struct server *s, enum rl_kind kind, const struct rl_targe
         op->registry_ms = t->registry_ms;
         op->reserve_ms = t->reserve_ms;
     }
+    snprintf(op->mode, sizeof op->mode, "%s", t->mode != NULL ? t->mode : "");
+    op->limit = t->limit;
     return 0;
 }
 
@@ -764,7 +802,7 @@ START_TEST(owner_closes)
     request(&b, &qw, "ACQUIRE r WAIT 5000");
     ck_assert_uint_eq(S.nwaiters, 1);
     size_t mark = nfops;
-    mgr_conn_closed(&S, &a.lo);
+    mgr_conn_closed(&S, &a.lo, false);
     ck_assert_uint_eq(a.lo.nlocks, 0);
     ck_assert_uint_eq(a.lo.ndetached, 0);
     advance(0); /* released from its timer; the waiter is woken */
@@ -1194,6 +1232,122 @@ START_TEST(fleet_unregister_when_last_waiter_leaves)
 END_TEST
 
 /* A stated precondition is asserted: shutdown steps before mgr_shutdown(). */
+/* ---- lock-delay (issue 14 section 3) ---- */
+
+/* What becomes of a lock whose connection ends: released at once, or kept
+ * (its keys' TTL cut to the delay when its validity is longer) until
+ * min(lock_delay_ms, validity left); a local waiter gets it only then. */
+struct delay_case {
+    const char *line;        /* the holder's ACQUIRE (hold() grants it valid ttl - 20 ms) */
+    uint32_t delay_ms;       /* [lock] lock_delay_ms */
+    bool quit;               /* the client said QUIT */
+    uint64_t held_ms;        /* time between the grant and the close */
+    uint32_t want_shorten;   /* the TTL the keys are cut to; 0: no cut */
+    uint64_t want_release;   /* ms after the close the release goes out (and the waiter starts) */
+};
+
+static const struct delay_case delay_cases[] = {
+    {"ACQUIRE r 10000", 0, false, 100, 0, 0},                  /* off: today's behaviour */
+    {"ACQUIRE r 10000", 2000, false, 100, 2000, 2000},         /* delay < validity left: cut */
+    {"ACQUIRE r 10000", 2000, true, 100, 0, 0},                /* QUIT: a clean goodbye */
+    {"ACQUIRE r 3000", 5000, false, 100, 0, 2880},             /* validity left first: no cut */
+    {"ACQUIRE r 3000", 2880, false, 100, 0, 2880},             /* equal: no cut either */
+    {"ACQUIRE r 30000 AUTOEXTEND", 1000, false, 500, 1000, 1000}, /* a long TTL is cut */
+    {"ACQUIRE r 3000 OWNER o", 1000, false, 0, 1000, 1000},
+};
+
+START_TEST(lock_delay_decision)
+{
+    const struct delay_case *c = &delay_cases[_i];
+    struct towner a, b;
+    struct treq q, qw;
+    char id[PROTO_LOCK_ID_LEN + 1];
+    owner_init(&a);
+    owner_init(&b);
+    hold(&a, &q, c->line, id);
+    advance(c->held_ms);
+    size_t mark = nfops;
+    request(&b, &qw, "ACQUIRE r 10000 WAIT 60000");
+    ck_assert_uint_eq(nfops, mark); /* queued behind the local holder */
+    S.cfg.lock_delay_ms = c->delay_ms;
+    mgr_conn_closed(&S, &a.lo, c->quit);
+    ck_assert_uint_eq(a.lo.nlocks, 0);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_EXTEND, mark), (c->want_shorten ? 1u : 0u));
+    if (c->want_shorten) {
+        size_t e = last_op(RL_EXTEND);
+        ck_assert_uint_eq(fops[e].ttl_ms, c->want_shorten);
+        ck_assert_ptr_null(fops[e].done); /* nobody waits for it */
+        ck_assert_str_eq(fops[e].token, id);
+    }
+    if (c->want_release == 0) {
+        ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 1);
+        ck_assert_uint_eq(S.stats.locks_delayed, 0);
+    } else {
+        ck_assert_uint_eq(S.stats.locks_delayed, 1);
+        ck_assert_uint_eq(S.nheld, 1); /* still the resource's holder */
+        advance(c->want_release - 1);
+        ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0);
+        ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0); /* no hand-off, no attempt */
+        ck_assert_uint_eq(count_ops(RL_EXTEND, mark), (c->want_shorten ? 1u : 0u)); /* no AUTOEXTEND */
+        ck_assert_int_eq(qw.answers, 0);
+        ck_assert_int_eq(a.nevents, 0);
+        advance(1);
+        ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 1);
+        ck_assert_uint_eq(S.nheld, 0);
+    }
+    ck_assert_uint_eq(count_ops(RL_HANDOFF, mark), 0);
+    advance(0); /* the woken waiter attempts now, not at its next poll */
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9900);
+    ck_assert(strncmp(qw.reply, "OK ", 3) == 0);
+    ck_assert_uint_eq(S.stats.auto_released, 1);
+}
+END_TEST
+
+/* While delayed the lock belongs to nobody: EXTEND is refused, an explicit
+ * RELEASE by its id ends the delay at once (hand-off to the waiter), and a
+ * shutdown leaves its (already cut) keys to expire instead of deleting them. */
+START_TEST(lock_delay_release_extend_shutdown)
+{
+    struct towner a, b, c;
+    struct treq q, qw, qe, qr;
+    char id[PROTO_LOCK_ID_LEN + 1], line[128];
+    owner_init(&a);
+    owner_init(&b);
+    owner_init(&c);
+    S.cfg.lock_delay_ms = 5000;
+    hold(&a, &q, "ACQUIRE r 10000", id);
+    request(&b, &qw, "ACQUIRE r 10000 WAIT 60000");
+    mgr_conn_closed(&S, &a.lo, false);
+    advance(0);
+    snprintf(line, sizeof line, "EXTEND %s", id);
+    request(&c, &qe, line);
+    ck_assert_str_eq(qe.reply, "ERR NOTHELD its connection ended (lock-delay)\r\n");
+    size_t mark = nfops;
+    snprintf(line, sizeof line, "RELEASE %s", id);
+    request(&c, &qr, line);
+    size_t h = last_op(RL_HANDOFF);
+    ck_assert_str_eq(fops[h].old_token, id);
+    finish(h, RL_OK, 3, 3, 9900);
+    ck_assert_str_eq(qr.reply, "OK\r\n");
+    ck_assert(strncmp(qw.reply, "OK ", 3) == 0);
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0);
+
+    /* Shutdown during a delay: nothing deleted, the lock forgotten. */
+    struct towner d;
+    struct treq qd;
+    char idd[PROTO_LOCK_ID_LEN + 1];
+    owner_init(&d);
+    hold(&d, &qd, "ACQUIRE s 10000", idd);
+    mgr_conn_closed(&S, &d.lo, false);
+    mark = nfops;
+    mgr_shutdown(&S); /* before the timer ran: the cut goes out now */
+    ck_assert_uint_eq(count_ops(RL_EXTEND, mark), 1);
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0);
+    ck_assert_uint_eq(S.nheld, 1); /* only b's lock on r */
+}
+END_TEST
+
 START_TEST(precondition_is_asserted)
 {
     struct towner a;
@@ -1201,6 +1355,198 @@ START_TEST(precondition_is_asserted)
     owner_init(&a);
     request(&a, &q, "ACQUIRE x WAIT 100");
     mgr_shutdown_request(&S, &q.lr); /* aborts */
+}
+END_TEST
+
+/* ---- SHARED and PERMITS ---- */
+
+enum mode_want { M_ATTEMPT, M_QUEUE, M_BADREQ };
+
+struct mode_case {
+    const char *held, *next;
+    enum mode_want want;
+};
+
+/* A holder of this daemon, then another client's ACQUIRE of the same
+ * resource: does it go to the masters, queue behind the holder, or get
+ * BADREQ at once? */
+static const struct mode_case mode_cases[] = {
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 SHARED WAIT 1000", M_ATTEMPT},
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 WAIT 1000", M_QUEUE},
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE q,r 10000 WAIT 1000", M_QUEUE},
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 PRIORITY 9 WAIT 1000", M_QUEUE}, /* no preempting readers */
+    {"ACQUIRE r 10000", "ACQUIRE r 10000 SHARED WAIT 1000", M_QUEUE},
+    {"ACQUIRE r 10000 PRIORITY 1", "ACQUIRE r 10000 PERMITS 3 WAIT 1000", M_QUEUE},
+    {"ACQUIRE r 10000 PERMITS 2", "ACQUIRE r 10000 PERMITS 2 WAIT 1000", M_ATTEMPT},
+    {"ACQUIRE r 10000 PERMITS 1", "ACQUIRE r 10000 PERMITS 1 WAIT 1000", M_QUEUE},
+    {"ACQUIRE r 10000 PERMITS 2", "ACQUIRE r 10000 PERMITS 3", M_BADREQ},
+    {"ACQUIRE r 10000 PERMITS 2", "ACQUIRE r 10000 SHARED", M_BADREQ},
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 PERMITS 2", M_BADREQ},
+    {"ACQUIRE q,r 10000 SHARED", "ACQUIRE r,s 10000 SHARED", M_ATTEMPT},
+};
+
+START_TEST(mode_compatibility)
+{
+    const struct mode_case *c = &mode_cases[_i];
+    struct towner a, b;
+    struct treq qa, qb;
+    char id[PROTO_LOCK_ID_LEN + 1];
+    owner_init(&a);
+    owner_init(&b);
+    hold(&a, &qa, c->held, id);
+    size_t mark = nfops;
+    request(&b, &qb, c->next);
+    switch (c->want) {
+    case M_ATTEMPT:
+        ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 1);
+        ck_assert_int_eq(qb.answers, 0);
+        finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9000);
+        id_of(&qb, id);
+        ck_assert_uint_eq(S.nheld, 2);
+        break;
+    case M_QUEUE:
+        ck_assert_uint_eq(nfops, mark);
+        ck_assert_int_eq(qb.answers, 0);
+        ck_assert_uint_eq(S.nwaiters, 1);
+        break;
+    case M_BADREQ:
+        ck_assert_uint_eq(nfops, mark);
+        ck_assert_int_eq(qb.answers, 1);
+        ck_assert_msg(strncmp(qb.reply, "ERR BADREQ ", 11) == 0 && strstr(qb.reply, "held with") != NULL, "%s",
+                      qb.reply);
+        break;
+    }
+}
+END_TEST
+
+/* The target names the mode, and a PERMITS target its n; exclusive none. */
+START_TEST(shared_targets)
+{
+    struct towner a;
+    struct treq q1, q2, q3;
+    char id[PROTO_LOCK_ID_LEN + 1];
+    owner_init(&a);
+    hold(&a, &q1, "ACQUIRE r1 10000 SHARED", id);
+    ck_assert_str_eq(fops[nfops - 1].mode, "shared");
+    ck_assert_uint_eq(fops[nfops - 1].limit, 0);
+    hold(&a, &q2, "ACQUIRE r2 10000 PERMITS 7", id);
+    ck_assert_str_eq(fops[nfops - 1].mode, "permits 7");
+    ck_assert_uint_eq(fops[nfops - 1].limit, 7);
+    char line[128];
+    snprintf(line, sizeof line, "RELEASE %s", id);
+    size_t mark = nfops;
+    request(&a, &q3, line);
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 1);
+    ck_assert_str_eq(fops[nfops - 1].mode, "permits 7");
+    hold(&a, &q1, "ACQUIRE r3 10000", id);
+    ck_assert_str_eq(fops[nfops - 1].mode, "");
+}
+END_TEST
+
+/* FIFO across kinds: a reader that comes after a queued writer waits
+ * behind it; when the writer is done, the readers in a row go together. */
+START_TEST(fifo_across_kinds)
+{
+    struct towner a, w, b, c;
+    struct treq qa, qw, qb, qc, rel, relw;
+    char ida[PROTO_LOCK_ID_LEN + 1], idw[PROTO_LOCK_ID_LEN + 1], line[128];
+    owner_init(&a);
+    owner_init(&w);
+    owner_init(&b);
+    owner_init(&c);
+    hold(&a, &qa, "ACQUIRE f 10000 SHARED", ida);
+    size_t mark = nfops;
+    request(&w, &qw, "ACQUIRE f 10000 WAIT 5000");
+    request(&b, &qb, "ACQUIRE f 10000 SHARED WAIT 5000");
+    request(&c, &qc, "ACQUIRE f 10000 SHARED WAIT 5000");
+    ck_assert_uint_eq(nfops, mark); /* all three queue, none asks the masters */
+    ck_assert_uint_eq(S.nwaiters, 3);
+    snprintf(line, sizeof line, "RELEASE %s", ida);
+    request(&a, &rel, line);
+    ck_assert_uint_eq(count_ops(RL_HANDOFF, mark), 0); /* no hand-off from a reader */
+    ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 1);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 1); /* the writer alone */
+    size_t wi = last_op(RL_ACQUIRE);
+    ck_assert_str_eq(fops[wi].mode, "");
+    finish(wi, RL_OK, 3, 3, 9000);
+    id_of(&qw, idw);
+    ck_assert_int_eq(qb.answers + qc.answers, 0);
+    mark = nfops;
+    snprintf(line, sizeof line, "RELEASE %s", idw);
+    request(&w, &relw, line);
+    ck_assert_uint_eq(count_ops(RL_HANDOFF, mark), 0); /* no hand-off to a reader */
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 2); /* both readers at once */
+    finish(nfops - 1, RL_OK, 3, 3, 9000);
+    finish(nfops - 2, RL_OK, 3, 3, 9000);
+    ck_assert_int_eq(qb.answers + qc.answers, 2);
+    ck_assert_uint_eq(S.nheld, 2);
+    ck_assert_uint_eq(S.nwaiters, 0);
+}
+END_TEST
+
+/* A refused exclusive attempt that will retry marks the shared keys
+ * (writer waiting); a refused reader does not, nor a last attempt. */
+START_TEST(writer_marks_when_refused)
+{
+    struct towner a;
+    struct treq q1, q2, q3;
+    owner_init(&a);
+    S.cfg.retry_count = 0;
+    request(&a, &q1, "ACQUIRE m 1000 WAIT 5000");
+    size_t mark = nfops;
+    finish(last_op(RL_ACQUIRE), RL_BUSY, 1, 3, 0);
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 1);
+    size_t mi = mark;
+    while (fops[mi].kind != RL_MARK) mi++;
+    ck_assert_str_eq(fops[mi].key, "m");
+    ck_assert_uint_eq(fops[mi].ttl_ms, 2 * (S.cfg.retry_delay_ms + S.cfg.master_timeout_ms));
+    mark = nfops;
+    request(&a, &q2, "ACQUIRE n 1000 SHARED WAIT 5000");
+    finish(last_op(RL_ACQUIRE), RL_BUSY, 1, 3, 0);
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 0);
+    mark = nfops;
+    request(&a, &q3, "ACQUIRE o 1000"); /* retry_count 0: no retry, no mark */
+    finish(last_op(RL_ACQUIRE), RL_BUSY, 1, 3, 0);
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 0);
+    ck_assert_int_eq(q3.answers, 1);
+}
+END_TEST
+
+/* A master that holds the key in another mode: BADREQ naming it, at once. */
+START_TEST(mode_conflict_from_masters)
+{
+    struct towner a;
+    struct treq q;
+    owner_init(&a);
+    request(&a, &q, "ACQUIRE k 1000 PERMITS 3 WAIT 5000");
+    size_t i = last_op(RL_ACQUIRE);
+    fops[i].finished = true;
+    struct rl_outcome out = {.result = RL_BUSY, .granted = 0, .answered = 3, .total = 3,
+                             .started_ms = fops[i].started_ms};
+    snprintf(out.mode_conflict, sizeof out.mode_conflict, "permits 2");
+    fops[i].done(fops[i].ctx, &out);
+    ck_assert_int_eq(q.answers, 1);
+    ck_assert_str_eq(q.reply, "ERR BADREQ PERMITS 3 asked, but the resource is held with PERMITS 2\r\n");
+    ck_assert_uint_eq(nlocks_alive(), 0);
+}
+END_TEST
+
+START_TEST(shared_options_refused)
+{
+    static const char *const lines[] = {
+        "ACQUIRE x SHARED PRIORITY 2", "ACQUIRE x PERMITS 2 PRIORITY 2", "ACQUIRE x SHARED OWNER o",
+        "ACQUIRE x PERMITS 4 OWNER o", "ACQUIRE x SHARED PERMITS 3",    "ACQUIRE x,y PERMITS 3",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
+        struct towner a;
+        struct treq q;
+        owner_init(&a);
+        request(&a, &q, lines[i]);
+        ck_assert_msg(q.answers == 1 && strncmp(q.reply, "ERR BADREQ ", 11) == 0, "%s: %s", lines[i], q.reply);
+    }
+    ck_assert_uint_eq(nfops, 0);
 }
 END_TEST
 
@@ -1227,12 +1573,20 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, limits);
     tcase_add_test(tc, fenced_grant_raises_first);
     tcase_add_test(tc, handoff_refused_waiter_retries);
+    tcase_add_loop_test(tc, lock_delay_decision, 0, (int)(sizeof delay_cases / sizeof delay_cases[0]));
+    tcase_add_test(tc, lock_delay_release_extend_shutdown);
     tcase_add_test(tc, fleet_which_ops);
     tcase_add_test(tc, fleet_handoff_age_and_streak);
     tcase_add_test(tc, fleet_yield_waiter_tries_after_reservation);
     tcase_add_test(tc, fleet_mixed_handoff_undoes_minority);
     tcase_add_test(tc, fleet_wake_up);
     tcase_add_test(tc, fleet_unregister_when_last_waiter_leaves);
+    tcase_add_loop_test(tc, mode_compatibility, 0, (int)(sizeof mode_cases / sizeof mode_cases[0]));
+    tcase_add_test(tc, shared_targets);
+    tcase_add_test(tc, fifo_across_kinds);
+    tcase_add_test(tc, writer_marks_when_refused);
+    tcase_add_test(tc, mode_conflict_from_masters);
+    tcase_add_test(tc, shared_options_refused);
     tcase_add_test_raise_signal(tc, precondition_is_asserted, SIGABRT);
     suite_add_tcase(s, tc);
     return s;

@@ -702,6 +702,23 @@ START_TEST(fmt_ok_lock)
 }
 END_TEST
 
+/* A deferred reply reformatted with the validity left when it is written. */
+START_TEST(fmt_refmt_ok_lock)
+{
+    char buf[64];
+    const char *two = "OK " ID " 9898\r\n", *three = "OK " ID " 9898 17\r\n";
+    ck_assert_uint_eq(proto_refmt_ok_lock(buf, sizeof buf, two, strlen(two), 7000), 42);
+    ck_assert_str_eq(buf, "OK " ID " 7000\r\n");
+    ck_assert_uint_gt(proto_refmt_ok_lock(buf, sizeof buf, three, strlen(three), 0), 0);
+    ck_assert_str_eq(buf, "OK " ID " 0 17\r\n");
+    /* Anything else is not touched (0). */
+    const char *bad[] = {"OK\r\n", "PONG\r\n", "OK " ID "\r\n", "OK nothex 5\r\n", "OK " ID " x\r\n",
+                         "OK " ID " 5 0\r\n", "OK " ID " 5 17", "ERR BUSY held\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        ck_assert_msg(proto_refmt_ok_lock(buf, sizeof buf, bad[i], strlen(bad[i]), 1) == 0, "'%s'", bad[i]);
+}
+END_TEST
+
 START_TEST(fmt_does_not_fit)
 {
     char buf[64];
@@ -976,6 +993,7 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, fmt_simple);
     tcase_add_test(tc, fmt_put_u64);
     tcase_add_test(tc, fmt_ok_lock);
+    tcase_add_test(tc, fmt_refmt_ok_lock);
     tcase_add_test(tc, fmt_does_not_fit);
     tcase_add_test(tc, fmt_err);
     tcase_add_test(tc, fmt_err_strips_controls);

@@ -235,7 +235,9 @@ class Lock:
     ttl_ms       the ttl asked for at ACQUIRE (None: the daemon's default);
                  EXTEND without a ttl uses it
     resources    tuple of the resource names
-    valid_from   time.monotonic() when the request was sent (the safe side)
+    valid_from   time.monotonic() when the request was sent (the safe side), or,
+                 for an ACQUIRE with wait_ms, when its reply was read (the send may
+                 be the whole wait earlier; PROTOCOL.md 8.2)
     lost         None, or the reason of the EVENT LOST that ended it
     """
 
@@ -328,7 +330,7 @@ class Signal:
 
 
 class _Call:
-    __slots__ = ("done", "line", "data", "want", "error", "abandoned", "acquire")
+    __slots__ = ("done", "line", "data", "want", "error", "abandoned", "acquire", "read_at")
 
     def __init__(self, acquire: bool = False) -> None:
         self.done = threading.Event()
@@ -338,6 +340,7 @@ class _Call:
         self.error: Optional[BaseException] = None   # exception instead of a reply
         self.abandoned = False
         self.acquire = acquire
+        self.read_at = 0.0    # time.monotonic() when the reply line was read
 
 
 # ---- The client -----------------------------------------------------------------
@@ -439,7 +442,8 @@ class Client:
     def acquire(self, resources: Union[str, Iterable[str]], ttl_ms: Optional[int] = None,
                 wait_ms: Optional[int] = None, autoextend: bool = False, detach: bool = False,
                 maxhold_ms: Optional[int] = None, priority: Optional[int] = None,
-                owner: Optional[str] = None) -> Lock:
+                owner: Optional[str] = None, shared: bool = False,
+                permits: Optional[int] = None) -> Lock:
         """ACQUIRE one lock over all of resources ("a,b" or ["a", "b"]).
 
         ttl_ms      lock TTL (default: the daemon's default_ttl_ms)
@@ -448,6 +452,8 @@ class Client:
         detach      the lock outlives this connection (release it by id, or it expires)
         maxhold_ms  cap on the total hold of an autoextend lock
         priority, owner  passed through (daemons without them answer BADREQ)
+        shared      a reader of a read/write lock: readers hold together, writers wait
+        permits     1..1000: one of at most that many holders of one resource (a semaphore)
 
         Returns a Lock; raises BusyError, NoQuorumError, RedlockError.
         """
@@ -469,14 +475,21 @@ class Client:
             if not isinstance(owner, str) or not 1 <= len(owner) <= 128 or not _printable(owner):
                 raise ValueError("bad owner id %r" % (owner,))
             line += ["OWNER", owner]
+        if shared:
+            line.append("SHARED")
+        if permits is not None:
+            if isinstance(permits, bool) or not isinstance(permits, int) or not 1 <= permits <= 1000:
+                raise ValueError("bad permits %r: want 1..1000" % (permits,))
+            line += ["PERMITS", str(permits)]
         timeout = self.timeout
         if timeout is not None and wait_ms is not None:
             timeout += wait_ms / 1000.0
         sent = time.monotonic()
-        reply = self._call(" ".join(line), timeout=timeout, acquire=True)
-        lid, validity, fence = self._parse_ok_lock(reply)
+        call = self._call_full(" ".join(line), timeout=timeout, acquire=True)
+        lid, validity, fence = self._parse_ok_lock(call.line)
+        # PROTOCOL.md 8.2: counted from the send, or after a WAIT from the read of the reply.
         lock = Lock(self, lid, validity, fence, names, ttl_ms, bool(autoextend), bool(detach),
-                    sent)
+                    sent if wait_ms is None else call.read_at)
         if not detach:
             with self._mu:
                 self._locks[lid] = lock
@@ -623,11 +636,14 @@ class Client:
         return out
 
     def _call(self, line: str, timeout: Optional[float] = None, acquire: bool = False) -> str:
+        return self._call_full(line, timeout, acquire).line
+
+    def _call_full(self, line: str, timeout: Optional[float] = None, acquire: bool = False) -> _Call:
         call = self._send(line, acquire)
         self._wait(call, self.timeout if timeout is None else timeout)
         if call.data is not None:
             raise ProtocolError("unexpected DATA block in reply to %s" % line.split()[0])
-        return call.line
+        return call
 
     def _send(self, line: str, acquire: bool = False) -> _Call:
         call = _Call(acquire)
@@ -697,6 +713,7 @@ class Client:
                     return False
                 call = self._pending.popleft()
                 call.line = line
+                call.read_at = time.monotonic()
                 parts = line.split()
                 if parts[:1] == ["DATA"]:
                     if len(parts) < 2 or not parts[1].isdigit():
