@@ -291,6 +291,18 @@ int main(void)
             failures++;
         }
     }
+    /* Fleet waiting (on by default) took part: its counters, both daemons. */
+    long long yielded = 0, wakeups = 0;
+    for (int i = 0; i < 2; i++) {
+        struct redlock_client *c = h_daemon_alive(&d[i]) ? h_client(d[i].sock) : NULL;
+        char info[16384];
+        if (c != NULL && redlock_command(c, "INFO", info, sizeof info) == REDLOCK_OK) {
+            const char *y = strstr(info, "\nhandoffs_yielded "), *w = strstr(info, "\nfleet_wakeups ");
+            if (y != NULL) yielded += atoll(y + 18);
+            if (w != NULL) wakeups += atoll(w + 15);
+        }
+        if (c != NULL) redlock_close(c);
+    }
     bool alive0 = h_daemon_alive(&d[0]), alive1 = h_daemon_alive(&d[1]);
     int code0 = h_daemon_stop(&d[0]), code1 = h_daemon_stop(&d[1]);
     if (!alive0 || !alive1 || code0 != 0 || code1 != 0) {
@@ -363,6 +375,7 @@ int main(void)
            (unsigned long long)sum.other_errors);
     printf("chaos: faults injected %u (SIGSTOP %u, kill+restart empty %u), LOST events %llu\n",
            faults_stop + faults_kill, faults_stop, faults_kill, (unsigned long long)sum.lost);
+    printf("chaos: fleet waiting: hand-offs yielded to the other daemon %lld, wake-ups %lld\n", yielded, wakeups);
     printf("chaos: overlaps %zu (must be 0), plain sections past validity %zu (must be 0), "
            "fences not above the previous holder's %zu (must be 0; %zu more after two masters lost their data "
            "within max_ttl_ms, which fences do not survive)\n",
