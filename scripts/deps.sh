@@ -7,12 +7,13 @@
 #   test  run + what the test suites need (make check, check-asan,
 #         check-valgrind: the check framework, python3 and node for the client
 #         tests with what installs and type-checks them as packages, promtool
-#         for the metrics and alert-rule tests, valgrind); the default
+#         for the metrics and alert-rule tests, valgrind, clang-format for
+#         make format-check); the default
 #   fuzz  run + the fuzzing compiler (make fuzz, make fuzz-smoke)
 #   deb   run + what `make deb` needs (dpkg-buildpackage, debhelper, lintian)
 #   --list  print the package list instead of installing (.ci/run reads it)
 RUN_PKGS="build-essential pkg-config libhiredis-dev libevent-dev libinih-dev redis-server"
-TEST_PKGS="check python3 python3-venv python3-setuptools python3-wheel python3-mypy nodejs node-typescript prometheus valgrind"
+TEST_PKGS="check python3 python3-venv python3-setuptools python3-wheel python3-mypy nodejs node-typescript prometheus valgrind clang-format"
 # The client tests pack and install the Node client with npm: Debian's nodejs
 # does not bring it (other builds of nodejs do).
 command -v npm >/dev/null 2>&1 || TEST_PKGS="$TEST_PKGS npm"
