@@ -30,16 +30,16 @@
 
 struct redlock_client {
     int fd;
-    uint32_t timeout_ms;          /* 0: wait for ever */
-    char *in;                     /* bytes read, not yet consumed */
+    uint32_t timeout_ms; /* 0: wait for ever */
+    char *in;            /* bytes read, not yet consumed */
     size_t in_len, in_cap;
     int errcode;
     char errstr[CLIENT_ERR_MAX];
     redlock_event_fn *on_event;
     void *event_ud;
     char lost_id[REDLOCK_LOCK_ID_LEN + 1]; /* the guard's lock, watched for LOST */
-    bool lost;                    /* a LOST for lost_id arrived */
-    bool broken;                  /* I/O failed: every call fails from now on */
+    bool lost;                             /* a LOST for lost_id arrived */
+    bool broken;                           /* I/O failed: every call fails from now on */
 };
 
 static int set_error(struct redlock_client *c, int code, const char *fmt, ...)
@@ -52,8 +52,7 @@ static int set_error(struct redlock_client *c, int code, const char *fmt, ...)
     vsnprintf(c->errstr, sizeof c->errstr, fmt, ap);
     va_end(ap);
     c->errcode = code;
-    if (code == REDLOCK_ERR_IO || code == REDLOCK_ERR_TIMEOUT || code == REDLOCK_ERR_PROTOCOL)
-        c->broken = true;
+    if (code == REDLOCK_ERR_IO || code == REDLOCK_ERR_TIMEOUT || code == REDLOCK_ERR_PROTOCOL) c->broken = true;
     return code;
 }
 
@@ -189,10 +188,22 @@ void redlock_close(struct redlock_client *c)
     free(c);
 }
 
-void redlock_set_timeout(struct redlock_client *c, uint32_t timeout_ms) { c->timeout_ms = timeout_ms; }
-int redlock_fd(const struct redlock_client *c) { return c->fd; }
-const char *redlock_errstr(const struct redlock_client *c) { return c->errstr; }
-int redlock_errcode(const struct redlock_client *c) { return c->errcode; }
+void redlock_set_timeout(struct redlock_client *c, uint32_t timeout_ms)
+{
+    c->timeout_ms = timeout_ms;
+}
+int redlock_fd(const struct redlock_client *c)
+{
+    return c->fd;
+}
+const char *redlock_errstr(const struct redlock_client *c)
+{
+    return c->errstr;
+}
+int redlock_errcode(const struct redlock_client *c)
+{
+    return c->errcode;
+}
 
 void redlock_set_event_handler(struct redlock_client *c, redlock_event_fn *fn, void *userdata)
 {
@@ -261,8 +272,9 @@ static int read_line(struct redlock_client *c, int timeout_ms, char **line, size
             return 1;
         }
         if (st == PROTO_FRAME_TOOLONG) return set_error(c, REDLOCK_ERR_PROTOCOL, "reply line too long");
-        int left = timeout_ms < 0 ? -1 : timeout_ms == 0 ? 0
-                   : (int)(deadline > mono_ms() ? deadline - mono_ms() : 0);
+        int left = timeout_ms < 0    ? -1
+                   : timeout_ms == 0 ? 0
+                                     : (int)(deadline > mono_ms() ? deadline - mono_ms() : 0);
         int ready = wait_fd(c->fd, POLLIN, left);
         if (ready < 0) return set_error(c, REDLOCK_ERR_IO, "poll: %s", strerror(errno));
         if (ready == 0) return 0;
@@ -428,7 +440,8 @@ int redlock_auth_file(struct redlock_client *c, const char *path)
 static int lock_from_reply(struct redlock_client *c, const struct proto_reply *r, struct redlock_lock *lock)
 {
     uint64_t validity, fence = 0;
-    if (r->kind != PROTO_REPLY_OK || r->ntokens < 2 || !proto_valid_lock_id(r->tokens[0], strlen(r->tokens[0])) ||
+    if (r->kind != PROTO_REPLY_OK || r->ntokens < 2 ||
+        !proto_valid_lock_id(r->tokens[0], strlen(r->tokens[0])) ||
         !proto_parse_u64(r->tokens[1], strlen(r->tokens[1]), UINT64_MAX, &validity) ||
         (r->ntokens > 2 && !proto_parse_u64(r->tokens[2], strlen(r->tokens[2]), UINT64_MAX, &fence)))
         return set_error(c, REDLOCK_ERR_PROTOCOL, "malformed lock reply");
@@ -504,7 +517,8 @@ int redlock_release(struct redlock_client *c, const char *lock_id)
 
 int redlock_command(struct redlock_client *c, const char *line, char *reply, size_t replylen)
 {
-    if (line == NULL || strpbrk(line, "\r\n") != NULL) return set_error(c, REDLOCK_ERR_ARG, "one line, no line breaks");
+    if (line == NULL || strpbrk(line, "\r\n") != NULL)
+        return set_error(c, REDLOCK_ERR_ARG, "one line, no line breaks");
     int rc = send_line(c, line);
     if (rc != REDLOCK_OK) return rc;
     struct proto_reply r;
@@ -515,8 +529,10 @@ int redlock_command(struct redlock_client *c, const char *line, char *reply, siz
     if (r.kind != PROTO_REPLY_DATA && reply != NULL && replylen > 0) {
         /* proto_parse_reply cut copy into tokens: rebuild the line from them. */
         size_t used = 0;
-        const char *first = r.kind == PROTO_REPLY_OK ? "OK" : r.kind == PROTO_REPLY_PONG ? "PONG"
-                            : r.kind == PROTO_REPLY_ERR ? "ERR" : copy;
+        const char *first = r.kind == PROTO_REPLY_OK     ? "OK"
+                            : r.kind == PROTO_REPLY_PONG ? "PONG"
+                            : r.kind == PROTO_REPLY_ERR  ? "ERR"
+                                                         : copy;
         used += (size_t)snprintf(reply, replylen, "%s", first);
         for (size_t i = 0; i < r.ntokens && used < replylen; i++)
             used += (size_t)snprintf(reply + used, replylen - used, " %s", r.tokens[i]);
@@ -562,7 +578,10 @@ bool redlock_guard_held(struct redlock_guard *g)
     return !g->client->lost && !g->client->broken;
 }
 
-const struct redlock_lock *redlock_guard_lock(const struct redlock_guard *g) { return &g->lock; }
+const struct redlock_lock *redlock_guard_lock(const struct redlock_guard *g)
+{
+    return &g->lock;
+}
 
 int redlock_using(struct redlock_client *c, const char *resources, const struct redlock_acquire_opts *opts,
                   redlock_using_fn *fn, void *userdata)

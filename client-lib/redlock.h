@@ -33,20 +33,20 @@ extern "C" {
 
 enum redlock_status {
     REDLOCK_OK = 0,
-    REDLOCK_ERR_BUSY = -1,     /* the lock is held elsewhere (after retries / WAIT) */
-    REDLOCK_ERR_NOQUORUM = -2, /* too few Redis masters answered */
-    REDLOCK_ERR_NOTHELD = -3,  /* unknown, expired or lost lock id */
-    REDLOCK_ERR_BADREQ = -4,   /* the daemon refused the request as malformed */
-    REDLOCK_ERR_TOOLONG = -5,  /* request line too long; the daemon closed the connection */
-    REDLOCK_ERR_LIMIT = -6,    /* a daemon limit was reached */
-    REDLOCK_ERR_AUTH = -7,     /* authentication required or failed */
-    REDLOCK_ERR_SHUTDOWN = -8, /* the daemon is shutting down */
-    REDLOCK_ERR_INTERNAL = -9, /* the daemon reported an internal error */
-    REDLOCK_ERR_IO = -20,      /* connect/read/write failed or connection closed */
-    REDLOCK_ERR_PROTOCOL = -21,/* the daemon sent something this library cannot parse */
-    REDLOCK_ERR_ARG = -22,     /* a bad argument to this library */
-    REDLOCK_ERR_TIMEOUT = -23, /* no answer within the client's I/O timeout */
-    REDLOCK_ERR_LOST = -24,    /* redlock_using(): the lock was lost during the callback */
+    REDLOCK_ERR_BUSY = -1,      /* the lock is held elsewhere (after retries / WAIT) */
+    REDLOCK_ERR_NOQUORUM = -2,  /* too few Redis masters answered */
+    REDLOCK_ERR_NOTHELD = -3,   /* unknown, expired or lost lock id */
+    REDLOCK_ERR_BADREQ = -4,    /* the daemon refused the request as malformed */
+    REDLOCK_ERR_TOOLONG = -5,   /* request line too long; the daemon closed the connection */
+    REDLOCK_ERR_LIMIT = -6,     /* a daemon limit was reached */
+    REDLOCK_ERR_AUTH = -7,      /* authentication required or failed */
+    REDLOCK_ERR_SHUTDOWN = -8,  /* the daemon is shutting down */
+    REDLOCK_ERR_INTERNAL = -9,  /* the daemon reported an internal error */
+    REDLOCK_ERR_IO = -20,       /* connect/read/write failed or connection closed */
+    REDLOCK_ERR_PROTOCOL = -21, /* the daemon sent something this library cannot parse */
+    REDLOCK_ERR_ARG = -22,      /* a bad argument to this library */
+    REDLOCK_ERR_TIMEOUT = -23,  /* no answer within the client's I/O timeout */
+    REDLOCK_ERR_LOST = -24,     /* redlock_using(): the lock was lost during the callback */
 };
 
 /* A lock as granted by the daemon. */
@@ -61,16 +61,16 @@ struct redlock_lock {
 
 /* Options of redlock_acquire(); zero-initialise and set what you need. */
 struct redlock_acquire_opts {
-    uint32_t ttl_ms;      /* 0: the daemon's default_ttl_ms */
-    uint32_t wait_ms;     /* 0: no WAIT (the daemon's retry_count applies);
+    uint32_t ttl_ms;     /* 0: the daemon's default_ttl_ms */
+    uint32_t wait_ms;    /* 0: no WAIT (the daemon's retry_count applies);
                            * REDLOCK_NOWAIT: WAIT 0, a single attempt */
-    uint32_t maxhold_ms;  /* 0: the daemon's max_hold_ms (AUTOEXTEND only) */
-    bool autoextend;      /* the daemon keeps extending while this connection lives */
-    bool detach;          /* the lock outlives this connection (not with autoextend) */
-    uint32_t priority;    /* 0: none */
-    const char *owner;    /* NULL: none (re-entrant owner id) */
-    bool shared;          /* SHARED: a reader of a read/write lock (not with priority, owner) */
-    uint32_t permits;     /* 0: none; 1..1000: PERMITS n, one of at most n holders (one resource) */
+    uint32_t maxhold_ms; /* 0: the daemon's max_hold_ms (AUTOEXTEND only) */
+    bool autoextend;     /* the daemon keeps extending while this connection lives */
+    bool detach;         /* the lock outlives this connection (not with autoextend) */
+    uint32_t priority;   /* 0: none */
+    const char *owner;   /* NULL: none (re-entrant owner id) */
+    bool shared;         /* SHARED: a reader of a read/write lock (not with priority, owner) */
+    uint32_t permits;    /* 0: none; 1..1000: PERMITS n, one of at most n holders (one resource) */
 };
 
 /* An event pushed by the daemon. Strings live until the handler returns. */
@@ -117,12 +117,11 @@ int redlock_ping(struct redlock_client *c);
  * ACQUIRE resources ("a" or "a,b,c": all or nothing) with opts (NULL for
  * defaults). On REDLOCK_OK fills *lock.
  */
-int redlock_acquire(struct redlock_client *c, const char *resources,
-                    const struct redlock_acquire_opts *opts, struct redlock_lock *lock);
+int redlock_acquire(struct redlock_client *c, const char *resources, const struct redlock_acquire_opts *opts,
+                    struct redlock_lock *lock);
 
 /* EXTEND lock_id to ttl_ms (0 = the lock's own TTL). On REDLOCK_OK fills *lock if not NULL. */
-int redlock_extend(struct redlock_client *c, const char *lock_id, uint32_t ttl_ms,
-                   struct redlock_lock *lock);
+int redlock_extend(struct redlock_client *c, const char *lock_id, uint32_t ttl_ms, struct redlock_lock *lock);
 
 int redlock_release(struct redlock_client *c, const char *lock_id);
 
@@ -173,8 +172,8 @@ typedef int redlock_using_fn(struct redlock_guard *g, void *userdata);
  * throughout; REDLOCK_ERR_LOST if the lock was lost while fn ran (fn's return
  * value is then discarded); or the acquire's error (fn not called).
  */
-int redlock_using(struct redlock_client *c, const char *resources,
-                  const struct redlock_acquire_opts *opts, redlock_using_fn *fn, void *userdata);
+int redlock_using(struct redlock_client *c, const char *resources, const struct redlock_acquire_opts *opts,
+                  redlock_using_fn *fn, void *userdata);
 
 #ifdef __cplusplus
 }

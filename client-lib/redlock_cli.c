@@ -17,13 +17,13 @@
 
 #include "redlock.h"
 
-#define EXIT_DAEMON_ERR 1  /* the daemon answered ERR */
-#define EXIT_USAGE 64      /* EX_USAGE */
-#define EXIT_NOINPUT 66    /* EX_NOINPUT: the token file cannot be read */
-#define EXIT_UNAVAILABLE 69/* EX_UNAVAILABLE: cannot reach redlockd */
-#define EXIT_HELD 75       /* EX_TEMPFAIL: the lock could not be had */
-#define EXIT_LOST 76       /* run: the lock was lost while the command ran */
-#define EXIT_NOPERM 77     /* EX_NOPERM: the daemon refused AUTH, or wants it */
+#define EXIT_DAEMON_ERR 1   /* the daemon answered ERR */
+#define EXIT_USAGE 64       /* EX_USAGE */
+#define EXIT_NOINPUT 66     /* EX_NOINPUT: the token file cannot be read */
+#define EXIT_UNAVAILABLE 69 /* EX_UNAVAILABLE: cannot reach redlockd */
+#define EXIT_HELD 75        /* EX_TEMPFAIL: the lock could not be had */
+#define EXIT_LOST 76        /* run: the lock was lost while the command ran */
+#define EXIT_NOPERM 77      /* EX_NOPERM: the daemon refused AUTH, or wants it */
 #define DEFAULT_GRACE_MS 5000
 #define BLOCK_MAX 65536
 #define LOCKS_BLOCK_MAX (256 * 1024) /* the daemon sends at most 64 KiB of lock lines */
@@ -106,7 +106,7 @@ static int daemon_error(struct redlock_client *c, int rc)
 /* Options after an acquire/run verb: -t, -w, -n, -g, --detach, --shared, --permits. */
 struct lock_args {
     struct redlock_acquire_opts opts;
-    bool wait_given;  /* -w or -n */
+    bool wait_given; /* -w or -n */
     uint32_t grace_ms;
     const char *resources;
     char **command; /* run: argv after "--" */
@@ -134,7 +134,8 @@ static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args 
     optind = 0; /* 0, not 1: GNU getopt re-initialises (permutation state) */
     opterr = 0;
     int opt;
-    while ((opt = getopt_long(argc, argv, is_run ? "+:t:w:g:n" : ":t:w:n", is_run ? run_longs : longs, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, is_run ? "+:t:w:g:n" : ":t:w:n", is_run ? run_longs : longs, NULL)) !=
+           -1) {
         uint32_t v;
         switch (opt) {
         case 't':
@@ -158,15 +159,15 @@ static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args 
                 return usage_error("%s: --permits wants a number from 1 to 1000, not '%s'", verb, optarg);
             a->opts.permits = v;
             break;
-        case 'A':
-            return usage_error("acquire: --autoextend would end with this command; use redlock run");
+        case 'A': return usage_error("acquire: --autoextend would end with this command; use redlock run");
         case ':': return usage_error("%s: -%c needs a value", verb, optopt);
         default:
             if (optopt) return usage_error("%s: unknown option -%c", verb, optopt);
             return usage_error("%s: unknown option %s", verb, argv[optind - 1]);
         }
     }
-    if (a->opts.shared && a->opts.permits) return usage_error("%s: --shared and --permits exclude each other", verb);
+    if (a->opts.shared && a->opts.permits)
+        return usage_error("%s: --shared and --permits exclude each other", verb);
     if (optind >= argc) return usage_error("%s: which resource? (RES or RES1,RES2,...)", verb);
     a->resources = argv[optind++];
     if (is_run) {
@@ -185,7 +186,8 @@ static int parse_lock_args(int argc, char **argv, bool is_run, struct lock_args 
 
 static void print_lock(const struct redlock_lock *lk)
 {
-    if (lk->fence) printf("%s %llu %llu\n", lk->id, (unsigned long long)lk->validity_ms, (unsigned long long)lk->fence);
+    if (lk->fence)
+        printf("%s %llu %llu\n", lk->id, (unsigned long long)lk->validity_ms, (unsigned long long)lk->fence);
     else printf("%s %llu\n", lk->id, (unsigned long long)lk->validity_ms);
     fflush(stdout);
 }
@@ -295,8 +297,7 @@ static void json_lock(const char *fields)
                 json_list(eq + 1, vlen);
             else if (klen == 2 && memcmp(p, "id", 2) == 0)
                 json_string(eq + 1, vlen); /* 8 hex digits can be all digits */
-            else
-                json_value(eq + 1, vlen);
+            else json_value(eq + 1, vlen);
         }
         p += tok;
     }
@@ -426,7 +427,8 @@ static int supervise(struct redlock_client *c, pid_t child, struct run_state *st
             kill(child, SIGKILL);
             kill_at = UINT64_MAX;
         }
-        struct pollfd p[2] = {{.fd = signal_pipe[0], .events = POLLIN}, {.fd = redlock_fd(c), .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = signal_pipe[0], .events = POLLIN},
+                              {.fd = redlock_fd(c), .events = POLLIN}};
         int timeout = -1;
         if (term_sent && kill_at != UINT64_MAX) {
             uint64_t now = mono_ms();

@@ -46,11 +46,11 @@ bool auth_token_equal(const char *expected, const char *given, size_t given_len)
  * tokens a second are tried. It also keeps the log to one line a second.
  */
 struct auth_budget {
-    double tokens;        /* failures allowed now */
-    uint64_t refill_ms;   /* when tokens were last refilled; 0 = never (full) */
-    uint64_t failures;    /* wrong tokens since the last log line */
-    uint64_t refused;     /* AUTHs refused unchecked since the last log line */
-    uint64_t since_ms;    /* start of the current log window; 0 = quiet */
+    double tokens;      /* failures allowed now */
+    uint64_t refill_ms; /* when tokens were last refilled; 0 = never (full) */
+    uint64_t failures;  /* wrong tokens since the last log line */
+    uint64_t refused;   /* AUTHs refused unchecked since the last log line */
+    uint64_t since_ms;  /* start of the current log window; 0 = quiet */
 };
 
 /* Refill, then true if one more failure fits (an AUTH may be checked). */

@@ -37,7 +37,7 @@ struct config_key {
     const char *name;
     enum key_type type;
     size_t offset;
-    uint64_t min, max;  /* KEY_U32; KEY_DOUBLE in millionths; KEY_STRING: max length */
+    uint64_t min, max; /* KEY_U32; KEY_DOUBLE in millionths; KEY_STRING: max length */
     const char *dflt;
     bool reloadable;
 };
@@ -49,7 +49,8 @@ static const struct config_key config_keys[] = {
     {"server", "unix_socket", KEY_STRING, OFF(unix_socket), 0, 107, "/run/redlockd/redlockd.sock", false},
     {"server", "unix_socket_mode", KEY_MODE, OFF(unix_socket_mode), 0, 0777, "0660", false},
     {"server", "max_line_bytes", KEY_U32, OFF(max_line_bytes), 64, 1048576, "65536", true},
-    {"server", "max_resources_per_lock", KEY_U32, OFF(max_resources_per_lock), 1, PROTO_MAX_RESOURCES, "64", true},
+    {"server", "max_resources_per_lock", KEY_U32, OFF(max_resources_per_lock), 1, PROTO_MAX_RESOURCES, "64",
+     true},
     {"server", "max_clients", KEY_U32, OFF(max_clients), 1, 1000000, "10000", true},
     {"server", "max_locks_per_client", KEY_U32, OFF(max_locks_per_client), 1, 1000000, "1000", true},
     {"server", "max_waiters", KEY_U32, OFF(max_waiters), 0, 1000000, "10000", true},
@@ -358,8 +359,7 @@ static int set_value(struct config *cfg, const struct config_key *k, const char 
         *why = "want error, warn, info or debug";
         return -1;
     }
-    case KEY_MASTERS:
-        return parse_masters(v, cfg, why);
+    case KEY_MASTERS: return parse_masters(v, cfg, why);
     case KEY_BOOL: {
         static const char *const yes[] = {"yes", "true", "on", "1"}, *const no[] = {"no", "false", "off", "0"};
         for (int i = 0; i < 4; i++) {
@@ -423,8 +423,8 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
     }
     bool known_section = false;
     for (size_t i = 0; i < NKEYS; i++) known_section |= strcasecmp(section, config_keys[i].section) == 0;
-    snprintf(ctx->reason, sizeof ctx->reason, known_section ? "%s.%s: unknown key" : "[%s]: unknown section (key %s)",
-             section, name);
+    snprintf(ctx->reason, sizeof ctx->reason,
+             known_section ? "%s.%s: unknown key" : "[%s]: unknown section (key %s)", section, name);
     return 0;
 }
 
@@ -459,8 +459,14 @@ static int validate(struct config *cfg, char *reason, size_t len)
 
 typedef int ini_runner(const void *src, ini_handler handler, void *user);
 
-static int run_file(const void *src, ini_handler h, void *user) { return ini_parse(src, h, user); }
-static int run_string(const void *src, ini_handler h, void *user) { return ini_parse_string(src, h, user); }
+static int run_file(const void *src, ini_handler h, void *user)
+{
+    return ini_parse(src, h, user);
+}
+static int run_string(const void *src, ini_handler h, void *user)
+{
+    return ini_parse_string(src, h, user);
+}
 
 static int load_with(ini_runner *run, const void *src, const char *name, struct config *cfg, char *err,
                      size_t errlen)

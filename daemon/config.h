@@ -17,7 +17,7 @@
 
 /* One Redis master, parsed from "host:port" or "redis://[user[:pass]@]host:port". */
 struct master_addr {
-    char *host;     /* owned */
+    char *host; /* owned */
     int port;
     char *user;     /* owned, NULL when none */
     char *password; /* owned, NULL when none */
@@ -27,54 +27,54 @@ enum log_level { LOG_LEVEL_ERROR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBU
 
 struct config {
     /* [server] */
-    char *listen;                    /* "host:port"; NULL or "" = no TCP listener */
-    char *unix_socket;               /* path; NULL or "" = no Unix socket */
-    uint32_t unix_socket_mode;       /* octal permission bits of the socket */
-    uint32_t max_line_bytes;         /* longest request line */
-    uint32_t max_resources_per_lock; /* resources in one ACQUIRE */
-    uint32_t max_clients;            /* concurrent client connections */
-    uint32_t max_locks_per_client;   /* locks one connection may hold (DETACHed ones it took too) */
-    uint32_t max_waiters;            /* ACQUIREs waiting at once, daemon-wide */
-    uint32_t max_waiters_per_client; /* ... and of them, from one connection */
-    uint32_t max_output_bytes;       /* unread replies buffered before a client is closed */
-    uint32_t tcp_keepalive_s;        /* TCP keepalive idle time of accepted sockets; 0 = off */
-    uint32_t client_stall_ms;        /* output not drained at all this long closes; 0 = never */
-    char *auth_token_file;           /* NULL or "": no client AUTH */
-    uint32_t max_auth_failures_per_s;/* failed AUTHs a second, daemon-wide; beyond, AUTH is refused */
-    uint32_t auth_timeout_ms;        /* a connection that has not authenticated is closed after; 0 = never */
+    char *listen;                     /* "host:port"; NULL or "" = no TCP listener */
+    char *unix_socket;                /* path; NULL or "" = no Unix socket */
+    uint32_t unix_socket_mode;        /* octal permission bits of the socket */
+    uint32_t max_line_bytes;          /* longest request line */
+    uint32_t max_resources_per_lock;  /* resources in one ACQUIRE */
+    uint32_t max_clients;             /* concurrent client connections */
+    uint32_t max_locks_per_client;    /* locks one connection may hold (DETACHed ones it took too) */
+    uint32_t max_waiters;             /* ACQUIREs waiting at once, daemon-wide */
+    uint32_t max_waiters_per_client;  /* ... and of them, from one connection */
+    uint32_t max_output_bytes;        /* unread replies buffered before a client is closed */
+    uint32_t tcp_keepalive_s;         /* TCP keepalive idle time of accepted sockets; 0 = off */
+    uint32_t client_stall_ms;         /* output not drained at all this long closes; 0 = never */
+    char *auth_token_file;            /* NULL or "": no client AUTH */
+    uint32_t max_auth_failures_per_s; /* failed AUTHs a second, daemon-wide; beyond, AUTH is refused */
+    uint32_t auth_timeout_ms;         /* a connection that has not authenticated is closed after; 0 = never */
 
     /* [redis] */
     struct master_addr masters[CONFIG_MAX_MASTERS];
     size_t nmasters;
-    uint32_t master_timeout_ms;      /* per-master reply deadline */
-    uint32_t max_backlog;            /* commands a majority may owe before clients are paused */
-    char *password_file;             /* password for masters without one in their URL */
-    char *backend;                   /* "redis" or "memory" */
-    bool backend_memory;             /* backend = memory: no masters, locks in this process */
+    uint32_t master_timeout_ms; /* per-master reply deadline */
+    uint32_t max_backlog;       /* commands a majority may owe before clients are paused */
+    char *password_file;        /* password for masters without one in their URL */
+    char *backend;              /* "redis" or "memory" */
+    bool backend_memory;        /* backend = memory: no masters, locks in this process */
 
     /* [lock] */
     uint32_t default_ttl_ms;
-    uint32_t max_ttl_ms;             /* cap on every TTL; also the restart-amnesia quarantine */
-    uint32_t max_hold_ms;            /* AUTOEXTEND cap; 0 = unlimited */
-    uint32_t max_priority;           /* largest PRIORITY a client may ask for; 0 = no preemption */
+    uint32_t max_ttl_ms;   /* cap on every TTL; also the restart-amnesia quarantine */
+    uint32_t max_hold_ms;  /* AUTOEXTEND cap; 0 = unlimited */
+    uint32_t max_priority; /* largest PRIORITY a client may ask for; 0 = no preemption */
     uint32_t retry_count;
     uint32_t retry_delay_ms;
     uint32_t retry_jitter_ms;
     double drift_factor;
-    char *key_prefix;                /* never NULL after loading ("" = none) */
-    bool fencing;                    /* hand out fencing tokens with every ACQUIRE */
-    uint32_t lock_delay_ms;          /* a lock whose connection ended without RELEASE or QUIT
+    char *key_prefix;       /* never NULL after loading ("" = none) */
+    bool fencing;           /* hand out fencing tokens with every ACQUIRE */
+    uint32_t lock_delay_ms; /* a lock whose connection ended without RELEASE or QUIT
                                         keeps its keys this long (at most its validity); 0 = off */
-    bool fleet_waiting;              /* fair waiting across daemons (PROTOCOL.md 8.7) */
+    bool fleet_waiting;     /* fair waiting across daemons (PROTOCOL.md 8.7) */
 
     /* [log] */
     enum log_level log_level;
-    bool log_syslog;                 /* log to syslog instead of stderr */
+    bool log_syslog; /* log to syslog instead of stderr */
 
     /* [metrics] */
-    char *metrics_listen;            /* "host:port" of /metrics and /healthz; "" = off */
+    char *metrics_listen;             /* "host:port" of /metrics and /healthz; "" = off */
     uint32_t metrics_max_connections; /* open HTTP connections at once; more get 503 */
-    uint32_t metrics_timeout_ms;     /* an HTTP connection's whole life, request to reply */
+    uint32_t metrics_timeout_ms;      /* an HTTP connection's whole life, request to reply */
 };
 
 /* Set every key to its default (no masters). Frees nothing. */
@@ -90,8 +90,7 @@ void config_init_defaults(struct config *cfg);
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 
 /* The same from a string (for tests and fuzzing); name is used in messages. */
-int config_load_string(const char *text, const char *name, struct config *cfg, char *err,
-                       size_t errlen);
+int config_load_string(const char *text, const char *name, struct config *cfg, char *err, size_t errlen);
 
 /*
  * Refuse a master list in which two entries reach the same server under

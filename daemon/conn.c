@@ -44,15 +44,15 @@
 #include "server.h"
 #include "util.h"
 
-#define REQS_PER_EVENT 64        /* lines handled per read event before yielding */
-#define READ_CHUNK 16384         /* bytes read per read() */
-#define MAX_PENDING_REQUESTS 1024/* unanswered requests before we stop reading */
+#define REQS_PER_EVENT 64         /* lines handled per read event before yielding */
+#define READ_CHUNK 16384          /* bytes read per read() */
+#define MAX_PENDING_REQUESTS 1024 /* unanswered requests before we stop reading */
 /* When a majority of masters owes more than [redis] max_backlog replies,
  * clients are not read for OVERLOAD_PAUSE_MS: a burst of 100k requests waits
  * in the sockets instead of in our memory (and hiredis'), and nothing is lost. */
 #define OVERLOAD_PAUSE_MS 1
-#define AUTH_FAIL_DELAY_MS 250   /* a failed AUTH stops reading the client this long */
-#define AUTH_MAX_FAILURES 10     /* then it is disconnected */
+#define AUTH_FAIL_DELAY_MS 250 /* a failed AUTH stops reading the client this long */
+#define AUTH_MAX_FAILURES 10   /* then it is disconnected */
 
 static void on_read(evutil_socket_t fd, short what, void *arg);
 static struct request *request_alloc(void);
@@ -157,8 +157,8 @@ void conn_close(struct conn *c, const char *why)
 {
     struct server *s = c->server;
     if (c->state == CONN_CLOSED) return;
-    log_debug("msg=\"client closed\" conn=%llu why=\"%s\" locks=%u", (unsigned long long)c->id,
-              why, c->lo.nlocks);
+    log_debug("msg=\"client closed\" conn=%llu why=\"%s\" locks=%u", (unsigned long long)c->id, why,
+              c->lo.nlocks);
     event_del(&c->rev);
     event_del(&c->wev);
     evtimer_del(&c->pause);
@@ -215,7 +215,10 @@ void conn_reap_closed(struct server *s)
 #define OUT_MIN_CAP 128   /* most replies are one line of under 80 bytes */
 #define OUT_KEEP_CAP 4096 /* a drained buffer larger than this is freed */
 
-static size_t unwritten(const struct conn *c) { return c->out_len - c->out_off; }
+static size_t unwritten(const struct conn *c)
+{
+    return c->out_len - c->out_off;
+}
 
 /* Append to the output buffer; on failure out_failed is set and the flush closes. */
 static void out_add(struct conn *c, const char *line, size_t len)
@@ -387,7 +390,10 @@ void conn_request_done(struct request *req, const char *line, size_t len)
     schedule_flush(c);
 }
 
-void conn_push_event(struct conn *c, const char *line, size_t len) { append_output(c, line, len); }
+void conn_push_event(struct conn *c, const char *line, size_t len)
+{
+    append_output(c, line, len);
+}
 
 static void owner_reply(struct lock_request *r, const char *line, size_t len)
 {
@@ -402,7 +408,8 @@ static void owner_push_event(struct lock_owner *o, const char *line, size_t len)
 void conn_shutdown_all(struct server *s)
 {
     struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link) {
+    TAILQ_FOREACH(c, &s->conns, link)
+    {
         struct request *req, *next;
         for (req = TAILQ_FIRST(&c->pending); req != NULL; req = next) {
             next = TAILQ_NEXT(req, link); /* answering the head removes it */
@@ -420,7 +427,8 @@ static void write_stored_reply(struct conn *c, struct request *req)
     if (req->lr.validity_end_ms != 0) {
         char line[REQUEST_REPLY_MAX];
         uint64_t now = now_ms(), end = req->lr.validity_end_ms;
-        size_t n = proto_refmt_ok_lock(line, sizeof line, req->reply, req->reply_len, end > now ? end - now : 0);
+        size_t n =
+            proto_refmt_ok_lock(line, sizeof line, req->reply, req->reply_len, end > now ? end - now : 0);
         if (n > 0) {
             out_add(c, line, n);
             return;
@@ -733,7 +741,8 @@ void conn_auth_changed(struct server *s)
 {
     unsigned n = 0;
     struct conn *c;
-    TAILQ_FOREACH(c, &s->conns, link) {
+    TAILQ_FOREACH(c, &s->conns, link)
+    {
         if (s->auth_token == NULL) {
             n += !c->authed;
             c->authed = true;
@@ -746,8 +755,7 @@ void conn_auth_changed(struct server *s)
     }
     if (s->auth_token == NULL)
         log_info("msg=\"client AUTH turned off: every connection is let in\" connections=%u", n);
-    else
-        log_warn("msg=\"client token changed: open connections must AUTH again\" connections=%u", n);
+    else log_warn("msg=\"client token changed: open connections must AUTH again\" connections=%u", n);
 }
 
 /* AUTH: a wrong token is answered at once, but the client is not read from
@@ -845,15 +853,9 @@ static void handle_line(struct conn *c, const char *line, size_t len)
             start_draining(c);
         }
         return;
-    case PROTO_VERB_AUTH:
-        handle_auth(c, &pr);
-        return;
-    case PROTO_VERB_INFO:
-        reply_info(c);
-        return;
-    case PROTO_VERB_LOCKS:
-        reply_locks(c);
-        return;
+    case PROTO_VERB_AUTH: handle_auth(c, &pr); return;
+    case PROTO_VERB_INFO: reply_info(c); return;
+    case PROTO_VERB_LOCKS: reply_locks(c); return;
     case PROTO_VERB_INSPECT:
         req = request_new(c, pr.verb);
         if (req == NULL) {

@@ -39,49 +39,49 @@ struct request {
     struct conn *conn;         /* NULL once the connection closed (freed when its op ends) */
     struct server *server;
     enum proto_verb verb;
-    bool done;                 /* answered; reply holds it until earlier replies are sent */
-    struct lock_request lr;    /* the lock core's view: its lock, TTL, start time (owner.h) */
+    bool done;              /* answered; reply holds it until earlier replies are sent */
+    struct lock_request lr; /* the lock core's view: its lock, TTL, start time (owner.h) */
     size_t reply_len;
-    char *reply;               /* a reply waiting behind unanswered requests, else NULL */
+    char *reply; /* a reply waiting behind unanswered requests, else NULL */
 };
 
 enum conn_state {
-    CONN_OPEN,    /* reading requests */
-    CONN_DRAINING,/* QUIT or TOOLONG: no more requests (input is read and dropped, to see
+    CONN_OPEN,     /* reading requests */
+    CONN_DRAINING, /* QUIT or TOOLONG: no more requests (input is read and dropped, to see
                      the client's close); close once replies are written */
-    CONN_CLOSED,  /* socket closed, waiting to be reaped */
+    CONN_CLOSED,   /* socket closed, waiting to be reaped */
 };
 
 struct conn {
     struct server *server;
-    uint64_t id;                  /* for logs */
+    uint64_t id; /* for logs */
     int fd;
     enum conn_state state;
-    bool authed;                  /* AUTH passed, or no auth configured */
-    bool reading;                 /* read event is added */
-    bool flush_scheduled;         /* write event activated for this loop turn */
-    bool backlog;                 /* in[] holds complete lines not handled yet (fairness, a limit, a pause) */
-    bool quit;                    /* the client sent QUIT: its locks are released at the close
+    bool authed;          /* AUTH passed, or no auth configured */
+    bool reading;         /* read event is added */
+    bool flush_scheduled; /* write event activated for this loop turn */
+    bool backlog;         /* in[] holds complete lines not handled yet (fairness, a limit, a pause) */
+    bool quit;            /* the client sent QUIT: its locks are released at the close
                                      without lock_delay_ms (a clean goodbye) */
     struct event rev, wev;
-    struct event pause;           /* resumes input after an AUTH failure's delay, an overload
+    struct event pause;         /* resumes input after an AUTH failure's delay, an overload
                                      pause, or 0 ms: lines deferred to the next loop turn */
-    struct event auth_deadline;   /* closes a connection that does not AUTH in time */
-    unsigned preauth_requests;    /* requests other than AUTH/QUIT while not authenticated */
-    struct event stall;           /* while output backs up: is the peer reading at all? */
-    uint64_t written_total;       /* bytes handed to the socket since the connection opened */
-    uint64_t stall_consumed;      /* written_total minus the socket's queue at the last check */
-    uint64_t stall_since_ms;      /* when stall_consumed last moved */
+    struct event auth_deadline; /* closes a connection that does not AUTH in time */
+    unsigned preauth_requests;  /* requests other than AUTH/QUIT while not authenticated */
+    struct event stall;         /* while output backs up: is the peer reading at all? */
+    uint64_t written_total;     /* bytes handed to the socket since the connection opened */
+    uint64_t stall_consumed;    /* written_total minus the socket's queue at the last check */
+    uint64_t stall_since_ms;    /* when stall_consumed last moved */
     unsigned auth_failures;
-    char *in;                     /* partial request bytes; NULL when none */
+    char *in; /* partial request bytes; NULL when none */
     size_t in_len, in_cap;
-    char *out;                    /* replies and events not yet written: */
-    size_t out_off, out_len, out_cap;/* out[out_off..out_len) is unwritten */
-    bool out_failed;              /* an append ran out of memory: close at the flush */
-    TAILQ_HEAD(, request) pending;/* requests in arrival order, awaiting replies */
+    char *out;                        /* replies and events not yet written: */
+    size_t out_off, out_len, out_cap; /* out[out_off..out_len) is unwritten */
+    bool out_failed;                  /* an append ran out of memory: close at the flush */
+    TAILQ_HEAD(, request) pending;    /* requests in arrival order, awaiting replies */
     unsigned npending;
-    struct lock_owner lo;         /* the lock core's view: its locks and waiters (owner.h) */
-    TAILQ_ENTRY(conn) link;       /* in the server's list of connections */
+    struct lock_owner lo;   /* the lock core's view: its locks and waiters (owner.h) */
+    TAILQ_ENTRY(conn) link; /* in the server's list of connections */
 };
 
 /* Take ownership of an accepted socket. Returns NULL (and closes fd) on failure. */

@@ -72,7 +72,8 @@ static void parse_shared(struct master_view *v, const char *p, const char *end)
         while (p < end && *p == ' ') p++;
         const char *tend = memchr(p, ' ', (size_t)(end - p));
         if (tend == NULL) tend = end;
-        if (tend - p > PROTO_LOCK_ID_LEN && p[PROTO_LOCK_ID_LEN] == ':' && proto_valid_lock_id(p, PROTO_LOCK_ID_LEN)) {
+        if (tend - p > PROTO_LOCK_ID_LEN && p[PROTO_LOCK_ID_LEN] == ':' &&
+            proto_valid_lock_id(p, PROTO_LOCK_ID_LEN)) {
             if (v->holders != NULL && v->nshown < SHARED_SHOWN_MAX) {
                 memcpy(v->holders[v->nshown], p, PROTO_LOCK_ID_LEN);
                 v->holders[v->nshown++][PROTO_LOCK_ID_LEN] = '\0';
@@ -128,8 +129,8 @@ static void reply_internal(struct inspect *in, const char *text)
 /* The holders of a SHARED / PERMITS key over every master (the first
  * SHARED_SHOWN_MAX distinct ones), each with how many masters list it. */
 struct shared_summary {
-    const char *mode;      /* the mode most masters report */
-    unsigned nmasters;     /* masters reporting a shared key */
+    const char *mode;  /* the mode most masters report */
+    unsigned nmasters; /* masters reporting a shared key */
     unsigned n;
     const char *token[SHARED_SHOWN_MAX];
     unsigned on[SHARED_SHOWN_MAX];
@@ -225,12 +226,9 @@ static void on_done(void *ctx, const struct rl_outcome *out)
         else if (v->kind == VIEW_SHARED)
             tb_printf(&b, "master.%zu %s held %lld %s:%u\r\n", i, ms.addr, v->pttl_ms,
                       strncmp(v->mode, "permits", 7) == 0 ? "permits" : "shared", v->nholders);
-        else if (v->kind == VIEW_FREE)
-            tb_printf(&b, "master.%zu %s free\r\n", i, ms.addr);
-        else if (v->kind == VIEW_ERROR)
-            tb_printf(&b, "master.%zu %s error %s\r\n", i, ms.addr, v->error);
-        else
-            tb_printf(&b, "master.%zu %s noreply\r\n", i, ms.addr);
+        else if (v->kind == VIEW_FREE) tb_printf(&b, "master.%zu %s free\r\n", i, ms.addr);
+        else if (v->kind == VIEW_ERROR) tb_printf(&b, "master.%zu %s error %s\r\n", i, ms.addr, v->error);
+        else tb_printf(&b, "master.%zu %s noreply\r\n", i, ms.addr);
     }
     if (!tb_ok(&b)) { /* out of memory, or a bug in the sizing above: never send a short block */
         const char *why = b.failed ? "out of memory" : "INSPECT reply too long";

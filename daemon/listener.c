@@ -46,7 +46,7 @@ struct listener {
 
 static struct listener listeners[MAX_LISTENERS];
 static size_t nlisteners;
-static uint64_t accept_pauses;      /* since the last "accept paused" line */
+static uint64_t accept_pauses;        /* since the last "accept paused" line */
 static uint64_t accept_paused_log_ms; /* 0: never logged */
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -241,8 +241,8 @@ static int adopt_passed(struct server *s, char *err, size_t errlen)
             listeners_close(s);
             return -1;
         }
-        log_info("msg=\"listening on a socket from systemd\" kind=%s addr=%s", notify_sock_kind_name(fds[i].kind),
-                 fds[i].addr);
+        log_info("msg=\"listening on a socket from systemd\" kind=%s addr=%s",
+                 notify_sock_kind_name(fds[i].kind), fds[i].addr);
         /* The path stays "": systemd owns the socket file, we must not unlink it. */
         if (add_listener(s, fds[i].fd, fds[i].kind == NOTIFY_SOCK_TCP, NULL, err, errlen) != 0) {
             for (int j = i + 1; j < n; j++) close(fds[j].fd);

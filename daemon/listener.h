@@ -21,7 +21,8 @@ int listeners_open(struct server *s, char *err, size_t errlen);
  * key in errors. *loopback (if not NULL) says whether it is a loopback
  * address. Returns the fd, or -1 with a reason in err.
  */
-int listen_tcp_socket(const char *what, const char *addr, int backlog, bool *loopback, char *err, size_t errlen);
+int listen_tcp_socket(const char *what, const char *addr, int backlog, bool *loopback, char *err,
+                      size_t errlen);
 /* Stop accepting and close the sockets (the Unix socket file is removed). */
 void listeners_close(struct server *s);
 

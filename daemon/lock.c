@@ -57,8 +57,7 @@ static void resource_unref(struct lock_tables *t, struct resource *r)
     free(r);
 }
 
-struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct proto_slice *names,
-                      size_t n)
+struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct proto_slice *names, size_t n)
 {
     size_t plen = strlen(prefix);
     struct lock *lk = calloc(1, sizeof *lk + n * sizeof lk->res[0]);

@@ -36,12 +36,13 @@ enum lock_state {
     LOCK_DEAD,      /* released, expired or lost; freed once nothing refers to it */
 };
 
-#define LOCK_F_DETACH     (1u << 0) /* outlives its connection */
+#define LOCK_F_DETACH (1u << 0)     /* outlives its connection */
 #define LOCK_F_AUTOEXTEND (1u << 1) /* the daemon extends it while the owner lives */
-#define LOCK_F_ORPHANED   (1u << 2) /* its owner closed: released on its timer's next turn */
-#define LOCK_F_DELAYED    (1u << 3) /* ORPHANED under lock_delay_ms: kept, owned by nobody, until
+#define LOCK_F_ORPHANED (1u << 2)   /* its owner closed: released on its timer's next turn */
+#define LOCK_F_DELAYED \
+    (1u << 3)                    /* ORPHANED under lock_delay_ms: kept, owned by nobody, until
                                        validity_end_ms (then released); local waiters wait */
-#define LOCK_F_SHORTEN    (1u << 4) /* DELAYED: its keys' TTL is still to be cut to the delay */
+#define LOCK_F_SHORTEN (1u << 4) /* DELAYED: its keys' TTL is still to be cut to the delay */
 
 /* A lock's mode (PROTOCOL.md 8.8): exclusive, a reader of a read/write
  * lock, or one of at most n holders of a semaphore. */
@@ -52,18 +53,18 @@ enum lock_mode {
 };
 
 struct resource {
-    struct table_node node;       /* in the resource table, keyed by key */
-    struct lock *holder;          /* the HELD local exclusive lock on it, or NULL */
-    unsigned nshared;             /* HELD local SHARED / PERMITS locks on it */
-    uint8_t shared_mode;          /* their enum lock_mode (while nshared > 0) */
-    uint32_t shared_permits;      /* ... and their n (LOCK_PERMITS) */
-    TAILQ_HEAD(, lock) waiters;   /* ACQUIRING locks queued on it, first come first */
-    unsigned refs;                /* locks naming it */
-    unsigned prefix_len;          /* the key_prefix part of key (its fence counter's key) */
-    uint32_t streak;              /* fleet waiting: local hand-offs in a row since a grant by a fresh attempt */
-    bool registered;              /* fleet waiting: this daemon may be in the key's waiter registry */
+    struct table_node node;     /* in the resource table, keyed by key */
+    struct lock *holder;        /* the HELD local exclusive lock on it, or NULL */
+    unsigned nshared;           /* HELD local SHARED / PERMITS locks on it */
+    uint8_t shared_mode;        /* their enum lock_mode (while nshared > 0) */
+    uint32_t shared_permits;    /* ... and their n (LOCK_PERMITS) */
+    TAILQ_HEAD(, lock) waiters; /* ACQUIRING locks queued on it, first come first */
+    unsigned refs;              /* locks naming it */
+    unsigned prefix_len;        /* the key_prefix part of key (its fence counter's key) */
+    uint32_t streak;            /* fleet waiting: local hand-offs in a row since a grant by a fresh attempt */
+    bool registered;            /* fleet waiting: this daemon may be in the key's waiter registry */
     size_t keylen;
-    char key[];                   /* key_prefix + resource name (not NUL-terminated) */
+    char key[]; /* key_prefix + resource name (not NUL-terminated) */
 };
 
 /* The fence counter of a key prefix is one key per master: the prefix plus
@@ -74,24 +75,24 @@ struct resource {
 #define LOCK_FENCE_SUFFIX_LEN 6
 
 struct lock {
-    struct table_node node;           /* in the lock table while HELD, keyed by id */
-    char id[PROTO_LOCK_ID_LEN + 1];   /* the token stored in Redis; the client's lock id */
+    struct table_node node;         /* in the lock table while HELD, keyed by id */
+    char id[PROTO_LOCK_ID_LEN + 1]; /* the token stored in Redis; the client's lock id */
     enum lock_state state;
-    unsigned flags;                   /* LOCK_F_* */
-    uint32_t ttl_ms;                  /* TTL asked for, reused by EXTEND without one */
-    uint64_t acquired_ms;             /* when granted (monotonic) */
-    uint64_t validity_end_ms;         /* the validity promised to the client ends here */
-    uint64_t maxhold_end_ms;          /* AUTOEXTEND stops here; 0 = never */
-    uint64_t wait_deadline_ms;        /* ACQUIRING: give up at this time */
-    uint64_t created_ms;              /* when the ACQUIRE came (fleet waiting: the waiter's age) */
-    bool via_handoff;                 /* ACQUIRING: the attempt in flight is a hand-off */
-    bool fleet_woken;                 /* ACQUIRING: a wake-up came while an attempt was in flight */
-    unsigned attempts;                /* ACQUIRING: Redlock attempts made */
-    unsigned max_attempts;            /* ACQUIRING: attempts allowed (UINT_MAX with WAIT) */
-    int last_result;                  /* ACQUIRING: enum rl_result of the last attempt */
+    unsigned flags;            /* LOCK_F_* */
+    uint32_t ttl_ms;           /* TTL asked for, reused by EXTEND without one */
+    uint64_t acquired_ms;      /* when granted (monotonic) */
+    uint64_t validity_end_ms;  /* the validity promised to the client ends here */
+    uint64_t maxhold_end_ms;   /* AUTOEXTEND stops here; 0 = never */
+    uint64_t wait_deadline_ms; /* ACQUIRING: give up at this time */
+    uint64_t created_ms;       /* when the ACQUIRE came (fleet waiting: the waiter's age) */
+    bool via_handoff;          /* ACQUIRING: the attempt in flight is a hand-off */
+    bool fleet_woken;          /* ACQUIRING: a wake-up came while an attempt was in flight */
+    unsigned attempts;         /* ACQUIRING: Redlock attempts made */
+    unsigned max_attempts;     /* ACQUIRING: attempts allowed (UINT_MAX with WAIT) */
+    int last_result;           /* ACQUIRING: enum rl_result of the last attempt */
     unsigned last_granted, last_answered;
-    bool extending;                   /* an AUTOEXTEND extension is in flight */
-    uint8_t last_bad_fences;          /* ACQUIRING: masters whose fence counter failed the last attempt */
+    bool extending;          /* an AUTOEXTEND extension is in flight */
+    uint8_t last_bad_fences; /* ACQUIRING: masters whose fence counter failed the last attempt */
     struct server *server;
     struct lock_owner *owner;         /* connection-bound owner; NULL when detached */
     LIST_ENTRY(lock) owner_link;      /* in owner->locks */
@@ -112,7 +113,7 @@ struct lock {
     uint8_t mode;                     /* enum lock_mode */
     uint32_t permits;                 /* LOCK_PERMITS: n */
     size_t nres;
-    struct resource *res[];           /* the resources, in request order */
+    struct resource *res[]; /* the resources, in request order */
 };
 
 struct lock_tables {
@@ -129,8 +130,7 @@ void lock_tables_destroy(struct lock_tables *t);
  * fresh random id. Resource entries are found or created and referenced.
  * Returns NULL when out of memory or randomness.
  */
-struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct proto_slice *names,
-                      size_t n);
+struct lock *lock_new(struct lock_tables *t, const char *prefix, const struct proto_slice *names, size_t n);
 /* Drop the lock's resource references and free it. It must be out of the
  * lock table and every queue. */
 void lock_free(struct lock_tables *t, struct lock *lk);

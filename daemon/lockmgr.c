@@ -31,14 +31,14 @@
 #include "util.h"
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
-#define MGR_REPLY_MAX 256     /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
+#define MGR_REPLY_MAX 256    /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
 /* Fleet waiting (PROTOCOL.md 8.7). */
-#define FLEET_STREAK_MAX 8       /* local hand-offs in a row before yielding to any registered daemon */
+#define FLEET_STREAK_MAX 8         /* local hand-offs in a row before yielding to any registered daemon */
 #define FLEET_REGISTRY_MIN_MS 1000 /* a registration lasts at least this long unrefreshed ... */
-#define FLEET_REGISTRY_POLLS 3   /* ... and at least this many polls of a waiter */
-#define FLEET_RESERVE_MIN_MS 20  /* a reservation for a woken daemon: 2 x master_timeout_ms, in these bounds */
+#define FLEET_REGISTRY_POLLS 3     /* ... and at least this many polls of a waiter */
+#define FLEET_RESERVE_MIN_MS 20 /* a reservation for a woken daemon: 2 x master_timeout_ms, in these bounds */
 #define FLEET_RESERVE_MAX_MS 100
-_Static_assert(sizeof ((struct server *)0)->node_id == POOL_NODE_ID_LEN + 1, "node id length");
+_Static_assert(sizeof((struct server *)0)->node_id == POOL_NODE_ID_LEN + 1, "node id length");
 
 static void on_lock_timer(struct timer *t);
 static void acquire_step(struct server *s, struct lock *lk);
@@ -56,9 +56,15 @@ static int redlock_start(struct server *s, enum rl_kind kind, const struct rl_ta
     return rl_start(s->rl, kind, t, done, ctx);
 }
 
-static unsigned redlock_masters(struct server *s) { return (unsigned)pool_size(rl_engine_pool(s->rl)); }
+static unsigned redlock_masters(struct server *s)
+{
+    return (unsigned)pool_size(rl_engine_pool(s->rl));
+}
 
-static uint64_t redlock_backlog(struct server *s) { return pool_backlog(rl_engine_pool(s->rl)); }
+static uint64_t redlock_backlog(struct server *s)
+{
+    return pool_backlog(rl_engine_pool(s->rl));
+}
 
 const struct mgr_engine mgr_engine_redlock = {
     .start = redlock_start,
@@ -73,7 +79,10 @@ static const struct mgr_engine *engine(const struct server *s)
     return s->engine != NULL ? s->engine : &mgr_engine_redlock;
 }
 
-static uint64_t clock_ms(const struct server *s) { return engine(s)->now_ms(); }
+static uint64_t clock_ms(const struct server *s)
+{
+    return engine(s)->now_ms();
+}
 
 static int engine_start(struct server *s, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
                         void *ctx)
@@ -93,7 +102,10 @@ static void arm_at(struct lock *lk, uint64_t at_ms)
 
 /* Run the lock's timer callback from the loop, never from here: a release
  * that wakes a waiter must not recurse into it. */
-static void wake(struct lock *lk) { arm_at(lk, 0); }
+static void wake(struct lock *lk)
+{
+    arm_at(lk, 0);
+}
 
 /* What is left of a validity ending at end_ms, seen at now: never wraps
  * below zero. Every reply that reports a validity goes through here. */
@@ -149,9 +161,11 @@ static void fleet_target(const struct server *s, const struct lock *lk, struct r
     t->wake_channel_len = plen + 5;
     uint64_t poll = (uint64_t)cfg->retry_delay_ms + cfg->retry_jitter_ms + cfg->master_timeout_ms;
     uint64_t reg = poll * FLEET_REGISTRY_POLLS;
-    t->registry_ms = reg < FLEET_REGISTRY_MIN_MS ? FLEET_REGISTRY_MIN_MS : reg > UINT32_MAX ? UINT32_MAX : (uint32_t)reg;
+    t->registry_ms = reg < FLEET_REGISTRY_MIN_MS ? FLEET_REGISTRY_MIN_MS
+                     : reg > UINT32_MAX          ? UINT32_MAX
+                                                 : (uint32_t)reg;
     uint64_t resv = 2 * (uint64_t)cfg->master_timeout_ms;
-    t->reserve_ms = resv < FLEET_RESERVE_MIN_MS ? FLEET_RESERVE_MIN_MS
+    t->reserve_ms = resv < FLEET_RESERVE_MIN_MS   ? FLEET_RESERVE_MIN_MS
                     : resv > FLEET_RESERVE_MAX_MS ? FLEET_RESERVE_MAX_MS
                                                   : (uint32_t)resv;
     t->streak_max = FLEET_STREAK_MAX;
@@ -422,15 +436,12 @@ static int lock_set_state(struct server *s, struct lock *lk, enum lock_state to)
 {
     assert(lk->state != LOCK_DEAD);
     switch (to) {
-    case LOCK_HELD:
-        assert(lk->state == LOCK_ACQUIRING);
-        return enter_held(s, lk);
+    case LOCK_HELD: assert(lk->state == LOCK_ACQUIRING); return enter_held(s, lk);
     case LOCK_DEAD:
         assert(lk->state == LOCK_HELD || lk->req == NULL);
         enter_dead(s, lk);
         return 0;
-    case LOCK_ACQUIRING:
-        break;
+    case LOCK_ACQUIRING: break;
     }
     assert(!"illegal lock state change");
     return -1;
@@ -511,7 +522,8 @@ static enum proto_err acquire_failure(const struct server *s, const struct lock 
                  lk->last_bad_fences, total);
         return PROTO_ERR_NOQUORUM;
     case RL_TOOSLOW:
-        snprintf(text, len, "validity used up before a majority granted (granted %u/%u)", lk->last_granted, total);
+        snprintf(text, len, "validity used up before a majority granted (granted %u/%u)", lk->last_granted,
+                 total);
         return PROTO_ERR_NOQUORUM;
     default:
         if (lk->mode == LOCK_PERMITS && rl_permits_quorum(lk->permits, total) > total / 2 + 1) {
@@ -544,8 +556,7 @@ static void fail_limit_waiters(struct server *s, struct lock *lk, int why)
     s->stats.errors_limit++;
     if (why == -2)
         snprintf(text, sizeof text, "max_waiters_per_client (%u) reached", s->cfg.max_waiters_per_client);
-    else
-        snprintf(text, sizeof text, "max_waiters (%u) reached", s->cfg.max_waiters);
+    else snprintf(text, sizeof text, "max_waiters (%u) reached", s->cfg.max_waiters);
     answer_acquire(s, lk, PROTO_ERR_LIMIT, text);
 }
 
@@ -1080,7 +1091,8 @@ static const char *acquire_args_error(const struct config *cfg, const struct pro
     if ((pr->opts & PROTO_OPT_MAXHOLD) && !(pr->opts & PROTO_OPT_AUTOEXTEND)) return "MAXHOLD needs AUTOEXTEND";
     if (pr->opts & (PROTO_OPT_SHARED | PROTO_OPT_PERMITS)) {
         const char *what = (pr->opts & PROTO_OPT_SHARED) ? "SHARED" : "PERMITS";
-        if ((pr->opts & PROTO_OPT_SHARED) && (pr->opts & PROTO_OPT_PERMITS)) return "SHARED and PERMITS exclude each other";
+        if ((pr->opts & PROTO_OPT_SHARED) && (pr->opts & PROTO_OPT_PERMITS))
+            return "SHARED and PERMITS exclude each other";
         if ((pr->opts & PROTO_OPT_PERMITS) && pr->nresources != 1) return "PERMITS takes one resource";
         if (pr->opts & PROTO_OPT_PRIORITY) {
             snprintf(text, len, "PRIORITY applies to exclusive locks only, not %s", what);
@@ -1107,8 +1119,9 @@ static bool try_reenter(struct server *s, struct lock_request *req, const struct
     held->holds++;
     s->stats.acquire_ok++;
     req->validity_end_ms = held->validity_end_ms;
-    reply(req, line,
-          proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
+    reply(
+        req, line,
+        proto_fmt_ok_lock(line, sizeof line, held->id, validity_left(held->validity_end_ms, now), held->fence));
     return true;
 }
 
@@ -1124,7 +1137,9 @@ static struct lock *new_lock(struct server *s, const struct proto_request *pr, u
     timer_init(&lk->timer, on_lock_timer);
     lk->holds = 1;
     lk->priority = (pr->opts & PROTO_OPT_PRIORITY) ? pr->priority : 0;
-    lk->mode = (pr->opts & PROTO_OPT_SHARED) ? LOCK_SHARED : (pr->opts & PROTO_OPT_PERMITS) ? LOCK_PERMITS : LOCK_EXCLUSIVE;
+    lk->mode = (pr->opts & PROTO_OPT_SHARED)    ? LOCK_SHARED
+               : (pr->opts & PROTO_OPT_PERMITS) ? LOCK_PERMITS
+                                                : LOCK_EXCLUSIVE;
     lk->permits = (pr->opts & PROTO_OPT_PERMITS) ? pr->permits : 0;
     if ((pr->opts & PROTO_OPT_OWNER) && (lk->owner_id = strndup(pr->owner.ptr, pr->owner.len)) == NULL) {
         lock_free(&s->tables, lk);
@@ -1236,8 +1251,8 @@ static void on_extend_done(void *ctx, const struct rl_outcome *out)
         else lock_set_state(s, lk, LOCK_DEAD); /* what keys we still have expire with the validity promised */
     } else {
         s->stats.extend_fail++;
-        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOQUORUM, "%u/%u masters extended",
-                          out->granted, out->total);
+        n = proto_fmt_err(line, sizeof line, PROTO_ERR_NOQUORUM, "%u/%u masters extended", out->granted,
+                          out->total);
     }
     reply(req, line, n); /* lk may be freed by now */
 }
@@ -1310,8 +1325,8 @@ static bool try_handoff(struct server *s, struct lock *lk, struct lock_request *
     assert(lk->state == LOCK_HELD);
     if (lk->nres != 1 || s->shutting_down || lk->mode != LOCK_EXCLUSIVE) return false;
     struct lock *w = TAILQ_FIRST(&lk->res[0]->waiters);
-    if (w == NULL || w->nres != 1 || w->mode != LOCK_EXCLUSIVE || w->state != LOCK_ACQUIRING || w->ops > 0 || w->req == NULL ||
-        w->attempts >= w->max_attempts || clock_ms(s) >= w->wait_deadline_ms)
+    if (w == NULL || w->nres != 1 || w->mode != LOCK_EXCLUSIVE || w->state != LOCK_ACQUIRING || w->ops > 0 ||
+        w->req == NULL || w->attempts >= w->max_attempts || clock_ms(s) >= w->wait_deadline_ms)
         return false;
     struct rl_target t;
     target_of(w, w->ttl_ms, &t);
@@ -1379,7 +1394,7 @@ void mgr_cancel_acquire(struct server *s, struct lock_request *req)
     if (lk == NULL) return;
     assert(lk->req == req && lk->state == LOCK_ACQUIRING);
     unlink_request(lk);
-    uncount_waiter(lk); /* its connection is going */
+    uncount_waiter(lk);      /* its connection is going */
     if (lk->ops > 0) return; /* on_acquire_done finishes it */
     abandon(s, lk);
 }
@@ -1406,7 +1421,8 @@ static enum orphan_fate orphan_fate(uint32_t delay_ms, bool quit, uint64_t valid
 /* The lock-delay of an orphan: it stays HELD (its resources' holder, so
  * local waiters keep waiting and no hand-off happens) but owned by nobody,
  * no longer extended, until end_ms; counted and logged. */
-static void delay_orphan(struct server *s, struct lock *lk, enum orphan_fate fate, uint64_t end_ms, uint64_t now)
+static void delay_orphan(struct server *s, struct lock *lk, enum orphan_fate fate, uint64_t end_ms,
+                         uint64_t now)
 {
     lk->flags |= LOCK_F_DELAYED;
     if (fate == ORPHAN_SHORTEN) lk->flags |= LOCK_F_SHORTEN;

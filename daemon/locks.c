@@ -13,8 +13,8 @@
 #include "textbuf.h"
 #include "util.h"
 
-#define LOCK_LINE_MAX 1024   /* one "lock ..." line, CR LF included */
-#define RES_SHOWN_MAX 512    /* bytes of resource names per line; nres= tells the count */
+#define LOCK_LINE_MAX 1024 /* one "lock ..." line, CR LF included */
+#define RES_SHOWN_MAX 512  /* bytes of resource names per line; nres= tells the count */
 
 /* "held", "waiting" (queued behind another lock of this daemon) or
  * "acquiring" (making Redlock attempts); NULL for locks not to list. */
@@ -25,7 +25,10 @@ static const char *state_word(const struct lock *lk)
     return lk->waiting_on != NULL ? "waiting" : "acquiring";
 }
 
-static uint64_t left_ms(uint64_t end, uint64_t now) { return end > now ? end - now : 0; }
+static uint64_t left_ms(uint64_t end, uint64_t now)
+{
+    return end > now ? end - now : 0;
+}
 
 /*
  * Format lk as one "lock ..." line ending in CR LF into line (LOCK_LINE_MAX).
@@ -36,10 +39,10 @@ static size_t format_lock(const struct lock *lk, uint64_t now, uint64_t now_micr
     const char *state = state_word(lk);
     if (state == NULL) return 0;
     size_t n = 0, cap = LOCK_LINE_MAX - 2;
-#define PUT(...)                                                              \
-    do {                                                                      \
-        int w_ = snprintf(line + n, cap - n, __VA_ARGS__);                    \
-        n += w_ > 0 ? ((size_t)w_ < cap - n ? (size_t)w_ : cap - n - 1) : 0;  \
+#define PUT(...) \
+    do { \
+        int w_ = snprintf(line + n, cap - n, __VA_ARGS__); \
+        n += w_ > 0 ? ((size_t)w_ < cap - n ? (size_t)w_ : cap - n - 1) : 0; \
     } while (0)
     PUT("lock id=%.8s state=%s res=", lk->id, state);
     size_t shown = 0;
@@ -91,7 +94,8 @@ int locks_render(struct server *s, struct evbuffer *out)
     /* Held locks first, then the ACQUIREs that wait; stop at the budget. */
     for (int pass = 0; pass < 2 && tb_ok(&body); pass++) {
         struct lock *lk;
-        LIST_FOREACH(lk, &s->tables.all, all_link) {
+        LIST_FOREACH(lk, &s->tables.all, all_link)
+        {
             if ((lk->state == LOCK_HELD) != (pass == 0)) continue;
             size_t len = format_lock(lk, now, now_micro, line);
             if (len == 0) continue;

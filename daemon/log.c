@@ -26,7 +26,10 @@ static bool stderr_is_journal(void)
     return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-void log_detect_journal(void) { stamp_lines = stderr_is_journal() ? 0 : 1; }
+void log_detect_journal(void)
+{
+    stamp_lines = stderr_is_journal() ? 0 : 1;
+}
 
 void log_use_syslog(bool on)
 {
@@ -37,9 +40,15 @@ void log_use_syslog(bool on)
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void log_set_level(enum log_level level) { current_level = level; }
+void log_set_level(enum log_level level)
+{
+    current_level = level;
+}
 
-enum log_level log_get_level(void) { return current_level; }
+enum log_level log_get_level(void)
+{
+    return current_level;
+}
 
 void log_msg(enum log_level level, const char *fmt, ...)
 {

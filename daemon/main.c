@@ -35,20 +35,19 @@
 
 static struct server server;
 static struct event *shutdown_timer;
-static struct event *status_timer;   /* systemd STATUS= on change, and WATCHDOG=1 */
+static struct event *status_timer; /* systemd STATUS= on change, and WATCHDOG=1 */
 static size_t last_masters_up = SIZE_MAX;
 static uint64_t shutdown_deadline_ms;
 static bool conns_closed;
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "usage: redlockd [-c FILE] [-t] [-h|--help] [-V|--version]\n"
-            "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-            "  -t       check the configuration and exit (0 when valid)\n"
-            "  -h, --help     this help\n"
-            "  -V, --version  print the version\n"
-            "exit status: 0 clean shutdown or valid config; 1 error; 64 bad usage\n");
+    fprintf(out, "usage: redlockd [-c FILE] [-t] [-h|--help] [-V|--version]\n"
+                 "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+                 "  -t       check the configuration and exit (0 when valid)\n"
+                 "  -h, --help     this help\n"
+                 "  -V, --version  print the version\n"
+                 "exit status: 0 clean shutdown or valid config; 1 error; 64 bad usage\n");
 }
 
 /* A master's wake-up for a released key (fleet waiting). */
@@ -68,7 +67,7 @@ static bool outputs_flushed(struct server *s)
 {
     struct conn *c;
     TAILQ_FOREACH(c, &s->conns, link)
-        if (!TAILQ_EMPTY(&c->pending) || c->flush_scheduled) return false;
+    if (!TAILQ_EMPTY(&c->pending) || c->flush_scheduled) return false;
     return true;
 }
 
@@ -153,7 +152,8 @@ static bool masters_same_set(const struct config *a, const struct config *b)
     if (a->nmasters != b->nmasters) return false;
     for (size_t i = 0; i < a->nmasters; i++) {
         bool found = false;
-        for (size_t j = 0; j < b->nmasters && !found; j++) found = master_addr_equal(&a->masters[i], &b->masters[j]);
+        for (size_t j = 0; j < b->nmasters && !found; j++)
+            found = master_addr_equal(&a->masters[i], &b->masters[j]);
         if (!found) return false;
     }
     return true;
@@ -177,16 +177,19 @@ static void warn_master_count(const struct config *cfg)
     size_t n = cfg->nmasters;
     if (cfg->backend_memory || n == 0) return;
     if (n == 1)
-        log_warn("msg=\"a single master: no fault tolerance; when it is down no lock can be taken, and when it "
-                 "restarts without its data the locks it granted are forgotten; use 3 or 5 independent masters\" "
-                 "masters=1 quorum=1");
+        log_warn(
+            "msg=\"a single master: no fault tolerance; when it is down no lock can be taken, and when it "
+            "restarts without its data the locks it granted are forgotten; use 3 or 5 independent masters\" "
+            "masters=1 quorum=1");
     else if (n == 2)
-        log_warn("msg=\"two masters: the quorum is 2, so either one down stops all locking (less available than "
-                 "one master); use 3\" masters=2 quorum=2");
+        log_warn(
+            "msg=\"two masters: the quorum is 2, so either one down stops all locking (less available than "
+            "one master); use 3\" masters=2 quorum=2");
     else if (n % 2 == 0)
-        log_warn("msg=\"an even number of masters: the quorum is %zu, so it survives %zu failures, no more than "
-                 "%zu masters would; use an odd number\" masters=%zu quorum=%zu",
-                 n / 2 + 1, (n - 1) / 2, n - 1, n, n / 2 + 1);
+        log_warn(
+            "msg=\"an even number of masters: the quorum is %zu, so it survives %zu failures, no more than "
+            "%zu masters would; use an odd number\" masters=%zu quorum=%zu",
+            n / 2 + 1, (n - 1) / 2, n - 1, n, n / 2 + 1);
 }
 
 /* Everything a config needs beyond parsing: no master under two names

@@ -21,15 +21,15 @@ struct mholder {
     uint64_t expire_ms;
 };
 struct mhash {
-    char mode[32];       /* "shared" or "permits <n>" */
+    char mode[32]; /* "shared" or "permits <n>" */
     size_t n, cap;
     struct mholder *h;
 };
 
 struct entry {
     struct table_node node;
-    uint64_t expire_ms;  /* 0: never */
-    struct mhash *hash;  /* a holder hash (value is then empty), or NULL: a string */
+    uint64_t expire_ms; /* 0: never */
+    struct mhash *hash; /* a holder hash (value is then empty), or NULL: a string */
     char *value;
     size_t vlen;
     size_t klen;
@@ -38,7 +38,7 @@ struct entry {
 
 struct memstore {
     struct table keys;
-    size_t sweep_slot;   /* where the incremental sweep goes on */
+    size_t sweep_slot; /* where the incremental sweep goes on */
 };
 
 struct memstore *memstore_new(void)
@@ -75,7 +75,10 @@ void memstore_free(struct memstore *ms)
     free(ms);
 }
 
-size_t memstore_size(const struct memstore *ms) { return ms->keys.count; }
+size_t memstore_size(const struct memstore *ms)
+{
+    return ms->keys.count;
+}
 
 /* The live entry for a key, or NULL (an expired one is dropped). */
 static struct entry *lookup(struct memstore *ms, const char *key, size_t klen)
@@ -373,7 +376,8 @@ static int release_reserve(struct memstore *ms, const char *key, size_t klen, co
 /* ACQUIRE_MULTI / ACQUIRE_FENCED: all keys or none. 0 when one is held (and
  * may not be taken by priority), else 1, or (fenced) the next fence from the
  * counter after the lock keys. */
-static void script_acquire(struct memstore *ms, const struct script_call *c, bool fenced, struct pool_reply *out)
+static void script_acquire(struct memstore *ms, const struct script_call *c, bool fenced,
+                           struct pool_reply *out)
 {
     size_t n = fenced ? c->nkeys - 1 : c->nkeys; /* then the counter */
     for (size_t i = 0; i < n; i++) {
@@ -387,8 +391,8 @@ static void script_acquire(struct memstore *ms, const struct script_call *c, boo
     }
     for (size_t i = 0; i < n; i++) {
         if (store(ms, c->keys[i], c->keylens[i], c->token, c->token_len, c->ttl) != 0 ||
-            (c->prio &&
-             set_marker(ms, c->keys[i], c->keylens[i], c->args[2], c->arglens[2], c->token, c->token_len, c->ttl) != 0)) {
+            (c->prio && set_marker(ms, c->keys[i], c->keylens[i], c->args[2], c->arglens[2], c->token,
+                                   c->token_len, c->ttl) != 0)) {
             reply_error(out, "OOM out of memory");
             return;
         }
@@ -410,8 +414,8 @@ static void script_extend(struct memstore *ms, const struct script_call *c, stru
     }
     for (size_t i = 0; i < c->nkeys; i++) {
         if (store(ms, c->keys[i], c->keylens[i], c->token, c->token_len, c->ttl) != 0 ||
-            (c->prio &&
-             set_marker(ms, c->keys[i], c->keylens[i], c->args[2], c->arglens[2], c->token, c->token_len, c->ttl) != 0)) {
+            (c->prio && set_marker(ms, c->keys[i], c->keylens[i], c->args[2], c->arglens[2], c->token,
+                                   c->token_len, c->ttl) != 0)) {
             reply_error(out, "OOM out of memory");
             return;
         }
@@ -494,7 +498,8 @@ static void script_handoff(struct memstore *ms, const struct script_call *c, str
     uint64_t httl = to_u64(args[2], arglens[2]);
     drop_priority(ms, c->keys[0], c->keylens[0]);
     if (store(ms, c->keys[0], c->keylens[0], args[1], arglens[1], httl) != 0 ||
-        (hprio && set_marker(ms, c->keys[0], c->keylens[0], args[3], arglens[3], args[1], arglens[1], httl) != 0)) {
+        (hprio &&
+         set_marker(ms, c->keys[0], c->keylens[0], args[3], arglens[3], args[1], arglens[1], httl) != 0)) {
         reply_error(out, "OOM out of memory");
         return;
     }
@@ -539,8 +544,14 @@ static size_t suffixed(char out[1024], const char *key, size_t klen, const char 
     return klen + slen;
 }
 
-static bool is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_hex(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
 
 static double digits_value(const char *s, size_t len)
 {
@@ -765,10 +776,10 @@ static int handoff_fleet(struct memstore *ms, const struct script_call *c, struc
             size_t hlen = h->nlen;
             memcpy(head, h->node, hlen);
             reg_put(&t, a[5], al[5], since, now + (double)to_u64(a[11], al[11]));
-            if (store(ms, rk, rklen, head, hlen, to_u64(a[9], al[9])) != 0 || reg_save(ms, wk, wklen, &t, now) != 0)
+            if (store(ms, rk, rklen, head, hlen, to_u64(a[9], al[9])) != 0 ||
+                reg_save(ms, wk, wklen, &t, now) != 0)
                 reply_error(out, "OOM out of memory");
-            else
-                reply_int(out, POOL_YIELDED);
+            else reply_int(out, POOL_YIELDED);
             return 1;
         }
     }
@@ -987,7 +998,8 @@ static void inspect_shared(const struct entry *e, char *buf, size_t buflen, size
     for (size_t i = 0; i < e->hash->n && n < buflen; i++) {
         const struct mholder *h = &e->hash->h[i];
         if (h->expire_ms <= now) continue;
-        int w = snprintf(buf + n, buflen - n, " %.32s:%llu", h->token, (unsigned long long)(h->expire_ms - now));
+        int w =
+            snprintf(buf + n, buflen - n, " %.32s:%llu", h->token, (unsigned long long)(h->expire_ms - now));
         if (w < 0 || (size_t)w >= buflen - n) break;
         n += (size_t)w;
     }
@@ -1045,7 +1057,8 @@ void memstore_sweep(struct memstore *ms, size_t max_slots)
     }
 }
 
-int memstore_set(struct memstore *ms, const char *key, size_t klen, const char *value, size_t vlen, uint64_t px_ms)
+int memstore_set(struct memstore *ms, const char *key, size_t klen, const char *value, size_t vlen,
+                 uint64_t px_ms)
 {
     return store(ms, key, klen, value, vlen, px_ms);
 }

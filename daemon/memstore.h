@@ -39,7 +39,8 @@ size_t memstore_size(const struct memstore *ms);
 /* For tests (the differential test against the Lua scripts): SET key value,
  * expiring px_ms from now (0: never), whatever the key held. Returns 0, or
  * -1 out of memory. */
-int memstore_set(struct memstore *ms, const char *key, size_t klen, const char *value, size_t vlen, uint64_t px_ms);
+int memstore_set(struct memstore *ms, const char *key, size_t klen, const char *value, size_t vlen,
+                 uint64_t px_ms);
 /* For tests: the live value of key (owned by ms, valid until the next call;
  * not NUL-terminated) and its ms to live (-1: no expiry). False when absent. */
 bool memstore_peek(struct memstore *ms, const char *key, size_t klen, const char **value, size_t *vlen,

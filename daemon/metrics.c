@@ -40,16 +40,16 @@
 #include "util.h"
 
 /* Upper bounds of the acquire-latency buckets, in microseconds. */
-static const uint64_t bucket_us[] = {250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000,
-                                     250000, 500000, 1000000, 2500000, 5000000, 10000000};
+static const uint64_t bucket_us[] = {250,    500,    1000,   2500,    5000,    10000,   25000,   50000,
+                                     100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000};
 #define NBUCKETS (sizeof bucket_us / sizeof bucket_us[0])
 /* The longest /metrics or /healthz body (64 masters take a few KB); past it, 500. */
 #define METRICS_MAX_BYTES (1024 * 1024)
 
-#define METRICS_MAX_HEAD 8192         /* request line + headers, bytes */
+#define METRICS_MAX_HEAD 8192 /* request line + headers, bytes */
 #define METRICS_ACCEPTS_PER_EVENT 16
 #define METRICS_ACCEPT_PAUSE_MS 100
-#define METRICS_LOG_EVERY_MS 10000    /* at most one "accept paused" line per this */
+#define METRICS_LOG_EVERY_MS 10000 /* at most one "accept paused" line per this */
 #define METRICS_BACKLOG 64
 
 /* /healthz: this many ACQUIREs in a row failed for a daemon-side reason
@@ -61,30 +61,30 @@ static const uint64_t bucket_us[] = {250, 500, 1000, 2500, 5000, 10000, 25000, 5
 static uint64_t bucket_count[NBUCKETS + 1]; /* the last is +Inf */
 static uint64_t latency_sum_us;
 static uint64_t latency_count;
-static unsigned fail_streak;   /* ACQUIREs failed in a row for a daemon-side reason */
-static uint64_t last_fail_ms;  /* when the latest of them failed */
+static unsigned fail_streak;  /* ACQUIREs failed in a row for a daemon-side reason */
+static uint64_t last_fail_ms; /* when the latest of them failed */
 
 /* One HTTP connection: read the request head, answer, close. */
 struct mconn {
     TAILQ_ENTRY(mconn) link;
-    struct bufferevent *bev;   /* owns the socket */
-    struct event *deadline;    /* the whole life of the connection */
-    size_t head_bytes;         /* bytes of complete head lines consumed */
-    size_t discarded;          /* bytes dropped after the answer */
-    char *request_line;        /* owned; NULL until the first line came */
-    bool answered;             /* reply queued: input is discarded until close */
-    bool peer_done;            /* the client half-closed: close once the reply is out */
+    struct bufferevent *bev; /* owns the socket */
+    struct event *deadline;  /* the whole life of the connection */
+    size_t head_bytes;       /* bytes of complete head lines consumed */
+    size_t discarded;        /* bytes dropped after the answer */
+    char *request_line;      /* owned; NULL until the first line came */
+    bool answered;           /* reply queued: input is discarded until close */
+    bool peer_done;          /* the client half-closed: close once the reply is out */
 };
 
 static struct {
     struct server *server;
-    int fd;                    /* listening socket, -1 when off */
+    int fd; /* listening socket, -1 when off */
     struct event *accept_ev;
-    struct event *resume_ev;   /* re-enables accept_ev after a pause */
+    struct event *resume_ev; /* re-enables accept_ev after a pause */
     TAILQ_HEAD(, mconn) conns;
     unsigned nconns;
-    uint64_t pauses;           /* accept pauses since the last log line */
-    uint64_t last_log_ms;      /* 0: never logged */
+    uint64_t pauses;      /* accept pauses since the last log line */
+    uint64_t last_log_ms; /* 0: never logged */
 } M = {.fd = -1};
 
 void metrics_observe_acquire(uint64_t micros)
@@ -115,8 +115,8 @@ static void counters(struct textbuf *b, const struct stats *st)
         const struct stats_desc *d = &stats_descs[i];
         if (d->metric[0] == '\0') continue; /* INFO only */
         if (strcmp(family, d->metric) != 0)
-            tb_printf(b, "# HELP redlockd_%s_total %s\n# TYPE redlockd_%s_total counter\n", d->metric,
-                      d->help, d->metric);
+            tb_printf(b, "# HELP redlockd_%s_total %s\n# TYPE redlockd_%s_total counter\n", d->metric, d->help,
+                      d->metric);
         family = d->metric;
         tb_printf(b, "redlockd_%s_total%s%s%s %llu\n", d->metric, d->labels[0] ? "{" : "", d->labels,
                   d->labels[0] ? "}" : "", (unsigned long long)stats_value(st, d));
@@ -125,8 +125,8 @@ static void counters(struct textbuf *b, const struct stats *st)
 
 static void gauge(struct textbuf *b, const char *name, const char *help, uint64_t v)
 {
-    tb_printf(b, "# HELP redlockd_%s %s\n# TYPE redlockd_%s gauge\nredlockd_%s %llu\n", name, help,
-              name, name, (unsigned long long)v);
+    tb_printf(b, "# HELP redlockd_%s %s\n# TYPE redlockd_%s gauge\nredlockd_%s %llu\n", name, help, name, name,
+              (unsigned long long)v);
 }
 
 /* The standard process_* metrics (as Prometheus' client libraries name
@@ -136,10 +136,11 @@ static void process_metrics(struct textbuf *b, const struct server *s)
 {
     struct rusage ru;
     if (getrusage(RUSAGE_SELF, &ru) == 0) {
-        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-                     (double)ru.ru_stime.tv_usec / 1e6;
-        tb_printf(b, "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
-                     "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n",
+        double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                     (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+        tb_printf(b,
+                  "# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+                  "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.6f\n",
                   cpu);
     }
     FILE *f = fopen("/proc/self/statm", "re");
@@ -147,10 +148,11 @@ static void process_metrics(struct textbuf *b, const struct server *s)
     if (f != NULL) {
         if (fscanf(f, "%llu %llu", &vm_pages, &rss_pages) == 2) {
             unsigned long long page = (unsigned long long)sysconf(_SC_PAGESIZE);
-            tb_printf(b, "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
-                         "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
-                         "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
-                         "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
+            tb_printf(b,
+                      "# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+                      "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+                      "# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+                      "# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n",
                       rss_pages * page, vm_pages * page);
         }
         fclose(f);
@@ -162,17 +164,20 @@ static void process_metrics(struct textbuf *b, const struct server *s)
         while ((e = readdir(d)) != NULL)
             if (e->d_name[0] != '.') fds++;
         closedir(d);
-        tb_printf(b, "# HELP process_open_fds Number of open file descriptors.\n"
-                     "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
+        tb_printf(b,
+                  "# HELP process_open_fds Number of open file descriptors.\n"
+                  "# TYPE process_open_fds gauge\nprocess_open_fds %llu\n",
                   fds > 0 ? fds - 1 : 0); /* not counting opendir's own */
     }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
-        tb_printf(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
-                     "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
+        tb_printf(b,
+                  "# HELP process_max_fds Maximum number of open file descriptors.\n"
+                  "# TYPE process_max_fds gauge\nprocess_max_fds %llu\n",
                   (unsigned long long)rl.rlim_cur);
-    tb_printf(b, "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
-                 "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
+    tb_printf(b,
+              "# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+              "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %lld\n",
               (long long)s->started_unix);
 }
 
@@ -180,8 +185,9 @@ static void process_metrics(struct textbuf *b, const struct server *s)
  * METRICS_MAX_BYTES or out of memory leaves b truncated or failed). */
 static void render_metrics(struct server *s, struct textbuf *b)
 {
-    tb_printf(b, "# HELP redlockd_build_info The running redlockd's version and protocol.\n"
-                 "# TYPE redlockd_build_info gauge\nredlockd_build_info{version=\"%s\",protocol=\"%d\"} 1\n",
+    tb_printf(b,
+              "# HELP redlockd_build_info The running redlockd's version and protocol.\n"
+              "# TYPE redlockd_build_info gauge\nredlockd_build_info{version=\"%s\",protocol=\"%d\"} 1\n",
               REDLOCKD_VERSION, PROTO_VERSION);
     process_metrics(b, s);
     gauge(b, "uptime_seconds", "Seconds since start.", (now_ms() - s->started_ms) / 1000);
@@ -198,8 +204,8 @@ static void render_metrics(struct server *s, struct textbuf *b)
     uint64_t cum = 0;
     for (size_t i = 0; i < NBUCKETS; i++) {
         cum += bucket_count[i];
-        tb_printf(b, "redlockd_acquire_latency_seconds_bucket{le=\"%g\"} %llu\n",
-                  (double)bucket_us[i] / 1e6, (unsigned long long)cum);
+        tb_printf(b, "redlockd_acquire_latency_seconds_bucket{le=\"%g\"} %llu\n", (double)bucket_us[i] / 1e6,
+                  (unsigned long long)cum);
     }
     cum += bucket_count[NBUCKETS];
     tb_printf(b,
@@ -432,8 +438,8 @@ static void pause_accepting(int err)
     M.pauses++;
     uint64_t now = now_ms();
     if (M.last_log_ms == 0 || now - M.last_log_ms >= METRICS_LOG_EVERY_MS) {
-        log_warn("msg=\"metrics accept paused: out of file descriptors\" error=\"%s\" pauses=%llu", strerror(err),
-                 (unsigned long long)M.pauses);
+        log_warn("msg=\"metrics accept paused: out of file descriptors\" error=\"%s\" pauses=%llu",
+                 strerror(err), (unsigned long long)M.pauses);
         M.last_log_ms = now;
         M.pauses = 0;
     }
@@ -446,7 +452,8 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
     for (int i = 0; i < METRICS_ACCEPTS_PER_EVENT; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) pause_accepting(errno);
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                pause_accepting(errno);
             return; /* EAGAIN: drained; other errors: that client is gone */
         }
         if (M.nconns >= s->cfg.metrics_max_connections || s->shutting_down) {

@@ -32,7 +32,7 @@
 #define NOTIFY_MSG_MAX 4096
 
 static struct {
-    bool enabled;           /* NOTIFY_SOCKET was set and valid */
+    bool enabled; /* NOTIFY_SOCKET was set and valid */
     struct sockaddr_un addr;
     socklen_t addrlen;
     uint64_t watchdog_usec; /* WATCHDOG_USEC for this pid, 0 = none */
@@ -102,13 +102,10 @@ int notify_init(void)
     uint64_t usec;
     const char *w = getenv("WATCHDOG_USEC");
     if (w != NULL) {
-        if (parse_u64(w, &usec) != 0 || usec == 0)
-            log_warn("msg=\"WATCHDOG_USEC ignored\" value=\"%.40s\"", w);
+        if (parse_u64(w, &usec) != 0 || usec == 0) log_warn("msg=\"WATCHDOG_USEC ignored\" value=\"%.40s\"", w);
         else if (!pid_env_is_ours("WATCHDOG_PID"))
-            log_debug("msg=\"watchdog is for another process\" WATCHDOG_PID=%.40s",
-                      getenv("WATCHDOG_PID"));
-        else
-            notify.watchdog_usec = usec;
+            log_debug("msg=\"watchdog is for another process\" WATCHDOG_PID=%.40s", getenv("WATCHDOG_PID"));
+        else notify.watchdog_usec = usec;
     }
     return 1;
 }
@@ -126,8 +123,8 @@ int notify_send(const char *fmt, ...)
 
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    ssize_t sent = sendto(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT,
-                          (const struct sockaddr *)&notify.addr, notify.addrlen);
+    ssize_t sent = sendto(fd, msg, len, MSG_NOSIGNAL | MSG_DONTWAIT, (const struct sockaddr *)&notify.addr,
+                          notify.addrlen);
     int saved = errno;
     close(fd);
     if (sent < 0) {

@@ -26,10 +26,10 @@ enum notify_sock_kind {
 
 /* One socket passed by systemd (socket activation). */
 struct notify_listen_fd {
-    int fd;                          /* NOTIFY_LISTEN_FDS_START + i */
-    enum notify_sock_kind kind;      /* from getsockname() and SO_TYPE/SO_ACCEPTCONN */
-    char name[NOTIFY_FDNAME_MAX];    /* from LISTEN_FDNAMES ("" when not given) */
-    char addr[NOTIFY_ADDR_MAX];      /* "127.0.0.1:7379", "[::1]:7379", a path, "@abstract" */
+    int fd;                       /* NOTIFY_LISTEN_FDS_START + i */
+    enum notify_sock_kind kind;   /* from getsockname() and SO_TYPE/SO_ACCEPTCONN */
+    char name[NOTIFY_FDNAME_MAX]; /* from LISTEN_FDNAMES ("" when not given) */
+    char addr[NOTIFY_ADDR_MAX];   /* "127.0.0.1:7379", "[::1]:7379", a path, "@abstract" */
 };
 
 /*

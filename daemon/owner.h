@@ -27,7 +27,7 @@ struct lock_owner_ops {
  * its limits. Embedded in struct conn; the lock core keeps the lists. */
 struct lock_owner {
     const struct lock_owner_ops *ops;
-    LIST_HEAD(, lock) locks;    /* connection-bound locks it holds */
+    LIST_HEAD(, lock) locks; /* connection-bound locks it holds */
     unsigned nlocks;
     LIST_HEAD(, lock) detached; /* DETACHed locks it took that are still held */
     unsigned ndetached;         /* ... counted with nlocks against max_locks_per_client */

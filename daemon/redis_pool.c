@@ -24,15 +24,15 @@
 #define RECONNECT_MAX_MS 1000
 #define WATCHDOG_TICK_MS 100
 #define PING_INTERVAL_MS 1000
-#define STALL_MIN_MS 1000 /* a reply overdue this long (or 10 deadlines) drops the connection */
+#define STALL_MIN_MS 1000     /* a reply overdue this long (or 10 deadlines) drops the connection */
 #define MASTER_STABLE_MS 3000 /* up this long: backoff starts again from RECONNECT_MIN_MS */
 #define SHA_HEX SHA1_HEX
 #define ERROR_TEXT_MAX 128
 #define RUN_ID_MAX 48
-#define UPTIME_SLACK_MS 1000 /* INFO's uptime_in_seconds is whole seconds of the wall clock */
+#define UPTIME_SLACK_MS 1000   /* INFO's uptime_in_seconds is whole seconds of the wall clock */
 #define MARKER_SUFFIX ",epoch" /* "<key_prefix>,epoch": the marker key, see pool_master_votes() */
-#define MARKER_RECHECK_MS 500   /* before condemning an unmarked master, read its marker again */
-#define UNDECIDED_LOG_MS 2000   /* say why young unmarked masters do not vote yet */
+#define MARKER_RECHECK_MS 500  /* before condemning an unmarked master, read its marker again */
+#define UNDECIDED_LOG_MS 2000  /* say why young unmarked masters do not vote yet */
 
 /*
  * The scripts. KEYS are the lock's keys, ARGV[1] the token, ARGV[2] the TTL.
@@ -71,28 +71,28 @@
  */
 /* May a priority-p acquire replace key k? known: the token this daemon's
  * lower-priority holder has there, or "". */
-#define LUA_MAY_TAKE                                                                               \
-    "local function may_take(k, p, known) "                                                        \
-    "if redis.call('type', k)['ok'] ~= 'string' then return false end "                           \
-    "local v = redis.call('get', k) "                                                              \
-    "if #v ~= 32 or string.find(v, '[^0-9a-f]') then return false end "                            \
-    "if known and known ~= '' and v == known then return true end "                                \
-    "if p <= 0 then return false end "                                                             \
-    "local m = redis.pcall('get', k .. ',prio') "                                                  \
-    "if type(m) ~= 'string' then return false end "                                                \
-    "local q, t = string.match(m, '^(%d+) (%x+)$') "                                               \
+#define LUA_MAY_TAKE \
+    "local function may_take(k, p, known) " \
+    "if redis.call('type', k)['ok'] ~= 'string' then return false end " \
+    "local v = redis.call('get', k) " \
+    "if #v ~= 32 or string.find(v, '[^0-9a-f]') then return false end " \
+    "if known and known ~= '' and v == known then return true end " \
+    "if p <= 0 then return false end " \
+    "local m = redis.pcall('get', k .. ',prio') " \
+    "if type(m) ~= 'string' then return false end " \
+    "local q, t = string.match(m, '^(%d+) (%x+)$') " \
     "return t == v and tonumber(q) < p end "
 /* The priority that the marker of k gives to its current value v, or 0. */
-#define LUA_MARKED_PRIORITY                                                                        \
-    "local function marked(k, v) "                                                                 \
-    "local m = redis.pcall('get', k .. ',prio') "                                                  \
-    "if type(m) ~= 'string' then return 0 end "                                                    \
-    "local q, t = string.match(m, '^(%d+) (%x+)$') "                                               \
+#define LUA_MARKED_PRIORITY \
+    "local function marked(k, v) " \
+    "local m = redis.pcall('get', k .. ',prio') " \
+    "if type(m) ~= 'string' then return 0 end " \
+    "local q, t = string.match(m, '^(%d+) (%x+)$') " \
     "if t ~= v then return 0 end return tonumber(q) end "
 #define LUA_STR_(x) #x
 #define LUA_STR(x) LUA_STR_(x)
-#define LUA_NEXT_FENCE(counter)                                                             \
-    "local f = redis.pcall('incr', " counter ") "                                          \
+#define LUA_NEXT_FENCE(counter) \
+    "local f = redis.pcall('incr', " counter ") " \
     "if type(f) ~= 'number' or f > " LUA_STR(POOL_FENCE_MAX) " then return -1 end return f "
 
 /*
@@ -108,26 +108,34 @@
  * oldest entry of another node (ties: the first listed); reg_save() writes
  * them back, expiring with the last one (deleted when none is left).
  */
-#define LUA_FLEET                                                                                  \
-    "local function clock() local t = redis.call('time') "                                         \
-    "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end "                        \
-    "local function reg_parse(v, now) local t = {} "                                               \
-    "if type(v) ~= 'string' then return t end "                                                    \
-    "for n, a, u in string.gmatch(v, '(%x+) (%d+) (%d+)') do "                                    \
-    "if tonumber(u) > now and #t < " LUA_STR(POOL_REGISTRY_MAX) " then "                          \
-    "t[#t + 1] = {n, tonumber(a), tonumber(u)} end end return t end "                              \
-    "local function reg_put(t, n, a, u) for _, e in ipairs(t) do if e[1] == n then "               \
-    "if a < e[2] then e[2] = a end if u > e[3] then e[3] = u end return end end "                  \
-    "if #t < " LUA_STR(POOL_REGISTRY_MAX) " then t[#t + 1] = {n, a, u} end end "                   \
-    "local function reg_drop(t, n) for i, e in ipairs(t) do if e[1] == n then "                    \
-    "table.remove(t, i) return true end end return false end "                                     \
-    "local function reg_head(t, n) local h = nil for _, e in ipairs(t) do "                        \
-    "if e[1] ~= n and (h == nil or e[2] < h[2]) then h = e end end return h end "                  \
-    "local function reg_save(k, t, now) if #t == 0 then redis.call('del', k) return end "          \
-    "local p, last = {}, now + 1 for i, e in ipairs(t) do "                                        \
-    "p[i] = e[1] .. ' ' .. string.format('%d', e[2]) .. ' ' .. string.format('%d', e[3]) "         \
-    "if e[3] > last then last = e[3] end end "                                                     \
-    "redis.call('set', k, table.concat(p, ';'), 'PX', string.format('%d', last - now)) end "
+#define LUA_FLEET \
+    "local function clock() local t = redis.call('time') " \
+    "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end " \
+    "local function reg_parse(v, now) local t = {} " \
+    "if type(v) ~= 'string' then return t end " \
+    "for n, a, u in string.gmatch(v, '(%x+) (%d+) (%d+)') do " \
+    "if tonumber(u) > now and #t < " LUA_STR( \
+        POOL_REGISTRY_MAX) " then " \
+                           "t[#t + 1] = {n, tonumber(a), tonumber(u)} end end return t end " \
+                           "local function reg_put(t, n, a, u) for _, e in ipairs(t) do if e[1] == n then " \
+                           "if a < e[2] then e[2] = a end if u > e[3] then e[3] = u end return end end " \
+                           "if #t < " LUA_STR( \
+                               POOL_REGISTRY_MAX) " then t[#t + 1] = {n, a, u} end end " \
+                                                  "local function reg_drop(t, n) for i, e in ipairs(t) do if " \
+                                                  "e[1] == n then " \
+                                                  "table.remove(t, i) return true end end return false end " \
+                                                  "local function reg_head(t, n) local h = nil for _, e in " \
+                                                  "ipairs(t) do " \
+                                                  "if e[1] ~= n and (h == nil or e[2] < h[2]) then h = e end " \
+                                                  "end return h end " \
+                                                  "local function reg_save(k, t, now) if #t == 0 then " \
+                                                  "redis.call('del', k) return end " \
+                                                  "local p, last = {}, now + 1 for i, e in ipairs(t) do " \
+                                                  "p[i] = e[1] .. ' ' .. string.format('%d', e[2]) .. ' ' .. " \
+                                                  "string.format('%d', e[3]) " \
+                                                  "if e[3] > last then last = e[3] end end " \
+                                                  "redis.call('set', k, table.concat(p, ';'), 'PX', " \
+                                                  "string.format('%d', last - now)) end "
 
 /*
  * Shared (read/write) locks and semaphores (PROTOCOL.md 8.8). The key of a
@@ -148,62 +156,61 @@
  * Release: remove the holder's entries; returns how many were there.
  * Writer wait: KEYS the lock keys; ARGV ms: marks every key held shared.
  */
-#define LUA_SHARED_MODE                                                                            \
-    "local function mode_of(k) local m = redis.call('hget', k, '~mode') "                          \
-    "if m == 'shared' or (m and string.find(m, '^permits [1-9]%d*$')) then return m end "           \
+#define LUA_SHARED_MODE \
+    "local function mode_of(k) local m = redis.call('hget', k, '~mode') " \
+    "if m == 'shared' or (m and string.find(m, '^permits [1-9]%d*$')) then return m end " \
     "return nil end "
-#define LUA_SHARED_PRUNE                                                                           \
-    LUA_SHARED_MODE                                                                                \
+#define LUA_SHARED_PRUNE \
+    LUA_SHARED_MODE \
     "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) " \
-    "local function prune(k) local h = redis.call('hgetall', k) local c, mx = 0, 0 "               \
-    "for i = 1, #h, 2 do if h[i] ~= '~mode' then local e = tonumber(h[i + 1]) or 0 "               \
+    "local function prune(k) local h = redis.call('hgetall', k) local c, mx = 0, 0 " \
+    "for i = 1, #h, 2 do if h[i] ~= '~mode' then local e = tonumber(h[i + 1]) or 0 " \
     "if e <= now then redis.call('hdel', k, h[i]) else c = c + 1 if e > mx then mx = e end end end end " \
-    "if c == 0 then redis.call('del', k) else redis.call('pexpire', k, mx - now) end "             \
+    "if c == 0 then redis.call('del', k) else redis.call('pexpire', k, mx - now) end " \
     "return c end "
 /* Check key k for holder tok (ARGV[3] mode, lim): nil when it may hold,
  * else the script's refusal. admit: a new holder (the writer marker counts). */
-#define LUA_SHARED_CHECK                                                                           \
-    "local function check(k, lim, admit) local ty = redis.call('type', k)['ok'] "                  \
-    "if ty == 'none' then if admit and redis.call('exists', k .. ',wwait') == 1 then return 0 end return nil end " \
-    "if ty ~= 'hash' then return 0 end local m = mode_of(k) if not m then return 0 end "            \
-    "local c = prune(k) if c == 0 then "                                                           \
-    "if admit and redis.call('exists', k .. ',wwait') == 1 then return 0 end return nil end "        \
-    "if m ~= ARGV[3] then return 'mode ' .. m end "                                                \
-    "local mine = redis.call('hexists', k, ARGV[1]) == 1 "                                         \
-    "if admit and not mine and redis.call('exists', k .. ',wwait') == 1 then return 0 end "           \
-    "if lim > 0 and not mine and c >= lim then return 0 end return nil end "                       \
-    "local function enter(k) local e = now + tonumber(ARGV[2]) "                                    \
+#define LUA_SHARED_CHECK \
+    "local function check(k, lim, admit) local ty = redis.call('type', k)['ok'] " \
+    "if ty == 'none' then if admit and redis.call('exists', k .. ',wwait') == 1 then return 0 end return nil " \
+    "end " \
+    "if ty ~= 'hash' then return 0 end local m = mode_of(k) if not m then return 0 end " \
+    "local c = prune(k) if c == 0 then " \
+    "if admit and redis.call('exists', k .. ',wwait') == 1 then return 0 end return nil end " \
+    "if m ~= ARGV[3] then return 'mode ' .. m end " \
+    "local mine = redis.call('hexists', k, ARGV[1]) == 1 " \
+    "if admit and not mine and redis.call('exists', k .. ',wwait') == 1 then return 0 end " \
+    "if lim > 0 and not mine and c >= lim then return 0 end return nil end " \
+    "local function enter(k) local e = now + tonumber(ARGV[2]) " \
     "redis.call('hset', k, '~mode', ARGV[3], ARGV[1], e) prune(k) end "
 
 static const char *const script_text[SCRIPT__COUNT] = {
-    [SCRIPT_ACQUIRE_MULTI] =
-        LUA_MAY_TAKE
-        "local prio = tonumber(ARGV[3] or '0') or 0 "
-        "for i, k in ipairs(KEYS) do if redis.call('exists', k) == 1 and "
-        "not (prio > 0 and may_take(k, prio, ARGV[3 + i])) then return 0 end end "
-        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
-        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
-        "return 1",
-    [SCRIPT_EXTEND] =
-        LUA_MARKED_PRIORITY
-        "local prio = tonumber(ARGV[3] or '0') or 0 "
-        "for _, k in ipairs(KEYS) do local v = redis.pcall('get', k) "
-        "if type(v) == 'table' then v = '~' end " /* not a string: a shared key, an application's */
-        "if v and v ~= ARGV[1] then "
-        "if marked(k, v) > prio then return -1 end "
-        "return 0 end end "
-        "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
-        "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
-        "return 1",
+    [SCRIPT_ACQUIRE_MULTI] = LUA_MAY_TAKE
+    "local prio = tonumber(ARGV[3] or '0') or 0 "
+    "for i, k in ipairs(KEYS) do if redis.call('exists', k) == 1 and "
+    "not (prio > 0 and may_take(k, prio, ARGV[3 + i])) then return 0 end end "
+    "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
+    "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
+    "return 1",
+    [SCRIPT_EXTEND] = LUA_MARKED_PRIORITY
+    "local prio = tonumber(ARGV[3] or '0') or 0 "
+    "for _, k in ipairs(KEYS) do local v = redis.pcall('get', k) "
+    "if type(v) == 'table' then v = '~' end " /* not a string: a shared key, an application's */
+    "if v and v ~= ARGV[1] then "
+    "if marked(k, v) > prio then return -1 end "
+    "return 0 end end "
+    "for _, k in ipairs(KEYS) do redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
+    "if prio > 0 then redis.call('set', k .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
+    "return 1",
     [SCRIPT_RELEASE] =
-        LUA_FLEET
-        "local n = 0 for _, k in ipairs(KEYS) do "
-        "if redis.pcall('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 "
-        "if ARGV[2] then local w = redis.pcall('get', k .. ',w') if type(w) == 'string' then "
-        "local h = reg_head(reg_parse(w, clock()), '') if h then "
-        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end end "
-        "end end "
-        "return n",
+        LUA_FLEET "local n = 0 for _, k in ipairs(KEYS) do "
+                  "if redis.pcall('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') n = n + 1 "
+                  "if ARGV[2] then local w = redis.pcall('get', k .. ',w') if type(w) == 'string' then "
+                  "local h = reg_head(reg_parse(w, clock()), '') if h then "
+                  "redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) redis.call('publish', ARGV[2], h[1] .. ' "
+                  "' .. k) end end end "
+                  "end end "
+                  "return n",
     [SCRIPT_INSPECT] =
         "local ty = redis.call('type', KEYS[1])['ok'] if ty == 'none' then return '' end "
         "local p = redis.call('pttl', KEYS[1]) "
@@ -218,87 +225,79 @@ static const char *const script_text[SCRIPT__COUNT] = {
         "if #v == 32 and not string.find(v, '[^0-9a-f]') then return p .. ' ' .. v end "
         "return p .. ' ~' .. redis.sha1hex(v)",
     [SCRIPT_ACQUIRE_FENCED] =
-        LUA_MAY_TAKE
-        "local n = #KEYS - 1 "
-        "local prio = tonumber(ARGV[3] or '0') or 0 "
-        "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 and "
-        "not (prio > 0 and may_take(KEYS[i], prio, ARGV[3 + i])) then return 0 end end "
-        "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
-        "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', ARGV[2]) end end "
-        LUA_NEXT_FENCE("KEYS[n + 1]"),
-    [SCRIPT_HANDOFF] =
-        LUA_MAY_TAKE
-        LUA_FLEET
-        "local prio = tonumber(ARGV[4]) or 0 "
-        "if redis.call('exists', KEYS[1]) == 1 and not may_take(KEYS[1], prio, ARGV[1]) then return 0 end "
-        "local node = ARGV[6] or '' "
-        "if node ~= '' then local k = KEYS[1] local w = redis.pcall('get', k .. ',w') "
-        "local r = redis.pcall('get', k .. ',r') "
-        "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
-        "local h = reg_head(t, node) local since = now - tonumber(ARGV[7]) "
-        "if h and (h[2] < since or tonumber(ARGV[8]) >= tonumber(ARGV[9])) then "
-        "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') end "
-        "redis.call('set', k .. ',r', h[1], 'PX', ARGV[10]) "
-        "reg_put(t, node, since, now + tonumber(ARGV[12])) reg_save(k .. ',w', t, now) "
-        "redis.call('publish', ARGV[11], h[1] .. ' ' .. k) return " LUA_STR(POOL_YIELDED) " end end "
-        "if redis.call('exists', k) == 0 and type(r) == 'string' and r ~= node then return 0 end end "
-        "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
-        "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4] .. ' ' .. ARGV[2], 'PX', ARGV[3]) "
-        "else redis.call('del', KEYS[1] .. ',prio') end "
-        "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
-        "return 1",
+        LUA_MAY_TAKE "local n = #KEYS - 1 "
+                     "local prio = tonumber(ARGV[3] or '0') or 0 "
+                     "for i = 1, n do if redis.call('exists', KEYS[i]) == 1 and "
+                     "not (prio > 0 and may_take(KEYS[i], prio, ARGV[3 + i])) then return 0 end end "
+                     "for i = 1, n do redis.call('set', KEYS[i], ARGV[1], 'PX', ARGV[2]) "
+                     "if prio > 0 then redis.call('set', KEYS[i] .. ',prio', ARGV[3] .. ' ' .. ARGV[1], 'PX', "
+                     "ARGV[2]) end end " LUA_NEXT_FENCE("KEYS[n + 1]"),
+    [SCRIPT_HANDOFF] = LUA_MAY_TAKE LUA_FLEET
+    "local prio = tonumber(ARGV[4]) or 0 "
+    "if redis.call('exists', KEYS[1]) == 1 and not may_take(KEYS[1], prio, ARGV[1]) then return 0 end "
+    "local node = ARGV[6] or '' "
+    "if node ~= '' then local k = KEYS[1] local w = redis.pcall('get', k .. ',w') "
+    "local r = redis.pcall('get', k .. ',r') "
+    "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
+    "local h = reg_head(t, node) local since = now - tonumber(ARGV[7]) "
+    "if h and (h[2] < since or tonumber(ARGV[8]) >= tonumber(ARGV[9])) then "
+    "if redis.call('get', k) == ARGV[1] then redis.call('del', k, k .. ',prio') end "
+    "redis.call('set', k .. ',r', h[1], 'PX', ARGV[10]) "
+    "reg_put(t, node, since, now + tonumber(ARGV[12])) reg_save(k .. ',w', t, now) "
+    "redis.call('publish', ARGV[11], h[1] .. ' ' .. k) return " LUA_STR(
+        POOL_YIELDED) " end end "
+                      "if redis.call('exists', k) == 0 and type(r) == 'string' and r ~= node then return 0 end "
+                      "end "
+                      "redis.call('set', KEYS[1], ARGV[2], 'PX', ARGV[3]) "
+                      "if prio > 0 then redis.call('set', KEYS[1] .. ',prio', ARGV[4] .. ' ' .. ARGV[2], 'PX', "
+                      "ARGV[3]) "
+                      "else redis.call('del', KEYS[1] .. ',prio') end "
+                      "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
+                                                                          "return 1",
     [SCRIPT_ACQUIRE_FLEET] =
-        LUA_FLEET
-        "local k, node = KEYS[1], ARGV[4] "
-        "local w, r = redis.pcall('get', k .. ',w'), redis.pcall('get', k .. ',r') "
-        "if redis.call('exists', k) == 1 or (type(r) == 'string' and r ~= node) then "
-        "local now = clock() local t = reg_parse(w, now) "
-        "reg_put(t, node, now, now + tonumber(ARGV[5])) reg_save(k .. ',w', t, now) return 0 end "
-        "redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
-        "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
-        "if reg_drop(t, node) then reg_save(k .. ',w', t, now) end end "
-        "if type(r) == 'string' then redis.call('del', k .. ',r') end "
-        "if ARGV[3] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
-        "return 1",
+        LUA_FLEET "local k, node = KEYS[1], ARGV[4] "
+                  "local w, r = redis.pcall('get', k .. ',w'), redis.pcall('get', k .. ',r') "
+                  "if redis.call('exists', k) == 1 or (type(r) == 'string' and r ~= node) then "
+                  "local now = clock() local t = reg_parse(w, now) "
+                  "reg_put(t, node, now, now + tonumber(ARGV[5])) reg_save(k .. ',w', t, now) return 0 end "
+                  "redis.call('set', k, ARGV[1], 'PX', ARGV[2]) "
+                  "if type(w) == 'string' then local now = clock() local t = reg_parse(w, now) "
+                  "if reg_drop(t, node) then reg_save(k .. ',w', t, now) end end "
+                  "if type(r) == 'string' then redis.call('del', k .. ',r') end "
+                  "if ARGV[3] == '1' then " LUA_NEXT_FENCE("KEYS[2]") "end "
+                                                                      "return 1",
     [SCRIPT_UNREGISTER] =
-        LUA_FLEET
-        "local k, node = KEYS[1], ARGV[1] local w = redis.pcall('get', k .. ',w') "
-        "if type(w) ~= 'string' then return 0 end "
-        "local now = clock() local t = reg_parse(w, now) local dropped = reg_drop(t, node) "
-        "reg_save(k .. ',w', t, now) "
-        "if redis.pcall('get', k .. ',r') == node then redis.call('del', k .. ',r') "
-        "local h = reg_head(t, '') if h and redis.call('exists', k) == 0 then "
-        "redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end "
-        "if dropped then return 1 end return 0",
-    [SCRIPT_FENCE_RAISE] =
-        "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
-        "redis.call('set', KEYS[1], ARGV[1]) end "
-        "return 1",
-    [SCRIPT_SHARED_ACQUIRE] =
-        LUA_SHARED_PRUNE LUA_SHARED_CHECK
-        "local n = #KEYS - 1 local lim = tonumber(ARGV[4]) or 0 "
-        "for i = 1, n do local r = check(KEYS[i], lim, true) if r then return r end end "
-        "for i = 1, n do enter(KEYS[i]) end "
-        "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[n + 1]") "end "
-        "return 1",
-    [SCRIPT_SHARED_EXTEND] =
-        LUA_SHARED_PRUNE LUA_SHARED_CHECK
-        "local lim = tonumber(ARGV[4]) or 0 "
-        "for _, k in ipairs(KEYS) do if check(k, lim, false) then return 0 end end "
-        "for _, k in ipairs(KEYS) do enter(k) end "
-        "return 1",
-    [SCRIPT_SHARED_RELEASE] =
-        LUA_SHARED_PRUNE
-        "local n = 0 for _, k in ipairs(KEYS) do "
-        "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "
-        "n = n + redis.call('hdel', k, ARGV[1]) prune(k) end end "
-        "return n",
+        LUA_FLEET "local k, node = KEYS[1], ARGV[1] local w = redis.pcall('get', k .. ',w') "
+                  "if type(w) ~= 'string' then return 0 end "
+                  "local now = clock() local t = reg_parse(w, now) local dropped = reg_drop(t, node) "
+                  "reg_save(k .. ',w', t, now) "
+                  "if redis.pcall('get', k .. ',r') == node then redis.call('del', k .. ',r') "
+                  "local h = reg_head(t, '') if h and redis.call('exists', k) == 0 then "
+                  "redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end "
+                  "if dropped then return 1 end return 0",
+    [SCRIPT_FENCE_RAISE] = "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
+                           "redis.call('set', KEYS[1], ARGV[1]) end "
+                           "return 1",
+    [SCRIPT_SHARED_ACQUIRE] = LUA_SHARED_PRUNE LUA_SHARED_CHECK
+    "local n = #KEYS - 1 local lim = tonumber(ARGV[4]) or 0 "
+    "for i = 1, n do local r = check(KEYS[i], lim, true) if r then return r end end "
+    "for i = 1, n do enter(KEYS[i]) end "
+    "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[n + 1]") "end "
+                                                            "return 1",
+    [SCRIPT_SHARED_EXTEND] = LUA_SHARED_PRUNE LUA_SHARED_CHECK
+    "local lim = tonumber(ARGV[4]) or 0 "
+    "for _, k in ipairs(KEYS) do if check(k, lim, false) then return 0 end end "
+    "for _, k in ipairs(KEYS) do enter(k) end "
+    "return 1",
+    [SCRIPT_SHARED_RELEASE] = LUA_SHARED_PRUNE "local n = 0 for _, k in ipairs(KEYS) do "
+                                               "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "
+                                               "n = n + redis.call('hdel', k, ARGV[1]) prune(k) end end "
+                                               "return n",
     [SCRIPT_WRITER_WAIT] =
-        LUA_SHARED_MODE
-        "local n = 0 for _, k in ipairs(KEYS) do "
-        "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "
-        "redis.call('set', k .. ',wwait', '1', 'PX', ARGV[1]) n = n + 1 end end "
-        "return n",
+        LUA_SHARED_MODE "local n = 0 for _, k in ipairs(KEYS) do "
+                        "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "
+                        "redis.call('set', k .. ',wwait', '1', 'PX', ARGV[1]) n = n + 1 end end "
+                        "return n",
 };
 
 const char *pool_script_text(enum pool_script script)
@@ -309,45 +308,45 @@ const char *pool_script_text(enum pool_script script)
 struct master {
     struct pool *pool;
     size_t index;
-    char addr[300];              /* "host:port" for logs */
-    struct master_addr conf;     /* host/port/user/password (owned copies) */
-    redisAsyncContext *ac;       /* NULL while disconnected */
+    char addr[300];          /* "host:port" for logs */
+    struct master_addr conf; /* host/port/user/password (owned copies) */
+    redisAsyncContext *ac;   /* NULL while disconnected */
     enum master_state state;
     struct event *reconnect_timer;
     uint32_t backoff_ms;
-    uint64_t pending;            /* commands sent and not yet answered */
-    uint64_t progress_at;        /* last reply, or when pending rose from 0 */
-    uint64_t ping_sent_us;       /* 0 when no probe is outstanding */
+    uint64_t pending;      /* commands sent and not yet answered */
+    uint64_t progress_at;  /* last reply, or when pending rose from 0 */
+    uint64_t ping_sent_us; /* 0 when no probe is outstanding */
     uint64_t last_ping_ms;
-    uint64_t latency_us;         /* smoothed probe round trip */
-    char run_id[RUN_ID_MAX];     /* from INFO server */
-    uint64_t quarantine_until;   /* restarted: no vote before this time (0 = votes) */
-    uint64_t restarts;           /* run_id changes seen */
-    char marker[RUN_ID_MAX];     /* the marker's value read in the handshake, "" if absent */
-    bool met;                    /* a handshake of this pool has answered */
-    bool had_marker;             /* the marker was there when this pool first met it */
-    bool unverified;             /* young, no marker: quarantined unless the deployment is new */
-    uint64_t recheck_at;         /* unverified: when to read its marker again (0 = not planned) */
-    uint32_t same_as;            /* 1 + index of another entry with this run_id; 0 = none */
+    uint64_t latency_us;       /* smoothed probe round trip */
+    char run_id[RUN_ID_MAX];   /* from INFO server */
+    uint64_t quarantine_until; /* restarted: no vote before this time (0 = votes) */
+    uint64_t restarts;         /* run_id changes seen */
+    char marker[RUN_ID_MAX];   /* the marker's value read in the handshake, "" if absent */
+    bool met;                  /* a handshake of this pool has answered */
+    bool had_marker;           /* the marker was there when this pool first met it */
+    bool unverified;           /* young, no marker: quarantined unless the deployment is new */
+    uint64_t recheck_at;       /* unverified: when to read its marker again (0 = not planned) */
+    uint32_t same_as;          /* 1 + index of another entry with this run_id; 0 = none */
     char last_error[ERROR_TEXT_MAX];
-    char error_word[16];         /* first word of the error replies being seen, "" if none */
-    uint64_t last_error_reply_ms;/* when the last error reply came */
-    bool down_logged;            /* "master down" was logged and no "master up" since */
-    bool quiet;                  /* flapping (down again within MASTER_STABLE_MS of up): its
+    char error_word[16];               /* first word of the error replies being seen, "" if none */
+    uint64_t last_error_reply_ms;      /* when the last error reply came */
+    bool down_logged;                  /* "master down" was logged and no "master up" since */
+    bool quiet;                        /* flapping (down again within MASTER_STABLE_MS of up): its
                                     ups and same-error downs are not logged until it is stable */
-    uint64_t up_since;           /* when it last came up */
+    uint64_t up_since;                 /* when it last came up */
     char logged_error[ERROR_TEXT_MAX]; /* the error of the last "master down" logged */
-    bool script_ok[SCRIPT__COUNT]; /* SCRIPT LOAD answered with the right sha on this connection */
-    struct reply_guard guard;    /* the reader's bounds: size, unsolicited replies */
+    bool script_ok[SCRIPT__COUNT];     /* SCRIPT LOAD answered with the right sha on this connection */
+    struct reply_guard guard;          /* the reader's bounds: size, unsolicited replies */
     /* Fleet waiting's subscriber connection (PROTOCOL.md 8.7): SUBSCRIBE
      * "<key_prefix>,wake"; its messages name released keys. */
     struct bufferevent *sub_bev; /* NULL while disconnected */
     redisReader *sub_reader;
     struct reply_guard sub_guard;
-    struct event *sub_timer;     /* reconnect */
+    struct event *sub_timer; /* reconnect */
     uint32_t sub_backoff_ms;
-    bool sub_auth_pending;       /* AUTH sent, its answer not read yet */
-    bool sub_logged;             /* a failure was logged since it last subscribed */
+    bool sub_auth_pending; /* AUTH sent, its answer not read yet */
+    bool sub_logged;       /* a failure was logged since it last subscribed */
 };
 
 struct pool {
@@ -355,11 +354,11 @@ struct pool {
     struct master *masters;
     size_t nmasters;
     uint32_t stall_ms;
-    uint32_t quarantine_ms;      /* max_ttl_ms: how long a restarted master sits out */
+    uint32_t quarantine_ms; /* max_ttl_ms: how long a restarted master sits out */
     char marker_key[CONFIG_MAX_KEY_PREFIX + sizeof MARKER_SUFFIX]; /* "<key_prefix>,epoch" */
-    bool fresh_decided;          /* known whether no master had the marker (a new deployment) */
-    bool fresh;                  /* ... and none had: every master met was new */
-    uint64_t created_ms;         /* for the log line of a long undecided start */
+    bool fresh_decided;  /* known whether no master had the marker (a new deployment) */
+    bool fresh;          /* ... and none had: every master met was new */
+    uint64_t created_ms; /* for the log line of a long undecided start */
     bool undecided_logged;
     char sha[SCRIPT__COUNT][SHA_HEX + 1]; /* SHA1 of each script, computed here */
     pool_reply_fn *on_reply;
@@ -369,8 +368,8 @@ struct pool {
     struct mem_reply *mem_queue; /* its replies, delivered on the next loop turn */
     size_t mem_len, mem_cap;
     struct event *mem_deliver;
-    pool_wake_fn *on_wake;       /* fleet waiting: a message on wake_channel; NULL: none */
-    bool fleet;                  /* subscribe to wake_channel on every master */
+    pool_wake_fn *on_wake; /* fleet waiting: a message on wake_channel; NULL: none */
+    bool fleet;            /* subscribe to wake_channel on every master */
     char wake_channel[CONFIG_MAX_KEY_PREFIX + sizeof ",wake"];
 };
 
@@ -404,11 +403,11 @@ struct adapter {
     struct event wev;   /* EV_WRITE | EV_PERSIST, added only while writes block */
     struct event flush; /* activated by add_write: one write per loop turn */
     bool reading;
-    bool want_write;    /* hiredis has output (or a connect) pending */
+    bool want_write; /* hiredis has output (or a connect) pending */
     bool wev_added;
     bool flush_queued;
-    bool in_flush;      /* inside on_flush: cleanup must not free yet */
-    bool dead;          /* cleanup ran during on_flush */
+    bool in_flush; /* inside on_flush: cleanup must not free yet */
+    bool dead;     /* cleanup ran during on_flush */
 };
 
 /* Before hiredis reads and parses: bound what the reader buffers (a bulk
@@ -603,11 +602,26 @@ static void summarize_reply(const redisReply *r, struct pool_reply *out)
         return;
     }
     switch (r->type) {
-    case REDIS_REPLY_STATUS: out->kind = POOL_REPLY_OK; out->str = r->str; out->len = r->len; break;
+    case REDIS_REPLY_STATUS:
+        out->kind = POOL_REPLY_OK;
+        out->str = r->str;
+        out->len = r->len;
+        break;
     case REDIS_REPLY_NIL: out->kind = POOL_REPLY_NIL; break;
-    case REDIS_REPLY_INTEGER: out->kind = POOL_REPLY_INTEGER; out->integer = r->integer; break;
-    case REDIS_REPLY_STRING: out->kind = POOL_REPLY_STRING; out->str = r->str; out->len = r->len; break;
-    case REDIS_REPLY_ERROR: out->kind = POOL_REPLY_ERROR; out->str = r->str; out->len = r->len; break;
+    case REDIS_REPLY_INTEGER:
+        out->kind = POOL_REPLY_INTEGER;
+        out->integer = r->integer;
+        break;
+    case REDIS_REPLY_STRING:
+        out->kind = POOL_REPLY_STRING;
+        out->str = r->str;
+        out->len = r->len;
+        break;
+    case REDIS_REPLY_ERROR:
+        out->kind = POOL_REPLY_ERROR;
+        out->str = r->str;
+        out->len = r->len;
+        break;
     default: out->kind = POOL_REPLY_OTHER; break;
     }
 }
@@ -619,8 +633,8 @@ static void note_reply(struct master *m)
 }
 
 static void reload_scripts(struct master *m);
-static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, int argc,
-                         const char **argv, const size_t *lens);
+static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                         const size_t *lens);
 
 #define ERROR_CALM_MS 1000 /* no error reply for this long: the master answers normally again */
 
@@ -863,8 +877,7 @@ static void on_handshake_info(redisAsyncContext *ac, void *reply, void *privdata
     if (r == NULL || m->ac == NULL) return;
     if (r->type != REDIS_REPLY_STRING) {
         char why[ERROR_TEXT_MAX];
-        snprintf(why, sizeof why, "INFO: %.100s",
-                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+        snprintf(why, sizeof why, "INFO: %.100s", r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
         master_drop(m, why);
         return;
     }
@@ -946,8 +959,8 @@ static size_t resp_size(int argc, const size_t *lens)
 
 /* Queue a command on a master's connection. We encode RESP ourselves:
  * hiredis's own formatting (sds, printf-style) was a tenth of the CPU. */
-static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, int argc,
-                         const char **argv, const size_t *lens)
+static int send_internal(struct master *m, redisCallbackFn *fn, void *privdata, int argc, const char **argv,
+                         const size_t *lens)
 {
     if (m->ac == NULL) return -1;
     char stackbuf[RESP_STACK_BYTES];
@@ -1093,12 +1106,12 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg)
             const char *argv[] = {"GET", p->marker_key};
             size_t lens[] = {3, strlen(p->marker_key)};
             m->recheck_at = UINT64_MAX; /* sent: on_recheck_marker decides */
-            if (send_internal(m, on_recheck_marker, NULL, 2, argv, lens) != 0) m->recheck_at = now + MARKER_RECHECK_MS;
+            if (send_internal(m, on_recheck_marker, NULL, 2, argv, lens) != 0)
+                m->recheck_at = now + MARKER_RECHECK_MS;
         }
         if (m->pending > 0 && now - m->progress_at > p->stall_ms) {
             char why[64];
-            snprintf(why, sizeof why, "no reply for %llu ms",
-                     (unsigned long long)(now - m->progress_at));
+            snprintf(why, sizeof why, "no reply for %llu ms", (unsigned long long)(now - m->progress_at));
             master_set_state(m, MASTER_DOWN, why);
             redisAsyncFree(m->ac); /* calls back every pending command with no reply */
             continue;
@@ -1145,7 +1158,8 @@ static bool sub_on_reply(struct master *m, const redisReply *r)
         if (m->sub_logged) log_info("msg=\"wake-up subscription back\" master=%s", m->addr);
         m->sub_logged = false;
     } else if (kind->len == 7 && memcmp(kind->str, "message", 7) == 0 && msg->type == REDIS_REPLY_STRING &&
-               msg->len > 0 && msg->len <= PROTO_MAX_RESOURCE_BYTES + CONFIG_MAX_KEY_PREFIX + 80 && p->on_wake != NULL) {
+               msg->len > 0 && msg->len <= PROTO_MAX_RESOURCE_BYTES + CONFIG_MAX_KEY_PREFIX + 80 &&
+               p->on_wake != NULL) {
         p->on_wake(p->userdata, m->index, msg->str, msg->len);
     }
     return true;
@@ -1229,7 +1243,8 @@ static void sub_on_event(struct bufferevent *bev, short what, void *arg)
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         char why[ERROR_TEXT_MAX];
         int err = EVUTIL_SOCKET_ERROR();
-        snprintf(why, sizeof why, "%s", (what & BEV_EVENT_EOF) ? "connection closed" : evutil_socket_error_to_string(err));
+        snprintf(why, sizeof why, "%s",
+                 (what & BEV_EVENT_EOF) ? "connection closed" : evutil_socket_error_to_string(err));
         sub_drop(m, why, true);
     }
 }
@@ -1250,8 +1265,8 @@ static void sub_drop(struct master *m, const char *why, bool reconnect)
     /* A master that is down says so itself ("master down"): only the loss
      * of the subscription alone is news. */
     if (why != NULL && !m->sub_logged && m->state == MASTER_UP) {
-        log_warn("msg=\"wake-up subscription lost; waiters poll until it is back\" master=%s error=\"%s\"", m->addr,
-                 why);
+        log_warn("msg=\"wake-up subscription lost; waiters poll until it is back\" master=%s error=\"%s\"",
+                 m->addr, why);
         m->sub_logged = true;
     }
     if (!reconnect || m->sub_timer == NULL) return;
@@ -1289,7 +1304,10 @@ static void on_sub_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- public API ---- */
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
 
 /* ---- the memory backend ---- */
 
@@ -1393,8 +1411,8 @@ struct pool *pool_new(struct event_base *base, const struct config *cfg, pool_re
         m->sub_timer = evtimer_new(base, on_sub_timer, m);
         m->sub_backoff_ms = RECONNECT_MIN_MS;
         p->nmasters = i + 1;
-        if (m->conf.host == NULL || m->reconnect_timer == NULL || m->sub_timer == NULL || (a->user && !m->conf.user) ||
-            (a->password && !m->conf.password))
+        if (m->conf.host == NULL || m->reconnect_timer == NULL || m->sub_timer == NULL ||
+            (a->user && !m->conf.user) || (a->password && !m->conf.password))
             goto fail;
     }
     struct timeval tick = {0, WATCHDOG_TICK_MS * 1000};
@@ -1441,7 +1459,10 @@ void pool_free(struct pool *p)
     reply_pool_free_all(); /* only the cache: no reply is alive between loop turns */
 }
 
-size_t pool_size(const struct pool *p) { return p->nmasters; }
+size_t pool_size(const struct pool *p)
+{
+    return p->nmasters;
+}
 
 uint64_t pool_pending(const struct pool *p)
 {
@@ -1464,7 +1485,10 @@ uint64_t pool_backlog(const struct pool *p)
     return n == 0 ? 0 : pending[n / 2];
 }
 
-size_t pool_quorum(const struct pool *p) { return p->nmasters / 2 + 1; }
+size_t pool_quorum(const struct pool *p)
+{
+    return p->nmasters / 2 + 1;
+}
 
 size_t pool_up_count(const struct pool *p)
 {
@@ -1547,9 +1571,9 @@ int pool_command(struct pool *p, size_t master, uintptr_t tag, int argc, const c
 
 #define SCRIPT_MAX_ARGS 1040 /* EVALSHA sha nkeys + up to 1024 keys + a few args */
 
-int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script script,
-                size_t nkeys, const char *const *keys, const size_t *keylens, size_t nargs,
-                const char *const *args, const size_t *arglens)
+int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script script, size_t nkeys,
+                const char *const *keys, const size_t *keylens, size_t nargs, const char *const *args,
+                const size_t *arglens)
 {
     if (p->mem != NULL) {
         struct pool_reply r;

@@ -27,19 +27,19 @@ struct pool;
 
 /* The Lua scripts the daemon runs (see redis_pool.c for their text). */
 enum pool_script {
-    SCRIPT_ACQUIRE_MULTI, /* all-or-nothing SET NX PX of several keys */
-    SCRIPT_EXTEND,        /* compare-and-pexpire; re-sets keys a master forgot */
-    SCRIPT_RELEASE,       /* compare-and-delete */
-    SCRIPT_INSPECT,       /* "<pttl> <value>" of a key, or "" when absent */
-    SCRIPT_ACQUIRE_FENCED,/* all-or-nothing SET NX PX, returning the next fence (-1: none) */
-    SCRIPT_FENCE_RAISE,   /* raise fence counters to at least a value */
-    SCRIPT_HANDOFF,       /* compare-and-swap the token to the next holder; fleet: may yield */
-    SCRIPT_ACQUIRE_FLEET, /* SET NX PX of one key honouring reservations; registers a refused waiter */
-    SCRIPT_UNREGISTER,    /* take this daemon out of a key's waiter registry */
-    SCRIPT_SHARED_ACQUIRE,/* admit a SHARED / PERMITS holder into the keys' holder hashes */
-    SCRIPT_SHARED_EXTEND, /* renew (or re-admit) a holder's entries */
-    SCRIPT_SHARED_RELEASE,/* remove a holder's entries; delete a key left with none */
-    SCRIPT_WRITER_WAIT,   /* an exclusive waiter marks shared keys "<key>,wwait" */
+    SCRIPT_ACQUIRE_MULTI,  /* all-or-nothing SET NX PX of several keys */
+    SCRIPT_EXTEND,         /* compare-and-pexpire; re-sets keys a master forgot */
+    SCRIPT_RELEASE,        /* compare-and-delete */
+    SCRIPT_INSPECT,        /* "<pttl> <value>" of a key, or "" when absent */
+    SCRIPT_ACQUIRE_FENCED, /* all-or-nothing SET NX PX, returning the next fence (-1: none) */
+    SCRIPT_FENCE_RAISE,    /* raise fence counters to at least a value */
+    SCRIPT_HANDOFF,        /* compare-and-swap the token to the next holder; fleet: may yield */
+    SCRIPT_ACQUIRE_FLEET,  /* SET NX PX of one key honouring reservations; registers a refused waiter */
+    SCRIPT_UNREGISTER,     /* take this daemon out of a key's waiter registry */
+    SCRIPT_SHARED_ACQUIRE, /* admit a SHARED / PERMITS holder into the keys' holder hashes */
+    SCRIPT_SHARED_EXTEND,  /* renew (or re-admit) a holder's entries */
+    SCRIPT_SHARED_RELEASE, /* remove a holder's entries; delete a key left with none */
+    SCRIPT_WRITER_WAIT,    /* an exclusive waiter marks shared keys "<key>,wwait" */
     SCRIPT__COUNT
 };
 
@@ -80,14 +80,13 @@ enum pool_reply_kind {
 
 struct pool_reply {
     enum pool_reply_kind kind;
-    long long integer;   /* POOL_REPLY_INTEGER */
-    const char *str;     /* STRING / ERROR text, valid during the callback only */
+    long long integer; /* POOL_REPLY_INTEGER */
+    const char *str;   /* STRING / ERROR text, valid during the callback only */
     size_t len;
 };
 
 /* Called once per tagged command. master is the master's index. */
-typedef void pool_reply_fn(void *userdata, size_t master, uintptr_t tag,
-                           const struct pool_reply *reply);
+typedef void pool_reply_fn(void *userdata, size_t master, uintptr_t tag, const struct pool_reply *reply);
 
 /* Master states, reported by INFO and logged on change. */
 enum master_state {
@@ -97,7 +96,7 @@ enum master_state {
 };
 
 struct master_status {
-    const char *addr;       /* "host:port" */
+    const char *addr; /* "host:port" */
     enum master_state state;
     const char *last_error; /* "" when none */
     uint64_t latency_us;    /* smoothed round-trip time */
@@ -158,8 +157,8 @@ int pool_command(struct pool *p, size_t master, uintptr_t tag, int argc, const c
 
 /* Run a script: EVALSHA once its SHA is known, else EVAL. keys[] and args[]
  * as (pointer, length) pairs. Same return as pool_command(). */
-int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script script,
-                size_t nkeys, const char *const *keys, const size_t *keylens, size_t nargs,
-                const char *const *args, const size_t *arglens);
+int pool_script(struct pool *p, size_t master, uintptr_t tag, enum pool_script script, size_t nkeys,
+                const char *const *keys, const size_t *keylens, size_t nargs, const char *const *args,
+                const size_t *arglens);
 
 #endif

@@ -41,36 +41,36 @@
 
 struct rl_op {
     struct rl_engine *engine;
-    struct pool *pool;      /* the master set this op was sent to */
+    struct pool *pool; /* the master set this op was sent to */
     uint32_t slot;
-    uintptr_t gen;          /* bumped when the op is freed; 0 never used */
+    uintptr_t gen; /* bumped when the op is freed; 0 never used */
     bool active;
     enum rl_kind kind;
     uint32_t ttl_ms;
     uint64_t started_ms;
-    unsigned sent;          /* masters the command went to */
+    unsigned sent; /* masters the command went to */
     unsigned granted;
-    unsigned refused;       /* answered but did not grant (busy / taken) */
-    unsigned replied;       /* any reply, including errors */
-    bool fenced;            /* ACQUIRE hands out a fence */
-    bool pipelined_fence;   /* ... by SET NX + INCR instead of a script */
-    uint64_t granted_mask;  /* masters (the first 64) that granted */
-    unsigned fence_answers; /* granting masters whose fence reply came, usable or not */
-    unsigned fences;        /* ... usable fences among them (1..POOL_FENCE_MAX) */
-    unsigned bad_fences;    /* ... unusable: an exhausted or foreign counter */
-    bool preempted;         /* EXTEND: a master said a higher priority holds the key */
-    unsigned yielded;       /* HANDOFF: masters that yielded to another daemon (also refused) */
-    unsigned need;          /* grants needed when above the quorum (PERMITS), else 0 */
-    char mode_conflict[32]; /* shared ACQUIRE: another mode a master reported */
-    uint64_t fence_max, fence_min; /* over the usable fences */
-    uint64_t *fence_votes;  /* every usable fence once two differ (NULL while all agree) */
-    bool fence_votes_failed;/* ... out of memory for them: the largest is the fence */
-    uint64_t deadline_ms;   /* decided with what it has by then */
+    unsigned refused;                 /* answered but did not grant (busy / taken) */
+    unsigned replied;                 /* any reply, including errors */
+    bool fenced;                      /* ACQUIRE hands out a fence */
+    bool pipelined_fence;             /* ... by SET NX + INCR instead of a script */
+    uint64_t granted_mask;            /* masters (the first 64) that granted */
+    unsigned fence_answers;           /* granting masters whose fence reply came, usable or not */
+    unsigned fences;                  /* ... usable fences among them (1..POOL_FENCE_MAX) */
+    unsigned bad_fences;              /* ... unusable: an exhausted or foreign counter */
+    bool preempted;                   /* EXTEND: a master said a higher priority holds the key */
+    unsigned yielded;                 /* HANDOFF: masters that yielded to another daemon (also refused) */
+    unsigned need;                    /* grants needed when above the quorum (PERMITS), else 0 */
+    char mode_conflict[32];           /* shared ACQUIRE: another mode a master reported */
+    uint64_t fence_max, fence_min;    /* over the usable fences */
+    uint64_t *fence_votes;            /* every usable fence once two differ (NULL while all agree) */
+    bool fence_votes_failed;          /* ... out of memory for them: the largest is the fence */
+    uint64_t deadline_ms;             /* decided with what it has by then */
     TAILQ_ENTRY(rl_op) deadline_link; /* in engine->deadlines while active */
     rl_done_fn *done;
-    rl_each_fn *each;       /* RL_INSPECT only */
+    rl_each_fn *each; /* RL_INSPECT only */
     void *ctx;
-    uint32_t next_free;     /* free list link */
+    uint32_t next_free; /* free list link */
 };
 
 #define MAX_DRAINING_POOLS 4
@@ -80,7 +80,7 @@ struct rl_op {
 /* A master set replaced by a reload, kept until its ops and commands end. */
 struct draining_pool {
     struct pool *pool;
-    unsigned ops;          /* ops still counting its votes */
+    unsigned ops; /* ops still counting its votes */
     uint64_t since_ms;
 };
 
@@ -91,23 +91,23 @@ struct op_ref {
 
 struct rl_engine {
     struct event_base *base;
-    struct pool *pool;      /* the current master set */
+    struct pool *pool; /* the current master set */
     struct draining_pool draining[MAX_DRAINING_POOLS];
     struct event *drain_timer;
     uint32_t timeout_ms;
     double drift_factor;
     TAILQ_HEAD(rl_op_queue, rl_op) deadlines; /* active ops, earliest deadline first */
     struct event *deadline_timer;
-    uint64_t deadline_armed; /* the deadline it is armed for, 0 when not */
+    uint64_t deadline_armed;   /* the deadline it is armed for, 0 when not */
     struct op_ref *decide_now; /* ops to decide on the next turn */
     size_t ndecide_now, decide_now_cap;
     struct event *decide_now_event;
     struct rl_op *pages[OP_MAX_PAGES];
-    uint32_t nslots;        /* slots allocated so far */
-    uint32_t free_head;     /* UINT32_MAX when empty */
-    unsigned inflight;      /* ops started and not yet decided */
+    uint32_t nslots;          /* slots allocated so far */
+    uint32_t free_head;       /* UINT32_MAX when empty */
+    unsigned inflight;        /* ops started and not yet decided */
     uint64_t fence_warned_ms; /* when an unusable fence counter was last logged */
-    rl_wake_fn *wake;       /* fleet waiting: a master's wake-up message, or NULL */
+    rl_wake_fn *wake;         /* fleet waiting: a master's wake-up message, or NULL */
     void *wake_ctx;
 };
 
@@ -117,8 +117,7 @@ static struct rl_op *op_at(struct rl_engine *e, uint32_t slot)
     return &e->pages[slot / OP_PAGE_SLOTS][slot % OP_PAGE_SLOTS];
 }
 
-static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
-                          const struct pool_reply *reply);
+static void on_pool_reply(void *userdata, size_t master, uintptr_t tag, const struct pool_reply *reply);
 
 /* A master's wake-up message (fleet waiting): to whoever asked. */
 static void on_pool_wake(void *userdata, size_t master, const char *key, size_t len)
@@ -254,8 +253,7 @@ enum rl_verdict rl_decide(const struct rl_votes *v, bool final)
         /* Done once a majority answered (the rest still get the delete). */
         return final || outstanding == 0 || v->replied >= v->quorum ? RL_V_DONE : RL_V_WAIT;
     case RL_INSPECT:
-    case RL_MARK:
-        return final || outstanding == 0 ? RL_V_DONE : RL_V_WAIT;
+    case RL_MARK: return final || outstanding == 0 ? RL_V_DONE : RL_V_WAIT;
     }
     return RL_V_WAIT;
 }
@@ -335,8 +333,7 @@ static bool op_try_decide(struct rl_op *op, bool final)
         .yielded = op->yielded,
     };
     switch (rl_decide(&v, final)) {
-    case RL_V_WAIT:
-        return false;
+    case RL_V_WAIT: return false;
     case RL_V_GRANTED:
         out.validity_ms = rl_validity_ms(op->ttl_ms, now_ms() - op->started_ms, e->drift_factor);
         out.result = out.validity_ms > 0 || op->kind == RL_FENCE ? RL_OK : RL_TOOSLOW;
@@ -440,8 +437,7 @@ static void note_fence(struct rl_op *op, size_t master, const struct pool_reply 
 }
 
 /* Count one master's vote. */
-static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
-                          const struct pool_reply *r)
+static void on_pool_reply(void *userdata, size_t master, uintptr_t tag, const struct pool_reply *r)
 {
     struct rl_engine *e = userdata;
     uint32_t slot = (uint32_t)(tag & TAG_SLOT_MASK);
@@ -484,8 +480,7 @@ static void on_pool_reply(void *userdata, size_t master, uintptr_t tag,
             }
         }
         break;
-    case RL_MARK:
-        break;
+    case RL_MARK: break;
     case RL_FENCE:
         if (r->kind == POOL_REPLY_INTEGER && r->integer == 1) op->granted++;
         break;
@@ -556,8 +551,8 @@ static void op_init(struct rl_engine *e, struct rl_op *op, enum rl_kind kind, co
     op->ctx = ctx;
     op->sent = op->granted = op->refused = op->replied = op->yielded = 0;
     op->fenced = (kind == RL_ACQUIRE || kind == RL_HANDOFF) && t->fenced;
-    op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0 && t->node == NULL &&
-                          t->mode == NULL;
+    op->pipelined_fence = kind == RL_ACQUIRE && t->fenced && t->nkeys == 1 && t->priority == 0 &&
+                          t->node == NULL && t->mode == NULL;
     op->granted_mask = 0;
     op->fence_answers = op->fences = op->bad_fences = 0;
     op->fence_votes_failed = false;
@@ -585,14 +580,14 @@ static void op_queue_deadline(struct rl_engine *e, struct rl_op *op)
 
 /* The ARGV of an op's command, built once for every master. */
 struct op_argv {
-    char ttl[PROTO_U64_DIGITS];  /* the TTL, or RL_FENCE's fence */
+    char ttl[PROTO_U64_DIGITS]; /* the TTL, or RL_FENCE's fence */
     size_t ttl_len;
     char prio[PROTO_U64_DIGITS];
     size_t prio_len;
     size_t token_len;
     const char *args[3 + PROTO_MAX_RESOURCES];
     size_t arglens[3 + PROTO_MAX_RESOURCES];
-    size_t acquire_nargs;        /* ARGV count of a scripted ACQUIRE */
+    size_t acquire_nargs; /* ARGV count of a scripted ACQUIRE */
     /* Fleet waiting's numbers (rl_target) as text. */
     char age[PROTO_U64_DIGITS], streak[PROTO_U64_DIGITS], streak_max[PROTO_U64_DIGITS];
     char reserve[PROTO_U64_DIGITS], registry[PROTO_U64_DIGITS];
@@ -636,17 +631,19 @@ static void op_argv_build(enum rl_kind kind, const struct rl_target *t, struct o
 /* A shared or PERMITS lock's command (redis_pool.c LUA_SHARED_*): ACQUIRE
  * ARGV token, ttl, mode, limit, fenced with the fence counter after the
  * keys; EXTEND token, ttl, mode, limit; RELEASE token. */
-static int send_shared(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, const struct op_argv *a,
-                       size_t m, uintptr_t tag)
+static int send_shared(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
+                       const struct op_argv *a, size_t m, uintptr_t tag)
 {
     char lim[PROTO_U64_DIGITS];
     const char *args[5] = {t->token, a->ttl, t->mode, lim, t->fenced ? "1" : "0"};
     size_t lens[5] = {a->token_len, a->ttl_len, strlen(t->mode), proto_put_u64(lim, t->limit), 1};
     if (kind == RL_RELEASE)
-        return pool_script(e->pool, m, tag, SCRIPT_SHARED_RELEASE, t->nkeys, t->keys, t->keylens, 1, args, lens);
+        return pool_script(e->pool, m, tag, SCRIPT_SHARED_RELEASE, t->nkeys, t->keys, t->keylens, 1, args,
+                           lens);
     if (kind == RL_EXTEND)
         return pool_script(e->pool, m, tag, SCRIPT_SHARED_EXTEND, t->nkeys, t->keys, t->keylens, 4, args, lens);
-    return pool_script(e->pool, m, tag, SCRIPT_SHARED_ACQUIRE, t->nkeys + 1, t->keys, t->keylens, 5, args, lens);
+    return pool_script(e->pool, m, tag, SCRIPT_SHARED_ACQUIRE, t->nkeys + 1, t->keys, t->keylens, 5, args,
+                       lens);
 }
 
 /* Queue the op's command (tagged tag) to master m. Returns 0 when it was
@@ -660,11 +657,13 @@ static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_targe
     const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
     size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
     if (kind == RL_HANDOFF) {
-        const char *hargs[12] = {t->old_token, t->token, a->ttl, a->prio, t->fenced ? "1" : "0", t->node,
-                                 a->age, a->streak, a->streak_max, a->reserve, t->wake_channel, a->registry};
-        size_t hlens[12] = {strlen(t->old_token), a->token_len, a->ttl_len, a->prio_len, 1, POOL_NODE_ID_LEN,
-                            a->age_len, a->streak_len, a->streak_max_len, a->reserve_len, t->wake_channel_len,
-                            a->registry_len};
+        const char *hargs[12] = {t->old_token,          t->token,   a->ttl,          a->prio,
+                                 t->fenced ? "1" : "0", t->node,    a->age,          a->streak,
+                                 a->streak_max,         a->reserve, t->wake_channel, a->registry};
+        size_t hlens[12] = {
+            strlen(t->old_token), a->token_len,   a->ttl_len,    a->prio_len,       1,
+            POOL_NODE_ID_LEN,     a->age_len,     a->streak_len, a->streak_max_len, a->reserve_len,
+            t->wake_channel_len,  a->registry_len};
         return pool_script(e->pool, m, tag, SCRIPT_HANDOFF, 2, hkeys, hkeylens, t->node != NULL ? 12 : 5, hargs,
                            hlens);
     }
@@ -701,16 +700,12 @@ static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_targe
         return rc;
     }
     static const enum pool_script script_of[] = {
-        [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI,
-        [RL_EXTEND] = SCRIPT_EXTEND,
-        [RL_RELEASE] = SCRIPT_RELEASE,
-        [RL_INSPECT] = SCRIPT_INSPECT,
-        [RL_FENCE] = SCRIPT_FENCE_RAISE,
-        [RL_HANDOFF] = SCRIPT_HANDOFF,
+        [RL_ACQUIRE] = SCRIPT_ACQUIRE_MULTI, [RL_EXTEND] = SCRIPT_EXTEND,     [RL_RELEASE] = SCRIPT_RELEASE,
+        [RL_INSPECT] = SCRIPT_INSPECT,       [RL_FENCE] = SCRIPT_FENCE_RAISE, [RL_HANDOFF] = SCRIPT_HANDOFF,
         [RL_UNREGISTER] = SCRIPT_UNREGISTER,
     };
-    static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3, [RL_RELEASE] = 1,
-                                      [RL_INSPECT] = 0, [RL_FENCE] = 1, [RL_HANDOFF] = 5, [RL_UNREGISTER] = 2};
+    static const size_t nargs_of[] = {[RL_ACQUIRE] = 3, [RL_EXTEND] = 3,  [RL_RELEASE] = 1,   [RL_INSPECT] = 0,
+                                      [RL_FENCE] = 1,   [RL_HANDOFF] = 5, [RL_UNREGISTER] = 2};
     enum pool_script script = script_of[kind];
     const char *const *keys = t->keys;
     const size_t *keylens = t->keylens;
@@ -734,8 +729,8 @@ static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_targe
  * latest at its deadline; never from inside this call. Returns 0, or -1
  * when no op slot could be allocated (nothing sent, done never called).
  */
-static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
-                    rl_done_fn *done, rl_each_fn *each, void *ctx)
+static int op_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
+                    rl_each_fn *each, void *ctx)
 {
     assert(t->token != NULL && t->nkeys >= 1 && t->nkeys <= PROTO_MAX_RESOURCES);
     assert(kind != RL_HANDOFF || (t->old_token != NULL && t->nkeys == 1));
@@ -780,8 +775,7 @@ static void send_mark_untracked(struct rl_engine *e, const struct rl_target *t)
 }
 
 /* See redlock_engine.h: a RELEASE nobody waits for goes untracked. */
-int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
-             void *ctx)
+int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done, void *ctx)
 {
     if ((kind == RL_RELEASE || kind == RL_UNREGISTER) && done == NULL) {
         send_release_untracked(e, kind, t);
@@ -796,8 +790,7 @@ int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, 
 }
 
 /* See redlock_engine.h. */
-int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done,
-               void *ctx)
+int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done, void *ctx)
 {
     return op_start(e, RL_INSPECT, t, done, each, ctx);
 }
@@ -932,6 +925,12 @@ void rl_engine_free(struct rl_engine *e)
     free(e);
 }
 
-struct pool *rl_engine_pool(struct rl_engine *e) { return e->pool; }
+struct pool *rl_engine_pool(struct rl_engine *e)
+{
+    return e->pool;
+}
 
-unsigned rl_engine_inflight(const struct rl_engine *e) { return e->inflight; }
+unsigned rl_engine_inflight(const struct rl_engine *e)
+{
+    return e->inflight;
+}

@@ -24,36 +24,36 @@ enum rl_kind {
     RL_ACQUIRE,
     RL_EXTEND,
     RL_RELEASE,
-    RL_INSPECT, /* read-only: each master's value and PTTL of keys[0] */
-    RL_FENCE,   /* raise the fence counter keys[nkeys] to at least t->fence */
-    RL_HANDOFF, /* one key from t->old_token straight to t->token (counted like ACQUIRE) */
+    RL_INSPECT,    /* read-only: each master's value and PTTL of keys[0] */
+    RL_FENCE,      /* raise the fence counter keys[nkeys] to at least t->fence */
+    RL_HANDOFF,    /* one key from t->old_token straight to t->token (counted like ACQUIRE) */
     RL_UNREGISTER, /* fleet waiting: take t->node out of keys[0]'s waiter registry (done NULL only) */
-    RL_MARK,    /* fire and forget: an exclusive waiter marks shared keys (t->ttl_ms long) */
+    RL_MARK,       /* fire and forget: an exclusive waiter marks shared keys (t->ttl_ms long) */
 };
 
 enum rl_result {
-    RL_OK,       /* ACQUIRE/EXTEND: a majority granted and validity > 0; RELEASE: sent */
-    RL_BUSY,     /* ACQUIRE: a majority answered but too few granted */
-    RL_NOQUORUM, /* too few masters answered in time */
-    RL_TOOSLOW,  /* a majority granted, but after the TTL's validity was used up */
-    RL_TAKEN,    /* EXTEND: a master holds a key with another token */
-    RL_PREEMPTED,/* EXTEND: ... and that holder has a higher priority */
-    RL_BADFENCE, /* fenced ACQUIRE: a majority granted, but fewer than a majority of fence
+    RL_OK,        /* ACQUIRE/EXTEND: a majority granted and validity > 0; RELEASE: sent */
+    RL_BUSY,      /* ACQUIRE: a majority answered but too few granted */
+    RL_NOQUORUM,  /* too few masters answered in time */
+    RL_TOOSLOW,   /* a majority granted, but after the TTL's validity was used up */
+    RL_TAKEN,     /* EXTEND: a master holds a key with another token */
+    RL_PREEMPTED, /* EXTEND: ... and that holder has a higher priority */
+    RL_BADFENCE,  /* fenced ACQUIRE: a majority granted, but fewer than a majority of fence
                     counters could give a fence (exhausted, or not written by redlockd), or
                     the fence would have to be raised above 2^52 (PROTOCOL.md 8.4) */
 };
 
 struct rl_outcome {
     enum rl_result result;
-    unsigned granted;     /* masters that took / extended / deleted */
-    unsigned answered;    /* masters that answered in time (granted or refused) */
-    unsigned total;       /* masters configured */
-    uint64_t validity_ms; /* RL_OK of ACQUIRE/EXTEND: ttl - elapsed - drift */
-    uint64_t started_ms;  /* CLOCK_MONOTONIC ms when this attempt was first sent */
-    uint64_t fence;       /* fenced ACQUIRE: the fence a majority vouches for (PROTOCOL.md 8.4) */
-    bool fence_agreed;    /* ... no granting master gave less: no counter needs raising */
-    unsigned bad_fences;  /* RL_BADFENCE: granting masters whose counters could not give it */
-    unsigned yielded;     /* RL_HANDOFF: masters that yielded the key to another daemon's waiters
+    unsigned granted;       /* masters that took / extended / deleted */
+    unsigned answered;      /* masters that answered in time (granted or refused) */
+    unsigned total;         /* masters configured */
+    uint64_t validity_ms;   /* RL_OK of ACQUIRE/EXTEND: ttl - elapsed - drift */
+    uint64_t started_ms;    /* CLOCK_MONOTONIC ms when this attempt was first sent */
+    uint64_t fence;         /* fenced ACQUIRE: the fence a majority vouches for (PROTOCOL.md 8.4) */
+    bool fence_agreed;      /* ... no granting master gave less: no counter needs raising */
+    unsigned bad_fences;    /* RL_BADFENCE: granting masters whose counters could not give it */
+    unsigned yielded;       /* RL_HANDOFF: masters that yielded the key to another daemon's waiters
                              (counted as refusals; PROTOCOL.md 8.7) */
     char mode_conflict[32]; /* shared ACQUIRE: a master holds the key in this other mode
                                ("shared", "permits <n>"), "" when none said so */
@@ -70,31 +70,31 @@ struct rl_target {
     const char *const *keys; /* full Redis keys (prefix + resource), then keys[nkeys]: the
                                 fence counter (ACQUIRE and HANDOFF when fenced, RL_FENCE) */
     const size_t *keylens;
-    size_t nkeys;            /* lock keys (not counting the fence counter) */
-    const char *token;       /* PROTO_LOCK_ID_LEN hex chars */
+    size_t nkeys;      /* lock keys (not counting the fence counter) */
+    const char *token; /* PROTO_LOCK_ID_LEN hex chars */
     uint32_t ttl_ms;
-    bool fenced;             /* ACQUIRE, HANDOFF: also hand out a fence */
-    uint32_t priority;       /* ACQUIRE, EXTEND: the lock's priority, 0 = none */
-    uint64_t fence;          /* RL_FENCE: the value to raise the counters to */
-    const char *old_token;   /* RL_HANDOFF: the releasing holder's token */
-    const char *const *known;/* ACQUIRE with priority: per lock key, the token of this
+    bool fenced;              /* ACQUIRE, HANDOFF: also hand out a fence */
+    uint32_t priority;        /* ACQUIRE, EXTEND: the lock's priority, 0 = none */
+    uint64_t fence;           /* RL_FENCE: the value to raise the counters to */
+    const char *old_token;    /* RL_HANDOFF: the releasing holder's token */
+    const char *const *known; /* ACQUIRE with priority: per lock key, the token of this
                                 daemon's own holder that the lock may preempt, or NULL
                                 (NULL array: none). Proof that redlockd wrote the key. */
     /* Fleet waiting (PROTOCOL.md 8.7), NULL node: off. ACQUIRE of one key
      * without priority: honour reservations, register when refused. HANDOFF: may
      * yield to another node's older waiters. RELEASE: reserve for and wake the
      * registered. UNREGISTER: drop node's entry. */
-    const char *node;        /* this daemon's node id (POOL_NODE_ID_LEN hex) */
-    const char *wake_channel;/* "<key_prefix>,wake" */
+    const char *node;         /* this daemon's node id (POOL_NODE_ID_LEN hex) */
+    const char *wake_channel; /* "<key_prefix>,wake" */
     size_t wake_channel_len;
-    uint64_t wait_age_ms;    /* HANDOFF: how long the local waiter has waited */
-    uint32_t streak;         /* HANDOFF: consecutive local hand-offs of the key before this one */
-    uint32_t streak_max;     /* HANDOFF: at this streak, yield to any registered node */
-    uint32_t registry_ms;    /* a registration lasts this long unless refreshed */
-    uint32_t reserve_ms;     /* a reservation for a woken node lasts this long */
-    const char *mode;        /* ACQUIRE, EXTEND, RELEASE: NULL for an exclusive lock, else
+    uint64_t wait_age_ms; /* HANDOFF: how long the local waiter has waited */
+    uint32_t streak;      /* HANDOFF: consecutive local hand-offs of the key before this one */
+    uint32_t streak_max;  /* HANDOFF: at this streak, yield to any registered node */
+    uint32_t registry_ms; /* a registration lasts this long unless refreshed */
+    uint32_t reserve_ms;  /* a reservation for a woken node lasts this long */
+    const char *mode;     /* ACQUIRE, EXTEND, RELEASE: NULL for an exclusive lock, else
                                 "shared" or "permits <n>" (the holder-hash scripts) */
-    uint32_t limit;          /* ... PERMITS n (0: SHARED, no limit) */
+    uint32_t limit;       /* ... PERMITS n (0: SHARED, no limit) */
 };
 
 /* Grants a PERMITS n lock needs out of N masters: the smallest q with
@@ -122,12 +122,10 @@ int rl_engine_set_masters(struct rl_engine *e, const struct config *cfg);
  * be NULL for fire-and-forget (clean-up deletes). Returns 0, or -1 when out
  * of memory (done is then not called).
  */
-int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
-             void *ctx);
+int rl_start(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done, void *ctx);
 /* RL_INSPECT of t->keys[0]: each(ctx, ...) per answering master, then done
  * once every master answered or the deadline passed. */
-int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done,
-               void *ctx);
+int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each, rl_done_fn *done, void *ctx);
 
 /*
  * The vote arithmetic of one attempt, without I/O: what a test can drive.
@@ -136,18 +134,18 @@ int rl_inspect(struct rl_engine *e, const struct rl_target *t, rl_each_fn *each,
  */
 struct rl_votes {
     enum rl_kind kind;
-    unsigned total;         /* masters configured (N) */
-    unsigned quorum;        /* N/2 + 1 (Q) */
-    unsigned need;          /* grants needed when above Q (PERMITS), else 0: Q */
-    unsigned sent;          /* masters the command went to */
-    unsigned replied;       /* any reply, including errors and non-voting masters */
-    unsigned granted;       /* voting masters that took / extended / deleted */
-    unsigned refused;       /* voting masters that answered no (another token) */
-    bool preempted;         /* EXTEND: some refusal was a higher priority's */
-    bool fenced;            /* ACQUIRE/HANDOFF hands out a fence */
-    unsigned fence_answers; /* granting masters whose fence reply came */
-    unsigned fences;        /* ... usable fences among them */
-    unsigned bad_fences;    /* ... unusable ones */
+    unsigned total;                /* masters configured (N) */
+    unsigned quorum;               /* N/2 + 1 (Q) */
+    unsigned need;                 /* grants needed when above Q (PERMITS), else 0: Q */
+    unsigned sent;                 /* masters the command went to */
+    unsigned replied;              /* any reply, including errors and non-voting masters */
+    unsigned granted;              /* voting masters that took / extended / deleted */
+    unsigned refused;              /* voting masters that answered no (another token) */
+    bool preempted;                /* EXTEND: some refusal was a higher priority's */
+    bool fenced;                   /* ACQUIRE/HANDOFF hands out a fence */
+    unsigned fence_answers;        /* granting masters whose fence reply came */
+    unsigned fences;               /* ... usable fences among them */
+    unsigned bad_fences;           /* ... unusable ones */
     uint64_t fence_min, fence_max; /* over the usable fences */
 };
 

@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INLINE_STR_BYTES 48  /* a lock id, a sha, "OK", an integer as text */
-#define MAX_KEPT 1024        /* free objects kept for reuse */
+#define INLINE_STR_BYTES 48 /* a lock id, a sha, "OK", an integer as text */
+#define MAX_KEPT 1024       /* free objects kept for reuse */
 
 struct pooled_reply {
     redisReply r; /* first: hiredis and our callbacks see a redisReply */
@@ -113,7 +113,8 @@ static void *create_array(const redisReadTask *task, int elements)
 {
     if (elements > REPLY_MAX_ELEMENTS) /* the reader fails: see reply_pool.h */
         return refuse(task, "array reply too long");
-    if (!charge(task, sizeof(struct pooled_reply) + (size_t)(elements > 0 ? elements : 0) * sizeof(redisReply *)))
+    if (!charge(task,
+                sizeof(struct pooled_reply) + (size_t)(elements > 0 ? elements : 0) * sizeof(redisReply *)))
         return refuse(task, "reply too large");
     if (elements <= 0) {
         const char *why = check_complete(task);

@@ -8,7 +8,10 @@
 
 #define TABLE_MIN_BUCKETS 64
 
-void table_init(struct table *t) { memset(t, 0, sizeof *t); }
+void table_init(struct table *t)
+{
+    memset(t, 0, sizeof *t);
+}
 
 void table_destroy(struct table *t)
 {

@@ -12,7 +12,7 @@
 struct table_node {
     struct table_node *next; /* bucket chain */
     uint64_t hash;
-    const char *key;         /* points into the caller's object */
+    const char *key; /* points into the caller's object */
     size_t klen;
 };
 
@@ -34,6 +34,6 @@ int table_insert(struct table *t, struct table_node *node);
 void table_remove(struct table *t, struct table_node *node);
 
 /* container_of for embedded nodes. */
-#define table_entry(ptr, type, member) ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+#define table_entry(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
 
 #endif

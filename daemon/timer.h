@@ -41,6 +41,9 @@ void timer_init(struct timer *t, timer_fn *fn);
  * Returns 0, or -1 when the heap cannot grow (t is then not armed). */
 int timer_arm(struct timers *ts, struct timer *t, uint64_t due_ms);
 void timer_cancel(struct timers *ts, struct timer *t);
-static inline bool timer_armed(const struct timer *t) { return t->index != TIMER_IDLE; }
+static inline bool timer_armed(const struct timer *t)
+{
+    return t->index != TIMER_IDLE;
+}
 
 #endif

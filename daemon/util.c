@@ -88,10 +88,20 @@ static int sip_key_ready;
 #define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
 #define SIPROUND \
     do { \
-        v0 += v1; v1 = ROTL(v1, 13); v1 ^= v0; v0 = ROTL(v0, 32); \
-        v2 += v3; v3 = ROTL(v3, 16); v3 ^= v2; \
-        v0 += v3; v3 = ROTL(v3, 21); v3 ^= v0; \
-        v2 += v1; v1 = ROTL(v1, 17); v1 ^= v2; v2 = ROTL(v2, 32); \
+        v0 += v1; \
+        v1 = ROTL(v1, 13); \
+        v1 ^= v0; \
+        v0 = ROTL(v0, 32); \
+        v2 += v3; \
+        v3 = ROTL(v3, 16); \
+        v3 ^= v2; \
+        v0 += v3; \
+        v3 = ROTL(v3, 21); \
+        v3 ^= v0; \
+        v2 += v1; \
+        v1 = ROTL(v1, 17); \
+        v1 ^= v2; \
+        v2 = ROTL(v2, 32); \
     } while (0)
 
 static uint64_t load_le64(const unsigned char *p)
@@ -134,7 +144,10 @@ uint64_t hash_bytes(const void *data, size_t len)
     return v0 ^ v1 ^ v2 ^ v3;
 }
 
-static uint32_t rol32(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
+static uint32_t rol32(uint32_t x, int n)
+{
+    return (x << n) | (x >> (32 - n));
+}
 
 /* One 64-byte block into the five state words. */
 static void sha1_block(uint32_t h[5], const unsigned char *p)

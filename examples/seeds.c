@@ -35,7 +35,7 @@ static int step(struct redlock_guard *g, void *ud)
 {
     (void)ud;
     for (int i = 0; i < 3; i++) {
-        usleep(200 * 1000); /* "perform some action" */
+        usleep(200 * 1000);           /* "perform some action" */
         if (!redlock_guard_held(g)) { /* if (signal.aborted) throw signal.error */
             fprintf(stderr, "seeds: lock lost, aborting\n");
             return 1;

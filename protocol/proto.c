@@ -70,8 +70,8 @@ static bool slice_all_graph(struct proto_slice s)
  * bytes are certain; a single '\r' just past the limit may still be the
  * first half of "\r\n", so it waits for one more byte.
  */
-enum proto_frame_status proto_frame(const char *buf, size_t len, size_t max_line,
-                                    size_t *line_len, size_t *consumed)
+enum proto_frame_status proto_frame(const char *buf, size_t len, size_t max_line, size_t *line_len,
+                                    size_t *consumed)
 {
     if (len == 0)
         return PROTO_FRAME_NEED_MORE;
@@ -167,9 +167,9 @@ bool proto_valid_lock_id(const char *s, size_t len)
 struct parse_ctx {
     const char *line; /* the request line (not modified) */
     size_t len;
-    size_t pos;       /* tokenizer position in line */
+    size_t pos; /* tokenizer position in line */
     struct proto_request *req;
-    size_t res_cap;   /* capacity of req->resources */
+    size_t res_cap; /* capacity of req->resources */
     char *errbuf;
     size_t errlen;
 };
@@ -190,9 +190,8 @@ static bool next_token(struct parse_ctx *c, struct proto_slice *tok)
 }
 
 /* Record a printf-style reason in the caller's errbuf and return err. */
-__attribute__((format(printf, 3, 4))) static enum proto_err fail(struct parse_ctx *c,
-                                                                 enum proto_err err,
-                                                                 const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static enum proto_err
+fail(struct parse_ctx *c, enum proto_err err, const char *fmt, ...)
 {
     if (c->errbuf != NULL && c->errlen > 0) {
         va_list ap;
@@ -244,8 +243,8 @@ static enum proto_err parse_ms(struct parse_ctx *c, struct proto_slice tok, uint
     uint64_t v;
     if (!proto_parse_u64(tok.ptr, tok.len, PROTO_MAX_MS, &v) || v < min) {
         char q[ERR_QUOTE_MAX + 4];
-        return fail(c, PROTO_ERR_BADREQ, "bad %s '%s' (%u..%u)", what, quote(tok, q),
-                    (unsigned)min, (unsigned)PROTO_MAX_MS);
+        return fail(c, PROTO_ERR_BADREQ, "bad %s '%s' (%u..%u)", what, quote(tok, q), (unsigned)min,
+                    (unsigned)PROTO_MAX_MS);
     }
     *out = (uint32_t)v;
     return PROTO_OK;
@@ -366,7 +365,8 @@ static enum proto_err parse_opt_arg(struct parse_ctx *c, const struct opt_def *d
     if (def->flag == PROTO_OPT_PERMITS) {
         enum proto_err err = parse_ms(c, arg, 1, def->name, &c->req->permits);
         if (err == PROTO_OK && c->req->permits > PROTO_MAX_PERMITS)
-            return fail(c, PROTO_ERR_BADREQ, "PERMITS %u is above %u", c->req->permits, PROTO_MAX_PERMITS);
+            return fail(c, PROTO_ERR_BADREQ, "PERMITS %u is above %u", c->req->permits,
+                        PROTO_MAX_PERMITS);
         return err;
     }
     if (def->arg == OPT_ARG_MS)
@@ -497,14 +497,10 @@ struct verb_def {
 };
 
 static const struct verb_def verbs[] = {
-    {"PING", PROTO_VERB_PING, parse_no_args},
-    {"ACQUIRE", PROTO_VERB_ACQUIRE, parse_acquire},
-    {"EXTEND", PROTO_VERB_EXTEND, parse_extend},
-    {"RELEASE", PROTO_VERB_RELEASE, parse_release},
-    {"QUIT", PROTO_VERB_QUIT, parse_no_args},
-    {"INFO", PROTO_VERB_INFO, parse_no_args},
-    {"INSPECT", PROTO_VERB_INSPECT, parse_inspect},
-    {"AUTH", PROTO_VERB_AUTH, parse_auth},
+    {"PING", PROTO_VERB_PING, parse_no_args},       {"ACQUIRE", PROTO_VERB_ACQUIRE, parse_acquire},
+    {"EXTEND", PROTO_VERB_EXTEND, parse_extend},    {"RELEASE", PROTO_VERB_RELEASE, parse_release},
+    {"QUIT", PROTO_VERB_QUIT, parse_no_args},       {"INFO", PROTO_VERB_INFO, parse_no_args},
+    {"INSPECT", PROTO_VERB_INSPECT, parse_inspect}, {"AUTH", PROTO_VERB_AUTH, parse_auth},
     {"LOCKS", PROTO_VERB_LOCKS, parse_no_args},
 };
 
@@ -571,14 +567,16 @@ size_t proto_put_u64(char *p, uint64_t v)
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v != 0);
-    for (size_t i = 0; i < n; i++) p[i] = tmp[n - 1 - i];
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
     return n;
 }
 
 /* Copy the n-byte line at src into buf with its NUL, as fit() would. */
 static size_t fit_copy(char *buf, size_t cap, const char *src, size_t n)
 {
-    if (n >= cap) return fit(buf, cap, -1);
+    if (n >= cap)
+        return fit(buf, cap, -1);
     memcpy(buf, src, n);
     buf[n] = '\0';
     return n;
@@ -594,7 +592,8 @@ size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t va
 {
     char line[3 + PROTO_LOCK_ID_LEN + 2 * (1 + PROTO_U64_DIGITS) + 2];
     size_t idlen = strlen(lock_id);
-    if (idlen > PROTO_LOCK_ID_LEN) return fit(buf, cap, -1); /* never a lock id */
+    if (idlen > PROTO_LOCK_ID_LEN)
+        return fit(buf, cap, -1); /* never a lock id */
     char *p = line;
     memcpy(p, "OK ", 3);
     p += 3;
@@ -611,20 +610,25 @@ size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t va
     return fit_copy(buf, cap, line, (size_t)(p - line));
 }
 
-size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len, uint64_t validity_ms)
+size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len,
+                           uint64_t validity_ms)
 {
-    if (len < 7 || memcmp(line, "OK ", 3) != 0 || line[len - 2] != '\r' || line[len - 1] != '\n') return 0;
+    if (len < 7 || memcmp(line, "OK ", 3) != 0 || line[len - 2] != '\r' || line[len - 1] != '\n')
+        return 0;
     const char *id = line + 3, *end = line + len - 2;
     const char *sp = memchr(id, ' ', (size_t)(end - id));
-    if (sp == NULL || !proto_valid_lock_id(id, (size_t)(sp - id))) return 0;
+    if (sp == NULL || !proto_valid_lock_id(id, (size_t)(sp - id)))
+        return 0;
     char idbuf[PROTO_LOCK_ID_LEN + 1];
     memcpy(idbuf, id, (size_t)(sp - id));
     idbuf[sp - id] = '\0';
     const char *v = sp + 1;
     const char *sp2 = memchr(v, ' ', (size_t)(end - v));
     uint64_t old, fence = 0;
-    if (!proto_parse_u64(v, (size_t)((sp2 != NULL ? sp2 : end) - v), UINT64_MAX, &old)) return 0;
-    if (sp2 != NULL && (!proto_parse_u64(sp2 + 1, (size_t)(end - sp2 - 1), UINT64_MAX, &fence) || fence == 0))
+    if (!proto_parse_u64(v, (size_t)((sp2 != NULL ? sp2 : end) - v), UINT64_MAX, &old))
+        return 0;
+    if (sp2 != NULL &&
+        (!proto_parse_u64(sp2 + 1, (size_t)(end - sp2 - 1), UINT64_MAX, &fence) || fence == 0))
         return 0;
     return proto_fmt_ok_lock(buf, cap, idbuf, validity_ms, fence);
 }

@@ -14,13 +14,13 @@
 #include <stdint.h>
 
 #define PROTO_VERSION 1
-#define PROTO_MAX_RESOURCE_BYTES 512   /* longest resource name */
-#define PROTO_LOCK_ID_LEN 32           /* lock ids are 32 lowercase hex digits */
-#define PROTO_MAX_OWNER_BYTES 128      /* longest OWNER id */
-#define PROTO_MAX_RESOURCES 1024       /* most resources in one ACQUIRE, whatever the config */
-#define PROTO_MAX_MS 2147483647u       /* largest number of milliseconds accepted */
-#define PROTO_REPLY_MAX 1024           /* a formatted reply line (not INFO) fits here */
-#define PROTO_MAX_REPLY_TOKENS 16      /* tokens kept by proto_parse_reply() */
+#define PROTO_MAX_RESOURCE_BYTES 512 /* longest resource name */
+#define PROTO_LOCK_ID_LEN 32         /* lock ids are 32 lowercase hex digits */
+#define PROTO_MAX_OWNER_BYTES 128    /* longest OWNER id */
+#define PROTO_MAX_RESOURCES 1024     /* most resources in one ACQUIRE, whatever the config */
+#define PROTO_MAX_MS 2147483647u     /* largest number of milliseconds accepted */
+#define PROTO_REPLY_MAX 1024         /* a formatted reply line (not INFO) fits here */
+#define PROTO_MAX_REPLY_TOKENS 16    /* tokens kept by proto_parse_reply() */
 
 /* ---- Framing ------------------------------------------------------------ */
 
@@ -37,8 +37,8 @@ enum proto_frame_status {
  * A line whose content is longer than max_line bytes is PROTO_FRAME_TOOLONG,
  * whether or not its terminator has arrived.
  */
-enum proto_frame_status proto_frame(const char *buf, size_t len, size_t max_line,
-                                    size_t *line_len, size_t *consumed);
+enum proto_frame_status proto_frame(const char *buf, size_t len, size_t max_line, size_t *line_len,
+                                    size_t *consumed);
 
 /* ---- Errors ------------------------------------------------------------- */
 
@@ -83,30 +83,30 @@ struct proto_slice {
 };
 
 /* ACQUIRE option flags. */
-#define PROTO_OPT_TTL        (1u << 0) /* ttl_ms given */
-#define PROTO_OPT_WAIT       (1u << 1) /* WAIT <ms> */
+#define PROTO_OPT_TTL (1u << 0)        /* ttl_ms given */
+#define PROTO_OPT_WAIT (1u << 1)       /* WAIT <ms> */
 #define PROTO_OPT_AUTOEXTEND (1u << 2) /* AUTOEXTEND */
-#define PROTO_OPT_DETACH     (1u << 3) /* DETACH */
-#define PROTO_OPT_MAXHOLD    (1u << 4) /* MAXHOLD <ms> */
-#define PROTO_OPT_PRIORITY   (1u << 5) /* PRIORITY <n> */
-#define PROTO_OPT_OWNER      (1u << 6) /* OWNER <id> */
-#define PROTO_OPT_SHARED     (1u << 7) /* SHARED: a reader of a read/write lock */
-#define PROTO_OPT_PERMITS    (1u << 8) /* PERMITS <n>: one of at most n holders */
+#define PROTO_OPT_DETACH (1u << 3)     /* DETACH */
+#define PROTO_OPT_MAXHOLD (1u << 4)    /* MAXHOLD <ms> */
+#define PROTO_OPT_PRIORITY (1u << 5)   /* PRIORITY <n> */
+#define PROTO_OPT_OWNER (1u << 6)      /* OWNER <id> */
+#define PROTO_OPT_SHARED (1u << 7)     /* SHARED: a reader of a read/write lock */
+#define PROTO_OPT_PERMITS (1u << 8)    /* PERMITS <n>: one of at most n holders */
 #define PROTO_MAX_PERMITS 1000u        /* largest PERMITS n */
 
 struct proto_request {
     enum proto_verb verb;
-    unsigned opts;                   /* PROTO_OPT_* present on the line */
-    struct proto_slice *resources;   /* ACQUIRE, INSPECT: caller's array */
+    unsigned opts;                 /* PROTO_OPT_* present on the line */
+    struct proto_slice *resources; /* ACQUIRE, INSPECT: caller's array */
     size_t nresources;
-    struct proto_slice lock_id;      /* EXTEND, RELEASE */
-    struct proto_slice token;        /* AUTH */
-    struct proto_slice owner;        /* OWNER */
-    uint32_t ttl_ms;                 /* ACQUIRE, EXTEND when PROTO_OPT_TTL */
-    uint32_t wait_ms;                /* WAIT */
-    uint32_t maxhold_ms;             /* MAXHOLD */
-    uint32_t priority;               /* PRIORITY */
-    uint32_t permits;                /* PERMITS (1..PROTO_MAX_PERMITS) */
+    struct proto_slice lock_id; /* EXTEND, RELEASE */
+    struct proto_slice token;   /* AUTH */
+    struct proto_slice owner;   /* OWNER */
+    uint32_t ttl_ms;            /* ACQUIRE, EXTEND when PROTO_OPT_TTL */
+    uint32_t wait_ms;           /* WAIT */
+    uint32_t maxhold_ms;        /* MAXHOLD */
+    uint32_t priority;          /* PRIORITY */
+    uint32_t permits;           /* PERMITS (1..PROTO_MAX_PERMITS) */
 };
 
 /*
@@ -146,7 +146,8 @@ size_t proto_fmt_ok_lock(char *buf, size_t cap, const char *lock_id, uint64_t va
 /* The "OK <lock_id> <validity_ms>[ <fence>]" line in line[len] again with
  * another validity (a reply that waited behind earlier ones reports what is
  * left when it is written); 0 when line is not of that form or does not fit. */
-size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len, uint64_t validity_ms);
+size_t proto_refmt_ok_lock(char *buf, size_t cap, const char *line, size_t len,
+                           uint64_t validity_ms);
 /* "ERR <CODE> <text>"; text is printf-style and is cut to fit, never
  * containing CR or LF. */
 size_t proto_fmt_err(char *buf, size_t cap, enum proto_err err, const char *fmt, ...)
@@ -167,9 +168,9 @@ enum proto_reply_kind {
 
 struct proto_reply {
     enum proto_reply_kind kind;
-    enum proto_err err;          /* for PROTO_REPLY_ERR (PROTO_ERR__COUNT if unknown code) */
-    const char *text;            /* ERR: the text after the code, NUL-terminated ("" if none) */
-    size_t ntokens;              /* tokens after the first word (OK/EVENT/DATA) */
+    enum proto_err err; /* for PROTO_REPLY_ERR (PROTO_ERR__COUNT if unknown code) */
+    const char *text;   /* ERR: the text after the code, NUL-terminated ("" if none) */
+    size_t ntokens;     /* tokens after the first word (OK/EVENT/DATA) */
     const char *tokens[PROTO_MAX_REPLY_TOKENS];
 };
 

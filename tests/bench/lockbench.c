@@ -151,7 +151,7 @@ enum mode { MODE_PAIRS, MODE_HOT, MODE_HOLD, MODE_IDLE, MODE_DIRECT, MODE_PING, 
 static const char *const mode_names[] = {"pairs", "hot", "hold", "idle", "direct", "ping", "fleet"};
 
 struct options {
-    const char *addr;           /* the first -a (or the default) */
+    const char *addr; /* the first -a (or the default) */
     const char *addrs[MAX_ADDRS];
     unsigned naddrs;
     const char *masters; /* -M, direct mode */
@@ -159,13 +159,13 @@ struct options {
     unsigned conns;
     unsigned depth;
     double seconds;
-    uint64_t max_ops;   /* 0 = no limit */
-    long warmup_ms;     /* -1 = automatic */
+    uint64_t max_ops; /* 0 = no limit */
+    long warmup_ms;   /* -1 = automatic */
     uint32_t ttl_ms;
     uint32_t hold_ms;
     uint32_t wait_ms;
-    uint32_t ramp_ms;   /* spread the first ops over this long */
-    long drain_ms;      /* -1 = DRAIN_MIN_MS */
+    uint32_t ramp_ms; /* spread the first ops over this long */
+    long drain_ms;    /* -1 = DRAIN_MIN_MS */
     bool json;
     const char *label;
     char prefix[MAX_PREFIX + 1];
@@ -180,9 +180,9 @@ enum phase {
     PH_PARKED /* idle mode: answered, waiting for the end */
 };
 
-struct pend {       /* one request whose reply has not arrived */
-    uint32_t slot;  /* index into the client's slots */
-    uint32_t gen;   /* the slot's generation when sent; stale replies are dropped */
+struct pend {      /* one request whose reply has not arrived */
+    uint32_t slot; /* index into the client's slots */
+    uint32_t gen;  /* the slot's generation when sent; stale replies are dropped */
 };
 
 struct link;
@@ -192,10 +192,10 @@ struct slot { /* one op in flight on a client */
     uint32_t idx;
     uint32_t gen;
     enum phase phase;
-    uint64_t t0_ns;   /* op start (ACQUIRE sent) */
-    uint8_t ok;       /* direct: masters that granted / released */
-    uint8_t answered; /* direct: masters that answered */
-    bool holding;     /* acquired and not yet released */
+    uint64_t t0_ns;                 /* op start (ACQUIRE sent) */
+    uint8_t ok;                     /* direct: masters that granted / released */
+    uint8_t answered;               /* direct: masters that answered */
+    bool holding;                   /* acquired and not yet released */
     uint64_t valid_until_ns;        /* fleet: grant reply + validity_ms */
     char id[PROTO_LOCK_ID_LEN + 1]; /* lock id (daemon) or token (direct) */
     char key[MAX_PREFIX + 48];      /* direct: the Redis key */
@@ -223,8 +223,8 @@ struct client {
     struct link *links; /* 1 (daemon) or nmasters (direct) */
     unsigned nlinks;
     struct slot *slots;
-    uint64_t seq;          /* resource counter */
-    uint64_t acq_window;   /* acquisitions inside the measured window (fairness) */
+    uint64_t seq;        /* resource counter */
+    uint64_t acq_window; /* acquisitions inside the measured window (fairness) */
 };
 
 struct master {
@@ -262,14 +262,14 @@ static struct {
     struct event *ev_warm, *ev_end, *ev_drain, *ev_ramp;
     uint64_t started; /* slots started by the ramp so far */
 
-    struct { /* fleet mode */
-        struct slot *holder;   /* grant seen, RELEASE not sent yet (NULL: none) */
-        int last_daemon;       /* daemon of the last grant, -1 before the first */
-        uint64_t last_rel_ns;  /* when the last holder's RELEASE was sent */
+    struct {                  /* fleet mode */
+        struct slot *holder;  /* grant seen, RELEASE not sent yet (NULL: none) */
+        int last_daemon;      /* daemon of the last grant, -1 before the first */
+        uint64_t last_rel_ns; /* when the last holder's RELEASE was sent */
         uint64_t streak, streak_max, switches, overlaps, open_waits;
-        uint64_t acq[MAX_ADDRS]; /* grants in the window, per daemon */
+        uint64_t acq[MAX_ADDRS];  /* grants in the window, per daemon */
         struct hist cross, local; /* hand-over to another daemon / the same daemon */
-        bool censored;         /* open waits added to the wait histogram */
+        bool censored;            /* open waits added to the wait histogram */
     } f;
 } g;
 
@@ -475,12 +475,14 @@ static int connect_unix(const char *path, char *err, size_t errlen)
 static int connect_daemon(unsigned i, char *err, size_t errlen)
 {
     const struct daemon_addr *a = &g.addrs[i];
-    return a->unix_sock ? connect_unix(a->path, err, errlen)
-                        : connect_tcp(a->host, a->port, err, errlen);
+    return a->unix_sock ? connect_unix(a->path, err, errlen) : connect_tcp(a->host, a->port, err, errlen);
 }
 
 /* hot and fleet: one resource, WAIT */
-static bool hot_mode(void) { return g.o.mode == MODE_HOT || g.o.mode == MODE_FLEET; }
+static bool hot_mode(void)
+{
+    return g.o.mode == MODE_HOT || g.o.mode == MODE_FLEET;
+}
 
 /* ---- Links: buffered, pipelined sockets ---------------------------------- */
 
@@ -605,8 +607,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 static void maybe_finish(void);
 static void start_op(struct slot *s);
 
-static void send_daemon(struct slot *s, const char *verb, size_t vlen, const char *arg,
-                        size_t alen, const char *tail, size_t tlen)
+static void send_daemon(struct slot *s, const char *verb, size_t vlen, const char *arg, size_t alen,
+                        const char *tail, size_t tlen)
 {
     struct link *l = &s->cl->links[0];
     char *p = link_reserve(l, vlen + alen + tlen + 4);
@@ -729,7 +731,10 @@ static void send_set_nx(struct slot *s)
     }
 }
 
-static bool in_window(void) { return g.measuring; }
+static bool in_window(void)
+{
+    return g.measuring;
+}
 
 static void set_holding(struct slot *s, bool on)
 {
@@ -809,8 +814,9 @@ static void fleet_grant(struct slot *s)
     struct slot *h = g.f.holder;
     if (h != NULL && h != s && now < h->valid_until_ns) {
         if (++g.f.overlaps <= 10)
-            fprintf(stderr, "lockbench: OVERLAP: client %u (daemon %u) granted while client %u "
-                            "(daemon %u) holds, %llu ms of its validity left\n",
+            fprintf(stderr,
+                    "lockbench: OVERLAP: client %u (daemon %u) granted while client %u "
+                    "(daemon %u) holds, %llu ms of its validity left\n",
                     s->cl->id, s->cl->daemon, h->cl->id, h->cl->daemon,
                     (unsigned long long)((h->valid_until_ns - now) / 1000000));
     } else if (h == NULL && g.f.last_daemon >= 0 && in_window()) {
@@ -854,12 +860,9 @@ static void acquired(struct slot *s)
 
 static void count_err(const struct proto_reply *r)
 {
-    if (r->kind == PROTO_REPLY_ERR && r->err < PROTO_ERR__COUNT)
-        g.err[r->err]++;
-    else if (r->kind == PROTO_REPLY_ERR)
-        g.err[PROTO_ERR__COUNT]++;
-    else
-        g.err_bad++;
+    if (r->kind == PROTO_REPLY_ERR && r->err < PROTO_ERR__COUNT) g.err[r->err]++;
+    else if (r->kind == PROTO_REPLY_ERR) g.err[PROTO_ERR__COUNT]++;
+    else g.err_bad++;
 }
 
 /* A reply line from redlockd (NUL-terminated, modifiable). */
@@ -905,16 +908,13 @@ static void daemon_line(struct link *l, char *line)
         break;
     case PH_REL:
         set_holding(s, false);
-        if (r.kind == PROTO_REPLY_OK)
-            op_done(s);
+        if (r.kind == PROTO_REPLY_OK) op_done(s);
         else {
             count_err(&r);
             start_op(s);
         }
         break;
-    default:
-        g.err_bad++;
-        break;
+    default: g.err_bad++; break;
     }
 }
 
@@ -944,10 +944,8 @@ static void redis_line(struct link *l, char *line)
     } else if (s->phase == PH_REL) {
         if (s->answered >= g.quorum) {
             set_holding(s, false);
-            if (s->t0_ns == 0)
-                start_op(s);
-            else
-                op_done(s);
+            if (s->t0_ns == 0) start_op(s);
+            else op_done(s);
         }
     }
 }
@@ -1001,8 +999,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         l->inlen += (size_t)n;
         size_t pos = 0, ll, used;
         for (;;) {
-            enum proto_frame_status st =
-                proto_frame(l->in + pos, l->inlen - pos, MAX_LINE, &ll, &used);
+            enum proto_frame_status st = proto_frame(l->in + pos, l->inlen - pos, MAX_LINE, &ll, &used);
             if (st == PROTO_FRAME_NEED_MORE) break;
             if (st == PROTO_FRAME_TOOLONG) {
                 link_failed(l, "reply line too long");
@@ -1013,10 +1010,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             line[ll] = '\0';
             pos += used;
             if (ll == 0) continue;
-            if (g.o.mode == MODE_DIRECT)
-                redis_line(l, line);
-            else
-                daemon_line(l, line);
+            if (g.o.mode == MODE_DIRECT) redis_line(l, line);
+            else daemon_line(l, line);
             if (l->dead) {
                 flush_all();
                 return;
@@ -1157,8 +1152,7 @@ static void setup_masters(void)
         while (*tok == ' ') tok++;
         if (g.nmasters == MAX_MASTERS) die("too many masters (max %d)", MAX_MASTERS);
         struct master *m = &g.masters[g.nmasters];
-        if (!parse_hostport(tok, m->host, sizeof m->host, &m->port))
-            die("bad master address '%s'", tok);
+        if (!parse_hostport(tok, m->host, sizeof m->host, &m->port)) die("bad master address '%s'", tok);
         g.nmasters++;
     }
     free(list);
@@ -1258,12 +1252,9 @@ static void json_str(FILE *f, const char *s)
 {
     fputc('"', f);
     for (; *s; s++) {
-        if (*s == '"' || *s == '\\')
-            fprintf(f, "\\%c", *s);
-        else if ((unsigned char)*s < 0x20)
-            fprintf(f, "\\u%04x", *s);
-        else
-            fputc(*s, f);
+        if (*s == '"' || *s == '\\') fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20) fprintf(f, "\\u%04x", *s);
+        else fputc(*s, f);
     }
     fputc('"', f);
 }
@@ -1310,48 +1301,39 @@ static void report(double window_s)
             double q;
         } qs[] = {{"p50", .5}, {"p90", .9}, {"p99", .99}, {"p999", .999}};
         for (size_t i = 0; i < 4; i++)
-            fprintf(f, ",\"%s_us\":%llu", qs[i].name,
-                    (unsigned long long)hist_quantile(&g.lat, qs[i].q));
-        fprintf(f, ",\"max_us\":%llu,\"mean_us\":%.1f", (unsigned long long)g.lat.max,
-                hist_mean(&g.lat));
+            fprintf(f, ",\"%s_us\":%llu", qs[i].name, (unsigned long long)hist_quantile(&g.lat, qs[i].q));
+        fprintf(f, ",\"max_us\":%llu,\"mean_us\":%.1f", (unsigned long long)g.lat.max, hist_mean(&g.lat));
         for (size_t i = 0; i < 4; i++)
-            fprintf(f, ",\"acq_%s_us\":%llu", qs[i].name,
-                    (unsigned long long)hist_quantile(&g.acq, qs[i].q));
+            fprintf(f, ",\"acq_%s_us\":%llu", qs[i].name, (unsigned long long)hist_quantile(&g.acq, qs[i].q));
         fprintf(f, ",\"acq_max_us\":%llu", (unsigned long long)g.acq.max);
         fprintf(f, ",\"errors_total\":%llu,\"errors\":{", (unsigned long long)errors_total());
         bool first = true;
         for (int i = 1; i <= PROTO_ERR__COUNT; i++) {
             if (!g.err[i]) continue;
-            fprintf(f, "%s\"%s\":%llu", first ? "" : ",", err_name(i),
-                    (unsigned long long)g.err[i]);
+            fprintf(f, "%s\"%s\":%llu", first ? "" : ",", err_name(i), (unsigned long long)g.err[i]);
             first = false;
         }
         if (g.err_bad) {
             fprintf(f, "%s\"BADREPLY\":%llu", first ? "" : ",", (unsigned long long)g.err_bad);
             first = false;
         }
-        if (g.err_closed)
-            fprintf(f, "%s\"CLOSED\":%llu", first ? "" : ",", (unsigned long long)g.err_closed);
+        if (g.err_closed) fprintf(f, "%s\"CLOSED\":%llu", first ? "" : ",", (unsigned long long)g.err_closed);
         fprintf(f, "},\"redis_errors\":%llu,\"events\":%llu,\"abandoned\":%llu,\"held_max\":%llu",
-                (unsigned long long)g.err_redis, (unsigned long long)g.events,
-                (unsigned long long)g.abandoned, (unsigned long long)g.held_max);
-        if (hot_mode())
-        {
-            fprintf(f, ",\"fair_min\":%llu,\"fair_max\":%llu,\"fair_ratio\":",
-                    (unsigned long long)fr.min, (unsigned long long)fr.max);
-            if (isinf(fr.ratio))
-                fprintf(f, "null"); /* some client never got the lock */
-            else
-                fprintf(f, "%.3f", fr.ratio);
+                (unsigned long long)g.err_redis, (unsigned long long)g.events, (unsigned long long)g.abandoned,
+                (unsigned long long)g.held_max);
+        if (hot_mode()) {
+            fprintf(f, ",\"fair_min\":%llu,\"fair_max\":%llu,\"fair_ratio\":", (unsigned long long)fr.min,
+                    (unsigned long long)fr.max);
+            if (isinf(fr.ratio)) fprintf(f, "null"); /* some client never got the lock */
+            else fprintf(f, "%.3f", fr.ratio);
         }
         if (g.o.mode == MODE_FLEET) {
-            fprintf(f, ",\"daemons\":%u,\"daemon_acq_min\":%llu,\"daemon_acq_max\":%llu,"
-                       "\"daemon_ratio\":", g.o.naddrs, (unsigned long long)df.min,
-                    (unsigned long long)df.max);
-            if (isinf(df.ratio))
-                fprintf(f, "null"); /* some daemon's clients never got the lock */
-            else
-                fprintf(f, "%.3f", df.ratio);
+            fprintf(f,
+                    ",\"daemons\":%u,\"daemon_acq_min\":%llu,\"daemon_acq_max\":%llu,"
+                    "\"daemon_ratio\":",
+                    g.o.naddrs, (unsigned long long)df.min, (unsigned long long)df.max);
+            if (isinf(df.ratio)) fprintf(f, "null"); /* some daemon's clients never got the lock */
+            else fprintf(f, "%.3f", df.ratio);
             fprintf(f, ",\"daemon_acq\":[");
             for (unsigned d = 0; d < g.o.naddrs; d++)
                 fprintf(f, "%s%llu", d ? "," : "", (unsigned long long)g.f.acq[d]);
@@ -1361,21 +1343,19 @@ static void report(double window_s)
                     "\"local_handover_p50_us\":%llu,\"local_handover_p99_us\":%llu,"
                     "\"switches\":%llu,\"streak_max\":%llu,\"open_waits\":%llu,"
                     "\"overlaps\":%llu",
-                    (unsigned long long)g.f.cross.total,
-                    (unsigned long long)hist_quantile(&g.f.cross, .5),
-                    (unsigned long long)hist_quantile(&g.f.cross, .99),
-                    (unsigned long long)g.f.cross.max, (unsigned long long)g.f.local.total,
-                    (unsigned long long)hist_quantile(&g.f.local, .5),
-                    (unsigned long long)hist_quantile(&g.f.local, .99),
-                    (unsigned long long)g.f.switches, (unsigned long long)g.f.streak_max,
-                    (unsigned long long)g.f.open_waits, (unsigned long long)g.f.overlaps);
+                    (unsigned long long)g.f.cross.total, (unsigned long long)hist_quantile(&g.f.cross, .5),
+                    (unsigned long long)hist_quantile(&g.f.cross, .99), (unsigned long long)g.f.cross.max,
+                    (unsigned long long)g.f.local.total, (unsigned long long)hist_quantile(&g.f.local, .5),
+                    (unsigned long long)hist_quantile(&g.f.local, .99), (unsigned long long)g.f.switches,
+                    (unsigned long long)g.f.streak_max, (unsigned long long)g.f.open_waits,
+                    (unsigned long long)g.f.overlaps);
         }
         fprintf(f, ",\"client_cpu_s\":%.3f}\n", cpu);
         fflush(f);
         return;
     }
-    printf("lockbench: mode=%s addr=%s conns=%u depth=%u ttl=%ums", mode_names[g.o.mode], addr,
-           g.o.conns, g.o.depth, g.o.ttl_ms);
+    printf("lockbench: mode=%s addr=%s conns=%u depth=%u ttl=%ums", mode_names[g.o.mode], addr, g.o.conns,
+           g.o.depth, g.o.ttl_ms);
     if (hot_mode()) printf(" wait=%ums", g.o.wait_ms);
     if (g.o.hold_ms) printf(" hold=%ums", g.o.hold_ms);
     printf("\n  ops:        %llu in %.2f s = %.0f ops/s  (%llu including warm-up and drain)\n",
@@ -1409,17 +1389,14 @@ static void report(double window_s)
                (unsigned long long)fr.min, (unsigned long long)fr.max, fr.ratio);
     if (g.o.mode == MODE_FLEET) {
         printf("  daemons:    acquisitions");
-        for (unsigned d = 0; d < g.o.naddrs; d++)
-            printf(" %llu", (unsigned long long)g.f.acq[d]);
-        printf(" (max/min %.2f); %llu switches between daemons, longest run on one %llu\n",
-               df.ratio, (unsigned long long)g.f.switches, (unsigned long long)g.f.streak_max);
+        for (unsigned d = 0; d < g.o.naddrs; d++) printf(" %llu", (unsigned long long)g.f.acq[d]);
+        printf(" (max/min %.2f); %llu switches between daemons, longest run on one %llu\n", df.ratio,
+               (unsigned long long)g.f.switches, (unsigned long long)g.f.streak_max);
         printf("  hand-over:  RELEASE sent -> next grant's reply, to another daemon: n %llu p50 %llu"
                " p99 %llu max %llu us; same daemon: n %llu p50 %llu us\n",
-               (unsigned long long)g.f.cross.total,
-               (unsigned long long)hist_quantile(&g.f.cross, .5),
-               (unsigned long long)hist_quantile(&g.f.cross, .99),
-               (unsigned long long)g.f.cross.max, (unsigned long long)g.f.local.total,
-               (unsigned long long)hist_quantile(&g.f.local, .5));
+               (unsigned long long)g.f.cross.total, (unsigned long long)hist_quantile(&g.f.cross, .5),
+               (unsigned long long)hist_quantile(&g.f.cross, .99), (unsigned long long)g.f.cross.max,
+               (unsigned long long)g.f.local.total, (unsigned long long)hist_quantile(&g.f.local, .5));
         if (g.f.open_waits)
             printf("  open waits: %llu ACQUIREs still waiting at the end (in the wait figures)\n",
                    (unsigned long long)g.f.open_waits);
@@ -1474,8 +1451,7 @@ static int ping_until(long ms)
         struct timespec ts = {0, 20000000};
         nanosleep(&ts, NULL);
     } while (now_ns() < deadline);
-    fprintf(stderr, "lockbench: %s did not answer PING within %ld ms: %s\n", g.o.addrs[i], ms,
-            err);
+    fprintf(stderr, "lockbench: %s did not answer PING within %ld ms: %s\n", g.o.addrs[i], ms, err);
     return 1;
 }
 
@@ -1483,32 +1459,31 @@ static int ping_until(long ms)
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: lockbench [options]\n"
-            "  -a, --addr ADDR       redlockd address: host:port, [v6]:port or a socket path\n"
-            "                        (default $REDLOCK_ADDR or " DEFAULT_ADDR "; loopback only);\n"
-            "                        given up to 8 times: connection c goes to address c mod n\n"
-            "  -m, --mode MODE       pairs | hot | hold | idle | direct | ping | fleet\n"
-            "                        (default pairs; fleet: hot through the -a daemons, with\n"
-            "                        per-daemon acquisitions, hand-over and overlap counts)\n"
-            "  -c, --conns N         connections in all (default 1)\n"
-            "  -d, --depth D         requests in flight per connection (default 1)\n"
-            "  -t, --time SECONDS    measured duration, may be fractional (default 5)\n"
-            "  -n, --ops N           stop after N measured ops (default: no limit)\n"
-            "  -w, --warmup MS       warm-up excluded from the results (default min(1000, t/5))\n"
-            "  -T, --ttl MS          lock ttl (default 10000)\n"
-            "  -H, --hold MS         hold each lock this long (hot, hold; default 0; hold: 100)\n"
-            "  -W, --wait MS         WAIT for hot and fleet modes (default 10000)\n"
-            "  -r, --ramp MS         start the connections' ops spread over MS ms (default 0)\n"
-            "      --drain MS        after the window, ops in flight get MS ms (plus the hold)\n"
-            "                        to finish before they are abandoned (default 3000)\n"
-            "  -M, --masters LIST    direct mode: host:port,host:port,... (Redis masters)\n"
-            "  -p, --prefix P        resource name prefix (default lockbench:<pid>:)\n"
-            "  -l, --label NAME      label written into the JSON line\n"
-            "      --json            print one JSON line instead of the report\n"
-            "      --free-port       print a free loopback TCP port and exit\n"
-            "      --ping MS         exit 0 once ADDR answers PING, 1 after MS ms\n"
-            "  -h, --help            this help\n");
+    fprintf(f, "usage: lockbench [options]\n"
+               "  -a, --addr ADDR       redlockd address: host:port, [v6]:port or a socket path\n"
+               "                        (default $REDLOCK_ADDR or " DEFAULT_ADDR "; loopback only);\n"
+               "                        given up to 8 times: connection c goes to address c mod n\n"
+               "  -m, --mode MODE       pairs | hot | hold | idle | direct | ping | fleet\n"
+               "                        (default pairs; fleet: hot through the -a daemons, with\n"
+               "                        per-daemon acquisitions, hand-over and overlap counts)\n"
+               "  -c, --conns N         connections in all (default 1)\n"
+               "  -d, --depth D         requests in flight per connection (default 1)\n"
+               "  -t, --time SECONDS    measured duration, may be fractional (default 5)\n"
+               "  -n, --ops N           stop after N measured ops (default: no limit)\n"
+               "  -w, --warmup MS       warm-up excluded from the results (default min(1000, t/5))\n"
+               "  -T, --ttl MS          lock ttl (default 10000)\n"
+               "  -H, --hold MS         hold each lock this long (hot, hold; default 0; hold: 100)\n"
+               "  -W, --wait MS         WAIT for hot and fleet modes (default 10000)\n"
+               "  -r, --ramp MS         start the connections' ops spread over MS ms (default 0)\n"
+               "      --drain MS        after the window, ops in flight get MS ms (plus the hold)\n"
+               "                        to finish before they are abandoned (default 3000)\n"
+               "  -M, --masters LIST    direct mode: host:port,host:port,... (Redis masters)\n"
+               "  -p, --prefix P        resource name prefix (default lockbench:<pid>:)\n"
+               "  -l, --label NAME      label written into the JSON line\n"
+               "      --json            print one JSON line instead of the report\n"
+               "      --free-port       print a free loopback TCP port and exit\n"
+               "      --ping MS         exit 0 once ADDR answers PING, 1 after MS ms\n"
+               "  -h, --help            this help\n");
 }
 
 static unsigned long parse_num(const char *s, const char *what, unsigned long min, unsigned long max)
@@ -1538,17 +1513,16 @@ int main(int argc, char **argv)
 
     enum { OPT_JSON = 256, OPT_FREE_PORT, OPT_PING, OPT_DRAIN };
     static const struct option longopts[] = {
-        {"addr", required_argument, NULL, 'a'},   {"mode", required_argument, NULL, 'm'},
-        {"conns", required_argument, NULL, 'c'},  {"depth", required_argument, NULL, 'd'},
-        {"time", required_argument, NULL, 't'},   {"ops", required_argument, NULL, 'n'},
-        {"warmup", required_argument, NULL, 'w'}, {"ttl", required_argument, NULL, 'T'},
-        {"hold", required_argument, NULL, 'H'},   {"wait", required_argument, NULL, 'W'},
-        {"masters", required_argument, NULL, 'M'}, {"prefix", required_argument, NULL, 'p'},
-        {"label", required_argument, NULL, 'l'},  {"json", no_argument, NULL, OPT_JSON},
+        {"addr", required_argument, NULL, 'a'},          {"mode", required_argument, NULL, 'm'},
+        {"conns", required_argument, NULL, 'c'},         {"depth", required_argument, NULL, 'd'},
+        {"time", required_argument, NULL, 't'},          {"ops", required_argument, NULL, 'n'},
+        {"warmup", required_argument, NULL, 'w'},        {"ttl", required_argument, NULL, 'T'},
+        {"hold", required_argument, NULL, 'H'},          {"wait", required_argument, NULL, 'W'},
+        {"masters", required_argument, NULL, 'M'},       {"prefix", required_argument, NULL, 'p'},
+        {"label", required_argument, NULL, 'l'},         {"json", no_argument, NULL, OPT_JSON},
         {"free-port", no_argument, NULL, OPT_FREE_PORT}, {"ping", required_argument, NULL, OPT_PING},
-        {"ramp", required_argument, NULL, 'r'},   {"help", no_argument, NULL, 'h'},
-        {"drain", required_argument, NULL, OPT_DRAIN},
-        {NULL, 0, NULL, 0},
+        {"ramp", required_argument, NULL, 'r'},          {"help", no_argument, NULL, 'h'},
+        {"drain", required_argument, NULL, OPT_DRAIN},   {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "a:m:c:d:t:n:w:T:H:W:M:p:l:r:h", longopts, NULL)) != -1) {
@@ -1582,8 +1556,7 @@ int main(int argc, char **argv)
         case 'p':
             if (strlen(optarg) > MAX_PREFIX) die("--prefix is longer than %d bytes", MAX_PREFIX);
             for (const char *c = optarg; *c; c++)
-                if (*c < 0x21 || *c > 0x7e || *c == ',')
-                    die("--prefix: printable ASCII without ',' only");
+                if (*c < 0x21 || *c > 0x7e || *c == ',') die("--prefix: printable ASCII without ',' only");
             snprintf(o->prefix, sizeof o->prefix, "%s", optarg);
             break;
         case 'l': o->label = optarg; break;

@@ -172,7 +172,8 @@ static void run_client(int id, const char *sock, uint64_t stop_ns, const char *o
         if (rc == REDLOCK_ERR_BUSY) tot.busy++;
         else if (rc == REDLOCK_ERR_NOQUORUM) tot.noquorum++;
         else if (tot.other_errors++ < 3)
-            fprintf(stderr, "chaos: client %d: %s: %s\n", id, redlock_status_name(rc), c ? redlock_errstr(c) : "");
+            fprintf(stderr, "chaos: client %d: %s: %s\n", id, redlock_status_name(rc),
+                    c ? redlock_errstr(c) : "");
         if (rc <= REDLOCK_ERR_IO) { /* I/O or protocol trouble: reconnect */
             redlock_close(c);
             c = NULL;
@@ -234,7 +235,8 @@ int main(void)
     /* A short max_ttl_ms keeps a restarted master's quarantine short. */
     const struct h_daemon_opts opts = {
         .redis = "master_timeout_ms = 50\n",
-        .lock = "max_ttl_ms = " STR(MAX_TTL_MS) "\ndefault_ttl_ms = 1000\nretry_delay_ms = 50\nretry_jitter_ms = 50\n",
+        .lock = "max_ttl_ms = " STR(
+            MAX_TTL_MS) "\ndefault_ttl_ms = 1000\nretry_delay_ms = 50\nretry_jitter_ms = 50\n",
     };
     for (int i = 0; i < 2; i++)
         if (h_daemon_start(&d[i], m, NM, &opts) != 0) {
@@ -272,10 +274,10 @@ int main(void)
             h_redis_kill(&m[victim]);
             if (faults_kill < MAX_KILLS) kill_ns[faults_kill] = mono_ns();
             faults_kill++;
-            if (h_redis_restart(&m[victim]) != 0) fprintf(stderr, "chaos: restart of master %d failed\n", victim);
+            if (h_redis_restart(&m[victim]) != 0)
+                fprintf(stderr, "chaos: restart of master %d failed\n", victim);
             break;
-        default:
-            break; /* a quiet period */
+        default: break; /* a quiet period */
         }
     }
 
@@ -375,7 +377,8 @@ int main(void)
            (unsigned long long)sum.other_errors);
     printf("chaos: faults injected %u (SIGSTOP %u, kill+restart empty %u), LOST events %llu\n",
            faults_stop + faults_kill, faults_stop, faults_kill, (unsigned long long)sum.lost);
-    printf("chaos: fleet waiting: hand-offs yielded to the other daemon %lld, wake-ups %lld\n", yielded, wakeups);
+    printf("chaos: fleet waiting: hand-offs yielded to the other daemon %lld, wake-ups %lld\n", yielded,
+           wakeups);
     printf("chaos: overlaps %zu (must be 0), plain sections past validity %zu (must be 0), "
            "fences not above the previous holder's %zu (must be 0; %zu more after two masters lost their data "
            "within max_ttl_ms, which fences do not survive)\n",

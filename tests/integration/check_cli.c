@@ -140,13 +140,15 @@ static void expect_usage_error(const char *bin, const char *const *args, const c
     int code = wait_code(pid);
     char text[2048];
     slurp(out, text, sizeof text);
-    ck_assert_msg(code == EXIT_USAGE, "%s %s: exit %d, want 64; said: %s", bin, argv[1], code, text);
+    ck_assert_msg(code == EXIT_USAGE, "%s %s: exit %d, want 64; said: %s", bin, argv[1], code,
+                  text);
     ck_assert_msg(count_lines(text) == 1, "%s %s: want one line, got: %s", bin, argv[1], text);
     ck_assert_msg(strstr(text, needle) != NULL, "%s %s: '%s' does not say '%s'", bin, argv[1], text,
                   needle);
 }
 
-static void acquire_ok(const char *res, const struct redlock_acquire_opts *o, struct redlock_lock *lk)
+static void acquire_ok(const char *res, const struct redlock_acquire_opts *o,
+                       struct redlock_lock *lk)
 {
     int rc = redlock_acquire(C, res, o, lk);
     ck_assert_msg(rc == REDLOCK_OK, "acquire %s: %s", res, redlock_errstr(C));
@@ -192,7 +194,8 @@ START_TEST(test_usage_errors_one_line_64)
     expect_usage_error(r, (const char *[]){"acquire", "x", "--detach", "-w", "abc", NULL},
                        "-w wants milliseconds");
     expect_usage_error(r, (const char *[]){"run", "x", "true", NULL}, "RES -- COMMAND");
-    expect_usage_error(r, (const char *[]){"run", "-q", "x", "--", "true", NULL}, "unknown option -q");
+    expect_usage_error(r, (const char *[]){"run", "-q", "x", "--", "true", NULL},
+                       "unknown option -q");
     expect_usage_error(r, (const char *[]){"locks", "--yaml", NULL}, "--yaml");
     expect_usage_error(r, (const char *[]){"extend", NULL}, "ID [TTL_MS]");
     /* Usage is checked before connecting: no daemon needed to be told. */
@@ -211,12 +214,14 @@ START_TEST(test_acquire_without_detach_refused)
 {
     expect_usage_error(h_redlock_bin(), (const char *[]){"-a", D.sock, "acquire", "nodetach", NULL},
                        "--detach");
-    expect_usage_error(h_redlock_bin(),
-                       (const char *[]){"-a", D.sock, "acquire", "--autoextend", "--detach", "nd", NULL},
-                       "redlock run");
+    expect_usage_error(
+        h_redlock_bin(),
+        (const char *[]){"-a", D.sock, "acquire", "--autoextend", "--detach", "nd", NULL},
+        "redlock run");
     ck_assert_uint_eq(h_count_key(M, NM, "nodetach", NULL), 0);
     const char *out = out_path("acq");
-    ck_assert_int_eq(cli(out, (const char *[]){"acquire", "--detach", "-t", "5000", "withdetach", NULL}), 0);
+    ck_assert_int_eq(
+        cli(out, (const char *[]){"acquire", "--detach", "-t", "5000", "withdetach", NULL}), 0);
     char text[256], id[64];
     slurp(out, text, sizeof text);
     ck_assert_msg(sscanf(text, "%63s", id) == 1 && h_is_lock_id(id), "acquire printed '%s'", text);
@@ -245,8 +250,8 @@ START_TEST(test_trylock_answers_at_once)
         ck_assert_msg(code == EXIT_HELD, "%s %s: exit %d, want 75", cases[i][0], cases[i][1], code);
         /* The daemon's retries would take 3 x 1000 ms; a single attempt is
          * ~1 ms, plus the start of the process (slow under ASan on a busy machine). */
-        ck_assert_msg(took < 2000 * h_slowdown(), "%s %s took %llu ms: not a single attempt", cases[i][0],
-                      cases[i][1], (unsigned long long)took);
+        ck_assert_msg(took < 2000 * h_slowdown(), "%s %s took %llu ms: not a single attempt",
+                      cases[i][0], cases[i][1], (unsigned long long)took);
     }
     ck_assert_msg(access(mark, F_OK) != 0, "the command ran without the lock");
     /* Free: -n takes it. */
@@ -264,7 +269,8 @@ START_TEST(test_run_waits_without_w)
     acquire_ok("wf", &(struct redlock_acquire_opts){.ttl_ms = 30000}, &held);
     char mark[H_PATH_MAX + 16];
     snprintf(mark, sizeof mark, "%s/ran", D.dir);
-    pid_t run = cli_env(NULL, NULL, false, (const char *[]){"run", "wf", "--", "touch", mark, NULL});
+    pid_t run =
+        cli_env(NULL, NULL, false, (const char *[]){"run", "wf", "--", "touch", mark, NULL});
     /* Longer than retry_count x (retry_delay_ms + master_timeout_ms). */
     ck_assert_msg(h_wait_exit(run, 4500) == -1, "run gave up while the lock was held");
     ck_assert_msg(access(mark, F_OK) != 0, "the command ran without the lock");
@@ -284,26 +290,39 @@ START_TEST(test_run_shared_and_permits)
     acquire_ok("sh", &(struct redlock_acquire_opts){.ttl_ms = 30000, .shared = true}, &reader);
     char mark[H_PATH_MAX + 16];
     snprintf(mark, sizeof mark, "%s/shared-ran", D.dir);
-    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--shared", "sh", "--", "touch", mark, NULL}), 0);
+    ck_assert_int_eq(
+        cli(NULL, (const char *[]){"run", "-n", "--shared", "sh", "--", "touch", mark, NULL}), 0);
     ck_assert_msg(access(mark, F_OK) == 0, "run --shared did not run beside a reader");
     ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "sh", "--", "true", NULL}), EXIT_HELD);
-    ck_assert_int_eq(cli(NULL, (const char *[]){"acquire", "-n", "--detach", "sh", NULL}), EXIT_HELD);
+    ck_assert_int_eq(cli(NULL, (const char *[]){"acquire", "-n", "--detach", "sh", NULL}),
+                     EXIT_HELD);
     ck_assert_int_eq(redlock_release(C, reader.id), REDLOCK_OK);
 
     acquire_ok("pm", &(struct redlock_acquire_opts){.ttl_ms = 30000, .permits = 2}, &permit);
     unlink(mark);
-    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--permits", "2", "pm", "--", "touch", mark, NULL}), 0);
+    ck_assert_int_eq(
+        cli(NULL, (const char *[]){"run", "-n", "--permits", "2", "pm", "--", "touch", mark, NULL}),
+        0);
     ck_assert_msg(access(mark, F_OK) == 0, "run --permits 2 did not run as the second holder");
-    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--permits", "3", "pm", "--", "true", NULL}), EXIT_USAGE);
-    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "--permits", "1", "pm", "--", "true", NULL}), EXIT_USAGE);
+    ck_assert_int_eq(
+        cli(NULL, (const char *[]){"run", "-n", "--permits", "3", "pm", "--", "true", NULL}),
+        EXIT_USAGE);
+    ck_assert_int_eq(
+        cli(NULL, (const char *[]){"run", "-n", "--permits", "1", "pm", "--", "true", NULL}),
+        EXIT_USAGE);
     struct redlock_lock other;
-    ck_assert_int_eq(redlock_acquire(C, "pm", &(struct redlock_acquire_opts){.ttl_ms = 30000, .permits = 5}, &other),
+    ck_assert_int_eq(redlock_acquire(C, "pm",
+                                     &(struct redlock_acquire_opts){.ttl_ms = 30000, .permits = 5},
+                                     &other),
                      REDLOCK_ERR_BADREQ);
     ck_assert_msg(strstr(redlock_errstr(C), "PERMITS 2") != NULL, "%s", redlock_errstr(C));
     ck_assert_int_eq(redlock_release(C, permit.id), REDLOCK_OK);
-    expect_usage_error(h_redlock_bin(), (const char *[]){"run", "--shared", "--permits", "2", "x", "--", "true", NULL},
-                       "exclude each other");
-    expect_usage_error(h_redlock_bin(), (const char *[]){"run", "--permits", "0", "x", "--", "true", NULL},
+    expect_usage_error(
+        h_redlock_bin(),
+        (const char *[]){"run", "--shared", "--permits", "2", "x", "--", "true", NULL},
+        "exclude each other");
+    expect_usage_error(h_redlock_bin(),
+                       (const char *[]){"run", "--permits", "0", "x", "--", "true", NULL},
                        "--permits");
 }
 END_TEST
@@ -338,12 +357,15 @@ START_TEST(test_token_from_env_or_option)
     /* No token: exit 77 saying how to give one; run does not pretend "held". */
     ck_assert_int_eq(cli(out, (const char *[]){"ping", NULL}), EXIT_NOPERM);
     slurp(out, text, sizeof text);
-    ck_assert_msg(strstr(text, "REDLOCK_TOKEN_FILE") && strstr(text, "--token-file"), "said: %s", text);
-    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "ta", "--", "true", NULL}), EXIT_NOPERM);
+    ck_assert_msg(strstr(text, "REDLOCK_TOKEN_FILE") && strstr(text, "--token-file"), "said: %s",
+                  text);
+    ck_assert_int_eq(cli(NULL, (const char *[]){"run", "-n", "ta", "--", "true", NULL}),
+                     EXIT_NOPERM);
 
     /* From the environment, and from --token-file. */
     ck_assert_int_eq(wait_code(cli_env(NULL, env, false, (const char *[]){"ping", NULL})), 0);
-    ck_assert_int_eq(wait_code(cli_env(NULL, env, false, (const char *[]){"run", "-n", "ta", "--", "true", NULL})),
+    ck_assert_int_eq(wait_code(cli_env(NULL, env, false,
+                                       (const char *[]){"run", "-n", "ta", "--", "true", NULL})),
                      0);
     ck_assert_int_eq(cli(NULL, (const char *[]){"--token-file", token_path, "ping", NULL}), 0);
     ck_assert_int_eq(cli(NULL, (const char *[]){"--token-file", token_path, "locks", NULL}), 0);
@@ -369,7 +391,9 @@ END_TEST
 START_TEST(test_locks_lists_holders_and_waiters)
 {
     struct redlock_lock a, b;
-    acquire_ok("ls1,ls2", &(struct redlock_acquire_opts){.ttl_ms = 20000, .autoextend = true, .owner = "job-7"}, &a);
+    acquire_ok(
+        "ls1,ls2",
+        &(struct redlock_acquire_opts){.ttl_ms = 20000, .autoextend = true, .owner = "job-7"}, &a);
     acquire_ok("ls3", &(struct redlock_acquire_opts){.ttl_ms = 20000, .detach = true}, &b);
     /* A waiter on ls3. */
     int w = h_connect_unix(D.sock);
@@ -383,34 +407,43 @@ START_TEST(test_locks_lists_holders_and_waiters)
         ck_assert_int_eq(cli(out, (const char *[]){"locks", NULL}), 0);
         slurp(out, text, sizeof text);
         queued = strstr(text, "state=waiting") != NULL;
-        if (!queued) h_sleep_ms(20);
+        if (!queued)
+            h_sleep_ms(20);
     }
     ck_assert_msg(queued, "no waiter listed: %s", text);
-    ck_assert_msg(strstr(text, "locks_held 2\n") && strstr(text, "waiters 1\n") && strstr(text, "shown 3\n") &&
-                      strstr(text, "truncated no\n"),
+    ck_assert_msg(strstr(text, "locks_held 2\n") && strstr(text, "waiters 1\n") &&
+                      strstr(text, "shown 3\n") && strstr(text, "truncated no\n"),
                   "header: %s", text);
     snprintf(want, sizeof want, "lock id=%.8s state=held res=ls1,ls2 nres=2 conn=", a.id);
     ck_assert_msg(strstr(text, want) != NULL, "no line '%s' in: %s", want, text);
-    ck_assert_msg(strstr(text, "flags=autoextend priority=0 owner=job-7") != NULL, "owner/flags: %s", text);
+    ck_assert_msg(strstr(text, "flags=autoextend priority=0 owner=job-7") != NULL,
+                  "owner/flags: %s", text);
     snprintf(want, sizeof want, "lock id=%.8s state=held res=ls3 nres=1 conn=- ttl_ms=20000", b.id);
     ck_assert_msg(strstr(text, want) != NULL, "no line '%s' in: %s", want, text);
-    ck_assert_msg(strstr(text, "state=waiting res=ls3 nres=1 conn=") && strstr(text, "wait_left_ms="),
+    ck_assert_msg(strstr(text, "state=waiting res=ls3 nres=1 conn=") &&
+                      strstr(text, "wait_left_ms="),
                   "waiter: %s", text);
-    ck_assert_msg(strstr(text, a.id) == NULL && strstr(text, b.id) == NULL, "a full lock id is shown: %s",
-                  text);
+    ck_assert_msg(strstr(text, a.id) == NULL && strstr(text, b.id) == NULL,
+                  "a full lock id is shown: %s", text);
 
     out = out_path("json");
     ck_assert_int_eq(cli(out, (const char *[]){"locks", "--json", NULL}), 0);
     slurp(out, text, sizeof text);
-    ck_assert_msg(strncmp(text, "{\"locks_held\":2,\"waiters\":1,\"shown\":3,\"truncated\":false,\"locks\":[{", 65) ==
-                      0,
-                  "json: %s", text);
-    snprintf(want, sizeof want, "{\"id\":\"%.8s\",\"state\":\"held\",\"res\":[\"ls1\",\"ls2\"],\"nres\":2,", a.id);
+    ck_assert_msg(
+        strncmp(text,
+                "{\"locks_held\":2,\"waiters\":1,\"shown\":3,\"truncated\":false,\"locks\":[{",
+                65) == 0,
+        "json: %s", text);
+    snprintf(want, sizeof want,
+             "{\"id\":\"%.8s\",\"state\":\"held\",\"res\":[\"ls1\",\"ls2\"],\"nres\":2,", a.id);
     ck_assert_msg(strstr(text, want) != NULL, "no '%s' in: %s", want, text);
-    ck_assert_msg(strstr(text, "\"flags\":[\"autoextend\"],\"priority\":0,\"owner\":\"job-7\"}") != NULL, "json: %s",
+    ck_assert_msg(strstr(text, "\"flags\":[\"autoextend\"],\"priority\":0,\"owner\":\"job-7\"}") !=
+                      NULL,
+                  "json: %s", text);
+    ck_assert_msg(strstr(text, "\"conn\":null") && strstr(text, "\"flags\":[\"detach\"]"),
+                  "json: %s", text);
+    ck_assert_msg(strcmp(text + strlen(text) - 3, "]}\n") == 0, "json does not end the object: %s",
                   text);
-    ck_assert_msg(strstr(text, "\"conn\":null") && strstr(text, "\"flags\":[\"detach\"]"), "json: %s", text);
-    ck_assert_msg(strcmp(text + strlen(text) - 3, "]}\n") == 0, "json does not end the object: %s", text);
     close(w);
 }
 END_TEST
@@ -452,11 +485,13 @@ START_TEST(test_locks_bounded)
             bytes += (size_t)len + 2;
         }
         sscanf(line, "shown %u", &shown);
-        if (strcmp(line, "truncated yes") == 0) truncated = true;
-        ck_assert_msg(!starts(line, "locks_held") || strcmp(line, "locks_held 40") == 0, "%s", line);
+        if (strcmp(line, "truncated yes") == 0)
+            truncated = true;
+        ck_assert_msg(!starts(line, "locks_held") || strcmp(line, "locks_held 40") == 0, "%s",
+                      line);
     }
-    ck_assert_msg(truncated && shown == lock_lines && shown > 0 && shown < 40, "shown %u of 40, truncated %d", shown,
-                  truncated);
+    ck_assert_msg(truncated && shown == lock_lines && shown > 0 && shown < 40,
+                  "shown %u of 40, truncated %d", shown, truncated);
     ck_assert_msg(bytes <= 4096 / 4, "%zu bytes of lock lines for max_output_bytes 4096", bytes);
     raw_send(fd, "PING"); /* still connected, and in step */
     ck_assert_int_gt(h_read_reply(fd, line, sizeof line, 5000), 0);
@@ -506,8 +541,8 @@ int main(void)
     h_init();
     const struct test_group groups[] = {
         {"usage",
-         {test_help_version_long_options, test_usage_errors_one_line_64, test_acquire_without_detach_refused,
-          NULL}},
+         {test_help_version_long_options, test_usage_errors_one_line_64,
+          test_acquire_without_detach_refused, NULL}},
         {"wait", {test_trylock_answers_at_once, test_run_waits_without_w, NULL}},
         {"shared", {test_run_shared_and_permits, NULL}},
         {"locks", {test_locks_lists_holders_and_waiters, NULL}},
@@ -517,7 +552,8 @@ int main(void)
     rc |= run_test_groups("cli_auth", auth_groups, 1, setup_auth, teardown);
     const struct test_group small_groups[] = {{"bounded", {test_locks_bounded, NULL}}};
     rc |= run_test_groups("cli_small", small_groups, 1, setup_small, teardown);
-    const struct test_group noretry_groups[] = {{"example", {test_seeds_cli_retries_retries, NULL}}};
+    const struct test_group noretry_groups[] = {
+        {"example", {test_seeds_cli_retries_retries, NULL}}};
     rc |= run_test_groups("cli_noretry", noretry_groups, 1, setup_noretry, teardown);
     return rc;
 }

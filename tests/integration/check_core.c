@@ -402,8 +402,7 @@ START_TEST(test_noquorum_two_masters_stopped)
     struct redlock_lock lk;
     uint64_t deadline = h_now_ms() + 5000;
     int rc;
-    while ((rc = redlock_acquire(C, "nq-after", NULL, &lk)) != REDLOCK_OK &&
-           h_now_ms() < deadline)
+    while ((rc = redlock_acquire(C, "nq-after", NULL, &lk)) != REDLOCK_OK && h_now_ms() < deadline)
         h_sleep_ms(50);
     ck_assert_msg(rc == REDLOCK_OK, "no lock after the masters resumed: %s",
                   redlock_status_name(rc));
@@ -523,7 +522,7 @@ START_TEST(test_master_killed_and_restarted)
     h_redis_kill(&M[0]);
     acquire_ok(C, "during", 3000, &lk);
     ck_assert_uint_eq(holding("during", lk.id), 2);
-    acquire_ok(C, "kept", 3000, &kept); /* never reaches master 0 */
+    acquire_ok(C, "kept", 3000, &kept);          /* never reaches master 0 */
     ck_assert_int_eq(h_redis_restart(&M[0]), 0); /* same port, empty */
 
     /* The daemon reconnects and sends the restarted master its commands. */
@@ -593,7 +592,8 @@ START_TEST(test_badreq)
         "ACQUIRE a MAXHOLD 100",
         "ACQUIRE a 100 MAXHOLD",
         "ACQUIRE a\x7f",
-        "ACQUIRE \x01" "b",
+        "ACQUIRE \x01"
+        "b",
         "ACQUIRE a\xc3\xa9",
         "EXTEND",
         "EXTEND xyz",

@@ -17,14 +17,16 @@
 static struct h_redis M[NM];
 static struct h_daemon D;
 static char seeds_bin[H_PATH_MAX], log_path[H_PATH_MAX + 32];
-static char env_addr[H_PATH_MAX + 32], env_tcp[96], env_cli[H_PATH_MAX + 32], env_log[H_PATH_MAX + 64];
+static char env_addr[H_PATH_MAX + 32], env_tcp[96], env_cli[H_PATH_MAX + 32],
+    env_log[H_PATH_MAX + 64];
 
 static const char *const jobs[] = {"using", "retries", "validity", "execute", "acquire-all"};
 enum way { WAY_C, WAY_CLI, WAY_SOCKET };
 
 static void setup(void)
 {
-    for (int i = 0; i < NM; i++) ck_assert_int_eq(h_redis_start(&M[i]), 0);
+    for (int i = 0; i < NM; i++)
+        ck_assert_int_eq(h_redis_start(&M[i]), 0);
     ck_assert_int_eq(h_daemon_start(&D, M, NM, NULL), 0);
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
     snprintf(seeds_bin, sizeof seeds_bin, "%s/examples/seeds", build);
@@ -38,7 +40,8 @@ static void setup(void)
 static void teardown(void)
 {
     int code = h_daemon_stop(&D);
-    for (int i = 0; i < NM; i++) h_redis_stop(&M[i]);
+    for (int i = 0; i < NM; i++)
+        h_redis_stop(&M[i]);
     ck_assert_int_eq(code, 0);
 }
 
@@ -46,9 +49,12 @@ static pid_t start(enum way way, const char *job)
 {
     const char *const env[] = {env_addr, env_tcp, env_cli, env_log, NULL};
     char *argv[4] = {NULL, (char *)job, NULL, NULL};
-    if (way == WAY_C) argv[0] = seeds_bin;
-    else if (way == WAY_CLI) argv[0] = "examples/seeds-cli.sh";
-    else argv[0] = "examples/seeds-socket.sh";
+    if (way == WAY_C)
+        argv[0] = seeds_bin;
+    else if (way == WAY_CLI)
+        argv[0] = "examples/seeds-cli.sh";
+    else
+        argv[0] = "examples/seeds-socket.sh";
     pid_t pid = h_spawn_env(argv, NULL, env);
     ck_assert_int_gt(pid, 0);
     return pid;
@@ -59,7 +65,10 @@ static void run_all_ways(const char *job)
     for (enum way w = WAY_C; w <= WAY_SOCKET; w++) {
         int code = h_wait_exit(start(w, job), 30000 * h_slowdown());
         ck_assert_msg(code == 0, "example %s (%s) exited %d", job,
-                      w == WAY_C ? "C" : w == WAY_CLI ? "CLI" : "socket", code);
+                      w == WAY_C     ? "C"
+                      : w == WAY_CLI ? "CLI"
+                                     : "socket",
+                      code);
     }
 }
 
@@ -73,8 +82,10 @@ END_TEST
 START_TEST(test_execute_is_exclusive)
 {
     pid_t pids[6];
-    for (int i = 0; i < 6; i++) pids[i] = start((enum way)(i % 3), "execute");
-    for (int i = 0; i < 6; i++) ck_assert_int_eq(h_wait_exit(pids[i], 60000 * h_slowdown()), 0);
+    for (int i = 0; i < 6; i++)
+        pids[i] = start((enum way)(i % 3), "execute");
+    for (int i = 0; i < 6; i++)
+        ck_assert_int_eq(h_wait_exit(pids[i], 60000 * h_slowdown()), 0);
     FILE *f = fopen(log_path, "r");
     ck_assert_ptr_nonnull(f);
     char line[128], open_pid[32] = "";

@@ -30,9 +30,11 @@ static const struct h_daemon_opts fence_opts = {
 
 static void setup(void)
 {
-    for (int i = 0; i < NM; i++) ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d did not start", i);
+    for (int i = 0; i < NM; i++)
+        ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d did not start", i);
     for (int i = 0; i < 2; i++) {
-        ck_assert_msg(h_daemon_start(&D[i], M, NM, &fence_opts) == 0, "redlockd %d did not start", i);
+        ck_assert_msg(h_daemon_start(&D[i], M, NM, &fence_opts) == 0, "redlockd %d did not start",
+                      i);
         C[i] = h_client(D[i].sock);
         ck_assert_ptr_nonnull(C[i]);
     }
@@ -45,7 +47,8 @@ static void teardown(void)
         redlock_close(C[i]);
         code[i] = h_daemon_stop(&D[i]);
     }
-    for (int i = 0; i < NM; i++) h_redis_stop(&M[i]);
+    for (int i = 0; i < NM; i++)
+        h_redis_stop(&M[i]);
     ck_assert_int_eq(code[0], 0);
     ck_assert_int_eq(code[1], 0);
 }
@@ -57,8 +60,8 @@ static void take_and_check(int d, const char *res, uint64_t *last)
     struct redlock_acquire_opts o = {.ttl_ms = 1000, .wait_ms = 5000};
     int rc = redlock_acquire(C[d], res, &o, &lk);
     ck_assert_msg(rc == REDLOCK_OK, "acquire %s via daemon %d: %s", res, d, redlock_errstr(C[d]));
-    ck_assert_msg(lk.fence > *last, "fence went from %llu to %llu on %s (daemon %d)", (unsigned long long)*last,
-                  (unsigned long long)lk.fence, res, d);
+    ck_assert_msg(lk.fence > *last, "fence went from %llu to %llu on %s (daemon %d)",
+                  (unsigned long long)*last, (unsigned long long)lk.fence, res, d);
     *last = lk.fence;
     ck_assert_int_eq(redlock_release(C[d], lk.id), REDLOCK_OK);
 }
@@ -66,7 +69,8 @@ static void take_and_check(int d, const char *res, uint64_t *last)
 START_TEST(test_fences_increase_across_daemons)
 {
     uint64_t last = 0;
-    for (int i = 0; i < 20; i++) take_and_check(i % 2, "fa", &last);
+    for (int i = 0; i < 20; i++)
+        take_and_check(i % 2, "fa", &last);
     ck_assert_uint_ge(last, 20);
     /* One counter serves every resource: a resource never locked before
      * gets a fence above all earlier ones too. */
@@ -78,38 +82,46 @@ static bool master_voting_again(void *arg)
 {
     struct redlock_client *c = arg;
     static char info[16384];
-    if (redlock_command(c, "INFO", info, sizeof info) != REDLOCK_OK) return false;
-    return strstr(info, "master.0.state up") != NULL && strstr(info, "master.0.quarantine_ms 0") != NULL;
+    if (redlock_command(c, "INFO", info, sizeof info) != REDLOCK_OK)
+        return false;
+    return strstr(info, "master.0.state up") != NULL &&
+           strstr(info, "master.0.quarantine_ms 0") != NULL;
 }
 
 START_TEST(test_fences_survive_minority_faults)
 {
     uint64_t last = 0;
-    for (int i = 0; i < 4; i++) take_and_check(i % 2, "fr", &last);
+    for (int i = 0; i < 4; i++)
+        take_and_check(i % 2, "fr", &last);
     /* One master stopped: the others still agree and fences keep rising. */
     ck_assert_int_eq(h_redis_pause(&M[2]), 0);
-    for (int i = 0; i < 4; i++) take_and_check(i % 2, "fr", &last);
+    for (int i = 0; i < 4; i++)
+        take_and_check(i % 2, "fr", &last);
     ck_assert_int_eq(h_redis_resume(&M[2]), 0);
     /* Master 2 lags now; the next acquisitions must still rise (the daemon
      * raises counters to the largest when the masters disagree). */
-    for (int i = 0; i < 4; i++) take_and_check(i % 2, "fr", &last);
+    for (int i = 0; i < 4; i++)
+        take_and_check(i % 2, "fr", &last);
     /* Master 0 restarted empty: its counter is gone. */
     h_redis_kill(&M[0]);
     ck_assert_int_eq(h_redis_restart(&M[0]), 0);
-    for (int i = 0; i < 6; i++) take_and_check(i % 2, "fr", &last);
+    for (int i = 0; i < 6; i++)
+        take_and_check(i % 2, "fr", &last);
     /* Once it votes again (after max_ttl_ms), still rising. */
     ck_assert_msg(h_wait_until(master_voting_again, C[0], 10000 * h_slowdown()),
                   "restarted master never voted again");
     ck_assert_msg(h_wait_until(master_voting_again, C[1], 10000 * h_slowdown()),
                   "restarted master never voted again (daemon 1)");
-    for (int i = 0; i < 6; i++) take_and_check(i % 2, "fr", &last);
+    for (int i = 0; i < 6; i++)
+        take_and_check(i % 2, "fr", &last);
 }
 END_TEST
 
 START_TEST(test_multi_resource_fence_exceeds_each)
 {
     uint64_t a = 0, b = 0;
-    for (int i = 0; i < 3; i++) take_and_check(i % 2, "ma", &a);
+    for (int i = 0; i < 3; i++)
+        take_and_check(i % 2, "ma", &a);
     take_and_check(1, "mb", &b);
     uint64_t ab = a > b ? a : b;
     take_and_check(0, "ma,mb", &ab);
@@ -191,15 +203,18 @@ END_TEST
  * still raises the fence. Using the new prefix's counter (at 1 here)
  * would hand out a lower fence. */
 #define LOCK_P1 "max_ttl_ms = 10000\ndefault_ttl_ms = 1000\nfencing = yes\n"
-static const struct h_daemon_opts p1_opts = {.redis = "master_timeout_ms = 200\n", .lock = LOCK_P1 "key_prefix = p1:\n"};
-static const struct h_daemon_opts p2_opts = {.redis = "master_timeout_ms = 200\n", .lock = LOCK_P1 "key_prefix = p2:\n"};
+static const struct h_daemon_opts p1_opts = {.redis = "master_timeout_ms = 200\n",
+                                             .lock = LOCK_P1 "key_prefix = p1:\n"};
+static const struct h_daemon_opts p2_opts = {.redis = "master_timeout_ms = 200\n",
+                                             .lock = LOCK_P1 "key_prefix = p2:\n"};
 
 static bool new_prefix_in_force(void *arg)
 {
     (void)arg;
     struct redlock_lock lk;
     struct redlock_acquire_opts o = {.ttl_ms = 1000};
-    if (redlock_acquire(C[0], "probe", &o, &lk) != REDLOCK_OK) return false;
+    if (redlock_acquire(C[0], "probe", &o, &lk) != REDLOCK_OK)
+        return false;
     bool p2 = h_redis_pttl(&M[0], "p2:probe") > 0;
     redlock_release(C[0], lk.id);
     return p2;
@@ -213,7 +228,8 @@ START_TEST(test_prefix_reload_keeps_a_locks_counter)
     C[0] = h_client(D[0].sock);
     ck_assert_ptr_nonnull(C[0]);
     uint64_t last = 0;
-    for (int i = 0; i < 3; i++) take_and_check(0, "pr", &last);
+    for (int i = 0; i < 3; i++)
+        take_and_check(0, "pr", &last);
 
     int fd[2] = {h_connect_unix(D[0].sock), h_connect_unix(D[0].sock)};
     ck_assert(fd[0] >= 0 && fd[1] >= 0);
@@ -226,7 +242,8 @@ START_TEST(test_prefix_reload_keeps_a_locks_counter)
 
     ck_assert_int_eq(h_daemon_write_ini(&D[0], M, NM, &p2_opts), 0);
     ck_assert_int_eq(h_daemon_hup(&D[0]), 0);
-    ck_assert_msg(h_wait_until(new_prefix_in_force, NULL, 5000 * h_slowdown()), "key_prefix p2: never took effect");
+    ck_assert_msg(h_wait_until(new_prefix_in_force, NULL, 5000 * h_slowdown()),
+                  "key_prefix p2: never took effect");
     ck_assert_msg(!h_readable(fd[1], 0), "the waiter got an answer while the lock was held");
 
     snprintf(rel, sizeof rel, "RELEASE %s", id);
@@ -234,8 +251,8 @@ START_TEST(test_prefix_reload_keeps_a_locks_counter)
     ck_assert_str_eq(line, "OK");
     ck_assert_int_gt(h_read_line(fd[1], line, sizeof line, 5000 * h_slowdown()), 0);
     ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &next_fence) == 2, "waiter got '%s'", line);
-    ck_assert_msg(next_fence > held_fence, "fence %llu after %llu across a key_prefix reload", next_fence,
-                  held_fence);
+    ck_assert_msg(next_fence > held_fence, "fence %llu after %llu across a key_prefix reload",
+                  next_fence, held_fence);
     char val[64];
     ck_assert(h_redis_get(&M[0], "p1:pr", val, sizeof val));
     ck_assert_str_eq(val, id);
@@ -270,11 +287,13 @@ static unsigned long long counter_of(struct h_redis *m)
 START_TEST(test_one_lying_counter_cannot_decide_the_fence)
 {
     uint64_t last = 0;
-    for (int i = 0; i < 3; i++) take_and_check(i % 2, "lie", &last);
+    for (int i = 0; i < 3; i++)
+        take_and_check(i % 2, "lie", &last);
     set_counter(&M[0], COUNTER_TOP);
     for (int i = 0; i < 10; i++) {
         take_and_check(i % 2, "lie", &last);
-        ck_assert_msg(last < SANE_FENCE, "fence %llu: one master decided it", (unsigned long long)last);
+        ck_assert_msg(last < SANE_FENCE, "fence %llu: one master decided it",
+                      (unsigned long long)last);
     }
     take_and_check(0, "lie,lie2", &last);
     ck_assert_msg(last < SANE_FENCE, "multi-resource fence %llu", (unsigned long long)last);
@@ -293,7 +312,8 @@ START_TEST(test_one_lying_counter_cannot_decide_the_fence)
     raw_req(fd[0], rel, line, sizeof line);
     ck_assert_str_eq(line, "OK");
     ck_assert_int_gt(h_read_line(fd[1], line, sizeof line, 5000 * h_slowdown()), 0);
-    ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &fence) == 2, "hand-off waiter got '%s'", line);
+    ck_assert_msg(sscanf(line, "OK %63s %*u %llu", id, &fence) == 2, "hand-off waiter got '%s'",
+                  line);
     ck_assert_msg(fence > last && fence < SANE_FENCE, "hand-off fence %llu after %llu", fence,
                   (unsigned long long)last);
     last = fence;
@@ -303,7 +323,8 @@ START_TEST(test_one_lying_counter_cannot_decide_the_fence)
     close(fd[1]);
 
     for (int m = 1; m < NM; m++)
-        ck_assert_msg(counter_of(&M[m]) < SANE_FENCE, "master %d's counter raised to %llu", m, counter_of(&M[m]));
+        ck_assert_msg(counter_of(&M[m]) < SANE_FENCE, "master %d's counter raised to %llu", m,
+                      counter_of(&M[m]));
     take_and_check(1, "lie", &last);
 }
 END_TEST
@@ -313,14 +334,17 @@ END_TEST
 START_TEST(test_plausible_lie_is_outvoted)
 {
     uint64_t last = 0;
-    for (int i = 0; i < 3; i++) take_and_check(i % 2, "pl", &last);
+    for (int i = 0; i < 3; i++)
+        take_and_check(i % 2, "pl", &last);
     set_counter(&M[2], "5000000");
     for (int i = 0; i < 6; i++) {
         take_and_check(i % 2, "pl", &last);
-        ck_assert_msg(last < SANE_FENCE, "fence %llu: one master decided it", (unsigned long long)last);
+        ck_assert_msg(last < SANE_FENCE, "fence %llu: one master decided it",
+                      (unsigned long long)last);
     }
     for (int m = 0; m < 2; m++)
-        ck_assert_msg(counter_of(&M[m]) < SANE_FENCE, "master %d's counter raised to %llu", m, counter_of(&M[m]));
+        ck_assert_msg(counter_of(&M[m]) < SANE_FENCE, "master %d's counter raised to %llu", m,
+                      counter_of(&M[m]));
 }
 END_TEST
 
@@ -333,7 +357,8 @@ static bool pings(void *arg)
 static bool key_gone_everywhere(void *arg)
 {
     for (int m = 0; m < NM; m++)
-        if (h_redis_pttl(&M[m], arg) != -2) return false;
+        if (h_redis_pttl(&M[m], arg) != -2)
+            return false;
     return true;
 }
 
@@ -356,8 +381,10 @@ START_TEST(test_exhausted_majority_is_named)
                       "daemon %d said '%s'", d, err);
         ck_assert_msg(pings(C[d]), "daemon %d stopped answering", d);
     }
-    ck_assert_msg(h_wait_until(key_gone_everywhere, "ex", 5000 * h_slowdown()), "the failed attempts' keys stayed");
-    ck_assert_msg(counter_of(&M[2]) < SANE_FENCE, "the honest counter was raised to %llu", counter_of(&M[2]));
+    ck_assert_msg(h_wait_until(key_gone_everywhere, "ex", 5000 * h_slowdown()),
+                  "the failed attempts' keys stayed");
+    ck_assert_msg(counter_of(&M[2]) < SANE_FENCE, "the honest counter was raised to %llu",
+                  counter_of(&M[2]));
     /* The repair: every counter set to the largest sane one. */
     char val[32];
     snprintf(val, sizeof val, "%llu", counter_of(&M[2]));
@@ -384,8 +411,10 @@ START_TEST(test_lone_liar_cannot_raise_counters_near_the_top)
     struct redlock_acquire_opts o = {.ttl_ms = 1000};
     int rc = redlock_acquire(C[0], "nt", &o, &lk);
     ck_assert_msg(rc != REDLOCK_OK, "granted with fence %llu", (unsigned long long)lk.fence);
-    ck_assert_msg(strstr(redlock_errstr(C[0]), "fence counter") != NULL, "'%s'", redlock_errstr(C[0]));
-    ck_assert_msg(counter_of(&M[1]) < SANE_FENCE, "the honest counter was raised to %llu", counter_of(&M[1]));
+    ck_assert_msg(strstr(redlock_errstr(C[0]), "fence counter") != NULL, "'%s'",
+                  redlock_errstr(C[0]));
+    ck_assert_msg(counter_of(&M[1]) < SANE_FENCE, "the honest counter was raised to %llu",
+                  counter_of(&M[1]));
     ck_assert_int_eq(h_redis_resume(&M[2]), 0);
     take_and_check(1, "nt", &last); /* WAIT 5000: until master 2 votes again */
     ck_assert_uint_lt(last, SANE_FENCE);
@@ -399,7 +428,8 @@ END_TEST
  * and through SET NX + INCR alike; never a fence at or past 2^53. */
 START_TEST(test_fences_end_below_2_53)
 {
-    for (int m = 0; m < NM; m++) set_counter(&M[m], "9007199254740988"); /* 2^53 - 4 */
+    for (int m = 0; m < NM; m++)
+        set_counter(&M[m], "9007199254740988"); /* 2^53 - 4 */
     uint64_t last = 0;
     take_and_check(0, "b1,b2", &last);
     ck_assert_uint_eq(last, 9007199254740989ULL);
@@ -411,7 +441,8 @@ START_TEST(test_fences_end_below_2_53)
         struct redlock_lock lk;
         struct redlock_acquire_opts o = {.ttl_ms = 1000};
         int rc = redlock_acquire(C[i % 2], res[i], &o, &lk);
-        ck_assert_msg(rc != REDLOCK_OK, "%s granted with fence %llu", res[i], (unsigned long long)lk.fence);
+        ck_assert_msg(rc != REDLOCK_OK, "%s granted with fence %llu", res[i],
+                      (unsigned long long)lk.fence);
         ck_assert_msg(strstr(redlock_errstr(C[i % 2]), "fence counter exhausted") != NULL &&
                           strstr(redlock_errstr(C[i % 2]), "3/3") != NULL,
                       "'%s'", redlock_errstr(C[i % 2]));

@@ -74,15 +74,15 @@ static long long info_counter(struct redlock_client *c, const char *name)
 
 /* ---- fair_across_daemons --------------------------------------------------- */
 
-static atomic_int holders;      /* clients inside a hold right now */
-static atomic_int overlaps;     /* times a grant found another holder inside */
-static atomic_int total;        /* acquisitions, both daemons */
-static atomic_int errors;       /* unexpected client errors */
+static atomic_int holders;  /* clients inside a hold right now */
+static atomic_int overlaps; /* times a grant found another holder inside */
+static atomic_int total;    /* acquisitions, both daemons */
+static atomic_int errors;   /* unexpected client errors */
 static atomic_bool stop;
 
 struct worker {
     const char *addr;
-    int count;                  /* acquisitions of this client */
+    int count; /* acquisitions of this client */
     pthread_t th;
 };
 
@@ -98,12 +98,14 @@ static void *work(void *arg)
     while (!atomic_load(&stop)) {
         struct redlock_lock lk;
         int rc = redlock_acquire(c, "hot", &o, &lk);
-        if (rc == REDLOCK_ERR_BUSY) continue; /* WAIT ran out: the test's bound judges */
+        if (rc == REDLOCK_ERR_BUSY)
+            continue; /* WAIT ran out: the test's bound judges */
         if (rc != REDLOCK_OK) {
             atomic_fetch_add(&errors, 1);
             break;
         }
-        if (atomic_fetch_add(&holders, 1) != 0) atomic_fetch_add(&overlaps, 1);
+        if (atomic_fetch_add(&holders, 1) != 0)
+            atomic_fetch_add(&overlaps, 1);
         w->count++;
         atomic_fetch_add(&total, 1);
         struct timespec hold = {0, 1000000}; /* the workload: hold about 1 ms */
@@ -181,7 +183,8 @@ static bool registry_gone(void *arg)
     const char *key = arg;
     char v[512];
     for (int i = 0; i < NM; i++)
-        if (h_redis_get(&M[i], key, v, sizeof v)) return false;
+        if (h_redis_get(&M[i], key, v, sizeof v))
+            return false;
     return true;
 }
 
@@ -205,12 +208,14 @@ START_TEST(release_wakes_other_daemon)
     struct redlock_client *b = h_client(D[1].sock);
     ck_assert_ptr_nonnull(b);
     probe = b;
-    ck_assert_msg(h_wait_until(one_waiter, NULL, 20000 * h_slowdown()), "daemon B's waiter never queued");
+    ck_assert_msg(h_wait_until(one_waiter, NULL, 20000 * h_slowdown()),
+                  "daemon B's waiter never queued");
     ck_assert_int_eq(redlock_release(a, held.id), REDLOCK_OK);
     char reply[256];
     /* Well before the 60 s poll: only a wake-up can have done it. */
     int n = h_read_reply(fd, reply, sizeof reply, 30000);
-    ck_assert_msg(n > 0 && strncmp(reply, "OK ", 3) == 0, "daemon B's waiter: '%s' (%d)", n > 0 ? reply : "", n);
+    ck_assert_msg(n > 0 && strncmp(reply, "OK ", 3) == 0, "daemon B's waiter: '%s' (%d)",
+                  n > 0 ? reply : "", n);
     ck_assert_int_ge(info_counter(b, "fleet_wakeups"), 1);
     redlock_close(b);
     close(fd);
@@ -238,7 +243,8 @@ START_TEST(killed_daemon_expires)
     int fd = h_connect_unix(D[2].sock);
     ck_assert_int_ge(fd, 0);
     raw_send(fd, "ACQUIRE k 30000 WAIT 60000");
-    ck_assert_msg(h_wait_until(registered, "k,w", 20000 * h_slowdown()), "daemon K never registered");
+    ck_assert_msg(h_wait_until(registered, "k,w", 20000 * h_slowdown()),
+                  "daemon K never registered");
     kill(D[2].pid, SIGKILL);
     ck_assert(h_wait_exit(D[2].pid, 10000) >= 0);
     D[2].pid = 0;
@@ -254,10 +260,12 @@ START_TEST(killed_daemon_expires)
     ck_assert_int_eq(redlock_release(a1, held.id), REDLOCK_OK);
     char reply[256], id[64];
     int n = h_read_reply(fd2, reply, sizeof reply, 30000 * h_slowdown());
-    ck_assert_msg(n > 0 && sscanf(reply, "OK %63s", id) == 1, "A's waiter: '%s' (%d)", n > 0 ? reply : "", n);
+    ck_assert_msg(n > 0 && sscanf(reply, "OK %63s", id) == 1, "A's waiter: '%s' (%d)",
+                  n > 0 ? reply : "", n);
 
     /* K's registration expires on its own. */
-    ck_assert_msg(h_wait_until(registry_gone, "k,w", 30000 * h_slowdown()), "K's registration never expired");
+    ck_assert_msg(h_wait_until(registry_gone, "k,w", 30000 * h_slowdown()),
+                  "K's registration never expired");
     char line[160];
     snprintf(line, sizeof line, "RELEASE %s", id);
     raw_send(fd2, line);
@@ -272,7 +280,8 @@ START_TEST(killed_daemon_expires)
         raw_send(redlock_fd(next), "ACQUIRE k 30000 WAIT 60000");
         ck_assert_int_eq(redlock_release(holder, held.id), REDLOCK_OK);
         n = h_read_reply(redlock_fd(next), reply, sizeof reply, 30000 * h_slowdown());
-        ck_assert_msg(n > 0 && sscanf(reply, "OK %32s", held.id) == 1, "hand-off %d: '%s'", i, reply);
+        ck_assert_msg(n > 0 && sscanf(reply, "OK %32s", held.id) == 1, "hand-off %d: '%s'", i,
+                      reply);
     }
     ck_assert_int_eq(info_counter(a1, "handoffs_yielded"), yielded);
     close(fd2);

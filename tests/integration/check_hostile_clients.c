@@ -33,15 +33,22 @@ static void start_with(const char *server, const char *lock)
     ck_assert_msg(h_daemon_start(&D, NULL, 0, &o) == 0, "redlockd did not start");
 }
 
-static void setup(void) { memset(&D, 0, sizeof D); }
+static void setup(void)
+{
+    memset(&D, 0, sizeof D);
+}
 
-static void teardown(void) { ck_assert_int_eq(h_daemon_stop(&D), 0); }
+static void teardown(void)
+{
+    ck_assert_int_eq(h_daemon_stop(&D), 0);
+}
 
 /* One request on a raw connection, its reply (events skipped) into line. */
 static void req(int fd, const char *request, char *line, size_t len)
 {
     raw_send(fd, request);
-    ck_assert_msg(h_read_reply(fd, line, len, 5000 * h_slowdown()) >= 0, "no reply to '%s'", request);
+    ck_assert_msg(h_read_reply(fd, line, len, 5000 * h_slowdown()) >= 0, "no reply to '%s'",
+                  request);
 }
 
 static int conn_tcp(void)
@@ -67,14 +74,18 @@ static int conn_tcp_small_rcvbuf(void)
     return fd;
 }
 
-static void set_nonblocking(int fd) { ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0); }
+static void set_nonblocking(int fd)
+{
+    ck_assert_int_eq(fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK), 0);
+}
 
 /* Pipeline PINGs without reading until the daemon stops taking them (no
  * room to write for 300 ms). Returns how many were sent. */
 static size_t ping_until_blocked(int fd)
 {
     static char pings[6 * 4096];
-    for (size_t i = 0; i < sizeof pings; i += 6) memcpy(pings + i, "PING\r\n", 6);
+    for (size_t i = 0; i < sizeof pings; i += 6)
+        memcpy(pings + i, "PING\r\n", 6);
     set_nonblocking(fd);
     size_t sent = 0, off = 0;
     uint64_t deadline = h_now_ms() + 20000;
@@ -85,10 +96,13 @@ static size_t ping_until_blocked(int fd)
             off = (off + (size_t)n) % sizeof pings;
             continue;
         }
-        if (n < 0 && (errno == ECONNRESET || errno == EPIPE)) return sent / 6; /* already cut off */
-        ck_assert_msg(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send: %s", strerror(errno));
+        if (n < 0 && (errno == ECONNRESET || errno == EPIPE))
+            return sent / 6; /* already cut off */
+        ck_assert_msg(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "send: %s",
+                      strerror(errno));
         struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, 300) == 0) return sent / 6;
+        if (poll(&p, 1, 300) == 0)
+            return sent / 6;
     }
     ck_abort_msg("the daemon never stopped reading a client that reads nothing");
     return 0;
@@ -104,7 +118,8 @@ static uint64_t ms_until_granted(const char *res, uint32_t wait_ms)
     snprintf(request, sizeof request, "ACQUIRE %s 5000 WAIT %u", res, wait_ms);
     uint64_t t0 = h_now_ms();
     raw_send(fd, request);
-    ck_assert_msg(h_read_reply(fd, line, sizeof line, wait_ms + 5000) >= 0, "no reply to '%s'", request);
+    ck_assert_msg(h_read_reply(fd, line, sizeof line, wait_ms + 5000) >= 0, "no reply to '%s'",
+                  request);
     uint64_t took = h_now_ms() - t0;
     close(fd);
     return starts(line, "OK ") ? took : UINT64_MAX;
@@ -118,7 +133,8 @@ static bool reloaded(void *ud)
     FILE *p = popen(cmd, "r");
     int n = 0;
     if (p != NULL) {
-        if (fscanf(p, "%d", &n) != 1) n = 0;
+        if (fscanf(p, "%d", &n) != 1)
+            n = 0;
         pclose(p);
     }
     return n > *count;
@@ -128,7 +144,8 @@ static bool reloaded(void *ud)
 static void reload_and_wait(void)
 {
     int before = 0;
-    while (reloaded(&before)) before++;
+    while (reloaded(&before))
+        before++;
     ck_assert_int_eq(h_daemon_hup(&D), 0);
     ck_assert_msg(h_wait_until(reloaded, &before, 5000 * h_slowdown()), "reload not logged");
 }
@@ -150,7 +167,8 @@ static long long info_num(int fd, const char *key)
     size_t kl = strlen(key);
     for (int i = 0; i < n; i++) {
         ck_assert_msg(h_read_line(fd, line, sizeof line, 5000) >= 0, "INFO line %d missing", i);
-        if (strncmp(line, key, kl) == 0 && line[kl] == ' ') v = atoll(line + kl + 1);
+        if (strncmp(line, key, kl) == 0 && line[kl] == ' ')
+            v = atoll(line + kl + 1);
     }
     ck_assert_msg(v >= 0, "INFO has no %s", key);
     return v;
@@ -165,10 +183,10 @@ START_TEST(test_stalled_reader_closed)
     ck_assert_msg(starts(line, "OK "), "ACQUIRE: '%s'", line);
     size_t sent = ping_until_blocked(fd);
     uint64_t took = ms_until_granted("stall", 10000 * h_slowdown());
-    ck_assert_msg(took != UINT64_MAX, "the stalled reader kept its AUTOEXTEND lock (%zu PINGs sent)",
-                  sent);
-    ck_assert_msg(took <= 1000 + 1500 * h_slowdown(), "lock released only after %llu ms (stall limit 1000)",
-                  (unsigned long long)took);
+    ck_assert_msg(took != UINT64_MAX,
+                  "the stalled reader kept its AUTOEXTEND lock (%zu PINGs sent)", sent);
+    ck_assert_msg(took <= 1000 + 1500 * h_slowdown(),
+                  "lock released only after %llu ms (stall limit 1000)", (unsigned long long)took);
     ck_assert(h_file_contains(D.log, "reads none of its replies"));
     close(fd);
     int other = conn_tcp();
@@ -194,11 +212,12 @@ static void slow_reader(int fd, const char *res, size_t chunk)
     while (h_now_ms() < end) {
         h_sleep_ms(400);
         ssize_t n = recv(fd, buf, chunk, MSG_DONTWAIT);
-        ck_assert_msg(n > 0, "the slow reader was closed after reading %zu of %zu bytes", got, want);
+        ck_assert_msg(n > 0, "the slow reader was closed after reading %zu of %zu bytes", got,
+                      want);
         got += (size_t)n;
     }
-    ck_assert_msg(got + 65536 < want, "the test read everything (%zu of %zu bytes): nothing was backed up", got,
-                  want);
+    ck_assert_msg(got + 65536 < want,
+                  "the test read everything (%zu of %zu bytes): nothing was backed up", got, want);
     ck_assert_msg(ms_until_granted(res, 0) == UINT64_MAX, "the slow reader lost its lock");
     /* Everything arrives. */
     while (got < want) {
@@ -262,10 +281,12 @@ START_TEST(test_keepalive_on_accepted)
     req(fd, "PING", line, sizeof line);
     ck_assert_str_eq(line, "PONG");
     ss_daemon_side(ss, sizeof ss);
-    ck_assert_msg(strstr(ss, "timer:(keepalive,") != NULL, "no keepalive timer on the daemon's socket: %s", ss);
+    ck_assert_msg(strstr(ss, "timer:(keepalive,") != NULL,
+                  "no keepalive timer on the daemon's socket: %s", ss);
     close(fd);
     /* Off when 0, after a reload (it applies to new connections). */
-    struct h_daemon_opts o = {.server = "tcp_keepalive_s = 0\n", .redis = "backend = memory\n",
+    struct h_daemon_opts o = {.server = "tcp_keepalive_s = 0\n",
+                              .redis = "backend = memory\n",
                               .lock = "max_ttl_ms = 60000\n"};
     ck_assert_int_eq(h_daemon_write_ini(&D, NULL, 0, &o), 0);
     reload_and_wait();
@@ -322,7 +343,8 @@ static long vm_kb(pid_t pid, const char *field)
     long kb = -1;
     size_t n = strlen(field);
     while (fgets(line, sizeof line, f) != NULL)
-        if (strncmp(line, field, n) == 0 && line[n] == ':') kb = strtol(line + n + 1, NULL, 10);
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            kb = strtol(line + n + 1, NULL, 10);
     fclose(f);
     ck_assert_int_ge(kb, 0);
     return kb;
@@ -334,13 +356,15 @@ START_TEST(test_auth_deadline_frees_slots)
 {
     start_with_token("max_clients = 50\nauth_timeout_ms = 1000\n", NULL);
     static int idle[200];
-    for (int i = 0; i < 200; i++) idle[i] = conn_tcp();
+    for (int i = 0; i < 200; i++)
+        idle[i] = conn_tcp();
     uint64_t t0 = h_now_ms(), deadline = t0 + 10000 * h_slowdown();
     char line[256] = "";
     bool in = false;
     while (!in && h_now_ms() < deadline) {
         int fd = conn_tcp();
-        in = h_send_str(fd, "AUTH " TOKEN "\r\n") == 0 && h_read_reply(fd, line, sizeof line, 2000) >= 0 && strcmp(line, "OK") == 0;
+        in = h_send_str(fd, "AUTH " TOKEN "\r\n") == 0 &&
+             h_read_reply(fd, line, sizeof line, 2000) >= 0 && strcmp(line, "OK") == 0;
         if (in) {
             req(fd, "PING", line, sizeof line);
             ck_assert_str_eq(line, "PONG");
@@ -350,7 +374,9 @@ START_TEST(test_auth_deadline_frees_slots)
         close(fd);
     }
     uint64_t took = h_now_ms() - t0;
-    ck_assert_msg(in, "idle unauthenticated connections kept a real client out for 10 s (last reply '%s')", line);
+    ck_assert_msg(
+        in, "idle unauthenticated connections kept a real client out for 10 s (last reply '%s')",
+        line);
     ck_assert_msg(took <= 1000 + 3000 * h_slowdown(), "a real client got in only after %llu ms",
                   (unsigned long long)took);
     /* The idle ones that were let in were closed; an authenticated one is not. */
@@ -361,7 +387,8 @@ START_TEST(test_auth_deadline_frees_slots)
     ck_assert_str_eq(line, "PONG");
     ck_assert_int_ge(info_num(ok, "closed_auth_timeout"), 40); /* max_clients let 50 in */
     close(ok);
-    for (int i = 0; i < 200; i++) close(idle[i]);
+    for (int i = 0; i < 200; i++)
+        close(idle[i]);
 }
 END_TEST
 
@@ -381,7 +408,8 @@ START_TEST(test_preauth_buffers_small)
     static char junk[60000];
     memset(junk, 'x', sizeof junk);
     static char pings[6 * 8192];
-    for (size_t i = 0; i < sizeof pings; i += 6) memcpy(pings + i, "PING\r\n", 6);
+    for (size_t i = 0; i < sizeof pings; i += 6)
+        memcpy(pings + i, "PING\r\n", 6);
     static int partial[200], piped[100];
     for (int i = 0; i < 200; i++) {
         partial[i] = conn_tcp();
@@ -393,12 +421,16 @@ START_TEST(test_preauth_buffers_small)
         piped[i] = conn_tcp();
         set_nonblocking(piped[i]);
         for (int k = 0; k < 20; k++)
-            if (send(piped[i], pings, sizeof pings, MSG_NOSIGNAL) < 0) break;
+            if (send(piped[i], pings, sizeof pings, MSG_NOSIGNAL) < 0)
+                break;
     }
     bool grew = h_wait_until(rss_grew, &base, 3000);
     long now = vm_kb(D.pid, "VmRSS");
-    fprintf(stderr, "preauth: RSS %ld KB before, %ld KB after 300 hostile connections\n", base, now);
-    ck_assert_msg(!grew, "300 unauthenticated connections took the daemon's RSS from %ld KB to %ld KB", base, now);
+    fprintf(stderr, "preauth: RSS %ld KB before, %ld KB after 300 hostile connections\n", base,
+            now);
+    ck_assert_msg(!grew,
+                  "300 unauthenticated connections took the daemon's RSS from %ld KB to %ld KB",
+                  base, now);
     /* The pipelining ones got at most 8 replies each, then a close. */
     char line[256];
     for (int i = 0; i < 100; i += 25) {
@@ -407,11 +439,14 @@ START_TEST(test_preauth_buffers_small)
             ck_assert_msg(is_err(line, "AUTH"), "reply before AUTH: '%s'", line);
             lines++;
         }
-        ck_assert_msg(rc == H_LINE_EOF || rc == H_LINE_ERR, "not closed after %d replies (rc %d)", lines, rc);
+        ck_assert_msg(rc == H_LINE_EOF || rc == H_LINE_ERR, "not closed after %d replies (rc %d)",
+                      lines, rc);
         ck_assert_int_le(lines, 8);
     }
-    for (int i = 0; i < 200; i++) close(partial[i]);
-    for (int i = 0; i < 100; i++) close(piped[i]);
+    for (int i = 0; i < 200; i++)
+        close(partial[i]);
+    for (int i = 0; i < 100; i++)
+        close(piped[i]);
     /* A real client is served. */
     int fd = authed_tcp();
     req(fd, "PING", line, sizeof line);
@@ -428,7 +463,8 @@ static int count_in_log(const char *needle)
     ck_assert_ptr_nonnull(f);
     char line[1024];
     int n = 0;
-    while (fgets(line, sizeof line, f) != NULL) n += strstr(line, needle) != NULL;
+    while (fgets(line, sizeof line, f) != NULL)
+        n += strstr(line, needle) != NULL;
     fclose(f);
     return n;
 }
@@ -455,13 +491,16 @@ START_TEST(test_auth_guessing_budget)
     while (h_now_ms() < end) {
         ck_assert_int_ge(poll(p, GUESSERS, 50), 0);
         for (int i = 0; i < GUESSERS; i++) {
-            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            if (!(p[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
             int rc = h_read_line(p[i].fd, line, sizeof line, 1000);
             if (rc >= 0) {
                 answers++;
                 ck_assert_msg(is_err(line, "AUTH"), "guess answered '%s'", line);
-                if (strstr(line, "invalid token")) checked++;
-                else refused++;
+                if (strstr(line, "invalid token"))
+                    checked++;
+                else
+                    refused++;
             }
             bool again = rc >= 0;
             if (again) {
@@ -477,25 +516,28 @@ START_TEST(test_auth_guessing_budget)
         }
     }
     uint64_t took = h_now_ms() - t0;
-    for (int i = 0; i < GUESSERS; i++) close(p[i].fd);
+    for (int i = 0; i < GUESSERS; i++)
+        close(p[i].fd);
     /* 10 to start with, 10 a second after that. */
     int allowed = 10 + (int)(10 * took / 1000) + 2;
-    ck_assert_msg(checked <= allowed, "%d tokens checked in %llu ms (budget %d; %d refused unchecked)", checked,
+    ck_assert_msg(checked <= allowed,
+                  "%d tokens checked in %llu ms (budget %d; %d refused unchecked)", checked,
                   (unsigned long long)took, allowed, refused);
     ck_assert_msg(refused > 0, "no AUTH was refused (%d checked, %d answers)", checked, answers);
     /* The log: one line a second at most, not one per guess. */
     int logged = count_in_log("AUTH fail");
-    ck_assert_msg(logged <= 3 + 3, "%d log lines for %d failed AUTHs in %llu ms", logged, checked + refused,
-                  (unsigned long long)took);
+    ck_assert_msg(logged <= 3 + 3, "%d log lines for %d failed AUTHs in %llu ms", logged,
+                  checked + refused, (unsigned long long)took);
     /* Once the guessing stops, the real token works again within a second or so. */
     uint64_t deadline = h_now_ms() + 3000 * h_slowdown();
     bool in = false;
     while (!in && h_now_ms() < deadline) {
         int fd = conn_tcp();
-        in = h_send_str(fd, "AUTH " TOKEN "\r\n") == 0 && h_read_reply(fd, line, sizeof line, 2000) >= 0 &&
-             strcmp(line, "OK") == 0;
+        in = h_send_str(fd, "AUTH " TOKEN "\r\n") == 0 &&
+             h_read_reply(fd, line, sizeof line, 2000) >= 0 && strcmp(line, "OK") == 0;
         close(fd);
-        if (!in) h_sleep_ms(100);
+        if (!in)
+            h_sleep_ms(100);
     }
     ck_assert_msg(in, "the real token is refused after the guessing stopped: '%s'", line);
 }
@@ -506,7 +548,8 @@ END_TEST
 /* Rewrite the ini as start_with wrote it, with these server lines, and reload. */
 static void rewrite_and_reload(const char *server)
 {
-    struct h_daemon_opts o = {.server = server, .redis = "backend = memory\n",
+    struct h_daemon_opts o = {.server = server,
+                              .redis = "backend = memory\n",
                               .lock = "max_ttl_ms = 60000\nretry_count = 0\n"};
     ck_assert_int_eq(h_daemon_write_ini(&D, NULL, 0, &o), 0);
     reload_and_wait();
@@ -577,7 +620,8 @@ END_TEST
  * the byte's offset, and warns of a token file others can read. */
 START_TEST(test_check_token_file)
 {
-    char dir[H_PATH_MAX], tok[H_PATH_MAX + 16], ini[H_PATH_MAX + 16], out[H_PATH_MAX + 16], text[H_PATH_MAX + 128];
+    char dir[H_PATH_MAX], tok[H_PATH_MAX + 16], ini[H_PATH_MAX + 16], out[H_PATH_MAX + 16],
+        text[H_PATH_MAX + 128];
     ck_assert_int_eq(h_mkdtemp("tcheck", dir), 0);
     snprintf(tok, sizeof tok, "%s/token", dir);
     snprintf(ini, sizeof ini, "%s/r.ini", dir);
@@ -593,7 +637,8 @@ START_TEST(test_check_token_file)
 
     write_file(tok, "ok-token\n", 0644);
     ck_assert_int_eq(h_wait_exit(h_spawn(argv, out), 10000), 0);
-    ck_assert_msg(h_file_contains(out, "readable by everyone"), "-t on a 0644 token file: no warning");
+    ck_assert_msg(h_file_contains(out, "readable by everyone"),
+                  "-t on a 0644 token file: no warning");
     h_rmtree(dir);
 }
 END_TEST
@@ -613,7 +658,8 @@ START_TEST(test_detach_counts_against_creator)
         snprintf(request, sizeof request, "ACQUIRE det%d 20000 DETACH", i);
         req(a, request, line, sizeof line);
         ck_assert_msg(starts(line, "OK "), "%s: '%s'", request, line);
-        if (i == 0) sscanf(line, "OK %63s", first);
+        if (i == 0)
+            sscanf(line, "OK %63s", first);
     }
     req(a, "ACQUIRE bound1 20000", line, sizeof line); /* connection-bound ones share the count */
     ck_assert_msg(starts(line, "OK "), "bound1: '%s'", line);
@@ -669,8 +715,8 @@ START_TEST(test_waiters_per_client)
         if (i < 3)
             ck_assert_msg(is_err(line, "BUSY"), "wait %d: '%s'", i + 1, line);
         else
-            ck_assert_msg(is_err(line, "LIMIT") && strstr(line, "max_waiters_per_client"), "wait %d: '%s'", i + 1,
-                          line);
+            ck_assert_msg(is_err(line, "LIMIT") && strstr(line, "max_waiters_per_client"),
+                          "wait %d: '%s'", i + 1, line);
     }
     /* The tenant's slots come back when its waits end. */
     ck_assert_int_eq(h_send_str(t, "ACQUIRE w1 5000 WAIT 300\r\n"), 0);
@@ -688,12 +734,15 @@ int main(void)
 {
     h_init();
     const struct test_group groups[] = {
-        {"stall", {test_stalled_reader_closed, test_slow_reader_kept_unix, test_slow_reader_kept_tcp, NULL}},
+        {"stall",
+         {test_stalled_reader_closed, test_slow_reader_kept_unix, test_slow_reader_kept_tcp, NULL}},
         {"keepalive", {test_keepalive_on_accepted, NULL}},
         {"preauth", {test_auth_deadline_frees_slots, test_preauth_buffers_small, NULL}},
         {"guessing", {test_auth_guessing_budget, NULL}},
-        {"tokens", {test_token_rotation_reauth, test_auth_turned_on_and_off, test_check_token_file, NULL}},
+        {"tokens",
+         {test_token_rotation_reauth, test_auth_turned_on_and_off, test_check_token_file, NULL}},
         {"shares", {test_detach_counts_against_creator, test_waiters_per_client, NULL}},
     };
-    return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup, teardown);
+    return run_test_groups("hostile_clients", groups, sizeof groups / sizeof groups[0], setup,
+                           teardown);
 }

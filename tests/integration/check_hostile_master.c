@@ -59,7 +59,8 @@ static void start_with_fake(const struct fm_opts *fo, const char *redis_extra)
     /* The fake never becomes a voting master: with it unmet, new unmarked
      * masters could be ones that lost their data (PROTOCOL.md 8.5), so mark
      * the real ones as an operator would. */
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(h_redis_mark(&M[i], ""), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(h_redis_mark(&M[i], ""), 0);
     ck_assert_msg(h_daemon_start(&D, M, 2, &o) == 0, "redlockd did not start");
 }
 
@@ -88,7 +89,8 @@ static void info_of(struct info *in)
     char hdr[64];
     raw_req(fd, "INFO", hdr, sizeof hdr);
     int n = -1;
-    ck_assert_msg(sscanf(hdr, "DATA %d", &n) == 1 && n > 0 && n <= INFO_MAX_LINES, "INFO: '%s'", hdr);
+    ck_assert_msg(sscanf(hdr, "DATA %d", &n) == 1 && n > 0 && n <= INFO_MAX_LINES, "INFO: '%s'",
+                  hdr);
     for (int i = 0; i < n; i++)
         ck_assert_int_ge(h_read_line(fd, in->line[i], sizeof in->line[i], 5000), 0);
     in->n = n;
@@ -159,8 +161,9 @@ START_TEST(test_unsolicited_reply)
     start_with_fake(&fo, NULL);
     bool again = h_wait_until(fake_reconnected_twice, NULL, 10000 * h_slowdown());
     ck_assert_msg(h_daemon_alive(&D), "redlockd died on an unsolicited reply from a master");
-    ck_assert_msg(again, "the master was not reconnected after its unsolicited reply (%u connections, "
-                         "%u replies injected)",
+    ck_assert_msg(again,
+                  "the master was not reconnected after its unsolicited reply (%u connections, "
+                  "%u replies injected)",
                   fm_connections(F), fm_injected(F));
     char addr[64];
     snprintf(addr, sizeof addr, "master=127.0.0.1:%d ", fm_port(F));
@@ -193,7 +196,8 @@ START_TEST(test_refused_auth_backs_off)
     snprintf(masters, sizeof masters, "redis://bob:wrong@127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d",
              M[0].port, M[1].port, M[2].port);
     struct h_daemon_opts o = {.redis = BASE_REDIS, .lock = BASE_LOCK, .masters = masters};
-    for (int i = 1; i < NM; i++) ck_assert_int_eq(h_redis_mark(&M[i], ""), 0); /* M[0] is never met */
+    for (int i = 1; i < NM; i++)
+        ck_assert_int_eq(h_redis_mark(&M[i], ""), 0); /* M[0] is never met */
     ck_assert_msg(h_daemon_start(&D, M, NM, &o) == 0, "redlockd did not start");
     long long c0 = connections_received(&M[0]);
     uint64_t t0 = h_now_ms();
@@ -287,15 +291,16 @@ START_TEST(test_wrong_sha_master)
     char fail[512];
     /* 60 over about 3 s, while the fake master comes and goes. */
     int failed = multi_acquires(60, 50, "sha", fail, sizeof fail);
-    ck_assert_msg(failed == 0, "%d of 60 multi-resource ACQUIREs failed next to a master with a "
-                               "wrong sha: %s",
+    ck_assert_msg(failed == 0,
+                  "%d of 60 multi-resource ACQUIREs failed next to a master with a "
+                  "wrong sha: %s",
                   failed, fail);
     struct info in;
     info_of(&in);
     ck_assert_msg(strstr(info_val(&in, "master.2.last_error"), "sha") != NULL &&
                       strcmp(info_val(&in, "master.2.state"), "up") != 0,
-                  "the wrong-sha master: state %s, last_error '%s'", info_val(&in, "master.2.state"),
-                  info_val(&in, "master.2.last_error"));
+                  "the wrong-sha master: state %s, last_error '%s'",
+                  info_val(&in, "master.2.state"), info_val(&in, "master.2.last_error"));
     char addr[64];
     snprintf(addr, sizeof addr, "master=127.0.0.1:%d ", fm_port(F));
     ck_assert_int_eq(count_lines(D.log, "master up", addr), 0);
@@ -310,5 +315,6 @@ int main(void)
           test_wrong_sha_master, NULL}},
     };
     h_init();
-    return run_test_groups("hostile_master", groups, sizeof groups / sizeof groups[0], setup, teardown);
+    return run_test_groups("hostile_master", groups, sizeof groups / sizeof groups[0], setup,
+                           teardown);
 }

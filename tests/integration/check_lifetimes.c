@@ -145,8 +145,7 @@ static void wait_event(struct redlock_client *c, struct events *e, uint32_t ms)
             break;
         int rc = redlock_poll_events(c, (uint32_t)(deadline - now));
         if (rc < 0) {
-            fprintf(stderr, "poll_events: %s (%s)\n", redlock_status_name(rc),
-                    redlock_errstr(c));
+            fprintf(stderr, "poll_events: %s (%s)\n", redlock_status_name(rc), redlock_errstr(c));
             break;
         }
     }
@@ -331,9 +330,10 @@ START_TEST(test_minority_other_token_is_not_taken)
     acquire_ok(C, "mt", &o, &lk);
     ck_assert(h_redis_set_px(&M[0], key("mt"), "0123456789abcdef0123456789abcdef", 10000));
     struct ae_watch w = {C, &ev, "mt", lk.id};
-    ck_assert_msg(!h_wait_until(autoextend_broke, &w, 1500),
-                  "one foreign key broke a 500 ms AUTOEXTEND lock (held on %zu masters, %d events: %s %s)",
-                  holding("mt", lk.id), ev.n, ev.name, ev.reason);
+    ck_assert_msg(
+        !h_wait_until(autoextend_broke, &w, 1500),
+        "one foreign key broke a 500 ms AUTOEXTEND lock (held on %zu masters, %d events: %s %s)",
+        holding("mt", lk.id), ev.n, ev.name, ev.reason);
     ck_assert_int_eq(redlock_extend(C, lk.id, 500, NULL), REDLOCK_OK);
     ck_assert_int_eq(redlock_release(C, lk.id), REDLOCK_OK);
     ck_assert_int_eq(ev.n, 0);
@@ -498,8 +498,8 @@ START_TEST(test_others_served_while_some_wait)
     int w[4];
     for (int i = 0; i < 4; i++) {
         w[i] = raw();
-        raw_send(w[i], i < 3 ? "ACQUIRE contended 30000 WAIT 8000"
-                             : "ACQUIRE foreign 30000 WAIT 8000");
+        raw_send(w[i],
+                 i < 3 ? "ACQUIRE contended 30000 WAIT 8000" : "ACQUIRE foreign 30000 WAIT 8000");
     }
     struct redlock_client *d = client();
     uint64_t t0 = h_now_ms();
@@ -604,8 +604,8 @@ START_TEST(test_run_serializes)
     enum { N = 4 };
     pid_t pids[N];
     for (int i = 0; i < N; i++)
-        pids[i] = cli(NULL, (const char *[]){"run", "-w", "20000", "ser", "--", "sh", "-c",
-                                             script, NULL});
+        pids[i] = cli(
+            NULL, (const char *[]){"run", "-w", "20000", "ser", "--", "sh", "-c", script, NULL});
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(h_wait_exit(pids[i], 30000), 0);
     char got[256];
@@ -631,8 +631,8 @@ START_TEST(test_run_stops_command_when_lost)
     char pidfile[H_PATH_MAX + 16], script[H_PATH_MAX + 64];
     snprintf(pidfile, sizeof pidfile, "%s/cmd.pid", D.dir);
     snprintf(script, sizeof script, "echo $$ > '%s'; exec sleep 60", pidfile);
-    pid_t run = cli(NULL, (const char *[]){"run", "-t", "600", "lr", "--", "sh", "-c", script,
-                                           NULL});
+    pid_t run =
+        cli(NULL, (const char *[]){"run", "-t", "600", "lr", "--", "sh", "-c", script, NULL});
     ck_assert_msg(h_wait_until(file_has_pid, pidfile, 10000), "the command never started");
     char buf[32];
     read_file(pidfile, buf, sizeof buf);
@@ -713,9 +713,11 @@ START_TEST(test_owner_holds_end_with_their_connection)
     snprintf(rel, sizeof rel, "RELEASE %s", id);
     raw_req(a, rel, line, sizeof line);
     ck_assert_str_eq(line, "OK");
-    ck_assert_msg(wait_absent("ledger", 2000), "the owner's RELEASE answered OK but the lock stayed held");
+    ck_assert_msg(wait_absent("ledger", 2000),
+                  "the owner's RELEASE answered OK but the lock stayed held");
     /* A DETACH lock is shared by its lock id, never by naming its owner. */
-    ck_assert_msg(is_err(other, "BUSY"), "another connection re-entered a DETACH lock: '%s'", other);
+    ck_assert_msg(is_err(other, "BUSY"), "another connection re-entered a DETACH lock: '%s'",
+                  other);
     close(a);
 }
 END_TEST
@@ -760,9 +762,10 @@ int main(void)
           test_autoextend_with_detach_is_badreq, test_shutdown_releases_bound_keeps_detached,
           test_owner_does_not_cross_connections, test_owner_holds_end_with_their_connection,
           test_owner_reentry_on_same_connection, NULL}},
-        {"autoextend", {test_autoextend_keeps_lock, test_autoextend_lost_before_validity,
-                        test_minority_other_token_is_not_taken, test_taken_leaves_keys_to_expire,
-                        test_maxhold, NULL}},
+        {"autoextend",
+         {test_autoextend_keeps_lock, test_autoextend_lost_before_validity,
+          test_minority_other_token_is_not_taken, test_taken_leaves_keys_to_expire, test_maxhold,
+          NULL}},
         {"wait",
          {test_wait_handoff_is_prompt, test_wait_times_out_on_schedule,
           test_wait_first_come_first_served, test_waiter_that_closes_leaves_queue,

@@ -31,7 +31,8 @@ static struct h_redis M[NM];
 static struct h_daemon D;
 
 #define BASE_REDIS "master_timeout_ms = 100\n"
-#define BASE_LOCK "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 50\nretry_jitter_ms = 20\n"
+#define BASE_LOCK \
+    "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 50\nretry_jitter_ms = 20\n"
 
 static void setup(void)
 {
@@ -45,7 +46,8 @@ static void teardown(void)
     int code = h_daemon_stop(&D);
     for (int i = 0; i < NM; i++)
         h_redis_stop(&M[i]);
-    ck_assert_msg(code == 0, "redlockd exited with %d on SIGTERM (want 0 within the deadline)", code);
+    ck_assert_msg(code == 0, "redlockd exited with %d on SIGTERM (want 0 within the deadline)",
+                  code);
 }
 
 static void start(const struct h_daemon_opts *o)
@@ -213,7 +215,9 @@ START_TEST(test_wait_burst_past_pending_limit)
 {
     /* Room for more waiters (and ACQUIREs in flight) than the pending limit on one connection. */
     static const struct h_daemon_opts o = {
-        .server = "max_waiters_per_client = 2000\nmax_locks_per_client = 2000\n", .redis = BASE_REDIS, .lock = BASE_LOCK};
+        .server = "max_waiters_per_client = 2000\nmax_locks_per_client = 2000\n",
+        .redis = BASE_REDIS,
+        .lock = BASE_LOCK};
     start(&o);
     int a = raw(), b = raw();
     char ida[64], line[256];
@@ -259,7 +263,9 @@ START_TEST(test_wait_burst_then_sigterm)
 {
     /* Room for more waiters (and ACQUIREs in flight) than the pending limit on one connection. */
     static const struct h_daemon_opts o = {
-        .server = "max_waiters_per_client = 2000\nmax_locks_per_client = 2000\n", .redis = BASE_REDIS, .lock = BASE_LOCK};
+        .server = "max_waiters_per_client = 2000\nmax_locks_per_client = 2000\n",
+        .redis = BASE_REDIS,
+        .lock = BASE_LOCK};
     start(&o);
     int a = raw(), b = raw();
     char ida[64], line[256];
@@ -382,7 +388,8 @@ START_TEST(test_quit_answers_earlier_wait)
     ck_assert_str_eq(line, "OK");
     ck_assert_msg(h_wait_eof(b, 5000), "not closed after QUIT (or the PING after it was read)");
     /* Closing released B's connection-bound lock. */
-    ck_assert_msg(h_wait_until(z_absent, NULL, 5000 * h_slowdown()), "B's lock outlived its connection");
+    ck_assert_msg(h_wait_until(z_absent, NULL, 5000 * h_slowdown()),
+                  "B's lock outlived its connection");
     close(a);
     close(b);
 }
@@ -394,18 +401,18 @@ END_TEST
 struct flow {
     const char *name;
     int fd;
-    char *out;          /* everything it sends */
+    char *out; /* everything it sends */
     size_t out_len, out_off;
-    bool reads;         /* reads its replies (else only watches for the close) */
-    int want_lines;     /* lines it must get before EOF (reads), or -1: no EOF expected */
-    bool want_eof;      /* the daemon must close it */
-    int lines;          /* lines read so far */
-    int ok;             /* lines starting "OK" or "PONG" */
-    int noquorum;       /* ERR NOQUORUM (masters slower than master_timeout_ms under the load) */
-    char other[64];     /* the first line that was none of those nor ERR BUSY/LIMIT/TOOLONG */
+    bool reads;     /* reads its replies (else only watches for the close) */
+    int want_lines; /* lines it must get before EOF (reads), or -1: no EOF expected */
+    bool want_eof;  /* the daemon must close it */
+    int lines;      /* lines read so far */
+    int ok;         /* lines starting "OK" or "PONG" */
+    int noquorum;   /* ERR NOQUORUM (masters slower than master_timeout_ms under the load) */
+    char other[64]; /* the first line that was none of those nor ERR BUSY/LIMIT/TOOLONG */
     bool eof;
     bool send_failed;
-    char head[16];      /* the first bytes of the line being read */
+    char head[16]; /* the first bytes of the line being read */
     int headlen;
 };
 
@@ -446,8 +453,8 @@ static void flow_read(struct flow *f)
             return;
         }
         if (n < 0) {
-            ck_assert_msg(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR,
-                          "%s: read: %s", f->name, strerror(errno));
+            ck_assert_msg(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "%s: read: %s",
+                          f->name, strerror(errno));
             return;
         }
         /* Each line starts after the previous '\n'; a line split over reads
@@ -585,7 +592,8 @@ START_TEST(test_stress_every_bound_at_once)
         struct pollfd p[NFLOW + 1];
         for (int i = 0; i < NFLOW; i++) {
             p[i].fd = fl[i].eof ? -1 : fl[i].fd;
-            p[i].events = (fl[i].reads ? POLLIN : 0) | (fl[i].out_off < fl[i].out_len && !fl[i].send_failed ? POLLOUT : 0);
+            p[i].events = (fl[i].reads ? POLLIN : 0) |
+                          (fl[i].out_off < fl[i].out_len && !fl[i].send_failed ? POLLOUT : 0);
             p[i].revents = 0;
         }
         p[NFLOW].fd = pinger;
@@ -606,7 +614,8 @@ START_TEST(test_stress_every_bound_at_once)
             if (n > 0)
                 pbuf_len += (size_t)n;
             if (pbuf_len >= 6) {
-                ck_assert_msg(memcmp(pbuf, "PONG\r\n", 6) == 0, "PING got '%.*s'", (int)pbuf_len, pbuf);
+                ck_assert_msg(memcmp(pbuf, "PONG\r\n", 6) == 0, "PING got '%.*s'", (int)pbuf_len,
+                              pbuf);
                 uint64_t took = h_now_ms() - ping_sent;
                 if (took > ping_max)
                     ping_max = took;
@@ -636,8 +645,8 @@ START_TEST(test_stress_every_bound_at_once)
      * once got 1,005-1,536), the rest ERR LIMIT. */
     ck_assert_int_ge(fl[2].ok + fl[2].noquorum, 1000);
     ck_assert_int_le(fl[2].ok, 1000);
-    ck_assert_int_eq(fl[3].ok, 0);          /* all ERR BUSY: shot stays held */
-    ck_assert_int_eq(fl[5].ok, NPING);      /* BUSY, the PONGs, TOOLONG */
+    ck_assert_int_eq(fl[3].ok, 0);     /* all ERR BUSY: shot stays held */
+    ck_assert_int_eq(fl[5].ok, NPING); /* BUSY, the PONGs, TOOLONG */
     ck_assert_msg(fl[4].eof, "the connection that never reads was not closed");
     for (int i = 0; i < NFLOW; i++) {
         close(fl[i].fd);

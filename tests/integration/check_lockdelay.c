@@ -47,7 +47,8 @@ static struct h_daemon_opts opts_with(unsigned delay_ms)
 {
     static char lock[256];
     snprintf(lock, sizeof lock,
-             "key_prefix = " PREFIX "\nretry_delay_ms = 100\nretry_jitter_ms = 20\nlock_delay_ms = %u\n",
+             "key_prefix = " PREFIX
+             "\nretry_delay_ms = 100\nretry_jitter_ms = 20\nlock_delay_ms = %u\n",
              delay_ms);
     return (struct h_daemon_opts){.redis = "master_timeout_ms = 200\n", .lock = lock};
 }
@@ -79,14 +80,15 @@ static void expect_lock(int fd, uint32_t ms, char *id)
     int n = h_read_reply(fd, line, sizeof line, ms * h_slowdown());
     ck_assert_msg(n >= 0, "no reply within %u ms (%d)", ms, n);
     unsigned long long v;
-    ck_assert_msg(sscanf(line, "OK %63s %llu", id, &v) == 2 && h_is_lock_id(id), "want OK <id> <validity>, got '%s'",
-                  line);
+    ck_assert_msg(sscanf(line, "OK %63s %llu", id, &v) == 2 && h_is_lock_id(id),
+                  "want OK <id> <validity>, got '%s'", line);
 }
 
 static void expect_line(int fd, const char *want)
 {
     char line[256];
-    ck_assert_msg(h_read_reply(fd, line, sizeof line, 10000 * h_slowdown()) >= 0, "no reply (want %s)", want);
+    ck_assert_msg(h_read_reply(fd, line, sizeof line, 10000 * h_slowdown()) >= 0,
+                  "no reply (want %s)", want);
     ck_assert_msg(strcmp(line, want) == 0, "want '%s', got '%s'", want, line);
 }
 
@@ -105,12 +107,14 @@ static long long info_get(const struct h_daemon *d, const char *name)
     raw_send(fd, "INFO");
     ck_assert(h_read_reply(fd, hdr, sizeof hdr, 5000) >= 0);
     int n = -1;
-    ck_assert_msg(sscanf(hdr, "DATA %d", &n) == 1 && n > 0 && n <= INFO_MAX_LINES, "INFO header '%s'", hdr);
+    ck_assert_msg(sscanf(hdr, "DATA %d", &n) == 1 && n > 0 && n <= INFO_MAX_LINES,
+                  "INFO header '%s'", hdr);
     long long val = -1;
     size_t kl = strlen(name);
     for (int i = 0; i < n; i++) {
         ck_assert(h_read_line(fd, line, sizeof line, 5000) >= 0);
-        if (strncmp(line, name, kl) == 0 && line[kl] == ' ') val = atoll(line + kl + 1);
+        if (strncmp(line, name, kl) == 0 && line[kl] == ' ')
+            val = atoll(line + kl + 1);
     }
     close(fd);
     return val;
@@ -135,7 +139,9 @@ static bool ttl_cut(void *ud)
     for (int i = 0; i < NM; i++) {
         char v[128];
         long long p = h_redis_pttl(&M[i], key(w->res));
-        if (p > 0 && p <= w->limit && h_redis_get(&M[i], key(w->res), v, sizeof v) && strcmp(v, w->id) == 0) n++;
+        if (p > 0 && p <= w->limit && h_redis_get(&M[i], key(w->res), v, sizeof v) &&
+            strcmp(v, w->id) == 0)
+            n++;
     }
     return n >= NM / 2 + 1;
 }
@@ -168,7 +174,8 @@ static bool granted_after_key(void *ud)
         r->violation = held;
         return true;
     }
-    if (ra || rb) r->first = ra ? r->wa : r->wb;
+    if (ra || rb)
+        r->first = ra ? r->wa : r->wb;
     return ra || rb;
 }
 
@@ -197,7 +204,8 @@ START_TEST(test_cut_holder_delays_successors_on_both_daemons)
     cut(h);
     /* The TTL of 60 s is cut to at most the delay: the lock-delay, not a release. */
     struct cut_watch w = {.res = "hot", .id = id, .limit = 3000};
-    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()), "the key's TTL was not cut to the delay");
+    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()),
+                  "the key's TTL was not cut to the delay");
     ck_assert_int_eq(info_get(&A, "locks_delayed"), 1);
     /* LOCKS on A shows it held by nobody, flagged delayed (while the key is still there). */
     int l = raw(&A);
@@ -218,8 +226,10 @@ START_TEST(test_cut_holder_delays_successors_on_both_daemons)
      * read first: a grant seen and then a majority still holding the key is
      * a violation); then one of them is. */
     struct race r = {.res = "hot", .id = id, .wa = wa, .wb = wb, .first = -1};
-    ck_assert_msg(h_wait_until(granted_after_key, &r, 15000 * h_slowdown()), "no waiter was granted after the delay");
-    ck_assert_msg(r.violation == 0, "a waiter was granted while the old holder's key is on %zu masters", r.violation);
+    ck_assert_msg(h_wait_until(granted_after_key, &r, 15000 * h_slowdown()),
+                  "no waiter was granted after the delay");
+    ck_assert_msg(r.violation == 0,
+                  "a waiter was granted while the old holder's key is on %zu masters", r.violation);
     int first = r.first;
     int second = first == wa ? wb : wa;
     char *fid = first == wa ? wa_id : wb_id, *sid = first == wa ? wb_id : wa_id;
@@ -247,9 +257,11 @@ START_TEST(test_autoextend_long_ttl_cut_to_delay)
     expect_lock(h, 10000, id);
     cut(h);
     struct cut_watch w = {.res = "ae", .id = id, .limit = 2000};
-    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()), "the AUTOEXTEND lock's TTL was not cut to the delay");
+    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()),
+                  "the AUTOEXTEND lock's TTL was not cut to the delay");
     struct gone_watch g = {"ae", id};
-    ck_assert_msg(h_wait_until(id_gone, &g, 10000 * h_slowdown()), "the delayed AUTOEXTEND lock outlived its delay");
+    ck_assert_msg(h_wait_until(id_gone, &g, 10000 * h_slowdown()),
+                  "the delayed AUTOEXTEND lock outlived its delay");
     ck_assert_int_eq(info_get(&A, "locks_delayed"), 1);
 }
 END_TEST
@@ -273,7 +285,8 @@ START_TEST(test_reload_turns_the_delay_on)
     expect_lock(h, 10000, id);
     cut(h);
     struct cut_watch w = {.res = "rl", .id = id, .limit = 3000};
-    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()), "the reloaded delay was not applied");
+    ck_assert_msg(h_wait_until(ttl_cut, &w, 2000 * h_slowdown()),
+                  "the reloaded delay was not applied");
     ck_assert_int_eq(info_get(&A, "locks_delayed"), 1);
 }
 END_TEST
@@ -338,10 +351,12 @@ START_TEST(test_validity_shorter_than_delay)
     ck_assert(!h_readable(wb, 100));
     cut(h);
     /* Once A counted the delay, the key is still the old holder's... */
-    ck_assert_msg(h_wait_until(delayed_one, &A, 2000 * h_slowdown()), "A did not count a delayed lock");
+    ck_assert_msg(h_wait_until(delayed_one, &A, 2000 * h_slowdown()),
+                  "A did not count a delayed lock");
     bool ra = h_readable(wb, 0);
     size_t held = holding("short", id);
-    ck_assert_msg(!(ra && held >= 2), "B's waiter granted while the old key is on %zu masters", held);
+    ck_assert_msg(!(ra && held >= 2), "B's waiter granted while the old key is on %zu masters",
+                  held);
     /* ... and B's waiter gets it after the validity, not after the delay. */
     expect_lock(wb, 20000, idb);
     ck_assert_uint_ge(holding("short", idb), 2);

@@ -31,14 +31,16 @@ static void setup(void)
 {
     memset(&D, 0, sizeof D);
     memset(&D2, 0, sizeof D2);
-    for (int i = 0; i < NM; i++) ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d did not start", i);
+    for (int i = 0; i < NM; i++)
+        ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d did not start", i);
 }
 
 static void teardown(void)
 {
     int code = h_daemon_stop(&D);
     int code2 = h_daemon_stop(&D2);
-    for (int i = 0; i < NM; i++) h_redis_stop(&M[i]);
+    for (int i = 0; i < NM; i++)
+        h_redis_stop(&M[i]);
     ck_assert_msg(code == 0, "redlockd exited with %d on SIGTERM (want 0)", code);
     ck_assert_msg(code2 == 0, "second redlockd exited with %d on SIGTERM (want 0)", code2);
 }
@@ -81,11 +83,12 @@ static void info_of(const struct h_daemon *d, struct info *in)
     char hdr[64];
     raw_req(fd, "INFO", hdr, sizeof hdr);
     int n = -1;
-    ck_assert_msg(sscanf(hdr, "DATA %d", &n) == 1 && n > 0 && n <= INFO_MAX_LINES, "INFO header '%s'", hdr);
+    ck_assert_msg(sscanf(hdr, "DATA %d", &n) == 1 && n > 0 && n <= INFO_MAX_LINES,
+                  "INFO header '%s'", hdr);
     in->n = n;
     for (int i = 0; i < n; i++)
-        ck_assert_msg(h_read_line(fd, in->line[i], sizeof in->line[i], 5000) >= 0, "INFO: line %d of %d missing",
-                      i + 1, n);
+        ck_assert_msg(h_read_line(fd, in->line[i], sizeof in->line[i], 5000) >= 0,
+                      "INFO: line %d of %d missing", i + 1, n);
     close(fd);
 }
 
@@ -93,7 +96,8 @@ static const char *info_val(const struct info *in, const char *key)
 {
     size_t kl = strlen(key);
     for (int i = 0; i < in->n; i++)
-        if (strncmp(in->line[i], key, kl) == 0 && in->line[i][kl] == ' ') return in->line[i] + kl + 1;
+        if (strncmp(in->line[i], key, kl) == 0 && in->line[i][kl] == ' ')
+            return in->line[i] + kl + 1;
     return NULL;
 }
 
@@ -131,7 +135,8 @@ static bool wait_info(const struct h_daemon *d, const char *key, const char *wan
 static void run_id_of(const struct h_redis *r, char *out, size_t outlen)
 {
     char info[8192];
-    ck_assert_int_eq(h_redis_cmd(r, info, sizeof info, "INFO", "server", (char *)NULL), H_REPLY_BULK);
+    ck_assert_int_eq(h_redis_cmd(r, info, sizeof info, "INFO", "server", (char *)NULL),
+                     H_REPLY_BULK);
     const char *p = strstr(info, "run_id:");
     ck_assert_ptr_nonnull(p);
     snprintf(out, outlen, "%.40s", p + 7);
@@ -173,7 +178,8 @@ START_TEST(test_alias_refused_by_check_and_reload)
     ck_assert_msg(wait_info(&D, "masters_up", "3", 5000), "masters not up");
 
     char masters[256];
-    snprintf(masters, sizeof masters, "127.0.0.1:%d, 127.1:%d, localhost:%d", M[0].port, M[0].port, M[1].port);
+    snprintf(masters, sizeof masters, "127.0.0.1:%d, 127.1:%d, localhost:%d", M[0].port, M[0].port,
+             M[1].port);
     struct h_daemon_opts bad = o;
     bad.masters = masters;
     ck_assert_int_eq(h_daemon_write_ini(&D, M, NM, &bad), 0);
@@ -228,9 +234,11 @@ START_TEST(test_alias_at_run_time_does_not_vote_twice)
     }
 
     char masters[256];
-    snprintf(masters, sizeof masters, "127.0.0.1:%d, 127.0.0.2:%d, 127.0.0.1:%d", M[0].port, M[0].port, M[1].port);
+    snprintf(masters, sizeof masters, "127.0.0.1:%d, 127.0.0.2:%d, 127.0.0.1:%d", M[0].port,
+             M[0].port, M[1].port);
     struct h_daemon_opts o = {.redis = "master_timeout_ms = 100\n",
-                              .lock = "retry_count = 0\nretry_delay_ms = 50\nretry_jitter_ms = 10\n",
+                              .lock =
+                                  "retry_count = 0\nretry_delay_ms = 50\nretry_jitter_ms = 10\n",
                               .masters = masters};
     ck_assert_int_eq(h_daemon_start(&D, M, NM, &o), 0);
     ck_assert_msg(wait_info(&D, "masters_up", "2", 5000), "masters 0 and 2 not up");
@@ -242,7 +250,8 @@ START_TEST(test_alias_at_run_time_does_not_vote_twice)
 
     /* The alias becomes reachable: the same server under a second name. */
     char out[256];
-    ck_assert_int_eq(h_redis_cmd(&M[0], out, sizeof out, "CONFIG", "SET", "bind", "127.0.0.1 127.0.0.2", (char *)NULL),
+    ck_assert_int_eq(h_redis_cmd(&M[0], out, sizeof out, "CONFIG", "SET", "bind",
+                                 "127.0.0.1 127.0.0.2", (char *)NULL),
                      H_REPLY_STATUS);
     ck_assert_msg(wait_info(&D, "master.1.state", "up", 5000), "the alias never came up");
 
@@ -255,10 +264,12 @@ START_TEST(test_alias_at_run_time_does_not_vote_twice)
     uint64_t t0 = h_now_ms();
     while (!lost && h_now_ms() - t0 < 3000 * h_slowdown()) {
         int n = h_read_line(x, line, sizeof line, 100);
-        if (n >= 0 && strncmp(line, "EVENT LOST ", 11) == 0) lost = true;
+        if (n >= 0 && strncmp(line, "EVENT LOST ", 11) == 0)
+            lost = true;
     }
-    ck_assert_msg(lost, "SAFETY: the AUTOEXTEND lock kept extending on the duplicated votes of one server "
-                        "while another client held a majority");
+    ck_assert_msg(
+        lost, "SAFETY: the AUTOEXTEND lock kept extending on the duplicated votes of one server "
+              "while another client held a majority");
 
     /* INFO names the pair; no lock can be had through the pair now. */
     ck_assert_msg(wait_info(&D, "master.0.same_as", "1", 5000), "master.0.same_as is not 1");
@@ -311,7 +322,8 @@ START_TEST(test_restarts_while_daemon_down)
 {
     char id[64], line[256], val[128];
     uint64_t t0 = hold_then_kill_daemon(id);
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(h_redis_restart(&M[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(h_redis_restart(&M[i]), 0);
     ck_assert_int_eq(h_daemon_start(&D2, M, NM, &amnesia_opts), 0);
     ck_assert_msg(wait_info(&D2, "masters_up", "3", 5000), "masters not up after the restart");
 
@@ -319,10 +331,11 @@ START_TEST(test_restarts_while_daemon_down)
     raw_req(fd, "ACQUIRE amn 2000 WAIT 0", line, sizeof line);
     uint64_t elapsed = h_now_ms() - t0;
     bool still_held = h_redis_get(&M[2], "amn", val, sizeof val) && strcmp(val, id) == 0;
-    ck_assert_msg(!starts(line, "OK"),
-                  "SAFETY: granted a lock still held (%llu ms into its 3000 ms) through two masters that "
-                  "restarted empty while redlockd was down: '%s'",
-                  (unsigned long long)elapsed, line);
+    ck_assert_msg(
+        !starts(line, "OK"),
+        "SAFETY: granted a lock still held (%llu ms into its 3000 ms) through two masters that "
+        "restarted empty while redlockd was down: '%s'",
+        (unsigned long long)elapsed, line);
     ck_assert_msg(is_err(line, "NOQUORUM") || is_err(line, "BUSY"), "ACQUIRE: '%s'", line);
     ck_assert_msg(still_held, "precondition: the first lock expired (%llu ms) before the attempt",
                   (unsigned long long)elapsed);
@@ -339,8 +352,10 @@ START_TEST(test_restarts_while_daemon_down)
     ck_assert_msg(h_wait_until(log_has, &la, 3000 * h_slowdown()), "not logged");
 
     /* Once their uptime passes max_ttl_ms they vote, and get the marker. */
-    ck_assert_msg(wait_info(&D2, "master.0.quarantine_ms", "0", 6000), "quarantine of master 0 did not end");
-    ck_assert_msg(wait_info(&D2, "master.1.quarantine_ms", "0", 6000), "quarantine of master 1 did not end");
+    ck_assert_msg(wait_info(&D2, "master.0.quarantine_ms", "0", 6000),
+                  "quarantine of master 0 did not end");
+    ck_assert_msg(wait_info(&D2, "master.1.quarantine_ms", "0", 6000),
+                  "quarantine of master 1 did not end");
     /* WAIT: retried if a slow (valgrind) daemon misses master_timeout_ms. */
     char req[64];
     snprintf(req, sizeof req, "ACQUIRE amn-after 2000 WAIT %u", 2000 * h_slowdown());
@@ -389,7 +404,8 @@ START_TEST(test_new_masters_vote_at_once)
     ck_assert_msg(wait_info(&D, "masters_up", "2", 5000), "masters not up");
     int fd = raw_to(&D);
     raw_req(fd, "ACQUIRE new-1 2000 WAIT 0", line, sizeof line);
-    ck_assert_msg(is_err(line, "NOQUORUM"), "young unmarked masters voted before all were met: '%s'", line);
+    ck_assert_msg(is_err(line, "NOQUORUM"),
+                  "young unmarked masters voted before all were met: '%s'", line);
     struct log_arg la = {D.log, "wait for every master to answer once"};
     ck_assert_msg(h_wait_until(log_has, &la, 5000 * h_slowdown()), "the wait is not logged");
 
@@ -414,7 +430,9 @@ END_TEST
 int main(void)
 {
     const struct test_group groups[] = {
-        {"aliases", {test_alias_refused_by_check_and_reload, test_alias_at_run_time_does_not_vote_twice, NULL}},
+        {"aliases",
+         {test_alias_refused_by_check_and_reload, test_alias_at_run_time_does_not_vote_twice,
+          NULL}},
         {"unseen_restarts",
          {test_restarts_while_daemon_down, test_one_restart_while_daemon_down_keeps_majority,
           test_new_masters_vote_at_once, NULL}},

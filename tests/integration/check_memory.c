@@ -21,7 +21,8 @@ static const struct h_daemon_opts memory_opts = {
 
 static void setup(void)
 {
-    ck_assert_msg(h_daemon_start(&D, NULL, 0, &memory_opts) == 0, "redlockd (memory) did not start");
+    ck_assert_msg(h_daemon_start(&D, NULL, 0, &memory_opts) == 0,
+                  "redlockd (memory) did not start");
     A = h_client(D.sock);
     B = h_client(D.sock);
     ck_assert_ptr_nonnull(A);
@@ -35,7 +36,8 @@ static void teardown(void)
     ck_assert_int_eq(h_daemon_stop(&D), 0);
 }
 
-static struct redlock_lock take(struct redlock_client *c, const char *res, struct redlock_acquire_opts o)
+static struct redlock_lock take(struct redlock_client *c, const char *res,
+                                struct redlock_acquire_opts o)
 {
     struct redlock_lock lk;
     int rc = redlock_acquire(c, res, &o, &lk);
@@ -135,14 +137,17 @@ END_TEST
  * equal one does not, and INSPECT shows the new holder. */
 START_TEST(test_priority_preempts)
 {
-    struct redlock_lock low = take(A, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .autoextend = true});
-    struct redlock_lock high = take(B, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .priority = 5});
+    struct redlock_lock low =
+        take(A, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .autoextend = true});
+    struct redlock_lock high =
+        take(B, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .priority = 5});
     ck_assert_str_ne(high.id, low.id);
     ck_assert_int_gt(redlock_poll_events(A, 2000), 0);
     struct redlock_lock lk;
     struct redlock_acquire_opts equal = {.ttl_ms = 5000, .priority = 5};
     ck_assert_int_eq(redlock_acquire(A, "p", &equal, &lk), REDLOCK_ERR_BUSY);
-    struct redlock_lock higher = take(A, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .priority = 6});
+    struct redlock_lock higher =
+        take(A, "p", (struct redlock_acquire_opts){.ttl_ms = 5000, .priority = 6});
     static char block[4096];
     ck_assert_int_eq(redlock_command(A, "INSPECT p", block, sizeof block), REDLOCK_OK);
     char want[32];

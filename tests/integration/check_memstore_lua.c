@@ -37,7 +37,7 @@
 
 struct kv {
     const char *key, *value; /* value "@<mode>" with token: a holder hash (LUA_SHARED_*) */
-    uint32_t px; /* 0: no expiry */
+    uint32_t px;             /* 0: no expiry */
     const char *token;       /* holder hash: the holder added */
     long long rel;           /* ... its entry expires this long from now (< 0: expired) */
 };
@@ -339,7 +339,8 @@ static void normalise(char type, const char *text, char *out, size_t outlen, lon
             if (*q == ':' && q - rest >= 32 && q[-33] == ' ') {
                 n += (size_t)snprintf(masked + n, sizeof masked - n, ":<ms>");
                 q++;
-                while (*q >= '0' && *q <= '9') q++;
+                while (*q >= '0' && *q <= '9')
+                    q++;
                 continue;
             }
             masked[n++] = *q++;
@@ -382,13 +383,16 @@ static bool same_loose(const char *a, const char *b)
         if (*a >= '0' && *a <= '9' && *b >= '0' && *b <= '9') {
             char *ea, *eb;
             long long x = strtoll(a, &ea, 10), y = strtoll(b, &eb, 10);
-            if (x > 100000000000LL && y > 100000000000LL ? llabs(x - y) > TTL_SLACK_MS : x != y) return false;
-            if (ea - a != eb - b && !(x > 100000000000LL)) return false;
+            if (x > 100000000000LL && y > 100000000000LL ? llabs(x - y) > TTL_SLACK_MS : x != y)
+                return false;
+            if (ea - a != eb - b && !(x > 100000000000LL))
+                return false;
             a = ea;
             b = eb;
             continue;
         }
-        if (*a++ != *b++) return false;
+        if (*a++ != *b++)
+            return false;
     }
     return *a == *b;
 }
@@ -409,7 +413,13 @@ static void run_redis(const struct dcase *c, char *out, size_t outlen, long long
                                 "if r <= 0 then r = r - 1 end "
                                 "redis.call('hset', KEYS[1], '~mode', ARGV[1], ARGV[2], now + r) "
                                 "redis.call('pexpire', KEYS[1], ARGV[4]) return 1",
-                                "1", c->setup[i].key, c->setup[i].value + 1, c->setup[i].token, rel, px, NULL};
+                                "1",
+                                c->setup[i].key,
+                                c->setup[i].value + 1,
+                                c->setup[i].token,
+                                rel,
+                                px,
+                                NULL};
             ck_assert_int_eq(h_redis_cmdv(&R, buf, sizeof buf, hv), H_REPLY_INT);
             continue;
         }
@@ -521,12 +531,13 @@ static size_t touched_keys(const struct dcase *c, char keys[10 * MAXN][64])
 /* A holder hash on redis as memstore_peek() shows it: "H <mode> <token> ...". */
 static bool redis_hash(const char *key, char *out, size_t outlen)
 {
-    const char *argv[] = {"EVAL",
-                          "if redis.call('type', KEYS[1])['ok'] ~= 'hash' then return false end "
-                          "local o = 'H ' .. (redis.call('hget', KEYS[1], '~mode') or '') "
-                          "local h = redis.call('hgetall', KEYS[1]) "
-                          "for i = 1, #h, 2 do if h[i] ~= '~mode' then o = o .. ' ' .. h[i] end end return o",
-                          "1", key, NULL};
+    const char *argv[] = {
+        "EVAL",
+        "if redis.call('type', KEYS[1])['ok'] ~= 'hash' then return false end "
+        "local o = 'H ' .. (redis.call('hget', KEYS[1], '~mode') or '') "
+        "local h = redis.call('hgetall', KEYS[1]) "
+        "for i = 1, #h, 2 do if h[i] ~= '~mode' then o = o .. ' ' .. h[i] end end return o",
+        "1", key, NULL};
     return h_redis_cmdv(&R, out, outlen, argv) == H_REPLY_BULK;
 }
 
@@ -546,7 +557,8 @@ START_TEST(same_as_lua)
     struct memstore *ms = memstore_new();
     ck_assert_ptr_nonnull(ms);
     run_memstore(ms, c, got, sizeof got, &got_ttl);
-    if (getenv("MEMSTORE_LUA_VERBOSE") != NULL) fprintf(stderr, "%s: %s\n", c->name, want);
+    if (getenv("MEMSTORE_LUA_VERBOSE") != NULL)
+        fprintf(stderr, "%s: %s\n", c->name, want);
     ck_assert_msg(strcmp(want, got) == 0, "%s: redis answers '%s', memstore '%s'", c->name, want,
                   got);
     ck_assert_msg(ttl_close(want_ttl, got_ttl), "%s: pttl %lld on redis, %lld in memstore", c->name,

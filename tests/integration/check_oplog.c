@@ -46,8 +46,10 @@ static void write_ini(const char *ini, const char *sock, const char *masters)
     FILE *f = fopen(ini, "w");
     ck_assert_ptr_nonnull(f);
     fprintf(f, "[server]\nlisten =\nunix_socket = %s\n[redis]\n", sock);
-    if (masters) fprintf(f, "masters = %s\nmaster_timeout_ms = 100\n", masters);
-    else fprintf(f, "backend = memory\n");
+    if (masters)
+        fprintf(f, "masters = %s\nmaster_timeout_ms = 100\n", masters);
+    else
+        fprintf(f, "backend = memory\n");
     fclose(f);
 }
 
@@ -62,9 +64,11 @@ static bool file_has(void *ud)
 }
 
 /* Start redlockd -c ini with stderr appended to log and env; wait for needle in the log. */
-static pid_t start_and_wait(const char *ini, const char *log, const char *const *env, const char *needle)
+static pid_t start_and_wait(const char *ini, const char *log, const char *const *env,
+                            const char *needle)
 {
-    pid_t pid = h_spawn_env((char *[]){(char *)h_redlockd_bin(), "-c", (char *)ini, NULL}, log, env);
+    pid_t pid =
+        h_spawn_env((char *[]){(char *)h_redlockd_bin(), "-c", (char *)ini, NULL}, log, env);
     ck_assert_int_gt(pid, 0);
     struct file_needle fn = {log, needle};
     char text[4096];
@@ -81,13 +85,15 @@ static bool every_line_matches(const char *text, const char *pattern)
     bool ok = text[0] != '\0';
     char copy[4096];
     snprintf(copy, sizeof copy, "%s", text);
-    for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+    for (char *save = NULL, *line = strtok_r(copy, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save))
         ok = ok && regexec(&re, line, 0, NULL, 0) == 0;
     regfree(&re);
     return ok;
 }
 
-#define STAMPED "^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z level=[a-z]+ msg="
+#define STAMPED \
+    "^ts=[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\.[0-9]{3}Z level=[a-z]+ msg="
 #define UNSTAMPED "^level=[a-z]+ msg="
 
 START_TEST(test_file_lines_are_stamped)
@@ -144,9 +150,11 @@ START_TEST(test_unresolvable_master_names_resolver_error)
     pid_t pid = start_and_wait(ini, log, NULL, "master=no-such-host.invalid:6379 error=");
     h_kill(pid);
     slurp(log, text, sizeof text);
-    ck_assert_msg(!strstr(text, "master=no-such-host.invalid:6379 error=\"\""), "empty error: %s", text);
+    ck_assert_msg(!strstr(text, "master=no-such-host.invalid:6379 error=\"\""), "empty error: %s",
+                  text);
     regex_t re;
-    ck_assert_int_eq(regcomp(&re, "master=no-such-host\\.invalid:6379 error=\"[A-Za-z][^\"]+\"", REG_EXTENDED | REG_NOSUB),
+    ck_assert_int_eq(regcomp(&re, "master=no-such-host\\.invalid:6379 error=\"[A-Za-z][^\"]+\"",
+                             REG_EXTENDED | REG_NOSUB),
                      0);
     bool named = regexec(&re, text, 0, NULL, 0) == 0;
     regfree(&re);
@@ -168,7 +176,8 @@ START_TEST(test_missing_socket_dir_says_what_to_do)
     ck_assert_msg(code == 1, "redlockd exited %d (want 1): %s", code, text);
     char want[H_PATH_MAX + 64];
     snprintf(want, sizeof want, "install -d -m 0755 -o USER %s/missing", dir);
-    ck_assert_msg(strstr(text, "does not exist") && strstr(text, want) && strstr(text, "[server] unix_socket"),
+    ck_assert_msg(strstr(text, "does not exist") && strstr(text, want) &&
+                      strstr(text, "[server] unix_socket"),
                   "no hint how to fix it: %s", text);
 }
 END_TEST
@@ -178,7 +187,9 @@ int main(void)
     h_init();
     const struct test_group groups[] = {
         {"log", {test_file_lines_are_stamped, test_journal_lines_are_not_stamped, NULL}},
-        {"messages", {test_unresolvable_master_names_resolver_error, test_missing_socket_dir_says_what_to_do, NULL}},
+        {"messages",
+         {test_unresolvable_master_names_resolver_error, test_missing_socket_dir_says_what_to_do,
+          NULL}},
     };
     return run_test_groups("oplog", groups, sizeof groups / sizeof groups[0], setup, teardown);
 }

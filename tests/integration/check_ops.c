@@ -32,7 +32,8 @@ static struct h_redis M[NM + NX]; /* the first NM are the masters; the rest star
 static struct h_daemon D;
 
 #define BASE_REDIS "master_timeout_ms = 100\n"
-#define BASE_LOCK "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 50\nretry_jitter_ms = 20\n"
+#define BASE_LOCK \
+    "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 50\nretry_jitter_ms = 20\n"
 
 static const struct h_daemon_opts base_opts = {.redis = BASE_REDIS, .lock = BASE_LOCK};
 
@@ -218,13 +219,35 @@ static void reload(struct h_redis *masters, size_t n, const struct h_daemon_opts
 /* ---- INFO ------------------------------------------------------------------------- */
 
 /* The keys PROTOCOL.md lists, in its order (others may be interleaved). */
-static const char *const info_keys[] = {
-    "version", "protocol", "uptime_ms", "clients", "locks_held", "waiters",
-    "connections_total", "connections_rejected", "requests", "acquire_ok", "acquire_busy",
-    "acquire_noquorum", "acquire_error", "extend_ok", "extend_fail", "release_ok",
-    "release_notheld", "lost", "auto_released", "expired", "handoffs", "errors_badreq",
-    "errors_toolong", "errors_limit", "auth_failures", "masters", "quorum", "masters_up"};
-static const char *const master_keys[] = {"addr",       "state",    "latency_us",   "pending",
+static const char *const info_keys[] = {"version",
+                                        "protocol",
+                                        "uptime_ms",
+                                        "clients",
+                                        "locks_held",
+                                        "waiters",
+                                        "connections_total",
+                                        "connections_rejected",
+                                        "requests",
+                                        "acquire_ok",
+                                        "acquire_busy",
+                                        "acquire_noquorum",
+                                        "acquire_error",
+                                        "extend_ok",
+                                        "extend_fail",
+                                        "release_ok",
+                                        "release_notheld",
+                                        "lost",
+                                        "auto_released",
+                                        "expired",
+                                        "handoffs",
+                                        "errors_badreq",
+                                        "errors_toolong",
+                                        "errors_limit",
+                                        "auth_failures",
+                                        "masters",
+                                        "quorum",
+                                        "masters_up"};
+static const char *const master_keys[] = {"addr",       "state",    "latency_us",    "pending",
                                           "last_error", "restarts", "quarantine_ms", "same_as"};
 
 struct latency_arg {
@@ -263,8 +286,7 @@ START_TEST(test_info)
         at = i + 1;
     }
     for (int i = 0; i < b.n; i++)
-        ck_assert_msg(strchr(b.line[i], ' ') != NULL, "INFO line without a value: '%s'",
-                      b.line[i]);
+        ck_assert_msg(strchr(b.line[i], ' ') != NULL, "INFO line without a value: '%s'", b.line[i]);
     ck_assert_msg(strlen(val(&b, "version")) > 0, "empty version");
     ck_assert_int_eq(num(&b, "masters"), 3);
     ck_assert_int_eq(num(&b, "quorum"), 2);
@@ -457,7 +479,8 @@ END_TEST
 START_TEST(test_inspect_long_names)
 {
     enum { N5 = NM + NX, HOST_LEN = 240, RES_LEN = 512 };
-    for (int i = NM; i < N5; i++) ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d", i);
+    for (int i = NM; i < N5; i++)
+        ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d", i);
     static char masters[N5 * (HOST_LEN + 16)], hosts[N5][HOST_LEN + 1];
     size_t used = 0;
     for (int i = 0; i < N5; i++) {
@@ -465,8 +488,8 @@ START_TEST(test_inspect_long_names)
         size_t zeros = HOST_LEN - strlen("177.0.0.1");
         memset(hosts[i], '0', zeros);
         strcpy(hosts[i] + zeros, "177.0.0.1");
-        used += (size_t)snprintf(masters + used, sizeof masters - used, "%s%s:%d", i ? "," : "", hosts[i],
-                                 M[i].port);
+        used += (size_t)snprintf(masters + used, sizeof masters - used, "%s%s:%d", i ? "," : "",
+                                 hosts[i], M[i].port);
     }
     struct h_daemon_opts o = base_opts;
     o.masters = masters;
@@ -487,7 +510,8 @@ START_TEST(test_inspect_long_names)
     ck_assert_int_gt(h_read_reply(fd, line, sizeof line, 10000 * h_slowdown()), 0);
     ck_assert_msg(strcmp(line, "DATA 9") == 0, "header '%s'", line);
     ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
-    ck_assert_msg(starts(line, "resource ") && strcmp(line + 9, res) == 0, "resource line '%.80s'", line);
+    ck_assert_msg(starts(line, "resource ") && strcmp(line + 9, res) == 0, "resource line '%.80s'",
+                  line);
     ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
     ck_assert_str_eq(line, "state held");
     ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
@@ -501,7 +525,8 @@ START_TEST(test_inspect_long_names)
         ck_assert_int_gt(h_read_line(fd, line, sizeof line, 5000), 0);
         snprintf(want, sizeof want, "master.%d %s:%d held ", i, hosts[i], M[i].port);
         ck_assert_msg(starts(line, want), "master line %d: '%s'", i, line);
-        ck_assert_msg(sscanf(line + strlen(want), "%lld %15s", &pttl, shown) == 2 && strcmp(shown, id8) == 0,
+        ck_assert_msg(sscanf(line + strlen(want), "%lld %15s", &pttl, shown) == 2 &&
+                          strcmp(shown, id8) == 0,
                       "master line %d: '%s'", i, line);
     }
     /* The block ended where it said: the next line is PING's answer. */
@@ -517,7 +542,8 @@ START_TEST(test_reload_settings)
 {
     static const struct h_daemon_opts before = {
         .redis = BASE_REDIS,
-        .lock = "default_ttl_ms = 10000\nretry_count = 3\nretry_delay_ms = 300\nretry_jitter_ms = 0\n",
+        .lock =
+            "default_ttl_ms = 10000\nretry_count = 3\nretry_delay_ms = 300\nretry_jitter_ms = 0\n",
         .log = "level = info\n"};
     start(&before);
     ck_assert_msg(wait_info("masters_up", "3", 5000), "masters not up");
@@ -544,8 +570,9 @@ START_TEST(test_reload_settings)
     static const struct h_daemon_opts after = {
         .server = "max_resources_per_lock = 2\n",
         .redis = "master_timeout_ms = 400\n",
-        .lock = "default_ttl_ms = 4000\nretry_count = 0\nretry_delay_ms = 300\nretry_jitter_ms = 0\n"
-                "drift_factor = 0.1\n",
+        .lock =
+            "default_ttl_ms = 4000\nretry_count = 0\nretry_delay_ms = 300\nretry_jitter_ms = 0\n"
+            "drift_factor = 0.1\n",
         .log = "level = debug\n"};
     reload(M, NM, &after, "configuration reloaded");
 
@@ -596,8 +623,8 @@ START_TEST(test_reload_bad_config)
     int fd = raw();
     char id[64], line[256];
     unsigned long long v;
-    static const struct h_daemon_opts bad = {
-        .redis = BASE_REDIS, .lock = "default_ttl_ms = 4000\nbogus_key = 1\n"};
+    static const struct h_daemon_opts bad = {.redis = BASE_REDIS,
+                                             .lock = "default_ttl_ms = 4000\nbogus_key = 1\n"};
     reload(M, NM, &bad, "reload refused");
     ck_assert_msg(h_file_contains(D.log, "bogus_key"), "the refusal does not name the key");
     ck_assert(h_daemon_alive(&D));
@@ -607,8 +634,7 @@ START_TEST(test_reload_bad_config)
     ck_assert_msg(v > 8000 && v <= 10000, "validity %llu: the refused config took effect", v);
 
     /* A value out of range is refused too. */
-    static const struct h_daemon_opts bad2 = {.redis = BASE_REDIS,
-                                              .lock = "default_ttl_ms = 0\n"};
+    static const struct h_daemon_opts bad2 = {.redis = BASE_REDIS, .lock = "default_ttl_ms = 0\n"};
     ck_assert_int_eq(h_daemon_write_ini(&D, M, NM, &bad2), 0);
     ck_assert_int_eq(h_daemon_hup(&D), 0);
     ck_assert_msg(wait_log("default_ttl_ms", 5000), "bad value not reported");
@@ -808,7 +834,8 @@ START_TEST(test_metrics)
     /* Buckets are cumulative and end at the count. */
     int nb = 0;
     long long prev = -1;
-    for (const char *p = body; (p = strstr(p, "redlockd_acquire_latency_seconds_bucket{le=\"")); p++) {
+    for (const char *p = body; (p = strstr(p, "redlockd_acquire_latency_seconds_bucket{le=\""));
+         p++) {
         const char *sp = strchr(p, ' ');
         ck_assert_ptr_nonnull(sp);
         long long c = atoll(sp + 1);
@@ -927,7 +954,8 @@ START_TEST(test_systemd_notify)
     ck_assert_int_eq(h_daemon_hup(&D), 0);
     int rl = wait_note(&nt, "RELOADING=1", mark, 5000);
     ck_assert_msg(rl >= 0, "no RELOADING=1 after SIGHUP");
-    ck_assert_msg(strstr(nt.msg[rl], "MONOTONIC_USEC=") != NULL, "RELOADING=1 without MONOTONIC_USEC");
+    ck_assert_msg(strstr(nt.msg[rl], "MONOTONIC_USEC=") != NULL,
+                  "RELOADING=1 without MONOTONIC_USEC");
     int rd = wait_note(&nt, "READY=1", rl + 1, 5000);
     ck_assert_msg(rd > rl, "no READY=1 after RELOADING=1");
     /* The watchdog goes on after the reload. */
@@ -1011,7 +1039,8 @@ START_TEST(test_command_line)
     ck_assert_msg(strstr(out, "usage") != NULL && strstr(out, "-c") != NULL, "-h: '%s'", out);
     char *xargs[] = {"-x", NULL};
     ck_assert_int_eq(run_daemon(xargs, out, sizeof out), 64);
-    ck_assert_msg(strstr(out, "-x") != NULL && strchr(out, '\n') == strrchr(out, '\n'), "unknown flag: '%s'", out);
+    ck_assert_msg(strstr(out, "-x") != NULL && strchr(out, '\n') == strrchr(out, '\n'),
+                  "unknown flag: '%s'", out);
 }
 END_TEST
 
@@ -1022,18 +1051,22 @@ static bool metrics_has_info_key(const char *body, const char *key)
 {
     char want[160];
     snprintf(want, sizeof want, "\nredlockd_%s ", key);
-    if (strstr(body, want)) return true;
+    if (strstr(body, want))
+        return true;
     snprintf(want, sizeof want, "\nredlockd_%s_total ", key);
-    if (strstr(body, want)) return true;
+    if (strstr(body, want))
+        return true;
     for (const char *us = strchr(key, '_'); us != NULL; us = strchr(us + 1, '_')) {
         char metric[128], value[64];
         snprintf(metric, sizeof metric, "\nredlockd_%.*s_total{", (int)(us - key), key);
         snprintf(value, sizeof value, "=\"%s\"", us + 1);
         for (const char *p = strstr(body, metric); p != NULL; p = strstr(p + 1, metric)) {
             const char *close_brace = strchr(p, '}');
-            if (close_brace == NULL) break;
+            if (close_brace == NULL)
+                break;
             for (const char *v = p; v < close_brace; v++)
-                if (strncasecmp(v, value, strlen(value)) == 0) return true;
+                if (strncasecmp(v, value, strlen(value)) == 0)
+                    return true;
         }
     }
     return false;
@@ -1049,18 +1082,21 @@ static void check_contrib_names(const char *path, const char *body)
     int names = 0;
     for (const char *p = text; *p; p++) {
         bool ours = strncmp(p, "redlockd_", 9) == 0 || strncmp(p, "process_", 8) == 0;
-        if (!ours || (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_'))) continue;
+        if (!ours || (p > text && (isalnum((unsigned char)p[-1]) || p[-1] == '_')))
+            continue;
         size_t n = strspn(p, "abcdefghijklmnopqrstuvwxyz_");
         char name[96];
         snprintf(name, sizeof name, "%.*s", (int)n, p);
         static const char *const suffixes[] = {"_bucket", "_sum", "_count"};
         for (size_t i = 0; i < 3; i++) {
             size_t sl = strlen(suffixes[i]), nl = strlen(name);
-            if (nl > sl && strcmp(name + nl - sl, suffixes[i]) == 0 && strstr(name, "latency")) name[nl - sl] = '\0';
+            if (nl > sl && strcmp(name + nl - sl, suffixes[i]) == 0 && strstr(name, "latency"))
+                name[nl - sl] = '\0';
         }
         char typeline[160];
         snprintf(typeline, sizeof typeline, "# TYPE %s ", name);
-        ck_assert_msg(strstr(body, typeline) != NULL, "%s names %s, which /metrics does not serve", path, name);
+        ck_assert_msg(strstr(body, typeline) != NULL, "%s names %s, which /metrics does not serve",
+                      path, name);
         names++;
         p += n - 1;
     }
@@ -1091,19 +1127,28 @@ START_TEST(test_metrics_match_info)
     for (int i = 0; i < b.n; i++) {
         char key[128];
         ck_assert_int_eq(sscanf(b.line[i], "%127s", key), 1);
-        if (strncmp(key, "master.", 7) == 0) continue; /* per master: redlockd_master_up{master=...} */
+        if (strncmp(key, "master.", 7) == 0)
+            continue; /* per master: redlockd_master_up{master=...} */
         bool skip = false;
-        for (size_t k = 0; k < sizeof info_only / sizeof info_only[0]; k++) skip |= strcmp(key, info_only[k]) == 0;
-        if (skip) continue;
+        for (size_t k = 0; k < sizeof info_only / sizeof info_only[0]; k++)
+            skip |= strcmp(key, info_only[k]) == 0;
+        if (skip)
+            continue;
         ck_assert_msg(metrics_has_info_key(body, key), "INFO has '%s', /metrics does not", key);
         checked++;
     }
     ck_assert_int_ge(checked, 30);
     static const char *const want[] = {
-        "\nredlockd_build_info{version=\"", "\nprocess_cpu_seconds_total ", "\nprocess_resident_memory_bytes ",
-        "\nprocess_open_fds ", "\nprocess_max_fds ", "\nprocess_start_time_seconds ",
-        "\nredlockd_lost_total{reason=\"noquorum\"} ", "\nredlockd_lost_total{reason=\"taken\"} ",
-        "\nredlockd_extend_total{result=\"ok\"} ", "\nredlockd_uptime_seconds ",
+        "\nredlockd_build_info{version=\"",
+        "\nprocess_cpu_seconds_total ",
+        "\nprocess_resident_memory_bytes ",
+        "\nprocess_open_fds ",
+        "\nprocess_max_fds ",
+        "\nprocess_start_time_seconds ",
+        "\nredlockd_lost_total{reason=\"noquorum\"} ",
+        "\nredlockd_lost_total{reason=\"taken\"} ",
+        "\nredlockd_extend_total{result=\"ok\"} ",
+        "\nredlockd_uptime_seconds ",
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(body, want[i]) != NULL, "/metrics lacks '%s'", want[i] + 1);
@@ -1112,10 +1157,13 @@ START_TEST(test_metrics_match_info)
     snprintf(page, sizeof page, "%s/metrics.txt", D.dir);
     write_file(page, body + 1);
     snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' >/dev/null 2>&1", page);
-    ck_assert_msg(system(cmd) == 0, "promtool check metrics finds fault with /metrics (is promtool installed?)");
-    ck_assert_msg(system("cd contrib/prometheus && promtool check rules redlockd-alerts.yml >/dev/null 2>&1 && "
-                         "promtool test rules redlockd-alerts.test.yml >/dev/null 2>&1") == 0,
-                  "promtool check/test rules on contrib/prometheus/redlockd-alerts.yml failed");
+    ck_assert_msg(system(cmd) == 0,
+                  "promtool check metrics finds fault with /metrics (is promtool installed?)");
+    ck_assert_msg(
+        system(
+            "cd contrib/prometheus && promtool check rules redlockd-alerts.yml >/dev/null 2>&1 && "
+            "promtool test rules redlockd-alerts.test.yml >/dev/null 2>&1") == 0,
+        "promtool check/test rules on contrib/prometheus/redlockd-alerts.yml failed");
     check_contrib_names("contrib/prometheus/redlockd-alerts.yml", body);
     check_contrib_names("contrib/grafana/redlockd-dashboard.json", body);
 }
@@ -1130,7 +1178,8 @@ START_TEST(test_reload_restart_only_keys)
     ck_assert_int_gt(metrics_port, 0);
     char metrics[64];
     snprintf(metrics, sizeof metrics, "listen = 127.0.0.1:%d\n", metrics_port);
-    struct h_daemon_opts o = {.redis = BASE_REDIS, .lock = BASE_LOCK, .metrics = metrics, .log = "syslog = no\n"};
+    struct h_daemon_opts o = {
+        .redis = BASE_REDIS, .lock = BASE_LOCK, .metrics = metrics, .log = "syslog = no\n"};
     start(&o);
     ck_assert_msg(wait_info("masters_up", "3", 5000), "masters not up");
     char body[1024];
@@ -1146,10 +1195,12 @@ START_TEST(test_reload_restart_only_keys)
                                  .metrics = newmetrics,
                                  .log = "syslog = yes\nlevel = debug\n"};
     reload(M, NM, &next, "configuration reloaded");
-    ck_assert_msg(h_file_contains(D.log, "only on restart; the running value stays\" key=metrics.listen"),
-                  "the metrics.listen change is not named in the log");
-    ck_assert_msg(h_file_contains(D.log, "only on restart; the running value stays\" key=log.syslog"),
-                  "the log.syslog change is not named in the log");
+    ck_assert_msg(
+        h_file_contains(D.log, "only on restart; the running value stays\" key=metrics.listen"),
+        "the metrics.listen change is not named in the log");
+    ck_assert_msg(
+        h_file_contains(D.log, "only on restart; the running value stays\" key=log.syslog"),
+        "the log.syslog change is not named in the log");
     ck_assert_msg(!h_file_contains(D.log, "key=server.max_resources_per_lock"),
                   "a reloadable key was reported as restart-only");
 
@@ -1191,7 +1242,9 @@ END_TEST
 int main(void)
 {
     const struct test_group groups[] = {
-        {"visibility", {test_info, test_inspect, test_inspect_long_names, test_metrics, test_metrics_match_info, NULL}},
+        {"visibility",
+         {test_info, test_inspect, test_inspect_long_names, test_metrics, test_metrics_match_info,
+          NULL}},
         {"reload",
          {test_reload_settings, test_reload_bad_config, test_reload_masters,
           test_reload_listen_ignored, test_reload_restart_only_keys,

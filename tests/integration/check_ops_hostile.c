@@ -29,7 +29,8 @@ static struct h_daemon D;
 static int metrics_port;
 
 #define BASE_REDIS "master_timeout_ms = 100\n"
-#define BASE_LOCK "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 20\nretry_jitter_ms = 10\n"
+#define BASE_LOCK \
+    "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 20\nretry_jitter_ms = 10\n"
 
 static void setup(void)
 {
@@ -54,7 +55,8 @@ static void start_with_metrics(const char *extra, size_t nmasters)
     metrics_port = h_free_port();
     ck_assert_int_gt(metrics_port, 0);
     static char metrics[512];
-    snprintf(metrics, sizeof metrics, "listen = 127.0.0.1:%d\n%s", metrics_port, extra ? extra : "");
+    snprintf(metrics, sizeof metrics, "listen = 127.0.0.1:%d\n%s", metrics_port,
+             extra ? extra : "");
     struct h_daemon_opts o = {.redis = BASE_REDIS, .lock = BASE_LOCK, .metrics = metrics};
     ck_assert_msg(h_daemon_start(&D, M, nmasters, &o) == 0, "redlockd did not start");
 }
@@ -165,10 +167,10 @@ static bool metrics_answers(void *ud)
 
 struct attacker {
     int fd;
-    size_t sent;       /* on the current connection */
-    size_t max_sent;   /* the most any of its connections took before it was closed */
-    int closed;        /* connections the daemon ended */
-    bool long_line;    /* one growing header line instead of many short ones */
+    size_t sent;     /* on the current connection */
+    size_t max_sent; /* the most any of its connections took before it was closed */
+    int closed;      /* connections the daemon ended */
+    bool long_line;  /* one growing header line instead of many short ones */
 };
 
 static void attacker_connect(struct attacker *a)
@@ -179,7 +181,8 @@ static void attacker_connect(struct attacker *a)
     int sndbuf = 65536;
     ck_assert_int_eq(setsockopt(a->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf), 0);
     a->sent = 0;
-    const char *first = a->long_line ? "GET /metrics HTTP/1.1\r\nX-Long: " : "GET /metrics HTTP/1.1\r\n";
+    const char *first =
+        a->long_line ? "GET /metrics HTTP/1.1\r\nX-Long: " : "GET /metrics HTTP/1.1\r\n";
     ck_assert_int_eq(h_send_str(a->fd, first), 0);
 }
 
@@ -236,8 +239,10 @@ START_TEST(test_metrics_header_flood)
                 }
                 if (n > 0)
                     a->sent += (size_t)n;
-                ck_assert_msg(a->sent <= FLOOD_CONN_MAX,
-                              "attacker %d sent %zu bytes of header and the daemon still reads them", i, a->sent);
+                ck_assert_msg(
+                    a->sent <= FLOOD_CONN_MAX,
+                    "attacker %d sent %zu bytes of header and the daemon still reads them", i,
+                    a->sent);
             }
         }
         long rss = rss_kb(D.pid);
@@ -257,20 +262,24 @@ START_TEST(test_metrics_header_flood)
     for (int i = 0; i < ATTACKERS; i++) {
         ck_assert_msg(at[i].closed > 0, "attacker %d (%s) was never cut off (%zu bytes sent)", i,
                       at[i].long_line ? "one long line" : "endless lines", at[i].sent);
-        ck_assert_msg(at[i].max_sent <= (2u << 20), "attacker %d got %zu bytes in before it was closed", i,
-                      at[i].max_sent);
+        ck_assert_msg(at[i].max_sent <= (2u << 20),
+                      "attacker %d got %zu bytes in before it was closed", i, at[i].max_sent);
         close(at[i].fd);
     }
-    fprintf(stderr, "header flood: peak RSS %ld kB, worst lock pair %llu ms over %d pairs, cut off %d/%d/%d/%d/%d\n",
-            peak_rss, (unsigned long long)worst_lock_ms, pairs, at[0].closed, at[1].closed, at[2].closed,
-            at[3].closed, at[4].closed);
+    fprintf(stderr,
+            "header flood: peak RSS %ld kB, worst lock pair %llu ms over %d pairs, cut off "
+            "%d/%d/%d/%d/%d\n",
+            peak_rss, (unsigned long long)worst_lock_ms, pairs, at[0].closed, at[1].closed,
+            at[2].closed, at[3].closed, at[4].closed);
     /* 2-3 MB normally; room for ASan's quarantine of freed connections. */
-    ck_assert_msg(peak_rss > 0 && peak_rss < 128 * 1024, "daemon RSS reached %ld kB under the header flood", peak_rss);
+    ck_assert_msg(peak_rss > 0 && peak_rss < 128 * 1024,
+                  "daemon RSS reached %ld kB under the header flood", peak_rss);
     ck_assert_msg(worst_lock_ms < 1000 * h_slowdown(), "a lock pair took %llu ms during the flood",
                   (unsigned long long)worst_lock_ms);
     ck_assert_int_ge(pairs, 10);
     /* And the endpoint still serves. */
-    ck_assert_msg(h_wait_until(metrics_answers, NULL, 5000 * h_slowdown()), "/metrics does not answer after the flood");
+    ck_assert_msg(h_wait_until(metrics_answers, NULL, 5000 * h_slowdown()),
+                  "/metrics does not answer after the flood");
     close(lockfd);
 }
 END_TEST
@@ -310,7 +319,8 @@ START_TEST(test_metrics_timeouts_and_limits)
     int idle = h_connect_tcp(metrics_port);
     ck_assert_int_ge(idle, 0);
     uint32_t t = ms_until_closed(idle, 3000 * h_slowdown(), 0);
-    ck_assert_msg(t != UINT32_MAX, "an idle metrics connection is still open after 3 s (timeout_ms = 500)");
+    ck_assert_msg(t != UINT32_MAX,
+                  "an idle metrics connection is still open after 3 s (timeout_ms = 500)");
     ck_assert_msg(t >= 300, "the idle connection was closed after %u ms, before the timeout", t);
     close(idle);
 
@@ -323,7 +333,8 @@ START_TEST(test_metrics_timeouts_and_limits)
     close(slow);
 
     ck_assert_int_eq(http_get("/metrics", body, sizeof body), 200);
-    ck_assert_msg(strstr(body, "redlockd_metrics_refused_total 0\n"), "no refused counter in /metrics");
+    ck_assert_msg(strstr(body, "redlockd_metrics_refused_total 0\n"),
+                  "no refused counter in /metrics");
 
     /* Four open: a fifth is answered 503 at once. */
     int hold[4];
@@ -338,10 +349,12 @@ START_TEST(test_metrics_timeouts_and_limits)
     ck_assert_msg(h_read_line(hold[3], line, sizeof line, 5000) > 0 && starts(line, "HTTP/1.1 "),
                   "no answer on the fourth connection");
     int code = http_get("/metrics", body, sizeof body);
-    ck_assert_msg(code == 503, "a fifth connection over max_connections = 4 got %d, want 503", code);
+    ck_assert_msg(code == 503, "a fifth connection over max_connections = 4 got %d, want 503",
+                  code);
     for (int i = 0; i < 4; i++)
         close(hold[i]);
-    ck_assert_msg(h_wait_until(metrics_answers, NULL, 3000 * h_slowdown()), "/metrics does not answer again");
+    ck_assert_msg(h_wait_until(metrics_answers, NULL, 3000 * h_slowdown()),
+                  "/metrics does not answer again");
     ck_assert_int_eq(http_get("/metrics", body, sizeof body), 200);
     /* At least the fifth; a retry above may have come before the four closed. */
     const char *rc = strstr(body, "\nredlockd_metrics_refused_total ");
@@ -387,7 +400,8 @@ START_TEST(test_fd_exhaustion)
         fds[i] = h_connect_tcp(D.port);
         ck_assert_msg(fds[i] >= 0, "connect %d failed", i);
     }
-    ck_assert_msg(wait_log("accept paused: out of file descriptors", 5000), "the daemon never ran out of fds");
+    ck_assert_msg(wait_log("accept paused: out of file descriptors", 5000),
+                  "the daemon never ran out of fds");
     /* Scrapers wait too, and must not make the metrics listener spin. */
     int scrapers[3];
     for (int i = 0; i < 3; i++) {
@@ -405,10 +419,11 @@ START_TEST(test_fd_exhaustion)
     int lines1 = count_lines(D.log);
     ck_assert(cpu0 >= 0 && cpu1 >= cpu0);
     double cpu_ms = (double)(cpu1 - cpu0) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
-    fprintf(stderr, "out of fds: %.0f ms CPU in %llu ms, %d log lines\n", cpu_ms, (unsigned long long)elapsed,
-            lines1 - lines0);
-    ck_assert_msg(cpu_ms < 0.15 * (double)elapsed, "the daemon used %.0f ms of CPU in %llu ms out of fds (spinning)",
-                  cpu_ms, (unsigned long long)elapsed);
+    fprintf(stderr, "out of fds: %.0f ms CPU in %llu ms, %d log lines\n", cpu_ms,
+            (unsigned long long)elapsed, lines1 - lines0);
+    ck_assert_msg(cpu_ms < 0.15 * (double)elapsed,
+                  "the daemon used %.0f ms of CPU in %llu ms out of fds (spinning)", cpu_ms,
+                  (unsigned long long)elapsed);
     ck_assert_msg(lines1 - lines0 <= 10, "%d log lines in %llu ms out of fds", lines1 - lines0,
                   (unsigned long long)elapsed);
     /* An existing client still locks. */
@@ -419,11 +434,13 @@ START_TEST(test_fd_exhaustion)
         close(fds[i]);
     for (int i = 0; i < 3; i++)
         close(scrapers[i]);
-    ck_assert_msg(h_daemon_ping_raw(D.sock, 5000 * h_slowdown()), "a new client is not served after fds were freed");
+    ck_assert_msg(h_daemon_ping_raw(D.sock, 5000 * h_slowdown()),
+                  "a new client is not served after fds were freed");
     int fresh = raw();
     ck_assert_msg(lock_pair(fresh, "fd-after", why, sizeof why), "after fds were freed: %s", why);
     close(fresh);
-    ck_assert_msg(h_wait_until(metrics_answers, NULL, 5000 * h_slowdown()), "/metrics does not answer after fds were freed");
+    ck_assert_msg(h_wait_until(metrics_answers, NULL, 5000 * h_slowdown()),
+                  "/metrics does not answer after fds were freed");
     close(lockfd);
 }
 END_TEST
@@ -454,7 +471,8 @@ START_TEST(test_healthz_failing_acquires)
      * fenced ACQUIRE fails, while every master is up and answering. */
     for (int i = 0; i < NM; i++) {
         char out[64];
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", ",fence", "not-a-number", NULL), H_REPLY_STATUS);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", ",fence", "not-a-number", NULL),
+                         H_REPLY_STATUS);
     }
     for (int i = 0; i < 6; i++) {
         snprintf(line, sizeof line, "ACQUIRE hz-%d 10000", i);
@@ -473,7 +491,8 @@ START_TEST(test_healthz_failing_acquires)
     }
     ck_assert_msg(lock_pair(fd, "hz-repaired", why, sizeof why), "%s", why);
     ha.want = 200;
-    ck_assert_msg(h_wait_until(health_is, &ha, 2000 * h_slowdown()), "/healthz not 200 after a grant: '%s'", ha.body);
+    ck_assert_msg(h_wait_until(health_is, &ha, 2000 * h_slowdown()),
+                  "/healthz not 200 after a grant: '%s'", ha.body);
     close(fd);
 }
 END_TEST
@@ -492,30 +511,34 @@ START_TEST(test_master_count_warnings)
     pid_t pid = h_spawn(argv, out);
     ck_assert_int_gt(pid, 0);
     ck_assert_int_eq(h_wait_exit(pid, 10000), 0);
-    ck_assert_msg(h_file_contains(out, "two masters: the quorum is 2"), "redlockd -t does not warn about two masters");
+    ck_assert_msg(h_file_contains(out, "two masters: the quorum is 2"),
+                  "redlockd -t does not warn about two masters");
 
     /* Four: the same tolerance as three. M[0..2] and one address nobody serves. */
     int spare = h_free_port();
     ck_assert_int_gt(spare, 0);
     char list[256];
-    snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", M[0].port, M[1].port,
-             M[2].port, spare);
+    snprintf(list, sizeof list, "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", M[0].port,
+             M[1].port, M[2].port, spare);
     o.masters = list;
     ck_assert_int_eq(h_daemon_write_ini(&D, M, NM, &o), 0);
     ck_assert_int_eq(h_daemon_hup(&D), 0);
-    ck_assert_msg(wait_log("an even number of masters: the quorum is 3, so it survives 1 failures", 5000),
-                  "no warning for four masters");
+    ck_assert_msg(
+        wait_log("an even number of masters: the quorum is 3, so it survives 1 failures", 5000),
+        "no warning for four masters");
 
     o.masters = NULL;
     ck_assert_int_eq(h_daemon_write_ini(&D, M, 1, &o), 0);
     ck_assert_int_eq(h_daemon_hup(&D), 0);
-    ck_assert_msg(wait_log("a single master: no fault tolerance", 5000), "no warning for one master");
+    ck_assert_msg(wait_log("a single master: no fault tolerance", 5000),
+                  "no warning for one master");
 
     /* Three: no warning. */
     int warnings = count_in_file(D.log, "level=warn");
     ck_assert_int_eq(h_daemon_write_ini(&D, M, NM, &o), 0);
     ck_assert_int_eq(h_daemon_hup(&D), 0);
-    ck_assert_msg(wait_log("masters=3 masters_changed=yes", 5000), "the reload to three masters did not happen");
+    ck_assert_msg(wait_log("masters=3 masters_changed=yes", 5000),
+                  "the reload to three masters did not happen");
     ck_assert_int_eq(count_in_file(D.log, "level=warn"), warnings);
 }
 END_TEST
@@ -549,10 +572,10 @@ START_TEST(test_reload_storm_reorder)
     ck_assert_int_eq(ups, NM);
 
     char orders[2][256];
-    snprintf(orders[0], sizeof orders[0], "127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d", M[0].port, M[1].port,
-             M[2].port);
-    snprintf(orders[1], sizeof orders[1], "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", M[2].port, M[0].port,
-             M[1].port);
+    snprintf(orders[0], sizeof orders[0], "127.0.0.1:%d, 127.0.0.1:%d, 127.0.0.1:%d", M[0].port,
+             M[1].port, M[2].port);
+    snprintf(orders[1], sizeof orders[1], "127.0.0.1:%d,127.0.0.1:%d,127.0.0.1:%d", M[2].port,
+             M[0].port, M[1].port);
     int fd = raw();
     char why[256];
     int errors = 0;
@@ -567,14 +590,18 @@ START_TEST(test_reload_storm_reorder)
                 fprintf(stderr, "reload storm, pair %d: %s\n", i, why);
         }
         struct reloads_arg ra = {i + 1};
-        ck_assert_msg(h_wait_until(reloads_done, &ra, 5000 * h_slowdown()), "reload %d was not handled", i + 1);
+        ck_assert_msg(h_wait_until(reloads_done, &ra, 5000 * h_slowdown()),
+                      "reload %d was not handled", i + 1);
     }
     int reloads = count_in_file(D.log, "configuration reloaded");
-    fprintf(stderr, "reload storm: %d reloads handled, %d errors, %d master-up lines\n", reloads, errors,
-            count_in_file(D.log, "msg=\"master up\""));
-    ck_assert_msg(errors == 0, "%d of %d lock pairs failed during the reload storm", errors, STORM_RELOADS);
-    ck_assert_msg(count_in_file(D.log, "masters_changed=yes") == 0, "a reorder counted as a change of masters");
-    ck_assert_msg(count_in_file(D.log, "msg=\"master up\"") == NM, "the masters were connected again (%d up lines)",
+    fprintf(stderr, "reload storm: %d reloads handled, %d errors, %d master-up lines\n", reloads,
+            errors, count_in_file(D.log, "msg=\"master up\""));
+    ck_assert_msg(errors == 0, "%d of %d lock pairs failed during the reload storm", errors,
+                  STORM_RELOADS);
+    ck_assert_msg(count_in_file(D.log, "masters_changed=yes") == 0,
+                  "a reorder counted as a change of masters");
+    ck_assert_msg(count_in_file(D.log, "msg=\"master up\"") == NM,
+                  "the masters were connected again (%d up lines)",
                   count_in_file(D.log, "msg=\"master up\""));
     ck_assert_int_eq(reloads, STORM_RELOADS);
     close(fd);
@@ -586,10 +613,12 @@ END_TEST
 int main(void)
 {
     const struct test_group groups[] = {
-        {"metrics", {test_metrics_header_flood, test_metrics_timeouts_and_limits, test_fd_exhaustion, NULL}},
+        {"metrics",
+         {test_metrics_header_flood, test_metrics_timeouts_and_limits, test_fd_exhaustion, NULL}},
         {"health", {test_healthz_failing_acquires, test_master_count_warnings, NULL}},
         {"reload", {test_reload_storm_reorder, NULL}},
     };
     h_init();
-    return run_test_groups("ops_hostile", groups, sizeof groups / sizeof groups[0], setup, teardown);
+    return run_test_groups("ops_hostile", groups, sizeof groups / sizeof groups[0], setup,
+                           teardown);
 }

@@ -24,14 +24,17 @@ static const struct h_daemon_opts prio_opts = {
 
 static void setup(void)
 {
-    for (int i = 0; i < NM; i++) ck_assert_int_eq(h_redis_start(&M[i]), 0);
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(h_daemon_start(&D[i], M, NM, &prio_opts), 0);
+    for (int i = 0; i < NM; i++)
+        ck_assert_int_eq(h_redis_start(&M[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(h_daemon_start(&D[i], M, NM, &prio_opts), 0);
 }
 
 static void teardown(void)
 {
     int code0 = h_daemon_stop(&D[0]), code1 = h_daemon_stop(&D[1]);
-    for (int i = 0; i < NM; i++) h_redis_stop(&M[i]);
+    for (int i = 0; i < NM; i++)
+        h_redis_stop(&M[i]);
     ck_assert_int_eq(code0, 0);
     ck_assert_int_eq(code1, 0);
 }
@@ -49,7 +52,8 @@ static void expect_lost(int fd, const char *id, uint32_t within_ms)
 {
     char line[256], want[128];
     snprintf(want, sizeof want, "EVENT LOST %s PREEMPTED", id);
-    ck_assert_msg(h_read_line(fd, line, sizeof line, within_ms * h_slowdown()) > 0, "no event for %s", id);
+    ck_assert_msg(h_read_line(fd, line, sizeof line, within_ms * h_slowdown()) > 0,
+                  "no event for %s", id);
     ck_assert_msg(strcmp(line, want) == 0, "got '%s', want '%s'", line, want);
 }
 
@@ -107,8 +111,11 @@ static void put_app_keys(void)
 {
     char out[128];
     for (int i = 0; i < NM; i++) {
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "app:config", app_value, NULL), H_REPLY_STATUS);
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "HSET", "app:hash", "field", "value", NULL), H_REPLY_INT);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "app:config", app_value, NULL),
+                         H_REPLY_STATUS);
+        ck_assert_int_eq(
+            h_redis_cmd(&M[i], out, sizeof out, "HSET", "app:hash", "field", "value", NULL),
+            H_REPLY_INT);
         ck_assert(h_redis_set_px(&M[i], "app:other", other_token, 20000));
     }
 }
@@ -119,13 +126,16 @@ static void assert_app_keys_intact(void)
     for (int i = 0; i < NM; i++) {
         ck_assert(h_redis_get(&M[i], "app:config", out, sizeof out));
         ck_assert_msg(strcmp(out, app_value) == 0, "master %d: app:config is now '%s'", i, out);
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "TYPE", "app:hash", NULL), H_REPLY_STATUS);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "TYPE", "app:hash", NULL),
+                         H_REPLY_STATUS);
         ck_assert_msg(strcmp(out, "hash") == 0, "master %d: app:hash is now a %s", i, out);
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "HGET", "app:hash", "field", NULL), H_REPLY_BULK);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "HGET", "app:hash", "field", NULL),
+                         H_REPLY_BULK);
         ck_assert_str_eq(out, "value");
         ck_assert(h_redis_get(&M[i], "app:other", out, sizeof out));
         ck_assert_str_eq(out, other_token);
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "EXISTS", "app:config,prio", NULL), H_REPLY_INT);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "EXISTS", "app:config,prio", NULL),
+                         H_REPLY_INT);
         ck_assert_str_eq(out, "0");
     }
 }
@@ -185,8 +195,11 @@ START_TEST(test_stale_marker_proves_nothing)
     req(a, "ACQUIRE mk 10000 PRIORITY 1", line, sizeof line);
     ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "'%s'", line);
     for (int i = 0; i < NM; i++) {
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "mk", other_token, "KEEPTTL", NULL), H_REPLY_STATUS);
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "EXISTS", "mk,prio", NULL), H_REPLY_INT);
+        ck_assert_int_eq(
+            h_redis_cmd(&M[i], out, sizeof out, "SET", "mk", other_token, "KEEPTTL", NULL),
+            H_REPLY_STATUS);
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "EXISTS", "mk,prio", NULL),
+                         H_REPLY_INT);
         ck_assert_str_eq(out, "1");
     }
     req(b, "ACQUIRE mk 10000 PRIORITY 5 WAIT 0", line, sizeof line);
@@ -226,9 +239,12 @@ START_TEST(test_inspect_hides_foreign_values)
             ck_assert_int_gt(h_read_line(a, line, sizeof line, 5000), 0);
             ck_assert_msg(strstr(line, "db=prod") == NULL && strstr(line, "WRONGTYPE") == NULL,
                           "INSPECT %s shows '%s'", keys[k], line);
-            if (i == 1) ck_assert_str_eq(line, "state held");
-            if (i == 2) ck_assert_str_eq(line, "holder foreign");
-            if (i >= 4) ck_assert_msg(strstr(line, " held -1 foreign") != NULL, "'%s'", line);
+            if (i == 1)
+                ck_assert_str_eq(line, "state held");
+            if (i == 2)
+                ck_assert_str_eq(line, "holder foreign");
+            if (i >= 4)
+                ck_assert_msg(strstr(line, " held -1 foreign") != NULL, "'%s'", line);
         }
     }
     assert_app_keys_intact();

@@ -35,7 +35,8 @@ static struct h_redis X;   /* an extra redis (the primary a master replicates) *
 
 /* Short retries so failures come back quickly. */
 #define BASE_REDIS "master_timeout_ms = 100\n"
-#define BASE_LOCK "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 50\nretry_jitter_ms = 20\n"
+#define BASE_LOCK \
+    "default_ttl_ms = 10000\nretry_count = 1\nretry_delay_ms = 50\nretry_jitter_ms = 20\n"
 
 static void setup(void)
 {
@@ -206,7 +207,8 @@ static bool lines_until_eof_contain(int fd, const char *want, uint32_t ms, bool 
     for (;;) {
         char line[512];
         uint64_t now = h_now_ms();
-        int n = h_read_line(fd, line, sizeof line, now >= deadline ? 0 : (uint32_t)(deadline - now));
+        int n =
+            h_read_line(fd, line, sizeof line, now >= deadline ? 0 : (uint32_t)(deadline - now));
         if (n == H_LINE_EOF) {
             *eof = true;
             return found;
@@ -565,8 +567,7 @@ START_TEST(test_accept_emfile)
     long long used = h_cpu_ticks(D.pid) - c0;
     long hz = sysconf(_SC_CLK_TCK);
     ck_assert_msg(c0 >= 0 && used * 1000 / hz < 400,
-                  "daemon used %lld ms of CPU in 1 s while out of descriptors",
-                  used * 1000 / hz);
+                  "daemon used %lld ms of CPU in 1 s while out of descriptors", used * 1000 / hz);
 
     /* Free descriptors: the waiting connections get in. */
     for (int i = 0; i < NC; i++)
@@ -638,8 +639,8 @@ START_TEST(test_garbage)
     while (sent < 10u * 1024 * 1024 && h_send_all(fd, chunk, sizeof chunk) == 0)
         sent += sizeof chunk;
     int n = h_read_line(fd, line, sizeof line, 5000);
-    ck_assert_msg(n == H_LINE_EOF || (n >= 0 && is_err(line, "TOOLONG")),
-                  "10 MB line: got %d '%s'", n, n >= 0 ? line : "");
+    ck_assert_msg(n == H_LINE_EOF || (n >= 0 && is_err(line, "TOOLONG")), "10 MB line: got %d '%s'",
+                  n, n >= 0 ? line : "");
     ck_assert_msg(n == H_LINE_EOF || h_wait_eof(fd, 5000), "10 MB line: connection not closed");
     close(fd);
     ck_assert_int_ge(info_get(&D, "errors_toolong"), 1);
@@ -649,7 +650,9 @@ START_TEST(test_garbage)
     static char reqs[NREQ * 48];
     size_t len = 0;
     for (int i = 0; i < NREQ; i++) {
-        const char *r = i % 3 == 0 ? "PING\n" : i % 3 == 1 ? "ping\r\n" : "EXTEND " UNKNOWN_ID "\r\n";
+        const char *r = i % 3 == 0   ? "PING\n"
+                        : i % 3 == 1 ? "ping\r\n"
+                                     : "EXTEND " UNKNOWN_ID "\r\n";
         memcpy(reqs + len, r, strlen(r));
         len += strlen(r);
     }
@@ -796,8 +799,7 @@ START_TEST(test_restart_amnesia)
     ck_assert_int_gt(info_get(&D2, "master.0.quarantine_ms"), 0);
 
     /* After max_ttl_ms it votes again: masters 0 and 1 make a majority. */
-    ck_assert_msg(wait_info(&D2, "master.0.quarantine_ms", "0", 6000),
-                  "quarantine did not end");
+    ck_assert_msg(wait_info(&D2, "master.0.quarantine_ms", "0", 6000), "quarantine did not end");
     ck_assert_int_eq(h_redis_pause(&M[2]), 0);
     /* WAIT: retried if a slow (valgrind) daemon misses master_timeout_ms. */
     char req[64];
@@ -824,8 +826,7 @@ static bool write_fails(void *ud)
 {
     struct err_arg *a = ud;
     char out[256];
-    return h_redis_cmd(a->m, out, sizeof out, "SET", "probe", "1", (char *)NULL) ==
-               H_REPLY_ERROR &&
+    return h_redis_cmd(a->m, out, sizeof out, "SET", "probe", "1", (char *)NULL) == H_REPLY_ERROR &&
            starts(out, a->prefix);
 }
 
@@ -833,16 +834,15 @@ static bool write_works(void *ud)
 {
     struct err_arg *a = ud;
     char out[256];
-    return h_redis_cmd(a->m, out, sizeof out, "SET", "probe", "1", (char *)NULL) ==
-           H_REPLY_STATUS;
+    return h_redis_cmd(a->m, out, sizeof out, "SET", "probe", "1", (char *)NULL) == H_REPLY_STATUS;
 }
 
 /* Run one scenario: break(i) makes master i answer errors starting with
  * word, fix(i) restores it. */
 static void misbehaving_masters(void (*brk)(int), void (*fix)(int), const char *word)
 {
-    static const struct h_daemon_opts o = {
-        .redis = BASE_REDIS, .lock = "default_ttl_ms = 10000\nretry_count = 0\n"};
+    static const struct h_daemon_opts o = {.redis = BASE_REDIS,
+                                           .lock = "default_ttl_ms = 10000\nretry_count = 0\n"};
     start(&D, &o);
     ck_assert_msg(wait_info(&D, "masters_up", "3", 5000), "masters not up");
     int fd = raw();
@@ -903,8 +903,9 @@ static void make_replica(int i)
 {
     char port[16], out[128];
     snprintf(port, sizeof port, "%d", X.port);
-    ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "REPLICAOF", "127.0.0.1", port, (char *)NULL),
-                     H_REPLY_STATUS);
+    ck_assert_int_eq(
+        h_redis_cmd(&M[i], out, sizeof out, "REPLICAOF", "127.0.0.1", port, (char *)NULL),
+        H_REPLY_STATUS);
 }
 
 static void make_primary(int i)
@@ -927,15 +928,17 @@ static void make_oom(int i)
     ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "CONFIG", "SET", "maxmemory-policy",
                                  "noeviction", (char *)NULL),
                      H_REPLY_STATUS);
-    ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "CONFIG", "SET", "maxmemory", "1", (char *)NULL),
-                     H_REPLY_STATUS);
+    ck_assert_int_eq(
+        h_redis_cmd(&M[i], out, sizeof out, "CONFIG", "SET", "maxmemory", "1", (char *)NULL),
+        H_REPLY_STATUS);
 }
 
 static void fix_oom(int i)
 {
     char out[128];
-    ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "CONFIG", "SET", "maxmemory", "0", (char *)NULL),
-                     H_REPLY_STATUS);
+    ck_assert_int_eq(
+        h_redis_cmd(&M[i], out, sizeof out, "CONFIG", "SET", "maxmemory", "0", (char *)NULL),
+        H_REPLY_STATUS);
 }
 
 START_TEST(test_master_oom)
@@ -950,8 +953,8 @@ END_TEST
 START_TEST(test_master_errors_logged_once)
 {
     ck_assert_int_eq(h_redis_start(&X), 0);
-    static const struct h_daemon_opts o = {
-        .redis = BASE_REDIS, .lock = "default_ttl_ms = 10000\nretry_count = 0\n"};
+    static const struct h_daemon_opts o = {.redis = BASE_REDIS,
+                                           .lock = "default_ttl_ms = 10000\nretry_count = 0\n"};
     start(&D, &o);
     ck_assert_msg(wait_info(&D, "masters_up", "3", 5000), "masters not up");
     make_replica(0);
@@ -1226,14 +1229,15 @@ static void require_password(const char *pw)
 {
     for (int i = 0; i < NM; i++) {
         char out[128];
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "CONFIG", "SET", "requirepass", pw,
-                                     (char *)NULL),
-                         H_REPLY_STATUS);
+        ck_assert_int_eq(
+            h_redis_cmd(&M[i], out, sizeof out, "CONFIG", "SET", "requirepass", pw, (char *)NULL),
+            H_REPLY_STATUS);
         snprintf(M[i].auth_pass, sizeof M[i].auth_pass, "%s", pw);
         /* Unauthenticated clients are now refused. */
         struct h_redis anon = M[i];
         anon.auth_pass[0] = '\0';
-        ck_assert_int_eq(h_redis_cmd(&anon, out, sizeof out, "GET", "x", (char *)NULL), H_REPLY_ERROR);
+        ck_assert_int_eq(h_redis_cmd(&anon, out, sizeof out, "GET", "x", (char *)NULL),
+                         H_REPLY_ERROR);
     }
 }
 
@@ -1299,8 +1303,8 @@ START_TEST(test_master_acl_user)
         char out[8192];
         ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "CLIENT", "LIST", (char *)NULL),
                          H_REPLY_BULK);
-        ck_assert_msg(strstr(out, "user=alice") != NULL, "no client logged in as alice on master %d",
-                      i);
+        ck_assert_msg(strstr(out, "user=alice") != NULL,
+                      "no client logged in as alice on master %d", i);
     }
 }
 END_TEST
@@ -1396,7 +1400,8 @@ END_TEST
  * stops reading (overload_pauses) and still answers every request. */
 START_TEST(test_overload_pauses_and_answers_all)
 {
-    static const struct h_daemon_opts o = {.redis = BASE_REDIS "max_backlog = 50\n", .lock = BASE_LOCK};
+    static const struct h_daemon_opts o = {.redis = BASE_REDIS "max_backlog = 50\n",
+                                           .lock = BASE_LOCK};
     start(&D, &o);
     int fd = raw();
     ck_assert_int_eq(h_redis_pause(&M[1]), 0);
@@ -1405,16 +1410,19 @@ START_TEST(test_overload_pauses_and_answers_all)
     static char burst[BURST * 48];
     size_t len = 0;
     for (int i = 0; i < BURST; i++)
-        len += (size_t)snprintf(burst + len, sizeof burst - len, "ACQUIRE ovl-%d 10000 WAIT 0\r\n", i);
+        len +=
+            (size_t)snprintf(burst + len, sizeof burst - len, "ACQUIRE ovl-%d 10000 WAIT 0\r\n", i);
     for (size_t off = 0; off < len;) {
         ssize_t n = write(fd, burst + off, len - off);
         ck_assert_msg(n > 0 || errno == EINTR, "write: %s", strerror(errno));
-        if (n > 0) off += (size_t)n;
+        if (n > 0)
+            off += (size_t)n;
     }
     int answered = 0;
     char line[256];
     for (; answered < BURST; answered++) {
-        if (h_read_reply(fd, line, sizeof line, 10000 * h_slowdown()) < 0) break;
+        if (h_read_reply(fd, line, sizeof line, 10000 * h_slowdown()) < 0)
+            break;
         ck_assert_msg(is_err(line, "NOQUORUM"), "reply %d: '%s'", answered, line);
     }
     ck_assert_msg(answered == BURST, "%d of %d requests answered", answered, BURST);
@@ -1442,9 +1450,10 @@ int main(void)
           test_shutdown_with_acquire_in_flight, NULL}},
         {"security",
          {test_auth, test_master_password_url, test_master_password_file, test_master_acl_user,
-          test_master_wrong_password, test_master_wrong_password_reported,
-          test_unix_socket_mode, NULL}},
+          test_master_wrong_password, test_master_wrong_password_reported, test_unix_socket_mode,
+          NULL}},
     };
     h_init();
-    return run_test_groups("reliability", groups, sizeof groups / sizeof groups[0], setup, teardown);
+    return run_test_groups("reliability", groups, sizeof groups / sizeof groups[0], setup,
+                           teardown);
 }

@@ -28,14 +28,17 @@ static const struct h_daemon_opts opts = {
 
 static void setup(void)
 {
-    for (int i = 0; i < NM; i++) ck_assert_int_eq(h_redis_start(&M[i]), 0);
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(h_daemon_start(&D[i], M, NM, &opts), 0);
+    for (int i = 0; i < NM; i++)
+        ck_assert_int_eq(h_redis_start(&M[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(h_daemon_start(&D[i], M, NM, &opts), 0);
 }
 
 static void teardown(void)
 {
     int code0 = h_daemon_stop(&D[0]), code1 = h_daemon_stop(&D[1]);
-    for (int i = 0; i < NM; i++) h_redis_stop(&M[i]);
+    for (int i = 0; i < NM; i++)
+        h_redis_stop(&M[i]);
     ck_assert_int_eq(code0, 0);
     ck_assert_int_eq(code1, 0);
 }
@@ -56,14 +59,16 @@ static void must_get(int fd, const char *line, char id[64], unsigned long long *
     unsigned long long v, f = 0;
     req(fd, line, out, sizeof out);
     ck_assert_msg(sscanf(out, "OK %63s %llu %llu", id, &v, &f) >= 2, "%s -> '%s'", line, out);
-    if (fence != NULL) *fence = f;
+    if (fence != NULL)
+        *fence = f;
 }
 
 static void must_fail(int fd, const char *line, const char *prefix)
 {
     char out[256];
     req(fd, line, out, sizeof out);
-    ck_assert_msg(strncmp(out, prefix, strlen(prefix)) == 0, "%s -> '%s', want %s...", line, out, prefix);
+    ck_assert_msg(strncmp(out, prefix, strlen(prefix)) == 0, "%s -> '%s', want %s...", line, out,
+                  prefix);
 }
 
 static void release(int fd, const char *id)
@@ -80,7 +85,8 @@ static int masters_with(const char *key)
     int n = 0;
     char out[64];
     for (int i = 0; i < NM; i++)
-        n += h_redis_cmd(&M[i], out, sizeof out, "EXISTS", key, NULL) == H_REPLY_INT && strcmp(out, "1") == 0;
+        n += h_redis_cmd(&M[i], out, sizeof out, "EXISTS", key, NULL) == H_REPLY_INT &&
+             strcmp(out, "1") == 0;
     return n;
 }
 
@@ -98,8 +104,8 @@ static bool key_count_is(void *p)
 static void wait_key_count(const char *key, int want)
 {
     struct key_count k = {key, want};
-    ck_assert_msg(h_wait_until(key_count_is, &k, 5000 * h_slowdown()), "%s is on %d masters, want %d", key,
-                  masters_with(key), want);
+    ck_assert_msg(h_wait_until(key_count_is, &k, 5000 * h_slowdown()),
+                  "%s is on %d masters, want %d", key, masters_with(key), want);
 }
 
 START_TEST(test_readers_together_writer_excluded)
@@ -138,22 +144,24 @@ START_TEST(test_interop_with_plain_set_nx)
     must_get(a, "ACQUIRE io 10000 SHARED", id, NULL);
     wait_key_count("io", NM); /* answered at a majority: the last master may come later */
     for (int i = 0; i < NM; i++) {
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "io", "0123456789abcdef0123456789abcdef", "NX",
-                                     "PX", "10000", NULL),
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "io",
+                                     "0123456789abcdef0123456789abcdef", "NX", "PX", "10000", NULL),
                          H_REPLY_NIL);
         /* node-redlock's release: GET on a hash is an error; nothing is deleted. */
-        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "EVAL",
-                                     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', "
-                                     "KEYS[1]) else return 0 end",
-                                     "1", "io", id, NULL),
-                         H_REPLY_ERROR);
+        ck_assert_int_eq(
+            h_redis_cmd(&M[i], out, sizeof out, "EVAL",
+                        "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', "
+                        "KEYS[1]) else return 0 end",
+                        "1", "io", id, NULL),
+            H_REPLY_ERROR);
         ck_assert_msg(strstr(out, "WRONGTYPE") != NULL, "'%s'", out);
     }
     wait_key_count("io", NM);
     release(a, id);
     wait_key_count("io", 0);
     /* And the other way round: a foreign string lock keeps readers out. */
-    for (int i = 0; i < NM; i++) ck_assert(h_redis_set_px(&M[i], "io", "foreign-lock-value", 10000));
+    for (int i = 0; i < NM; i++)
+        ck_assert(h_redis_set_px(&M[i], "io", "foreign-lock-value", 10000));
     must_fail(a, "ACQUIRE io 10000 SHARED", "ERR BUSY");
     must_fail(a, "ACQUIRE io 10000 PERMITS 3", "ERR BUSY");
     close(a);
@@ -168,12 +176,14 @@ static bool wwait_on_majority(void *p)
 
 START_TEST(test_writer_not_starved_across_daemons)
 {
-    int r1 = h_connect_unix(D[1].sock), r2 = h_connect_unix(D[1].sock), w = h_connect_unix(D[0].sock);
+    int r1 = h_connect_unix(D[1].sock), r2 = h_connect_unix(D[1].sock),
+        w = h_connect_unix(D[0].sock);
     char id1[64], id2[64], wid[64], out[256];
     must_get(r1, "ACQUIRE ws 10000 SHARED", id1, NULL);
     ck_assert_int_eq(h_send_str(w, "ACQUIRE ws 10000 WAIT 20000\r\n"), 0);
     /* The writer's failed attempts mark the key on the masters ... */
-    ck_assert_msg(h_wait_until(wwait_on_majority, NULL, 5000 * h_slowdown()), "no writer-waiting marker");
+    ck_assert_msg(h_wait_until(wwait_on_majority, NULL, 5000 * h_slowdown()),
+                  "no writer-waiting marker");
     /* ... so a new reader through the other daemon is refused, */
     must_fail(r2, "ACQUIRE ws 10000 SHARED WAIT 0", "ERR BUSY");
     /* while the reader already in keeps extending. */
@@ -181,7 +191,8 @@ START_TEST(test_writer_not_starved_across_daemons)
     req(r1, out, out, sizeof out);
     ck_assert_msg(strncmp(out, "OK ", 3) == 0, "reader could not extend: '%s'", out);
     release(r1, id1);
-    ck_assert_msg(h_read_line(w, out, sizeof out, 10000 * h_slowdown()) > 0, "writer never answered");
+    ck_assert_msg(h_read_line(w, out, sizeof out, 10000 * h_slowdown()) > 0,
+                  "writer never answered");
     ck_assert_msg(sscanf(out, "OK %63s", wid) == 1, "writer: '%s'", out);
     release(w, wid);
     /* The marker is short-lived: readers get in again once it expired. */
@@ -205,7 +216,8 @@ static bool three_waiters(void *p)
     ck_assert(sscanf(out, "DATA %d", &n) == 1);
     for (int i = 0; i < n; i++) {
         ck_assert(h_read_line(fd, out, sizeof out, 5000) > 0);
-        if (strcmp(out, "waiters 3") == 0) three = true;
+        if (strcmp(out, "waiters 3") == 0)
+            three = true;
     }
     return three;
 }
@@ -214,15 +226,17 @@ static bool three_waiters(void *p)
  * queued writer queues behind it instead of joining the readers. */
 START_TEST(test_fifo_across_kinds_on_one_daemon)
 {
-    int r1 = h_connect_unix(D[0].sock), r2 = h_connect_unix(D[0].sock), r3 = h_connect_unix(D[0].sock),
-        w = h_connect_unix(D[0].sock), q = h_connect_unix(D[0].sock);
+    int r1 = h_connect_unix(D[0].sock), r2 = h_connect_unix(D[0].sock),
+        r3 = h_connect_unix(D[0].sock), w = h_connect_unix(D[0].sock),
+        q = h_connect_unix(D[0].sock);
     char id1[64], out[512], wid[64], id2[64], id3[64];
     must_get(r1, "ACQUIRE ff 10000 SHARED", id1, NULL);
     ck_assert_int_eq(h_send_str(w, "ACQUIRE ff 10000 WAIT 20000\r\n"), 0);
     ck_assert_int_eq(h_send_str(r2, "ACQUIRE ff 10000 SHARED WAIT 20000\r\n"), 0);
     ck_assert_int_eq(h_send_str(r3, "ACQUIRE ff 10000 SHARED WAIT 20000\r\n"), 0);
     /* Both readers wait behind the writer (the LOCKS block says 3 waiters). */
-    ck_assert_msg(h_wait_until(three_waiters, &q, 5000 * h_slowdown()), "the writer and both readers should be queued");
+    ck_assert_msg(h_wait_until(three_waiters, &q, 5000 * h_slowdown()),
+                  "the writer and both readers should be queued");
     release(r1, id1);
     ck_assert(h_read_line(w, out, sizeof out, 10000 * h_slowdown()) > 0);
     ck_assert_msg(sscanf(out, "OK %63s", wid) == 1, "writer: '%s'", out);
@@ -254,9 +268,11 @@ START_TEST(test_semaphore_bound_across_daemons)
     /* A different n: BADREQ naming the n in force, from this daemon's own
      * holders and from the masters. */
     req(c, "ACQUIRE sem 10000 PERMITS 3", out, sizeof out);
-    ck_assert_msg(strncmp(out, "ERR BADREQ", 10) == 0 && strstr(out, "PERMITS 2") != NULL, "'%s'", out);
+    ck_assert_msg(strncmp(out, "ERR BADREQ", 10) == 0 && strstr(out, "PERMITS 2") != NULL, "'%s'",
+                  out);
     req(d, "ACQUIRE sem 10000 SHARED", out, sizeof out);
-    ck_assert_msg(strncmp(out, "ERR BADREQ", 10) == 0 && strstr(out, "PERMITS 2") != NULL, "'%s'", out);
+    ck_assert_msg(strncmp(out, "ERR BADREQ", 10) == 0 && strstr(out, "PERMITS 2") != NULL, "'%s'",
+                  out);
     must_fail(d, "ACQUIRE sem 10000", "ERR BUSY"); /* an exclusive lock is just busy */
     /* A waiter gets the permit that is given back. */
     ck_assert_int_eq(h_send_str(d, "ACQUIRE sem 10000 PERMITS 2 WAIT 20000\r\n"), 0);
@@ -277,20 +293,22 @@ END_TEST
 static void plant_holder(int m, const char *key, const char *mode, const char *tok)
 {
     char out[64];
-    ck_assert_int_eq(h_redis_cmd(&M[m], out, sizeof out, "EVAL",
-                                 "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + "
-                                 "math.floor(tonumber(t[2]) / 1000) "
-                                 "redis.call('hset', KEYS[1], '~mode', ARGV[1], ARGV[2], now + 20000) "
-                                 "redis.call('pexpire', KEYS[1], 20000) return 1",
-                                 "1", key, mode, tok, NULL),
-                     H_REPLY_INT);
+    ck_assert_int_eq(
+        h_redis_cmd(&M[m], out, sizeof out, "EVAL",
+                    "local t = redis.call('time') local now = tonumber(t[1]) * 1000 + "
+                    "math.floor(tonumber(t[2]) / 1000) "
+                    "redis.call('hset', KEYS[1], '~mode', ARGV[1], ARGV[2], now + 20000) "
+                    "redis.call('pexpire', KEYS[1], 20000) return 1",
+                    "1", key, mode, tok, NULL),
+        H_REPLY_INT);
 }
 
 static bool pig_cleaned(void *p)
 {
     char out[64];
     (void)p;
-    return h_redis_cmd(&M[1], out, sizeof out, "HLEN", "pig", NULL) == H_REPLY_INT && strcmp(out, "2") == 0;
+    return h_redis_cmd(&M[1], out, sizeof out, "HLEN", "pig", NULL) == H_REPLY_INT &&
+           strcmp(out, "2") == 0;
 }
 
 /*
@@ -310,7 +328,8 @@ START_TEST(test_semaphore_majority_interleaving_refused)
     int c = h_connect_unix(D[1].sock);
     must_fail(c, "ACQUIRE pig 5000 PERMITS 2", "ERR");
     /* Nothing of the refused attempt stays behind: ~mode and A on master 1. */
-    ck_assert_msg(h_wait_until(pig_cleaned, NULL, 5000 * h_slowdown()), "the refused holder stayed on master 1");
+    ck_assert_msg(h_wait_until(pig_cleaned, NULL, 5000 * h_slowdown()),
+                  "the refused holder stayed on master 1");
     close(c);
 }
 END_TEST
@@ -323,7 +342,8 @@ START_TEST(test_semaphore_with_a_master_down)
     int a = h_connect_unix(D[0].sock);
     char id[64], out[256];
     req(a, "ACQUIRE md 5000 PERMITS 2", out, sizeof out);
-    ck_assert_msg(strncmp(out, "ERR NOQUORUM", 12) == 0 && strstr(out, "needs 3 of 3") != NULL, "'%s'", out);
+    ck_assert_msg(strncmp(out, "ERR NOQUORUM", 12) == 0 && strstr(out, "needs 3 of 3") != NULL,
+                  "'%s'", out);
     must_get(a, "ACQUIRE md1 5000 PERMITS 1", id, NULL);
     release(a, id);
     must_get(a, "ACQUIRE md2 5000 SHARED", id, NULL);
@@ -337,14 +357,17 @@ END_TEST
  * the bound holds across both daemons meanwhile. */
 static void setup5(void)
 {
-    for (int i = 0; i < 5; i++) ck_assert_int_eq(h_redis_start(&M[i]), 0);
-    for (int i = 0; i < 2; i++) ck_assert_int_eq(h_daemon_start(&D[i], M, 5, &opts), 0);
+    for (int i = 0; i < 5; i++)
+        ck_assert_int_eq(h_redis_start(&M[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(h_daemon_start(&D[i], M, 5, &opts), 0);
 }
 
 static void teardown5(void)
 {
     int code0 = h_daemon_stop(&D[0]), code1 = h_daemon_stop(&D[1]);
-    for (int i = 0; i < 5; i++) h_redis_stop(&M[i]);
+    for (int i = 0; i < 5; i++)
+        h_redis_stop(&M[i]);
     ck_assert_int_eq(code0, 0);
     ck_assert_int_eq(code1, 0);
 }
@@ -361,7 +384,8 @@ START_TEST(test_semaphore_five_masters_one_down)
     must_fail(d, "ACQUIRE five 10000 PERMITS 2 WAIT 300", "ERR BUSY");
     /* PERMITS 4 on 5 masters needs all 5: not with one down. */
     req(c, "ACQUIRE five4 10000 PERMITS 4", out, sizeof out);
-    ck_assert_msg(strncmp(out, "ERR NOQUORUM", 12) == 0 && strstr(out, "needs 5 of 5") != NULL, "'%s'", out);
+    ck_assert_msg(strncmp(out, "ERR NOQUORUM", 12) == 0 && strstr(out, "needs 5 of 5") != NULL,
+                  "'%s'", out);
     release(a, ia);
     must_get(d, "ACQUIRE five 10000 PERMITS 2 WAIT 5000", ia, NULL);
     release(b, ib);
@@ -400,7 +424,8 @@ static bool holder_gone(void *p)
 {
     char out[64];
     for (int i = 0; i < NM; i++) {
-        if (h_redis_cmd(&M[i], out, sizeof out, "HEXISTS", "cb", (const char *)p, NULL) != H_REPLY_INT ||
+        if (h_redis_cmd(&M[i], out, sizeof out, "HEXISTS", "cb", (const char *)p, NULL) !=
+                H_REPLY_INT ||
             strcmp(out, "0") != 0)
             return false;
     }
@@ -414,7 +439,8 @@ START_TEST(test_connection_bound_and_detach)
     must_get(a, "ACQUIRE cb 30000 SHARED", ia, NULL);
     must_get(b, "ACQUIRE cb 30000 SHARED DETACH", ib, NULL);
     close(a); /* a's entry goes at once; b's stays */
-    ck_assert_msg(h_wait_until(holder_gone, ia, 5000 * h_slowdown()), "the closed connection's reader is still on the masters");
+    ck_assert_msg(h_wait_until(holder_gone, ia, 5000 * h_slowdown()),
+                  "the closed connection's reader is still on the masters");
     close(b);
     wait_key_count("cb", NM); /* the DETACHed reader lives on */
     int c = h_connect_unix(D[0].sock);
@@ -442,7 +468,8 @@ START_TEST(test_autoextend_and_lost)
     /* AUTOEXTEND keeps a reader past several TTLs otherwise. */
     must_get(a, "ACQUIRE ae2 300 SHARED AUTOEXTEND MAXHOLD 1500", id, NULL);
     snprintf(want, sizeof want, "EVENT LOST %s MAXHOLD", id);
-    ck_assert_msg(h_read_line(a, out, sizeof out, 10000 * h_slowdown()) > 0, "no EVENT LOST MAXHOLD");
+    ck_assert_msg(h_read_line(a, out, sizeof out, 10000 * h_slowdown()) > 0,
+                  "no EVENT LOST MAXHOLD");
     ck_assert_msg(strcmp(out, want) == 0, "'%s', want '%s'", out, want);
     wait_key_count("ae2", 0);
     close(a);
@@ -478,11 +505,15 @@ START_TEST(test_inspect_shows_holders)
     bool mode = false, ha = false, hb = false, state = false;
     for (int i = 0; i < n; i++) {
         ck_assert(h_read_line(a, out, sizeof out, 5000) > 0);
-        if (strcmp(out, "mode shared") == 0) mode = true;
-        if (strcmp(out, "state held") == 0) state = true;
-        if (strncmp(out, "holder.", 7) == 0 && strstr(out, " local") != NULL && strncmp(strchr(out, ' ') + 1, ia, 8) == 0)
+        if (strcmp(out, "mode shared") == 0)
+            mode = true;
+        if (strcmp(out, "state held") == 0)
+            state = true;
+        if (strncmp(out, "holder.", 7) == 0 && strstr(out, " local") != NULL &&
+            strncmp(strchr(out, ' ') + 1, ia, 8) == 0)
             ha = true;
-        if (strncmp(out, "holder.", 7) == 0 && strncmp(strchr(out, ' ') + 1, ib, 8) == 0) hb = true;
+        if (strncmp(out, "holder.", 7) == 0 && strncmp(strchr(out, ' ') + 1, ib, 8) == 0)
+            hb = true;
     }
     ck_assert_msg(mode && state && ha && hb, "mode %d state %d a %d b %d", mode, state, ha, hb);
     release(a, ia);

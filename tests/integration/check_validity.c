@@ -30,7 +30,8 @@ static void setup(void)
 {
     for (int i = 0; i < NM; i++)
         ck_assert_msg(h_redis_start(&M[i]) == 0, "redis-server %d did not start", i);
-    struct h_daemon_opts o = {.redis = "master_timeout_ms = 200\n", .lock = "key_prefix = " PREFIX "\n"};
+    struct h_daemon_opts o = {.redis = "master_timeout_ms = 200\n",
+                              .lock = "key_prefix = " PREFIX "\n"};
     ck_assert_msg(h_daemon_start(&D, M, NM, &o) == 0, "redlockd did not start");
 }
 
@@ -56,8 +57,8 @@ static unsigned long long expect_lock(int fd, char *id)
     int n = h_read_reply(fd, line, sizeof line, 10000 * h_slowdown());
     ck_assert_msg(n >= 0, "no reply (%d)", n);
     unsigned long long v;
-    ck_assert_msg(sscanf(line, "OK %63s %llu", id, &v) == 2 && h_is_lock_id(id), "want OK <id> <validity>, got '%s'",
-                  line);
+    ck_assert_msg(sscanf(line, "OK %63s %llu", id, &v) == 2 && h_is_lock_id(id),
+                  "want OK <id> <validity>, got '%s'", line);
     return v;
 }
 
@@ -75,7 +76,8 @@ static long long locks_field(const char *res, const char *field)
     for (int i = 0; i < n; i++) {
         ck_assert(h_read_line(fd, line, sizeof line, 5000) >= 0);
         const char *f;
-        if (strstr(line, " state=held ") && strstr(line, want_res) && (f = strstr(line, want_field)) != NULL)
+        if (strstr(line, " state=held ") && strstr(line, want_res) &&
+            (f = strstr(line, want_field)) != NULL)
             val = atoll(f + strlen(want_field));
     }
     close(fd);
@@ -140,14 +142,17 @@ START_TEST(test_pipelined_acquire_reports_validity_left_at_write)
     uint64_t t_seen = h_now_ms();
     ck_assert_msg(!h_readable(p, 0), "a reply came out of order");
     struct field_watch fw = {"pb", "age_ms", 1000, 1LL << 62};
-    ck_assert_msg(h_wait_until(field_in_range, &fw, 10000 * h_slowdown()), "LOCKS never showed pb a second old");
+    ck_assert_msg(h_wait_until(field_in_range, &fw, 10000 * h_slowdown()),
+                  "LOCKS never showed pb a second old");
     uint64_t t_rel = h_now_ms();
     release_blocker(h, bid);
     expect_lock(p, wid);
     unsigned long long v = expect_lock(p, pid);
     unsigned long long bound = 10000 - (t_rel - t_seen);
-    ck_assert_msg(v <= bound, "the deferred OK reports %llu ms of validity; at most %llu were left when it was written",
-                  v, bound);
+    ck_assert_msg(
+        v <= bound,
+        "the deferred OK reports %llu ms of validity; at most %llu were left when it was written",
+        v, bound);
     close(p);
 }
 END_TEST
@@ -165,15 +170,18 @@ START_TEST(test_pipelined_extend_reports_validity_left_at_write)
     ck_assert_msg(h_wait_until(key_on_majority, &kw, 10000 * h_slowdown()), "pe was not extended");
     uint64_t t_seen = h_now_ms();
     struct field_watch fw = {"pe", "validity_ms", 0, 28600};
-    ck_assert_msg(h_wait_until(field_in_range, &fw, 10000 * h_slowdown()), "LOCKS never showed pe's validity going down");
+    ck_assert_msg(h_wait_until(field_in_range, &fw, 10000 * h_slowdown()),
+                  "LOCKS never showed pe's validity going down");
     uint64_t t_rel = h_now_ms();
     release_blocker(h, bid);
     expect_lock(p, wid);
     unsigned long long v = expect_lock(p, xid);
     ck_assert_str_eq(xid, eid);
     unsigned long long bound = 30000 - (t_rel - t_seen);
-    ck_assert_msg(v <= bound, "the deferred EXTEND reports %llu ms of validity; at most %llu were left when written",
-                  v, bound);
+    ck_assert_msg(
+        v <= bound,
+        "the deferred EXTEND reports %llu ms of validity; at most %llu were left when written", v,
+        bound);
     close(p);
 }
 END_TEST

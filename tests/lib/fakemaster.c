@@ -30,8 +30,8 @@ struct fm_conn {
     size_t in_len;
     char *out;
     size_t out_len, out_cap;
-    uint64_t inject_at;  /* ms; 0: nothing to inject */
-    uint64_t close_at;   /* ms; 0: stays open */
+    uint64_t inject_at;   /* ms; 0: nothing to inject */
+    uint64_t close_at;    /* ms; 0: stays open */
     uint64_t stream_left; /* stream bytes still to write */
     uint64_t streamed;
 };
@@ -59,9 +59,11 @@ static int out_add(struct fm_conn *c, const void *p, size_t n)
 {
     if (c->out_len + n > c->out_cap) {
         size_t cap = c->out_cap ? c->out_cap : 4096;
-        while (cap < c->out_len + n) cap *= 2;
+        while (cap < c->out_len + n)
+            cap *= 2;
         char *o = realloc(c->out, cap);
-        if (o == NULL) return -1;
+        if (o == NULL)
+            return -1;
         c->out = o;
         c->out_cap = cap;
     }
@@ -70,7 +72,10 @@ static int out_add(struct fm_conn *c, const void *p, size_t n)
     return 0;
 }
 
-static int out_str(struct fm_conn *c, const char *s) { return out_add(c, s, strlen(s)); }
+static int out_str(struct fm_conn *c, const char *s)
+{
+    return out_add(c, s, strlen(s));
+}
 
 static int out_bulk(struct fm_conn *c, const char *s, size_t n)
 {
@@ -93,7 +98,8 @@ static void conn_close(struct fakemaster *f, struct fm_conn *c)
  * close the connection. */
 static int answer(struct fakemaster *f, struct fm_conn *c, int argc, char **argv, size_t *lens)
 {
-    if (argc == 0) return out_str(c, "-ERR fakemaster: empty command\r\n");
+    if (argc == 0)
+        return out_str(c, "-ERR fakemaster: empty command\r\n");
     char name[32];
     snprintf(name, sizeof name, "%.*s", (int)(lens[0] < 31 ? lens[0] : 31), argv[0]);
     if (f->o.stream_on != NULL && strcasecmp(name, f->o.stream_on) == 0 && c->streamed == 0 &&
@@ -102,15 +108,18 @@ static int answer(struct fakemaster *f, struct fm_conn *c, int argc, char **argv
         return out_str(c, "$1000000000\r\n");
     }
     if (strcasecmp(name, "AUTH") == 0) {
-        if (f->o.auth_error == NULL) return out_str(c, "+OK\r\n");
+        if (f->o.auth_error == NULL)
+            return out_str(c, "+OK\r\n");
         return out_str(c, "-") || out_str(c, f->o.auth_error) || out_str(c, "\r\n") ? -1 : 0;
     }
-    if (strcasecmp(name, "PING") == 0) return out_str(c, "+PONG\r\n");
+    if (strcasecmp(name, "PING") == 0)
+        return out_str(c, "+PONG\r\n");
     if (strcasecmp(name, "SCRIPT") == 0 && argc == 3 && lens[1] == 4 &&
         strncasecmp(argv[1], "LOAD", 4) == 0) {
         char sha[SHA1_HEX + 1];
         sha1_hex(argv[2], lens[2], sha);
-        if (f->o.wrong_sha) sha[0] = sha[0] == '0' ? '1' : '0';
+        if (f->o.wrong_sha)
+            sha[0] = sha[0] == '0' ? '1' : '0';
         return out_bulk(c, sha, SHA1_HEX);
     }
     if (strcasecmp(name, "INFO") == 0) {
@@ -119,11 +128,13 @@ static int answer(struct fakemaster *f, struct fm_conn *c, int argc, char **argv
                          "# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\n"
                          "run_id:%s\r\nuptime_in_seconds:100\r\n",
                          f->run_id);
-        if (out_bulk(c, info, (size_t)n) != 0) return -1;
+        if (out_bulk(c, info, (size_t)n) != 0)
+            return -1;
         atomic_fetch_add(&f->handshakes, 1);
         if (f->o.after_handshake != NULL && c->inject_at == 0)
             c->inject_at = fm_now_ms() + FM_INJECT_DELAY_MS;
-        if (f->o.close_after_ms != 0 && c->close_at == 0) c->close_at = fm_now_ms() + f->o.close_after_ms;
+        if (f->o.close_after_ms != 0 && c->close_at == 0)
+            c->close_at = fm_now_ms() + f->o.close_after_ms;
         return 0;
     }
     return out_str(c, "-ERR fakemaster: unsupported command\r\n");
@@ -138,29 +149,40 @@ static int serve_input(struct fakemaster *f, struct fm_conn *c)
         size_t lens[FM_MAX_ARGS];
         size_t p = pos;
         const char *end = c->in + c->in_len;
-        if (p >= c->in_len) break;
-        if (c->in[p] != '*') return -1; /* redlockd only sends arrays */
+        if (p >= c->in_len)
+            break;
+        if (c->in[p] != '*')
+            return -1; /* redlockd only sends arrays */
         char *nl = memchr(c->in + p, '\n', c->in_len - p);
-        if (nl == NULL) break;
+        if (nl == NULL)
+            break;
         long argc = strtol(c->in + p + 1, NULL, 10);
-        if (argc < 0 || argc > FM_MAX_ARGS) return -1;
+        if (argc < 0 || argc > FM_MAX_ARGS)
+            return -1;
         p = (size_t)(nl + 1 - c->in);
         int i = 0;
         for (; i < argc; i++) {
-            if (p >= c->in_len) break;
-            if (c->in[p] != '$') return -1;
+            if (p >= c->in_len)
+                break;
+            if (c->in[p] != '$')
+                return -1;
             nl = memchr(c->in + p, '\n', c->in_len - p);
-            if (nl == NULL) break;
+            if (nl == NULL)
+                break;
             long len = strtol(c->in + p + 1, NULL, 10);
-            if (len < 0 || len > FM_IN_MAX) return -1;
+            if (len < 0 || len > FM_IN_MAX)
+                return -1;
             p = (size_t)(nl + 1 - c->in);
-            if ((size_t)(end - (c->in + p)) < (size_t)len + 2) break;
+            if ((size_t)(end - (c->in + p)) < (size_t)len + 2)
+                break;
             argv[i] = c->in + p;
             lens[i] = (size_t)len;
             p += (size_t)len + 2;
         }
-        if (i < argc) break; /* incomplete */
-        if (answer(f, c, (int)argc, argv, lens) != 0) return -1;
+        if (i < argc)
+            break; /* incomplete */
+        if (answer(f, c, (int)argc, argv, lens) != 0)
+            return -1;
         pos = p;
     }
     memmove(c->in, c->in + pos, c->in_len - pos);
@@ -174,7 +196,8 @@ static int flush_out(struct fakemaster *f, struct fm_conn *c)
 {
     while (c->out_len > 0) {
         ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
         memmove(c->out, c->out + n, c->out_len - (size_t)n);
         c->out_len -= (size_t)n;
     }
@@ -182,10 +205,12 @@ static int flush_out(struct fakemaster *f, struct fm_conn *c)
     while (c->stream_left > 0) {
         size_t want = c->stream_left < sizeof xs ? (size_t)c->stream_left : sizeof xs;
         ssize_t n = send(c->fd, xs, want, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (n < 0) return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
         c->stream_left -= (uint64_t)n;
         c->streamed += (uint64_t)n;
-        if (c->streamed > atomic_load(&f->max_streamed)) atomic_store(&f->max_streamed, c->streamed);
+        if (c->streamed > atomic_load(&f->max_streamed))
+            atomic_store(&f->max_streamed, c->streamed);
     }
     return 0;
 }
@@ -201,8 +226,10 @@ static void on_readable(struct fakemaster *f, struct fm_conn *c)
         conn_close(f, c);
         return;
     }
-    if (n > 0) c->in_len += (size_t)n;
-    if (serve_input(f, c) != 0 || c->in_len == FM_IN_MAX) conn_close(f, c);
+    if (n > 0)
+        c->in_len += (size_t)n;
+    if (serve_input(f, c) != 0 || c->in_len == FM_IN_MAX)
+        conn_close(f, c);
 }
 
 static void *fm_thread(void *arg)
@@ -220,26 +247,33 @@ static void *fm_thread(void *arg)
         uint64_t now = fm_now_ms();
         for (int i = 0; i < FM_MAX_CONNS; i++) {
             struct fm_conn *c = &f->conns[i];
-            if (c->fd < 0) continue;
+            if (c->fd < 0)
+                continue;
             short ev = POLLIN;
-            if (c->out_len > 0 || c->stream_left > 0) ev |= POLLOUT;
+            if (c->out_len > 0 || c->stream_left > 0)
+                ev |= POLLOUT;
             pfd[n] = (struct pollfd){.fd = c->fd, .events = ev};
             idx[n++] = i;
             uint64_t at[2] = {c->inject_at, c->close_at};
             for (int k = 0; k < 2; k++) {
-                if (at[k] == 0) continue;
+                if (at[k] == 0)
+                    continue;
                 int left = at[k] > now ? (int)(at[k] - now) : 0;
-                if (left < timeout) timeout = left;
+                if (left < timeout)
+                    timeout = left;
             }
         }
-        if (poll(pfd, n, timeout) < 0 && errno != EINTR) break;
-        if (pfd[0].revents) break; /* fm_stop */
+        if (poll(pfd, n, timeout) < 0 && errno != EINTR)
+            break;
+        if (pfd[0].revents)
+            break; /* fm_stop */
         if (pfd[1].revents & POLLIN) {
             int fd = accept4(f->lfd, NULL, NULL, SOCK_CLOEXEC);
             if (fd >= 0) {
                 int slot = -1;
                 for (int i = 0; i < FM_MAX_CONNS && slot < 0; i++)
-                    if (f->conns[i].fd < 0) slot = i;
+                    if (f->conns[i].fd < 0)
+                        slot = i;
                 if (slot < 0) {
                     close(fd);
                 } else {
@@ -251,9 +285,12 @@ static void *fm_thread(void *arg)
         }
         for (nfds_t k = 2; k < n; k++) {
             struct fm_conn *c = &f->conns[idx[k]];
-            if (c->fd != pfd[k].fd) continue;
-            if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) on_readable(f, c);
-            if (c->fd >= 0 && flush_out(f, c) != 0) conn_close(f, c);
+            if (c->fd != pfd[k].fd)
+                continue;
+            if (pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
+                on_readable(f, c);
+            if (c->fd >= 0 && flush_out(f, c) != 0)
+                conn_close(f, c);
         }
         now = fm_now_ms();
         for (int i = 0; i < FM_MAX_CONNS; i++) {
@@ -262,12 +299,14 @@ static void *fm_thread(void *arg)
                 conn_close(f, c);
                 continue;
             }
-            if (c->fd < 0 || c->inject_at == 0 || now < c->inject_at) continue;
+            if (c->fd < 0 || c->inject_at == 0 || now < c->inject_at)
+                continue;
             /* Only with every command read so far answered: read what has
              * come in first. */
             if (c->in_len == 0 && c->out_len == 0 && c->stream_left == 0) {
                 struct pollfd p = {.fd = c->fd, .events = POLLIN};
-                if (poll(&p, 1, 0) > 0) continue; /* more input: next turn */
+                if (poll(&p, 1, 0) > 0)
+                    continue; /* more input: next turn */
                 c->inject_at = 0;
                 if (out_str(c, f->o.after_handshake) != 0 || flush_out(f, c) != 0) {
                     conn_close(f, c);
@@ -283,19 +322,23 @@ static void *fm_thread(void *arg)
 struct fakemaster *fm_start(const struct fm_opts *o)
 {
     struct fakemaster *f = calloc(1, sizeof *f);
-    if (f == NULL) return NULL;
+    if (f == NULL)
+        return NULL;
     f->o = *o;
     f->lfd = -1;
     f->wake[0] = f->wake[1] = -1;
-    for (int i = 0; i < FM_MAX_CONNS; i++) f->conns[i].fd = -1;
+    for (int i = 0; i < FM_MAX_CONNS; i++)
+        f->conns[i].fd = -1;
     unsigned char rnd[20];
-    for (size_t i = 0; i < sizeof rnd; i++) rnd[i] = (unsigned char)(rand() ^ (int)fm_now_ms() ^ (int)i);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        rnd[i] = (unsigned char)(rand() ^ (int)fm_now_ms() ^ (int)i);
     hex_encode(rnd, sizeof rnd, f->run_id);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t sl = sizeof sa;
     f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(f->lfd, 16) != 0 ||
-        getsockname(f->lfd, (struct sockaddr *)&sa, &sl) != 0 || pipe2(f->wake, O_CLOEXEC) != 0) {
+    if (f->lfd < 0 || bind(f->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(f->lfd, 16) != 0 || getsockname(f->lfd, (struct sockaddr *)&sa, &sl) != 0 ||
+        pipe2(f->wake, O_CLOEXEC) != 0) {
         perror("fakemaster: listen");
         goto fail;
     }
@@ -306,28 +349,49 @@ struct fakemaster *fm_start(const struct fm_opts *o)
     }
     return f;
 fail:
-    if (f->lfd >= 0) close(f->lfd);
-    if (f->wake[0] >= 0) close(f->wake[0]);
-    if (f->wake[1] >= 0) close(f->wake[1]);
+    if (f->lfd >= 0)
+        close(f->lfd);
+    if (f->wake[0] >= 0)
+        close(f->wake[0]);
+    if (f->wake[1] >= 0)
+        close(f->wake[1]);
     free(f);
     return NULL;
 }
 
-int fm_port(const struct fakemaster *f) { return f->port; }
-unsigned fm_connections(const struct fakemaster *f) { return atomic_load(&f->connections); }
-unsigned fm_handshakes(const struct fakemaster *f) { return atomic_load(&f->handshakes); }
-unsigned fm_injected(const struct fakemaster *f) { return atomic_load(&f->injected); }
+int fm_port(const struct fakemaster *f)
+{
+    return f->port;
+}
+unsigned fm_connections(const struct fakemaster *f)
+{
+    return atomic_load(&f->connections);
+}
+unsigned fm_handshakes(const struct fakemaster *f)
+{
+    return atomic_load(&f->handshakes);
+}
+unsigned fm_injected(const struct fakemaster *f)
+{
+    return atomic_load(&f->injected);
+}
 
-uint64_t fm_max_streamed(const struct fakemaster *f) { return atomic_load(&f->max_streamed); }
+uint64_t fm_max_streamed(const struct fakemaster *f)
+{
+    return atomic_load(&f->max_streamed);
+}
 
 void fm_stop(struct fakemaster *f)
 {
-    if (f == NULL) return;
+    if (f == NULL)
+        return;
     char b = 1;
-    if (write(f->wake[1], &b, 1) != 1) perror("fakemaster: wake");
+    if (write(f->wake[1], &b, 1) != 1)
+        perror("fakemaster: wake");
     pthread_join(f->thread, NULL);
     for (int i = 0; i < FM_MAX_CONNS; i++)
-        if (f->conns[i].fd >= 0) conn_close(f, &f->conns[i]);
+        if (f->conns[i].fd >= 0)
+            conn_close(f, &f->conns[i]);
     close(f->lfd);
     close(f->wake[0]);
     close(f->wake[1]);

@@ -140,8 +140,7 @@ void h_dump_file(const char *title, const char *path, int max_lines)
     }
     rewind(f);
     long skip = total > max_lines ? total - max_lines : 0;
-    fprintf(stderr, "---- %s: %s (last %ld of %ld lines) ----\n", title, path, total - skip,
-            total);
+    fprintf(stderr, "---- %s: %s (last %ld of %ld lines) ----\n", title, path, total - skip, total);
     char line[2048];
     long n = 0;
     while (fgets(line, sizeof line, f)) {
@@ -590,7 +589,8 @@ struct resp {
 static int resp_line(struct resp *rs, char *out, size_t outlen)
 {
     uint64_t now = h_now_ms();
-    int n = h_read_line(rs->fd, out, outlen, now >= rs->deadline ? 0 : (uint32_t)(rs->deadline - now));
+    int n =
+        h_read_line(rs->fd, out, outlen, now >= rs->deadline ? 0 : (uint32_t)(rs->deadline - now));
     return n;
 }
 
@@ -703,8 +703,8 @@ enum h_reply_type h_redis_cmdv(const struct h_redis *r, char *out, size_t outlen
     ok = ok && h_send_str(fd, hdr) == 0;
     for (size_t i = 0; ok && i < argc; i++) {
         snprintf(hdr, sizeof hdr, "$%zu\r\n", strlen(argv[i]));
-        ok = h_send_str(fd, hdr) == 0 && h_send_str(fd, argv[i]) == 0 &&
-             h_send_str(fd, "\r\n") == 0;
+        ok =
+            h_send_str(fd, hdr) == 0 && h_send_str(fd, argv[i]) == 0 && h_send_str(fd, "\r\n") == 0;
     }
     enum h_reply_type t = H_REPLY_ERRIO;
     if (ok) {
@@ -805,8 +805,19 @@ static int redis_launch(struct h_redis *r)
     char port[16];
     snprintf(port, sizeof port, "%d", r->port);
     char *argv[] = {(char *)(bin && *bin ? bin : "redis-server"),
-                    "--save", "", "--appendonly", "no", "--port", port,
-                    "--bind", "127.0.0.1", "--daemonize", "no", "--dir", r->dir, NULL};
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--port",
+                    port,
+                    "--bind",
+                    "127.0.0.1",
+                    "--daemonize",
+                    "no",
+                    "--dir",
+                    r->dir,
+                    NULL};
     pid_t pid = h_spawn(argv, r->log);
     if (pid < 0)
         return -1;
@@ -1045,7 +1056,7 @@ int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nma
         if (d->port <= 0 || write_ini(d, masters, nmasters, opts) != 0)
             return -1;
         char *argv_plain[] = {(char *)bin, "-c", d->ini, NULL};
-        char *argv_wrap[] = {"/bin/sh", "-c", "exec $REDLOCKD_WRAPPER \"$0\" -c \"$1\"",
+        char *argv_wrap[] = {"/bin/sh",   "-c",   "exec $REDLOCKD_WRAPPER \"$0\" -c \"$1\"",
                              (char *)bin, d->ini, NULL};
         pid_t pid = h_spawn_env(wrapper && *wrapper ? argv_wrap : argv_plain, d->log,
                                 opts ? opts->env : NULL);
@@ -1066,8 +1077,8 @@ int h_daemon_start(struct h_daemon *d, struct h_redis *const masters, size_t nma
             h_sleep_ms(10);
         }
         if (!died) {
-            fprintf(stderr, "harness: redlockd did not answer PING on %s within %u ms\n",
-                    d->sock, start_ms);
+            fprintf(stderr, "harness: redlockd did not answer PING on %s within %u ms\n", d->sock,
+                    start_ms);
             h_kill(pid);
             break;
         }
@@ -1090,8 +1101,8 @@ int h_daemon_stop(struct h_daemon *d)
     uint32_t stop_ms = H_DAEMON_STOP_MS * h_slowdown();
     int code = h_wait_exit(pid, stop_ms);
     if (code == -1) {
-        fprintf(stderr, "harness: redlockd (pid %d) ignored SIGTERM for %u ms; SIGKILL\n",
-                (int)pid, stop_ms);
+        fprintf(stderr, "harness: redlockd (pid %d) ignored SIGTERM for %u ms; SIGKILL\n", (int)pid,
+                stop_ms);
         h_kill(pid);
     }
     if (code != 0)
@@ -1193,12 +1204,16 @@ size_t h_count_key_settled(const struct h_redis *m, size_t n, const char *key, c
 int h_redis_mark(const struct h_redis *r, const char *key_prefix)
 {
     char info[4096], run_id[48], key[160];
-    if (h_redis_cmd(r, info, sizeof info, "INFO", "server", (char *)NULL) != H_REPLY_BULK) return -1;
+    if (h_redis_cmd(r, info, sizeof info, "INFO", "server", (char *)NULL) != H_REPLY_BULK)
+        return -1;
     const char *p = strstr(info, "run_id:");
-    if (p == NULL) return -1;
+    if (p == NULL)
+        return -1;
     snprintf(run_id, sizeof run_id, "%.40s", p + 7);
     snprintf(key, sizeof key, "%s,epoch", key_prefix);
-    return h_redis_cmd(r, info, sizeof info, "SET", key, run_id, (char *)NULL) == H_REPLY_STATUS ? 0 : -1;
+    return h_redis_cmd(r, info, sizeof info, "SET", key, run_id, (char *)NULL) == H_REPLY_STATUS
+               ? 0
+               : -1;
 }
 
 long long h_cpu_ticks(pid_t pid)
@@ -1206,12 +1221,14 @@ long long h_cpu_ticks(pid_t pid)
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
-    if (!f) return -1;
+    if (!f)
+        return -1;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     const char *p = strrchr(buf, ')'); /* the command name may hold spaces and parentheses */
     unsigned long long ut, st;
-    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) return -1;
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
     return (long long)(ut + st);
 }

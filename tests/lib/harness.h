@@ -138,11 +138,11 @@ bool h_pid_gone(pid_t pid);
 /* ---- redis-server -------------------------------------------------------- */
 
 struct h_redis {
-    pid_t pid;              /* 0 when not running */
-    int port;               /* kept across h_redis_kill() for h_redis_restart() */
-    bool paused;            /* SIGSTOPped by h_redis_pause() */
-    char dir[H_PATH_MAX];   /* private --dir */
-    char log[H_PATH_MAX];   /* stdout+stderr of redis-server */
+    pid_t pid;            /* 0 when not running */
+    int port;             /* kept across h_redis_kill() for h_redis_restart() */
+    bool paused;          /* SIGSTOPped by h_redis_pause() */
+    char dir[H_PATH_MAX]; /* private --dir */
+    char log[H_PATH_MAX]; /* stdout+stderr of redis-server */
     /* Credentials h_redis_cmdv() sends (AUTH [user] password) before each
      * command when auth_pass is not empty; "" (the default) sends no AUTH.
      * Set them after changing the server's requirepass / ACL. */
@@ -227,19 +227,19 @@ struct h_daemon_opts {
     const char *lock;
     const char *log; /* a [log] section is written only when this is set */
     /* Optional too (NULL: none / the default). */
-    const char *metrics;          /* a [metrics] section is written only when set */
-    const char *masters;          /* the masters value verbatim, instead of the ports */
-    const char *const *env;       /* extra "NAME=value" strings for redlockd, NULL-ended */
+    const char *metrics;    /* a [metrics] section is written only when set */
+    const char *masters;    /* the masters value verbatim, instead of the ports */
+    const char *const *env; /* extra "NAME=value" strings for redlockd, NULL-ended */
 };
 
 struct h_daemon {
-    pid_t pid;              /* 0 when not running */
-    int port;               /* TCP listen port on 127.0.0.1 */
-    char tcp_addr[64];      /* "127.0.0.1:<port>", for redlock_connect() */
-    char dir[H_PATH_MAX];   /* private temp dir */
-    char sock[H_PATH_MAX];  /* Unix socket path, for redlock_connect() */
-    char ini[H_PATH_MAX];   /* the generated config */
-    char log[H_PATH_MAX];   /* the daemon's stdout+stderr */
+    pid_t pid;             /* 0 when not running */
+    int port;              /* TCP listen port on 127.0.0.1 */
+    char tcp_addr[64];     /* "127.0.0.1:<port>", for redlock_connect() */
+    char dir[H_PATH_MAX];  /* private temp dir */
+    char sock[H_PATH_MAX]; /* Unix socket path, for redlock_connect() */
+    char ini[H_PATH_MAX];  /* the generated config */
+    char log[H_PATH_MAX];  /* the daemon's stdout+stderr */
 };
 
 /*

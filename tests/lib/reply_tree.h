@@ -12,13 +12,18 @@
 /* Same types, values, strings (with their NUL) and elements, recursively. */
 static inline bool reply_trees_equal(const redisReply *a, const redisReply *b)
 {
-    if (a == NULL || b == NULL) return a == b;
-    if (a->type != b->type || a->integer != b->integer || a->len != b->len || a->elements != b->elements)
+    if (a == NULL || b == NULL)
+        return a == b;
+    if (a->type != b->type || a->integer != b->integer || a->len != b->len ||
+        a->elements != b->elements)
         return false;
-    if ((a->str == NULL) != (b->str == NULL)) return false;
-    if (a->str != NULL && memcmp(a->str, b->str, a->len + 1) != 0) return false;
+    if ((a->str == NULL) != (b->str == NULL))
+        return false;
+    if (a->str != NULL && memcmp(a->str, b->str, a->len + 1) != 0)
+        return false;
     for (size_t i = 0; i < a->elements; i++)
-        if (!reply_trees_equal(a->element[i], b->element[i])) return false;
+        if (!reply_trees_equal(a->element[i], b->element[i]))
+            return false;
     return true;
 }
 

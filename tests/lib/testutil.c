@@ -16,12 +16,16 @@ void raw_send(int fd, const char *line)
     ck_assert_int_eq(h_send_str(fd, "\r\n"), 0);
 }
 
-bool starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+bool starts(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
 
 bool is_err(const char *reply, const char *code)
 {
     size_t n = strlen(code);
-    return starts(reply, "ERR ") && strncmp(reply + 4, code, n) == 0 && (reply[4 + n] == '\0' || reply[4 + n] == ' ');
+    return starts(reply, "ERR ") && strncmp(reply + 4, code, n) == 0 &&
+           (reply[4 + n] == '\0' || reply[4 + n] == ' ');
 }
 
 int run_test_groups(const char *suite_name, const struct test_group *groups, size_t ngroups,
@@ -32,7 +36,8 @@ int run_test_groups(const char *suite_name, const struct test_group *groups, siz
         TCase *tc = tcase_create(groups[g].name);
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 60);
-        for (size_t i = 0; groups[g].tests[i]; i++) tcase_add_test(tc, groups[g].tests[i]);
+        for (size_t i = 0; groups[g].tests[i]; i++)
+            tcase_add_test(tc, groups[g].tests[i]);
         suite_add_tcase(s, tc);
     }
     SRunner *sr = srunner_create(s);
@@ -46,9 +51,11 @@ int http_request(int port, const char *method, const char *path, char *body, siz
 {
     body[0] = '\0';
     int fd = h_connect_tcp(port);
-    if (fd < 0) return -1;
+    if (fd < 0)
+        return -1;
     char req[256];
-    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", method, path);
+    snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             method, path);
     if (h_send_str(fd, req) != 0) {
         close(fd);
         return -1;
@@ -57,15 +64,18 @@ int http_request(int port, const char *method, const char *path, char *body, siz
     size_t len = 0;
     uint64_t deadline = h_now_ms() + 5000;
     while (len < sizeof buf - 1 && h_now_ms() < deadline) {
-        if (!h_readable(fd, (uint32_t)(deadline - h_now_ms()))) break;
+        if (!h_readable(fd, (uint32_t)(deadline - h_now_ms())))
+            break;
         ssize_t n = read(fd, buf + len, sizeof buf - 1 - len);
-        if (n <= 0) break;
+        if (n <= 0)
+            break;
         len += (size_t)n;
     }
     close(fd);
     buf[len] = '\0';
     int code = -1;
-    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1) return -1;
+    if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1)
+        return -1;
     const char *b = strstr(buf, "\r\n\r\n");
     snprintf(body, bodylen, "%s", b ? b + 4 : "");
     return code;

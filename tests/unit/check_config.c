@@ -15,7 +15,10 @@
 static struct config cfg;
 static char err[CONFIG_ERR_MAX];
 
-static int load(const char *text) { return config_load_string(text, "t.ini", &cfg, err, sizeof err); }
+static int load(const char *text)
+{
+    return config_load_string(text, "t.ini", &cfg, err, sizeof err);
+}
 
 START_TEST(defaults_need_masters)
 {
@@ -170,8 +173,7 @@ START_TEST(masters_aliases_refused)
         config_free(&cfg);
     }
     static const char *const distinct[] = {
-        "127.0.0.1:7301, 127.0.0.1:7302, 127.0.0.2:7301",
-        "localhost:7301, 127.0.0.1:7302",
+        "127.0.0.1:7301, 127.0.0.1:7302, 127.0.0.2:7301", "localhost:7301, 127.0.0.1:7302",
         "127.0.0.1:7301", /* one master: nothing to compare */
     };
     for (size_t i = 0; i < sizeof distinct / sizeof distinct[0]; i++) {
@@ -207,8 +209,8 @@ START_TEST(every_key_documented)
         const char *next = strstr(sec + 1, "\n[");
         snprintf(want, sizeof want, "\n%s =", dot + 1);
         const char *at = strstr(sec, want);
-        ck_assert_msg(at != NULL && (next == NULL || at < next), "%s.%s is not documented in %s", name,
-                      dot + 1, path);
+        ck_assert_msg(at != NULL && (next == NULL || at < next), "%s.%s is not documented in %s", name, dot + 1,
+                      path);
     }
     /* And the example itself loads. */
     ck_assert_msg(config_load(path, &cfg, err, sizeof err) == 0, "%s", err);
@@ -316,11 +318,13 @@ START_TEST(keep_restart_only)
 {
     struct config cur, next;
     ck_assert_msg(config_load_string("[redis]\nmasters = 127.0.0.1:1\n[metrics]\nlisten = 127.0.0.1:9\n", "cur",
-                                     &cur, err, sizeof err) == 0, "%s", err);
+                                     &cur, err, sizeof err) == 0,
+                  "%s", err);
     ck_assert_msg(config_load_string("[server]\nlisten = 127.0.0.1:8\nmax_clients = 7\n[redis]\nmasters = "
                                      "127.0.0.1:2\n[log]\nsyslog = yes\nlevel = debug\n[metrics]\nlisten = \n"
                                      "timeout_ms = 200\n",
-                                     "next", &next, err, sizeof err) == 0, "%s", err);
+                                     "next", &next, err, sizeof err) == 0,
+                  "%s", err);
     changed_keys[0] = '\0';
     ck_assert_uint_eq(config_keep_restart_only(&next, &cur, note_changed, NULL), 3);
     ck_assert_str_eq(changed_keys, "server.listen log.syslog metrics.listen ");
@@ -438,7 +442,10 @@ END_TEST
 /* A secret readable by the group or everyone is loaded with a warning. */
 START_TEST(secret_file_permissions)
 {
-    static const struct { mode_t mode; const char *want; } cases[] = {
+    static const struct {
+        mode_t mode;
+        const char *want;
+    } cases[] = {
         {0600, NULL}, {0400, NULL}, {0640, "its group"}, {0604, "everyone"}, {0644, "everyone"}, {0620, NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -450,8 +457,8 @@ START_TEST(secret_file_permissions)
         if (cases[i].want == NULL) {
             ck_assert_msg(warn[0] == '\0', "mode %04o: warned '%s'", (unsigned)cases[i].mode, warn);
         } else {
-            ck_assert_msg(strstr(warn, cases[i].want) != NULL, "mode %04o: warning '%s'", (unsigned)cases[i].mode,
-                          warn);
+            ck_assert_msg(strstr(warn, cases[i].want) != NULL, "mode %04o: warning '%s'",
+                          (unsigned)cases[i].mode, warn);
             ck_assert_msg(strstr(warn, "readable") != NULL, "%s", warn);
         }
     }

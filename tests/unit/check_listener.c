@@ -39,7 +39,9 @@ static int opt(int fd, int level, int name)
 
 START_TEST(keepalive_intervals)
 {
-    static const struct { unsigned idle, intvl; } cases[] = {{15, 5}, {1, 1}, {2, 1}, {300, 100}};
+    static const struct {
+        unsigned idle, intvl;
+    } cases[] = {{15, 5}, {1, 1}, {2, 1}, {300, 100}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int peer, fd = accepted_pair(&peer);
         ck_assert_int_eq(opt(fd, SOL_SOCKET, SO_KEEPALIVE), 0); /* Linux's default: off */

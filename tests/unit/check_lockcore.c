@@ -49,14 +49,14 @@ static const struct vote_case vote_cases[] = {
     {RL_HANDOFF, 3, 2, 2, 0, false, false, RL_V_GRANTED},
     {RL_FENCE, 3, 3, 1, 0, false, false, RL_V_NOQUORUM},
     /* EXTEND: TAKEN only when more than N-Q masters hold other tokens. */
-    {RL_EXTEND, 5, 5, 3, 2, false, false, RL_V_GRANTED},   /* 2 = N-Q refusals: still ours */
-    {RL_EXTEND, 5, 3, 0, 3, false, false, RL_V_TAKEN},     /* 3 > N-Q: certain at once */
+    {RL_EXTEND, 5, 5, 3, 2, false, false, RL_V_GRANTED}, /* 2 = N-Q refusals: still ours */
+    {RL_EXTEND, 5, 3, 0, 3, false, false, RL_V_TAKEN},   /* 3 > N-Q: certain at once */
     {RL_EXTEND, 5, 3, 0, 3, true, false, RL_V_PREEMPTED},
-    {RL_EXTEND, 5, 2, 0, 2, false, false, RL_V_WAIT},      /* not yet certain */
-    {RL_EXTEND, 5, 5, 2, 2, false, false, RL_V_BUSY},      /* one error: neither */
-    {RL_EXTEND, 3, 3, 2, 1, false, false, RL_V_GRANTED},   /* 1 = N-Q */
+    {RL_EXTEND, 5, 2, 0, 2, false, false, RL_V_WAIT},    /* not yet certain */
+    {RL_EXTEND, 5, 5, 2, 2, false, false, RL_V_BUSY},    /* one error: neither */
+    {RL_EXTEND, 3, 3, 2, 1, false, false, RL_V_GRANTED}, /* 1 = N-Q */
     {RL_EXTEND, 3, 2, 0, 2, false, false, RL_V_TAKEN},
-    {RL_EXTEND, 3, 1, 0, 1, false, true, RL_V_NOQUORUM},   /* one refusal is not TAKEN */
+    {RL_EXTEND, 3, 1, 0, 1, false, true, RL_V_NOQUORUM}, /* one refusal is not TAKEN */
     {RL_EXTEND, 1, 1, 0, 1, false, false, RL_V_TAKEN},
     /* RELEASE is done at a majority of any answers; INSPECT at all. */
     {RL_RELEASE, 5, 3, 0, 0, false, false, RL_V_DONE},
@@ -165,7 +165,7 @@ START_TEST(permits_quorum)
 {
     static const unsigned cases[][3] = {
         {1, 3, 2}, {2, 3, 3}, {1000, 3, 3}, {1, 5, 3}, {2, 5, 4}, {3, 5, 4}, {4, 5, 5},
-        {1, 1, 1}, {7, 1, 1}, {3, 7, 6}, {1, 2, 2}, {2, 4, 3}, {3, 4, 4},
+        {1, 1, 1}, {7, 1, 1}, {3, 7, 6},    {1, 2, 2}, {2, 4, 3}, {3, 4, 4},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         unsigned n = cases[i][0], total = cases[i][1], q = rl_permits_quorum(n, total);
@@ -245,7 +245,8 @@ struct fake_op {
 static struct fake_op fops[256];
 static size_t nfops;
 
-static int fake_start(struct server *s, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done, void *ctx)
+static int fake_start(struct server *s, enum rl_kind kind, const struct rl_target *t, rl_done_fn *done,
+                      void *ctx)
 {
     (void)s;
     ck_assert_uint_lt(nfops, sizeof fops / sizeof fops[0]);
@@ -405,7 +406,8 @@ static void request(struct towner *o, struct treq *q, const char *line)
     q->lr.ops = &t_ops;
     q->lr.owner = &o->lo;
     q->lr.started_us = 0;
-    ck_assert_msg(proto_parse_request(line, strlen(line), &pr, res, PROTO_MAX_RESOURCES, err, sizeof err) == PROTO_OK,
+    ck_assert_msg(proto_parse_request(line, strlen(line), &pr, res, PROTO_MAX_RESOURCES, err, sizeof err) ==
+                      PROTO_OK,
                   "%s: %s", line, err);
     if (pr.verb == PROTO_VERB_ACQUIRE) mgr_acquire(&S, &q->lr, &pr);
     else if (pr.verb == PROTO_VERB_EXTEND) mgr_extend(&S, &q->lr, &pr);
@@ -686,11 +688,8 @@ struct lost_case {
 };
 
 static const struct lost_case lost_cases[] = {
-    {BY_TAKEN, "TAKEN", false},
-    {BY_PREEMPTED, "PREEMPTED", false},
-    {BY_NOQUORUM, "NOQUORUM", false},
-    {BY_MAXHOLD, "MAXHOLD", true},
-    {BY_SHUTDOWN, "SHUTDOWN", true},
+    {BY_TAKEN, "TAKEN", false},    {BY_PREEMPTED, "PREEMPTED", false}, {BY_NOQUORUM, "NOQUORUM", false},
+    {BY_MAXHOLD, "MAXHOLD", true}, {BY_SHUTDOWN, "SHUTDOWN", true},
 };
 
 START_TEST(lost_keeps_keys_until_validity_ends)
@@ -719,9 +718,7 @@ START_TEST(lost_keeps_keys_until_validity_ends)
         advance(1);
         finish(last_op(RL_EXTEND), RL_NOQUORUM, 0, 0, 0);
         break;
-    case BY_MAXHOLD:
-        advance(500);
-        break;
+    case BY_MAXHOLD: advance(500); break;
     case BY_SHUTDOWN:
         mgr_shutdown(&S);
         mgr_shutdown_owner(&S, &a.lo);
@@ -880,7 +877,7 @@ START_TEST(reentrant_owner)
     request(&a, &q2, "ACQUIRE r OWNER w1");
     id_of(&q2, id2);
     ck_assert_str_eq(id, id2);
-    ck_assert_uint_eq(nfops, mark); /* no round trip */
+    ck_assert_uint_eq(nfops, mark);                  /* no round trip */
     request(&b, &q3, "ACQUIRE r OWNER w1 WAIT 100"); /* another connection: not re-entered */
     ck_assert_uint_eq(S.nwaiters, 1);
     snprintf(line, sizeof line, "RELEASE %s", id);
@@ -953,7 +950,8 @@ START_TEST(fenced_grant_raises_first)
     fake_now += 10;
     finish(r, RL_OK, 3, 3, 0);
     ck_assert_int_eq(q.answers, 1);
-    ck_assert_msg(strncmp(q.reply, "OK ", 3) == 0 && strstr(q.reply, " 9890 42\r\n") != NULL, "got '%s'", q.reply);
+    ck_assert_msg(strncmp(q.reply, "OK ", 3) == 0 && strstr(q.reply, " 9890 42\r\n") != NULL, "got '%s'",
+                  q.reply);
     ck_assert_uint_eq(S.nheld, 1);
     /* Agreed: answered at once. */
     request(&a, &q2, "ACQUIRE g 10000");
@@ -1042,9 +1040,9 @@ START_TEST(fleet_which_ops)
     size_t i = last_op(RL_ACQUIRE);
     ck_assert_str_eq(fops[i].node, NODE);
     ck_assert_str_eq(fops[i].channel, ",wake");
-    ck_assert_uint_eq(fops[i].registry_ms, 1000);             /* max(1 s, 3 x (200 + 0 + 30)) */
-    ck_assert_uint_eq(fops[i].reserve_ms, 60);                /* 2 x master_timeout_ms */
-    request(&a, &q2, "ACQUIRE r2");                           /* a try-lock: plain */
+    ck_assert_uint_eq(fops[i].registry_ms, 1000); /* max(1 s, 3 x (200 + 0 + 30)) */
+    ck_assert_uint_eq(fops[i].reserve_ms, 60);    /* 2 x master_timeout_ms */
+    request(&a, &q2, "ACQUIRE r2");               /* a try-lock: plain */
     ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, "");
     request(&a, &q3, "ACQUIRE r3 WAIT 1000 PRIORITY 5");
     ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, "");
@@ -1121,7 +1119,7 @@ START_TEST(fleet_yield_waiter_tries_after_reservation)
     ck_assert_int_eq(qb.answers, 0);
     ck_assert_uint_eq(S.stats.handoffs_yielded, 1);
     ck_assert_uint_eq(count_ops(RL_RELEASE, mark), 0); /* nothing of b's was set */
-    advance(60);                                        /* the reservation (2 x 30 ms) */
+    advance(60);                                       /* the reservation (2 x 30 ms) */
     ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0);
     advance(1);
     size_t i = last_op(RL_ACQUIRE);
@@ -1238,20 +1236,20 @@ END_TEST
  * (its keys' TTL cut to the delay when its validity is longer) until
  * min(lock_delay_ms, validity left); a local waiter gets it only then. */
 struct delay_case {
-    const char *line;        /* the holder's ACQUIRE (hold() grants it valid ttl - 20 ms) */
-    uint32_t delay_ms;       /* [lock] lock_delay_ms */
-    bool quit;               /* the client said QUIT */
-    uint64_t held_ms;        /* time between the grant and the close */
-    uint32_t want_shorten;   /* the TTL the keys are cut to; 0: no cut */
-    uint64_t want_release;   /* ms after the close the release goes out (and the waiter starts) */
+    const char *line;      /* the holder's ACQUIRE (hold() grants it valid ttl - 20 ms) */
+    uint32_t delay_ms;     /* [lock] lock_delay_ms */
+    bool quit;             /* the client said QUIT */
+    uint64_t held_ms;      /* time between the grant and the close */
+    uint32_t want_shorten; /* the TTL the keys are cut to; 0: no cut */
+    uint64_t want_release; /* ms after the close the release goes out (and the waiter starts) */
 };
 
 static const struct delay_case delay_cases[] = {
-    {"ACQUIRE r 10000", 0, false, 100, 0, 0},                  /* off: today's behaviour */
-    {"ACQUIRE r 10000", 2000, false, 100, 2000, 2000},         /* delay < validity left: cut */
-    {"ACQUIRE r 10000", 2000, true, 100, 0, 0},                /* QUIT: a clean goodbye */
-    {"ACQUIRE r 3000", 5000, false, 100, 0, 2880},             /* validity left first: no cut */
-    {"ACQUIRE r 3000", 2880, false, 100, 0, 2880},             /* equal: no cut either */
+    {"ACQUIRE r 10000", 0, false, 100, 0, 0},                     /* off: today's behaviour */
+    {"ACQUIRE r 10000", 2000, false, 100, 2000, 2000},            /* delay < validity left: cut */
+    {"ACQUIRE r 10000", 2000, true, 100, 0, 0},                   /* QUIT: a clean goodbye */
+    {"ACQUIRE r 3000", 5000, false, 100, 0, 2880},                /* validity left first: no cut */
+    {"ACQUIRE r 3000", 2880, false, 100, 0, 2880},                /* equal: no cut either */
     {"ACQUIRE r 30000 AUTOEXTEND", 1000, false, 500, 1000, 1000}, /* a long TTL is cut */
     {"ACQUIRE r 3000 OWNER o", 1000, false, 0, 1000, 1000},
 };
@@ -1523,8 +1521,8 @@ START_TEST(mode_conflict_from_masters)
     request(&a, &q, "ACQUIRE k 1000 PERMITS 3 WAIT 5000");
     size_t i = last_op(RL_ACQUIRE);
     fops[i].finished = true;
-    struct rl_outcome out = {.result = RL_BUSY, .granted = 0, .answered = 3, .total = 3,
-                             .started_ms = fops[i].started_ms};
+    struct rl_outcome out = {
+        .result = RL_BUSY, .granted = 0, .answered = 3, .total = 3, .started_ms = fops[i].started_ms};
     snprintf(out.mode_conflict, sizeof out.mode_conflict, "permits 2");
     fops[i].done(fops[i].ctx, &out);
     ck_assert_int_eq(q.answers, 1);
@@ -1537,7 +1535,7 @@ START_TEST(shared_options_refused)
 {
     static const char *const lines[] = {
         "ACQUIRE x SHARED PRIORITY 2", "ACQUIRE x PERMITS 2 PRIORITY 2", "ACQUIRE x SHARED OWNER o",
-        "ACQUIRE x PERMITS 4 OWNER o", "ACQUIRE x SHARED PERMITS 3",    "ACQUIRE x,y PERMITS 3",
+        "ACQUIRE x PERMITS 4 OWNER o", "ACQUIRE x SHARED PERMITS 3",     "ACQUIRE x,y PERMITS 3",
     };
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++) {
         struct towner a;
@@ -1562,7 +1560,8 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, release_wakes_multi_resource_waiter);
     tcase_add_test(tc, wait_deadline_answers_busy);
     tcase_add_loop_test(tc, extend_outcomes, 0, (int)(sizeof extend_cases / sizeof extend_cases[0]));
-    tcase_add_loop_test(tc, lost_keeps_keys_until_validity_ends, 0, (int)(sizeof lost_cases / sizeof lost_cases[0]));
+    tcase_add_loop_test(tc, lost_keeps_keys_until_validity_ends, 0,
+                        (int)(sizeof lost_cases / sizeof lost_cases[0]));
     tcase_add_test(tc, autoextend_keeps_extending);
     tcase_add_test(tc, preemption_by_priority);
     tcase_add_test(tc, owner_closes);

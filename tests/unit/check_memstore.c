@@ -14,8 +14,14 @@
 static struct memstore *ms;
 static char buf[256];
 
-static void setup(void) { ms = memstore_new(); }
-static void teardown(void) { memstore_free(ms); }
+static void setup(void)
+{
+    ms = memstore_new();
+}
+static void teardown(void)
+{
+    memstore_free(ms);
+}
 
 /* SET key val NX PX 100000: how a test plants a counter. */
 static void plant(const char *key, const char *val)
@@ -52,7 +58,8 @@ static struct pool_reply handoff_fenced(const char *key, const char *counter)
 {
     const char *keys[] = {key, counter};
     size_t keylens[] = {strlen(key), strlen(counter)};
-    const char *args[] = {"0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", "1000", "0", "1"};
+    const char *args[] = {"0123456789abcdef0123456789abcdef", "fedcba9876543210fedcba9876543210", "1000", "0",
+                          "1"};
     size_t arglens[] = {32, 32, 4, 1, 1};
     struct pool_reply r;
     memstore_script(ms, SCRIPT_HANDOFF, 2, keys, keylens, 5, args, arglens, &r, buf, sizeof buf);

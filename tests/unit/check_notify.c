@@ -32,7 +32,7 @@
 
 static char tmpdir[64];
 static char sockpath[100]; /* fits sun_path */
-static int rx = -1; /* the receiving datagram socket */
+static int rx = -1;        /* the receiving datagram socket */
 
 static void clear_env(void)
 {
@@ -255,8 +255,7 @@ START_TEST(send_comes_from_this_pid)
     struct pollfd p = {.fd = rx, .events = POLLIN};
     ck_assert_int_eq(poll(&p, 1, RECV_TIMEOUT_MS), 1);
     struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     ssize_t n = recvmsg(rx, &mh, 0);
     ck_assert_int_eq(n, 7);
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
@@ -365,8 +364,7 @@ static void set_listen_env(long pid, const char *nfds, const char *names)
 
 static bool listen_env_gone(void)
 {
-    return getenv("LISTEN_PID") == NULL && getenv("LISTEN_FDS") == NULL &&
-           getenv("LISTEN_FDNAMES") == NULL;
+    return getenv("LISTEN_PID") == NULL && getenv("LISTEN_FDS") == NULL && getenv("LISTEN_FDNAMES") == NULL;
 }
 
 static void child_activation(void)

@@ -64,8 +64,7 @@ static const char *line_with(const char *prefix, char c, size_t n, const char *s
 
 /* ---- Framing -------------------------------------------------------------- */
 
-static enum proto_frame_status frame(const char *buf, size_t len, size_t max, size_t *ll,
-                                     size_t *used)
+static enum proto_frame_status frame(const char *buf, size_t len, size_t max, size_t *ll, size_t *used)
 {
     *ll = *used = (size_t)-1;
     return proto_frame(buf, len, max, ll, used);
@@ -262,15 +261,13 @@ END_TEST
 
 START_TEST(req_case_insensitive)
 {
-    static const char *lines[] = {"ping", "Ping", "pInG", "acquire a", "Acquire a",
-                                  "extend " ID, "release " ID, "quit", "info",
-                                  "inspect a", "auth x"};
+    static const char *lines[] = {"ping",        "Ping", "pInG", "acquire a", "Acquire a", "extend " ID,
+                                  "release " ID, "quit", "info", "inspect a", "auth x"};
     for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
         ck_assert_msg(parse(lines[i]) == PROTO_OK, "'%s': %s", lines[i], errbuf);
-    ck_assert_int_eq(parse("acquire a autoextend Detach wait 5 MaxHold 6 priority 7 owner o"),
-                     PROTO_OK);
-    ck_assert_uint_eq(req.opts, PROTO_OPT_AUTOEXTEND | PROTO_OPT_DETACH | PROTO_OPT_WAIT |
-                                    PROTO_OPT_MAXHOLD | PROTO_OPT_PRIORITY | PROTO_OPT_OWNER);
+    ck_assert_int_eq(parse("acquire a autoextend Detach wait 5 MaxHold 6 priority 7 owner o"), PROTO_OK);
+    ck_assert_uint_eq(req.opts, PROTO_OPT_AUTOEXTEND | PROTO_OPT_DETACH | PROTO_OPT_WAIT | PROTO_OPT_MAXHOLD |
+                                    PROTO_OPT_PRIORITY | PROTO_OPT_OWNER);
 }
 END_TEST
 
@@ -341,12 +338,10 @@ END_TEST
 
 START_TEST(req_acquire_all_options)
 {
-    ck_assert_int_eq(
-        parse("ACQUIRE a,b 100 WAIT 200 AUTOEXTEND DETACH MAXHOLD 300 PRIORITY 4 OWNER me"),
-        PROTO_OK);
-    ck_assert_uint_eq(req.opts, PROTO_OPT_TTL | PROTO_OPT_WAIT | PROTO_OPT_AUTOEXTEND |
-                                    PROTO_OPT_DETACH | PROTO_OPT_MAXHOLD | PROTO_OPT_PRIORITY |
-                                    PROTO_OPT_OWNER);
+    ck_assert_int_eq(parse("ACQUIRE a,b 100 WAIT 200 AUTOEXTEND DETACH MAXHOLD 300 PRIORITY 4 OWNER me"),
+                     PROTO_OK);
+    ck_assert_uint_eq(req.opts, PROTO_OPT_TTL | PROTO_OPT_WAIT | PROTO_OPT_AUTOEXTEND | PROTO_OPT_DETACH |
+                                    PROTO_OPT_MAXHOLD | PROTO_OPT_PRIORITY | PROTO_OPT_OWNER);
     ck_assert_uint_eq(req.ttl_ms, 100);
     ck_assert_uint_eq(req.wait_ms, 200);
     ck_assert_uint_eq(req.maxhold_ms, 300);
@@ -358,8 +353,8 @@ END_TEST
 START_TEST(req_acquire_options_any_order)
 {
     ck_assert_int_eq(parse("ACQUIRE a OWNER x PRIORITY 0 MAXHOLD 0 WAIT 0 AUTOEXTEND"), PROTO_OK);
-    ck_assert_uint_eq(req.opts, PROTO_OPT_OWNER | PROTO_OPT_PRIORITY | PROTO_OPT_MAXHOLD |
-                                    PROTO_OPT_WAIT | PROTO_OPT_AUTOEXTEND);
+    ck_assert_uint_eq(req.opts, PROTO_OPT_OWNER | PROTO_OPT_PRIORITY | PROTO_OPT_MAXHOLD | PROTO_OPT_WAIT |
+                                    PROTO_OPT_AUTOEXTEND);
     ck_assert_uint_eq(req.wait_ms, 0);
     ck_assert_uint_eq(req.ttl_ms, 0);
     ck_assert_int_eq(parse("ACQUIRE a WAIT 2147483647 PRIORITY 2147483647"), PROTO_OK);
@@ -414,8 +409,8 @@ END_TEST
 
 START_TEST(req_acquire_bad_ttl)
 {
-    static const char *bad[] = {"-1", "1x", "99999999999", "0", "2147483648", "+5",
-                                "00", "1.5", "0x10", "1e3", "4294967297"};
+    static const char *bad[] = {"-1", "1x",  "99999999999", "0",   "2147483648", "+5",
+                                "00", "1.5", "0x10",        "1e3", "4294967297"};
     char line[64];
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         snprintf(line, sizeof line, "ACQUIRE a %s", bad[i]);
@@ -478,7 +473,9 @@ END_TEST
 
 START_TEST(req_acquire_non_printable)
 {
-    ck_assert_int_eq(parse("ACQUIRE a\x01" "b"), PROTO_ERR_BADREQ);
+    ck_assert_int_eq(parse("ACQUIRE a\x01"
+                           "b"),
+                     PROTO_ERR_BADREQ);
     ck_assert_int_eq(parse_n("ACQUIRE a\0b", 11), PROTO_ERR_BADREQ);
     ck_assert_int_eq(parse_n("ACQUIRE a\0", 10), PROTO_ERR_BADREQ);
     ck_assert_int_eq(parse("ACQUIRE a\x7f"), PROTO_ERR_BADREQ);
@@ -563,7 +560,9 @@ START_TEST(req_malformed_lock_id)
         snprintf(line, sizeof line, "EXTEND %s 100", bad[i]);
         ck_assert_msg(parse(line) == PROTO_ERR_BADREQ, "'%s' accepted", line);
     }
-    ck_assert_int_eq(parse_n("RELEASE 0123456789abcdef\0" "123456789abcdef", 40),
+    ck_assert_int_eq(parse_n("RELEASE 0123456789abcdef\0"
+                             "123456789abcdef",
+                             40),
                      PROTO_ERR_BADREQ);
 }
 END_TEST
@@ -610,11 +609,9 @@ START_TEST(req_errbuf_always_terminated)
     ck_assert_int_eq(proto_parse_request("BOGUS", 5, &req, res, RES_CAP, small, sizeof small),
                      PROTO_ERR_BADREQ);
     ck_assert_uint_lt(strlen(small), sizeof small);
-    ck_assert_int_eq(proto_parse_request("BOGUS", 5, &req, res, RES_CAP, NULL, 0),
-                     PROTO_ERR_BADREQ);
+    ck_assert_int_eq(proto_parse_request("BOGUS", 5, &req, res, RES_CAP, NULL, 0), PROTO_ERR_BADREQ);
     memset(small, 'z', sizeof small);
-    ck_assert_int_eq(proto_parse_request("PING", 4, &req, res, RES_CAP, small, sizeof small),
-                     PROTO_OK);
+    ck_assert_int_eq(proto_parse_request("PING", 4, &req, res, RES_CAP, small, sizeof small), PROTO_OK);
     ck_assert_str_eq(small, "");
 }
 END_TEST
@@ -683,7 +680,8 @@ START_TEST(fmt_put_u64)
     static const struct {
         uint64_t v;
         const char *want;
-    } cases[] = {{0, "0"}, {9, "9"}, {10, "10"}, {30000, "30000"}, {18446744073709551615ull, "18446744073709551615"}};
+    } cases[] = {
+        {0, "0"}, {9, "9"}, {10, "10"}, {30000, "30000"}, {18446744073709551615ull, "18446744073709551615"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = proto_put_u64(buf, cases[i].v);
         buf[n] = '\0';
@@ -712,8 +710,8 @@ START_TEST(fmt_refmt_ok_lock)
     ck_assert_uint_gt(proto_refmt_ok_lock(buf, sizeof buf, three, strlen(three), 0), 0);
     ck_assert_str_eq(buf, "OK " ID " 0 17\r\n");
     /* Anything else is not touched (0). */
-    const char *bad[] = {"OK\r\n", "PONG\r\n", "OK " ID "\r\n", "OK nothex 5\r\n", "OK " ID " x\r\n",
-                         "OK " ID " 5 0\r\n", "OK " ID " 5 17", "ERR BUSY held\r\n"};
+    const char *bad[] = {"OK\r\n",          "PONG\r\n",          "OK " ID "\r\n",  "OK nothex 5\r\n",
+                         "OK " ID " x\r\n", "OK " ID " 5 0\r\n", "OK " ID " 5 17", "ERR BUSY held\r\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         ck_assert_msg(proto_refmt_ok_lock(buf, sizeof buf, bad[i], strlen(bad[i]), 1) == 0, "'%s'", bad[i]);
 }
@@ -740,8 +738,7 @@ END_TEST
 START_TEST(fmt_err)
 {
     char buf[PROTO_REPLY_MAX];
-    size_t n = proto_fmt_err(buf, sizeof buf, PROTO_ERR_BUSY, "held elsewhere (granted %d/%d)",
-                             1, 3);
+    size_t n = proto_fmt_err(buf, sizeof buf, PROTO_ERR_BUSY, "held elsewhere (granted %d/%d)", 1, 3);
     ck_assert_str_eq(buf, "ERR BUSY held elsewhere (granted 1/3)\r\n");
     ck_assert_uint_eq(n, strlen(buf));
     proto_fmt_err(buf, sizeof buf, PROTO_ERR_NOTHELD, "%s", "");
@@ -757,8 +754,7 @@ END_TEST
 START_TEST(fmt_err_strips_controls)
 {
     char buf[128];
-    size_t n = proto_fmt_err(buf, sizeof buf, PROTO_ERR_INTERNAL, "line1\r\nline2\n%s",
-                             "\x01tab\there\x7f\r");
+    size_t n = proto_fmt_err(buf, sizeof buf, PROTO_ERR_INTERNAL, "line1\r\nline2\n%s", "\x01tab\there\x7f\r");
     ck_assert_str_eq(buf, "ERR INTERNAL line1line2tabhere\r\n");
     ck_assert_uint_eq(n, strlen(buf));
     /* A text made only of control bytes leaves no trailing space. */
@@ -835,8 +831,7 @@ START_TEST(reply_extra_tokens_ignored)
     ck_assert_str_eq(reply.tokens[4], "things");
 
     char line[256] = "OK";
-    for (int i = 0; i < 40; i++)
-        strcat(line, " t");
+    for (int i = 0; i < 40; i++) strcat(line, " t");
     parse_reply(line);
     ck_assert_int_eq(reply.kind, PROTO_REPLY_OK);
     ck_assert_uint_eq(reply.ntokens, PROTO_MAX_REPLY_TOKENS);
@@ -903,8 +898,7 @@ END_TEST
 
 START_TEST(reply_bad)
 {
-    static const char *bad[] = {"", "\r\n", "   ", "HELLO", "ok", "Ok 1 2", "OKAY", "ERRBUSY",
-                                "EVENTS LOST"};
+    static const char *bad[] = {"", "\r\n", "   ", "HELLO", "ok", "Ok 1 2", "OKAY", "ERRBUSY", "EVENTS LOST"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         parse_reply(bad[i]);
         ck_assert_msg(reply.kind == PROTO_REPLY_BAD, "'%s' not BAD", bad[i]);

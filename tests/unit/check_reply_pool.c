@@ -48,7 +48,7 @@ START_TEST(same_trees_as_hiredis)
         "$-1\r\n",
         "$0\r\n\r\n",
         "$32\r\n0123456789abcdef0123456789abcdef\r\n",
-        "$47\r\n01234567890123456789012345678901234567890123456\r\n", /* inline limit - 1 */
+        "$47\r\n01234567890123456789012345678901234567890123456\r\n",  /* inline limit - 1 */
         "$48\r\n012345678901234567890123456789012345678901234567\r\n", /* on the heap */
         long_bulk,
         "*0\r\n",
@@ -161,7 +161,12 @@ START_TEST(unsolicited_reply_is_refused)
     redisReaderFree(r);
 
     /* Every kind of reply counts, nested ones once for the whole tree. */
-    const char *kinds[] = {":1\r\n", "$-1\r\n", "*-1\r\n", "*0\r\n", "-ERR x\r\n", "$2\r\nab\r\n",
+    const char *kinds[] = {":1\r\n",
+                           "$-1\r\n",
+                           "*-1\r\n",
+                           "*0\r\n",
+                           "-ERR x\r\n",
+                           "$2\r\nab\r\n",
                            "*2\r\n*1\r\n$1\r\na\r\n*0\r\n"};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         r = guarded_reader(&g);
@@ -228,7 +233,8 @@ START_TEST(oversized_replies_are_refused)
     off = (size_t)snprintf(nested, nlen, "*%d\r\n", REPLY_MAX_ELEMENTS);
     for (int i = 0; i < 20; i++) {
         off += (size_t)snprintf(nested + off, nlen - off, "*%d\r\n", REPLY_MAX_ELEMENTS);
-        for (int j = 0; j < REPLY_MAX_ELEMENTS; j++) off += (size_t)snprintf(nested + off, nlen - off, ":1\r\n");
+        for (int j = 0; j < REPLY_MAX_ELEMENTS; j++)
+            off += (size_t)snprintf(nested + off, nlen - off, ":1\r\n");
     }
     ck_assert_int_eq(parse_error_with(r, nested), REDIS_ERR_OOM);
     free(nested);

@@ -37,18 +37,14 @@ START_TEST(sha1_block_boundaries)
         size_t len;
         const char *sha;
     } cases[] = {
-        {55, "ddf57317ef34bfee3b6df83d359098930eb278bc"},
-        {56, "a0d492bb0fc889d0eca3bc137066ab6f4f74f369"},
-        {63, "c55856749bef509bdfe6bfebfc7bf4e793e82132"},
-        {64, "bede92be29c3874e1b54ddc77988d606fc857a8e"},
-        {65, "b05a80522b053d6dc7e0a517d0e70212c7dad11f"},
-        {119, "504e27376a6e0f0dba8295b85cb25dc4dfa17d23"},
+        {55, "ddf57317ef34bfee3b6df83d359098930eb278bc"},  {56, "a0d492bb0fc889d0eca3bc137066ab6f4f74f369"},
+        {63, "c55856749bef509bdfe6bfebfc7bf4e793e82132"},  {64, "bede92be29c3874e1b54ddc77988d606fc857a8e"},
+        {65, "b05a80522b053d6dc7e0a517d0e70212c7dad11f"},  {119, "504e27376a6e0f0dba8295b85cb25dc4dfa17d23"},
         {120, "82134b02fb3f702491be9bed581eeab59334acb2"},
     };
     unsigned char buf[128];
     for (size_t i = 0; i < sizeof buf; i++) buf[i] = (unsigned char)((i * 7 + 3) & 0xff);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        expect_sha1(buf, cases[i].len, cases[i].sha);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) expect_sha1(buf, cases[i].len, cases[i].sha);
 }
 END_TEST
 
