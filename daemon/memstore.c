@@ -821,6 +821,19 @@ static size_t hash_prune(struct memstore *ms, struct entry *e, uint64_t now)
     return j;
 }
 
+/* A new holder slot at the end of h (grown as needed), or NULL without memory. */
+static struct mholder *hash_add(struct mhash *h)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? 2 * h->cap : 4;
+        struct mholder *g = realloc(h->h, cap * sizeof *g);
+        if (g == NULL) return NULL;
+        h->h = g;
+        h->cap = cap;
+    }
+    return &h->h[h->n++];
+}
+
 static struct mholder *hash_find(struct mhash *h, const char *token, size_t len)
 {
     for (size_t i = 0; len == PROTO_LOCK_ID_LEN && i < h->n; i++)
@@ -871,14 +884,7 @@ static int shared_enter(struct memstore *ms, const struct script_call *c, size_t
     snprintf(h->mode, sizeof h->mode, "%.*s", (int)c->arglens[2], c->args[2]);
     struct mholder *m = hash_find(h, c->token, c->token_len);
     if (m == NULL) {
-        if (h->n == h->cap) {
-            size_t cap = h->cap ? 2 * h->cap : 4;
-            struct mholder *g = realloc(h->h, cap * sizeof *g);
-            if (g == NULL) return -1;
-            h->h = g;
-            h->cap = cap;
-        }
-        m = &h->h[h->n++];
+        if ((m = hash_add(h)) == NULL) return -1;
         memcpy(m->token, c->token, PROTO_LOCK_ID_LEN);
     }
     m->expire_ms = now + c->ttl;
@@ -1096,14 +1102,8 @@ int memstore_set_holder(struct memstore *ms, const char *key, size_t klen, const
     }
     struct mhash *h = e->hash;
     snprintf(h->mode, sizeof h->mode, "%s", mode);
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? 2 * h->cap : 4;
-        struct mholder *g = realloc(h->h, cap * sizeof *g);
-        if (g == NULL) return -1;
-        h->h = g;
-        h->cap = cap;
-    }
-    struct mholder *m = &h->h[h->n++];
+    struct mholder *m = hash_add(h);
+    if (m == NULL) return -1;
     memcpy(m->token, token, PROTO_LOCK_ID_LEN);
     uint64_t now = now_ms();
     m->expire_ms = rel_ms > 0 ? now + (uint64_t)rel_ms : now - (uint64_t)(-rel_ms) - 1;
