@@ -654,8 +654,13 @@ static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_targe
     /* A shared or PERMITS lock has its own scripts (and no fleet waiting). */
     if (t->mode != NULL && (kind == RL_ACQUIRE || kind == RL_EXTEND || kind == RL_RELEASE))
         return send_shared(e, kind, t, a, m, tag);
-    const char *hkeys[2] = {t->keys[0], t->keys[1]}; /* the key and its fence counter */
-    size_t hkeylens[2] = {t->keylens[0], t->keylens[1]};
+    /* The key and, for ACQUIRE and HANDOFF only (other targets have one key), its fence counter. */
+    const char *hkeys[2] = {t->keys[0], NULL};
+    size_t hkeylens[2] = {t->keylens[0], 0};
+    if (kind == RL_ACQUIRE || kind == RL_HANDOFF) {
+        hkeys[1] = t->keys[1];
+        hkeylens[1] = t->keylens[1];
+    }
     if (kind == RL_HANDOFF) {
         const char *hargs[12] = {t->old_token,          t->token,   a->ttl,          a->prio,
                                  t->fenced ? "1" : "0", t->node,    a->age,          a->streak,
