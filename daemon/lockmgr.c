@@ -140,11 +140,11 @@ static bool fleet_on(const struct server *s)
 }
 
 /* A lock that takes part in fleet waiting: one resource, no priority
- * (priorities preempt instead), and WAIT (a waiter, not a try-lock). */
+ * (priorities preempt instead), and WAIT (a waiter, not a try-lock); any
+ * mode (exclusive, SHARED, PERMITS). */
 static bool fleet_lock(const struct server *s, const struct lock *lk)
 {
-    return fleet_on(s) && lk->mode == LOCK_EXCLUSIVE && lk->nres == 1 && lk->priority == 0 &&
-           lk->max_attempts == UINT_MAX;
+    return fleet_on(s) && lk->nres == 1 && lk->priority == 0 && lk->max_attempts == UINT_MAX;
 }
 
 /* Add fleet waiting's part to a target made by target_of (lk's prefix's
@@ -169,6 +169,22 @@ static void fleet_target(const struct server *s, const struct lock *lk, struct r
                     : resv > FLEET_RESERVE_MAX_MS ? FLEET_RESERVE_MAX_MS
                                                   : (uint32_t)resv;
     t->streak_max = FLEET_STREAK_MAX;
+}
+
+/* How long lk has waited (since its ACQUIRE arrived) at now. */
+static uint64_t waited_ms(const struct lock *lk, uint64_t now)
+{
+    return now > lk->created_ms ? now - lk->created_ms : 0;
+}
+
+/* fleet_target for a release of lk: a shared release (PROTOCOL.md 8.8)
+ * reserves the key only for daemons registered before this daemon's own
+ * oldest waiter of it came. */
+static void fleet_release_target(const struct server *s, const struct lock *lk, struct rl_target *t)
+{
+    fleet_target(s, lk, t);
+    const struct lock *w = TAILQ_FIRST(&lk->res[0]->waiters);
+    t->wait_age_ms = w != NULL ? waited_ms(w, clock_ms(s)) : 0;
 }
 
 /* Fill *t for an op on lk's keys with this TTL (fence, old_token, known:
@@ -231,7 +247,7 @@ static void send_release(struct server *s, struct lock *lk)
 {
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
-    if (fleet_on(s)) fleet_target(s, lk, &t);
+    if (fleet_on(s)) fleet_release_target(s, lk, &t);
     if (engine_start(s, RL_RELEASE, &t, NULL, NULL) != 0)
         log_error("msg=\"out of memory sending a release; the TTL will free it\" lock=%.8s", lk->id);
 }
@@ -777,7 +793,10 @@ static void start_attempt(struct server *s, struct lock *lk)
     target_of(lk, lk->ttl_ms, &t);
     t.fenced = s->cfg.fencing;
     lk->via_handoff = false;
-    if (fleet_lock(s, lk)) fleet_target(s, lk, &t); /* honour reservations, register if refused */
+    if (fleet_lock(s, lk)) {
+        fleet_target(s, lk, &t); /* honour reservations, register if refused */
+        t.wait_age_ms = waited_ms(lk, clock_ms(s));
+    }
     /* A priority attempt may replace a local holder's key only with proof
      * that redlockd wrote it: the holder's own token, which this daemon knows,
      * passed when that holder has the lower priority. Other keys it may
@@ -1336,9 +1355,8 @@ static bool try_handoff(struct server *s, struct lock *lk, struct lock_request *
         /* Fleet waiting: the masters yield the key instead when another
          * daemon registered before w came, or after FLEET_STREAK_MAX local
          * hand-offs in a row when anyone else is registered. */
-        uint64_t now = clock_ms(s);
         fleet_target(s, w, &t);
-        t.wait_age_ms = now > w->created_ms ? now - w->created_ms : 0;
+        t.wait_age_ms = waited_ms(w, clock_ms(s));
         t.streak = w->res[0]->streak;
     }
     w->attempts++;
@@ -1377,7 +1395,7 @@ void mgr_release(struct server *s, struct lock_request *req, const struct proto_
     if (try_handoff(s, lk, req)) return;
     struct rl_target t;
     target_of(lk, lk->ttl_ms, &t);
-    if (fleet_on(s)) fleet_target(s, lk, &t);
+    if (fleet_on(s)) fleet_release_target(s, lk, &t);
     /* Send the delete before waking waiters, so that on every master the
      * next holder's SET arrives after it. */
     int rc = engine_start(s, RL_RELEASE, &t, on_release_done, req);
@@ -1540,5 +1558,5 @@ void mgr_fleet_wake(struct server *s, const char *msg, size_t len)
         return;
     }
     s->stats.fleet_wakeups++;
-    wake(head);
+    wake_queue_head(r); /* with the readers right behind a reader */
 }

@@ -892,7 +892,53 @@ static int shared_enter(struct memstore *ms, const struct script_call *c, size_t
     return 0;
 }
 
-/* SHARED_ACQUIRE: ARGV token, ttl, mode, limit, fenced; KEYS then the counter. */
+/* The fleet part of a SHARED_ACQUIRE (ARGV[6..9]: node, registry ms,
+ * waiter's age, channel; one key): on, and whom the key is reserved for. */
+struct shared_fleet {
+    bool on;
+    bool ours;  /* reserved for this node: it may pass the writer marker */
+    bool other; /* reserved for another node: refused */
+    char wk[1024], rk[1024];
+    size_t wklen, rklen;
+};
+
+static void shared_fleet_look(struct memstore *ms, const struct script_call *c, struct shared_fleet *f)
+{
+    f->on = c->nkeys == 2 && c->nargs >= 9 && c->arglens[5] > 0;
+    f->ours = f->other = false;
+    if (!f->on) return;
+    f->wklen = suffixed(f->wk, c->keys[0], c->keylens[0], ",w");
+    f->rklen = suffixed(f->rk, c->keys[0], c->keylens[0], ",r");
+    if (f->wklen == 0 || f->rklen == 0) {
+        f->on = false;
+        return;
+    }
+    struct entry *r = lookup(ms, f->rk, f->rklen);
+    f->ours = value_is(r, c->args[5], c->arglens[5]);
+    f->other = r != NULL && !f->ours;
+}
+
+/* A refused fleet acquire registers its node, its entry dated back by the
+ * waiter's age; one that got in leaves the registry and uses up its
+ * reservation (the wake-up of the next node is a PUBLISH: nothing here). */
+static int shared_fleet_after(struct memstore *ms, const struct script_call *c, const struct shared_fleet *f,
+                              bool admitted)
+{
+    double now = wall_ms();
+    struct registry t;
+    reg_parse(lookup(ms, f->wk, f->wklen), now, &t);
+    if (!admitted) {
+        double age = (double)to_u64(c->args[7], c->arglens[7]);
+        reg_put(&t, c->args[5], c->arglens[5], now - age, now + (double)to_u64(c->args[6], c->arglens[6]));
+        return reg_save(ms, f->wk, f->wklen, &t, now);
+    }
+    if (reg_drop(&t, c->args[5], c->arglens[5]) && reg_save(ms, f->wk, f->wklen, &t, now) != 0) return -1;
+    if (f->ours) entry_free(ms, lookup(ms, f->rk, f->rklen));
+    return 0;
+}
+
+/* SHARED_ACQUIRE: ARGV token, ttl, mode, limit, fenced [, fleet: node,
+ * registry ms, age, channel]; KEYS then the counter. */
 static void script_shared_acquire(struct memstore *ms, const struct script_call *c, struct pool_reply *out,
                                   char *buf, size_t buflen)
 {
@@ -903,10 +949,14 @@ static void script_shared_acquire(struct memstore *ms, const struct script_call 
     }
     size_t n = c->nkeys - 1;
     uint64_t lim = to_u64(c->args[3], c->arglens[3]);
+    struct shared_fleet f;
+    shared_fleet_look(ms, c, &f);
     for (size_t i = 0; i < n; i++) {
-        int r = shared_check(ms, c, i, lim, true, now, buf, buflen);
+        int r = shared_check(ms, c, i, lim, !f.ours, now, buf, buflen);
+        if (r == 0 && f.other) r = 1;
         if (r == 1) {
-            reply_int(out, 0);
+            if (f.on && shared_fleet_after(ms, c, &f, false) != 0) reply_error(out, "OOM out of memory");
+            else reply_int(out, 0);
             return;
         }
         if (r == 2) {
@@ -922,6 +972,10 @@ static void script_shared_acquire(struct memstore *ms, const struct script_call 
             reply_error(out, "OOM out of memory");
             return;
         }
+    }
+    if (f.on && shared_fleet_after(ms, c, &f, true) != 0) {
+        reply_error(out, "OOM out of memory");
+        return;
     }
     if (c->arglens[4] == 1 && c->args[4][0] == '1') reply_next_fence(ms, c->keys[n], c->keylens[n], out);
     else reply_int(out, 1);
@@ -952,7 +1006,28 @@ static void script_shared_extend(struct memstore *ms, const struct script_call *
     reply_int(out, 1);
 }
 
-/* SHARED_RELEASE: ARGV token; how many entries were removed. */
+/* SHARED_RELEASE's fleet part for key (ARGV channel, reservation ms, node,
+ * age of the node's oldest waiter), after a holder left it: with room again
+ * (live holders left under mode), the oldest other node registered before
+ * that waiter came gets the reservation. */
+static int shared_release_reserve(struct memstore *ms, const char *key, size_t klen, const char *mode,
+                                  size_t live, const struct script_call *c)
+{
+    uint64_t lim = strncmp(mode, "permits ", 8) == 0 ? to_u64(mode + 8, strlen(mode + 8)) : 0;
+    if (live > 0 && (lim == 0 || live >= lim)) return 0;
+    char wk[1024], rk[1024];
+    size_t wklen = suffixed(wk, key, klen, ",w"), rklen = suffixed(rk, key, klen, ",r");
+    if (wklen == 0 || rklen == 0) return 0;
+    double now = wall_ms();
+    struct registry t;
+    reg_parse(lookup(ms, wk, wklen), now, &t);
+    const struct reg_entry *h = reg_head(&t, c->args[3], c->arglens[3]);
+    if (h == NULL || h->since > now - (double)to_u64(c->args[4], c->arglens[4])) return 0;
+    return store(ms, rk, rklen, h->node, h->nlen, to_u64(c->args[2], c->arglens[2]));
+}
+
+/* SHARED_RELEASE: ARGV token [, fleet: channel, reservation ms, node, age];
+ * how many entries were removed. */
 static void script_shared_release(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
 {
     uint64_t now = now_ms();
@@ -965,7 +1040,14 @@ static void script_shared_release(struct memstore *ms, const struct script_call 
             m->expire_ms = 0; /* pruned below */
             n++;
         }
-        hash_prune(ms, e, now);
+        char mode[sizeof e->hash->mode];
+        snprintf(mode, sizeof mode, "%s", e->hash->mode);
+        size_t live = hash_prune(ms, e, now);
+        if (m != NULL && c->nargs >= 5 &&
+            shared_release_reserve(ms, c->keys[i], c->keylens[i], mode, live, c) != 0) {
+            reply_error(out, "OOM out of memory");
+            return;
+        }
     }
     reply_int(out, n);
 }

@@ -108,34 +108,28 @@
  * oldest entry of another node (ties: the first listed); reg_save() writes
  * them back, expiring with the last one (deleted when none is left).
  */
+/* clang-format off */
 #define LUA_FLEET \
     "local function clock() local t = redis.call('time') " \
     "return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) end " \
     "local function reg_parse(v, now) local t = {} " \
     "if type(v) ~= 'string' then return t end " \
     "for n, a, u in string.gmatch(v, '(%x+) (%d+) (%d+)') do " \
-    "if tonumber(u) > now and #t < " LUA_STR( \
-        POOL_REGISTRY_MAX) " then " \
-                           "t[#t + 1] = {n, tonumber(a), tonumber(u)} end end return t end " \
-                           "local function reg_put(t, n, a, u) for _, e in ipairs(t) do if e[1] == n then " \
-                           "if a < e[2] then e[2] = a end if u > e[3] then e[3] = u end return end end " \
-                           "if #t < " LUA_STR( \
-                               POOL_REGISTRY_MAX) " then t[#t + 1] = {n, a, u} end end " \
-                                                  "local function reg_drop(t, n) for i, e in ipairs(t) do if " \
-                                                  "e[1] == n then " \
-                                                  "table.remove(t, i) return true end end return false end " \
-                                                  "local function reg_head(t, n) local h = nil for _, e in " \
-                                                  "ipairs(t) do " \
-                                                  "if e[1] ~= n and (h == nil or e[2] < h[2]) then h = e end " \
-                                                  "end return h end " \
-                                                  "local function reg_save(k, t, now) if #t == 0 then " \
-                                                  "redis.call('del', k) return end " \
-                                                  "local p, last = {}, now + 1 for i, e in ipairs(t) do " \
-                                                  "p[i] = e[1] .. ' ' .. string.format('%d', e[2]) .. ' ' .. " \
-                                                  "string.format('%d', e[3]) " \
-                                                  "if e[3] > last then last = e[3] end end " \
-                                                  "redis.call('set', k, table.concat(p, ';'), 'PX', " \
-                                                  "string.format('%d', last - now)) end "
+    "if tonumber(u) > now and #t < " LUA_STR(POOL_REGISTRY_MAX) " then " \
+    "t[#t + 1] = {n, tonumber(a), tonumber(u)} end end return t end " \
+    "local function reg_put(t, n, a, u) for _, e in ipairs(t) do if e[1] == n then " \
+    "if a < e[2] then e[2] = a end if u > e[3] then e[3] = u end return end end " \
+    "if #t < " LUA_STR(POOL_REGISTRY_MAX) " then t[#t + 1] = {n, a, u} end end " \
+    "local function reg_drop(t, n) for i, e in ipairs(t) do if e[1] == n then " \
+    "table.remove(t, i) return true end end return false end " \
+    "local function reg_head(t, n) local h = nil for _, e in ipairs(t) do " \
+    "if e[1] ~= n and (h == nil or e[2] < h[2]) then h = e end end return h end " \
+    "local function reg_save(k, t, now) if #t == 0 then redis.call('del', k) return end " \
+    "local p, last = {}, now + 1 for i, e in ipairs(t) do " \
+    "p[i] = e[1] .. ' ' .. string.format('%d', e[2]) .. ' ' .. string.format('%d', e[3]) " \
+    "if e[3] > last then last = e[3] end end " \
+    "redis.call('set', k, table.concat(p, ';'), 'PX', string.format('%d', last - now)) end "
+/* clang-format on */
 
 /*
  * Shared (read/write) locks and semaphores (PROTOCOL.md 8.8). The key of a
@@ -151,9 +145,20 @@
  *   mode, limit (0: no limit, n for PERMITS), fenced "1"/"0". All or none:
  *   0 when a key is held exclusively or by anything else, full, or marked;
  *   "mode <m>" when a key is held in another mode m; else 1, or the fence.
+ *   Fleet waiting (one key; ARGV node, registry ms, waiter's age, channel):
+ *   a key reserved for another node refuses too, and a refusal (0)
+ *   registers the node, its entry dated back by the waiter's age. A
+ *   reservation for this node lets it in past the writer marker and is
+ *   used up; a node that was registered (or reserved) and got in, with room
+ *   left, wakes the next registered node (PUBLISH, no reservation), so
+ *   readers waiting on several daemons all enter.
  * Extend: KEYS the lock keys; ARGV token, ttl, mode, limit. 1 when every
  *   key has (or can admit again, under the limit) the holder; else 0.
- * Release: remove the holder's entries; returns how many were there.
+ * Release: remove the holder's entries; returns how many were there. Fleet
+ *   waiting (ARGV channel, reservation ms, node, age of this node's oldest
+ *   waiter or 0): when the key has room again (gone, or PERMITS below n),
+ *   the oldest other registered node that registered before that waiter
+ *   came gets a reservation and a wake-up.
  * Writer wait: KEYS the lock keys; ARGV ms: marks every key held shared.
  */
 #define LUA_SHARED_MODE \
@@ -278,21 +283,43 @@ static const char *const script_text[SCRIPT__COUNT] = {
     [SCRIPT_FENCE_RAISE] = "if (tonumber(redis.call('get', KEYS[1]) or '0') or 0) < tonumber(ARGV[1]) then "
                            "redis.call('set', KEYS[1], ARGV[1]) end "
                            "return 1",
-    [SCRIPT_SHARED_ACQUIRE] = LUA_SHARED_PRUNE LUA_SHARED_CHECK
+    /* clang-format off */
+    [SCRIPT_SHARED_ACQUIRE] = LUA_SHARED_PRUNE LUA_SHARED_CHECK LUA_FLEET
     "local n = #KEYS - 1 local lim = tonumber(ARGV[4]) or 0 "
-    "for i = 1, n do local r = check(KEYS[i], lim, true) if r then return r end end "
+    "local node = ARGV[6] or '' local fleet = node ~= '' and n == 1 local k = KEYS[1] "
+    "local rsv = fleet and redis.pcall('get', k .. ',r') local ours = fleet and rsv == node "
+    "for i = 1, n do local r = check(KEYS[i], lim, not ours) "
+    "if not r and fleet and type(rsv) == 'string' and not ours then r = 0 end "
+    "if r then if r == 0 and fleet then local t = reg_parse(redis.pcall('get', k .. ',w'), now) "
+    "reg_put(t, node, now - tonumber(ARGV[8]), now + tonumber(ARGV[7])) reg_save(k .. ',w', t, now) end "
+    "return r end end "
     "for i = 1, n do enter(KEYS[i]) end "
+    "if fleet then local t = reg_parse(redis.pcall('get', k .. ',w'), now) local dropped = reg_drop(t, node) "
+    "if dropped then reg_save(k .. ',w', t, now) end "
+    "if ours then redis.call('del', k .. ',r') end local h = reg_head(t, node) "
+    "if h and (dropped or ours) and (lim == 0 or redis.call('hlen', k) - 1 < lim) "
+    "and redis.call('exists', k .. ',wwait') == 0 then redis.call('publish', ARGV[9], h[1] .. ' ' .. k) end end "
     "if ARGV[5] == '1' then " LUA_NEXT_FENCE("KEYS[n + 1]") "end "
-                                                            "return 1",
+    "return 1",
+    /* clang-format on */
     [SCRIPT_SHARED_EXTEND] = LUA_SHARED_PRUNE LUA_SHARED_CHECK
     "local lim = tonumber(ARGV[4]) or 0 "
     "for _, k in ipairs(KEYS) do if check(k, lim, false) then return 0 end end "
     "for _, k in ipairs(KEYS) do enter(k) end "
     "return 1",
-    [SCRIPT_SHARED_RELEASE] = LUA_SHARED_PRUNE "local n = 0 for _, k in ipairs(KEYS) do "
-                                               "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "
-                                               "n = n + redis.call('hdel', k, ARGV[1]) prune(k) end end "
-                                               "return n",
+    /* clang-format off */
+    [SCRIPT_SHARED_RELEASE] = LUA_SHARED_PRUNE LUA_FLEET
+    "local function wake(k, m, c) local lim = tonumber(string.match(m, '^permits (%d+)$')) or 0 "
+    "if c > 0 and (lim == 0 or c >= lim) then return end "
+    "local h = reg_head(reg_parse(redis.pcall('get', k .. ',w'), now), ARGV[4]) "
+    "if h and h[2] <= now - tonumber(ARGV[5]) then redis.call('set', k .. ',r', h[1], 'PX', ARGV[3]) "
+    "redis.call('publish', ARGV[2], h[1] .. ' ' .. k) end end "
+    "local n = 0 for _, k in ipairs(KEYS) do "
+    "if redis.call('type', k)['ok'] == 'hash' then local m = mode_of(k) if m then "
+    "local d = redis.call('hdel', k, ARGV[1]) n = n + d local c = prune(k) "
+    "if d > 0 and ARGV[5] then wake(k, m, c) end end end end "
+    "return n",
+    /* clang-format on */
     [SCRIPT_WRITER_WAIT] =
         LUA_SHARED_MODE "local n = 0 for _, k in ipairs(KEYS) do "
                         "if redis.call('type', k)['ok'] == 'hash' and mode_of(k) then "

@@ -630,20 +630,28 @@ static void op_argv_build(enum rl_kind kind, const struct rl_target *t, struct o
 
 /* A shared or PERMITS lock's command (redis_pool.c LUA_SHARED_*): ACQUIRE
  * ARGV token, ttl, mode, limit, fenced with the fence counter after the
- * keys; EXTEND token, ttl, mode, limit; RELEASE token. */
+ * keys, and with fleet waiting node, registry ms, waiter's age, channel;
+ * EXTEND token, ttl, mode, limit; RELEASE token, and with fleet waiting
+ * channel, reservation ms, node, age of the oldest local waiter. */
 static int send_shared(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t,
                        const struct op_argv *a, size_t m, uintptr_t tag)
 {
     char lim[PROTO_U64_DIGITS];
-    const char *args[5] = {t->token, a->ttl, t->mode, lim, t->fenced ? "1" : "0"};
-    size_t lens[5] = {a->token_len, a->ttl_len, strlen(t->mode), proto_put_u64(lim, t->limit), 1};
-    if (kind == RL_RELEASE)
-        return pool_script(e->pool, m, tag, SCRIPT_SHARED_RELEASE, t->nkeys, t->keys, t->keylens, 1, args,
-                           lens);
+    bool fleet = t->node != NULL;
+    if (kind == RL_RELEASE) {
+        const char *args[5] = {t->token, t->wake_channel, a->reserve, t->node, a->age};
+        size_t lens[5] = {a->token_len, t->wake_channel_len, a->reserve_len, POOL_NODE_ID_LEN, a->age_len};
+        return pool_script(e->pool, m, tag, SCRIPT_SHARED_RELEASE, t->nkeys, t->keys, t->keylens, fleet ? 5 : 1,
+                           args, lens);
+    }
+    const char *args[9] = {t->token,    a->ttl, t->mode,        lim, t->fenced ? "1" : "0", t->node,
+                           a->registry, a->age, t->wake_channel};
+    size_t lens[9] = {a->token_len,     a->ttl_len,      strlen(t->mode), proto_put_u64(lim, t->limit), 1,
+                      POOL_NODE_ID_LEN, a->registry_len, a->age_len,      t->wake_channel_len};
     if (kind == RL_EXTEND)
         return pool_script(e->pool, m, tag, SCRIPT_SHARED_EXTEND, t->nkeys, t->keys, t->keylens, 4, args, lens);
-    return pool_script(e->pool, m, tag, SCRIPT_SHARED_ACQUIRE, t->nkeys + 1, t->keys, t->keylens, 5, args,
-                       lens);
+    return pool_script(e->pool, m, tag, SCRIPT_SHARED_ACQUIRE, t->nkeys + 1, t->keys, t->keylens,
+                       fleet && t->nkeys == 1 ? 9 : 5, args, lens);
 }
 
 /* Queue the op's command (tagged tag) to master m. Returns 0 when it was
@@ -651,7 +659,7 @@ static int send_shared(struct rl_engine *e, enum rl_kind kind, const struct rl_t
 static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_target *t, const struct op_argv *a,
                    size_t m, uintptr_t tag)
 {
-    /* A shared or PERMITS lock has its own scripts (and no fleet waiting). */
+    /* A shared or PERMITS lock has its own scripts. */
     if (t->mode != NULL && (kind == RL_ACQUIRE || kind == RL_EXTEND || kind == RL_RELEASE))
         return send_shared(e, kind, t, a, m, tag);
     /* The key and, for ACQUIRE and HANDOFF only (other targets have one key), its fence counter. */

@@ -83,11 +83,13 @@ struct rl_target {
     /* Fleet waiting (PROTOCOL.md 8.7), NULL node: off. ACQUIRE of one key
      * without priority: honour reservations, register when refused. HANDOFF: may
      * yield to another node's older waiters. RELEASE: reserve for and wake the
-     * registered. UNREGISTER: drop node's entry. */
+     * registered (shared: those older than wait_age_ms). UNREGISTER: drop
+     * node's entry. */
     const char *node;         /* this daemon's node id (POOL_NODE_ID_LEN hex) */
     const char *wake_channel; /* "<key_prefix>,wake" */
     size_t wake_channel_len;
-    uint64_t wait_age_ms; /* HANDOFF: how long the local waiter has waited */
+    uint64_t wait_age_ms; /* HANDOFF, shared ACQUIRE: how long the local waiter has waited;
+                             shared RELEASE: the oldest local waiter of the key (0: none) */
     uint32_t streak;      /* HANDOFF: consecutive local hand-offs of the key before this one */
     uint32_t streak_max;  /* HANDOFF: at this streak, yield to any registered node */
     uint32_t registry_ms; /* a registration lasts this long unless refreshed */

@@ -13,6 +13,15 @@
  *  - killed_daemon_expires: a registered daemon that is SIGKILLed does not
  *    keep the others waiting: its registration expires, the key is handed
  *    on, and afterwards hand-offs stay local (none yields any more).
+ *  - fair_permits_across_daemons: the same loop with PERMITS 2: at most two
+ *    holders at once, and neither daemon's clients get more than twice the
+ *    other's.
+ *  - shared_wakes_other_daemon: with retry_delay_ms at 60 s, a SHARED
+ *    waiter on B is granted when A's exclusive holder releases, and an
+ *    exclusive waiter on B when A's last reader releases.
+ *  - readers_of_two_daemons_wake: readers waiting on two other daemons
+ *    both enter when the writer releases (the first one admitted wakes the
+ *    next registered daemon).
  *
  * Counts and deadlines only (no timing assertions): it must hold on a busy
  * two-core machine and under valgrind.
@@ -79,6 +88,8 @@ static atomic_int overlaps; /* times a grant found another holder inside */
 static atomic_int total;    /* acquisitions, both daemons */
 static atomic_int errors;   /* unexpected client errors */
 static atomic_bool stop;
+static struct redlock_acquire_opts work_opts; /* what every worker asks */
+static int max_holders;                       /* holders allowed at once */
 
 struct worker {
     const char *addr;
@@ -94,7 +105,7 @@ static void *work(void *arg)
         atomic_fetch_add(&errors, 1);
         return NULL;
     }
-    struct redlock_acquire_opts o = {.ttl_ms = 5000, .wait_ms = 10000};
+    struct redlock_acquire_opts o = work_opts;
     while (!atomic_load(&stop)) {
         struct redlock_lock lk;
         int rc = redlock_acquire(c, "hot", &o, &lk);
@@ -104,7 +115,7 @@ static void *work(void *arg)
             atomic_fetch_add(&errors, 1);
             break;
         }
-        if (atomic_fetch_add(&holders, 1) != 0)
+        if (atomic_fetch_add(&holders, 1) >= max_holders)
             atomic_fetch_add(&overlaps, 1);
         w->count++;
         atomic_fetch_add(&total, 1);
@@ -126,10 +137,11 @@ static bool enough(void *arg)
     return atomic_load(&total) >= WANT_TOTAL || atomic_load(&errors) > 0;
 }
 
-START_TEST(fair_across_daemons)
+/* 2 x NCLIENTS clients loop on "hot" with work_opts until WANT_TOTAL
+ * acquisitions: no more than max_holders at once, neither daemon's clients
+ * more than twice the other's. */
+static void run_fairness(const char *name)
 {
-    start(0, NULL);
-    start(1, NULL);
     struct worker w[2 * NCLIENTS];
     atomic_store(&holders, 0);
     atomic_store(&overlaps, 0);
@@ -147,12 +159,31 @@ START_TEST(fair_across_daemons)
     int per[2] = {0, 0};
     for (int i = 0; i < 2 * NCLIENTS; i++)
         per[i % 2] += w[i].count;
-    fprintf(stderr, "fair_across_daemons: daemon A %d, daemon B %d acquisitions\n", per[0], per[1]);
+    fprintf(stderr, "%s: daemon A %d, daemon B %d acquisitions\n", name, per[0], per[1]);
     ck_assert_int_eq(atomic_load(&errors), 0);
     ck_assert_msg(done, "only %d acquisitions before the deadline", atomic_load(&total));
     ck_assert_int_eq(atomic_load(&overlaps), 0);
     ck_assert_msg(per[0] <= 2 * per[1] && per[1] <= 2 * per[0],
                   "unfair: daemon A's clients got %d acquisitions, daemon B's %d", per[0], per[1]);
+}
+
+START_TEST(fair_across_daemons)
+{
+    start(0, NULL);
+    start(1, NULL);
+    work_opts = (struct redlock_acquire_opts){.ttl_ms = 5000, .wait_ms = 10000};
+    max_holders = 1;
+    run_fairness("fair_across_daemons");
+}
+END_TEST
+
+START_TEST(fair_permits_across_daemons)
+{
+    start(0, NULL);
+    start(1, NULL);
+    work_opts = (struct redlock_acquire_opts){.ttl_ms = 5000, .wait_ms = 10000, .permits = 2};
+    max_holders = 2;
+    run_fairness("fair_permits_across_daemons");
 }
 END_TEST
 
@@ -219,6 +250,87 @@ START_TEST(release_wakes_other_daemon)
     ck_assert_int_ge(info_counter(b, "fleet_wakeups"), 1);
     redlock_close(b);
     close(fd);
+    redlock_close(a);
+}
+END_TEST
+
+/* ---- shared_wakes_other_daemon, readers_of_two_daemons_wake ---------------- */
+
+/* fd's ACQUIRE (sent) is answered OK within 30 s: long before a 60 s poll. */
+static void expect_granted(int fd, const char *who)
+{
+    char reply[256];
+    int n = h_read_reply(fd, reply, sizeof reply, 30000);
+    ck_assert_msg(n > 0 && strncmp(reply, "OK ", 3) == 0, "%s: '%s' (%d)", who, n > 0 ? reply : "",
+                  n);
+}
+
+START_TEST(shared_wakes_other_daemon)
+{
+    start(0, SLOW_POLL);
+    start(1, SLOW_POLL);
+    struct redlock_client *a = h_client(D[0].sock), *b = h_client(D[1].sock);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    probe = b;
+
+    /* A reader on B waits for A's writer. */
+    struct redlock_acquire_opts o = {.ttl_ms = 30000};
+    struct redlock_lock held;
+    ck_assert_int_eq(redlock_acquire(a, "rw", &o, &held), REDLOCK_OK);
+    int fd = h_connect_unix(D[1].sock);
+    ck_assert_int_ge(fd, 0);
+    raw_send(fd, "ACQUIRE rw 30000 SHARED WAIT 50000");
+    ck_assert_msg(h_wait_until(one_waiter, NULL, 20000 * h_slowdown()), "B's reader never queued");
+    ck_assert_int_eq(redlock_release(a, held.id), REDLOCK_OK);
+    expect_granted(fd, "B's reader after A's writer");
+    close(fd);
+    long long woken = info_counter(b, "fleet_wakeups");
+    ck_assert_int_ge(woken, 1);
+
+    /* A writer on B waits for A's reader (the key is gone only when the
+     * last reader leaves: B's reader above has gone with its connection). */
+    o.shared = true;
+    ck_assert_int_eq(redlock_acquire(a, "rw2", &o, &held), REDLOCK_OK);
+    fd = h_connect_unix(D[1].sock);
+    ck_assert_int_ge(fd, 0);
+    raw_send(fd, "ACQUIRE rw2 30000 WAIT 50000");
+    ck_assert_msg(h_wait_until(one_waiter, NULL, 20000 * h_slowdown()), "B's writer never queued");
+    ck_assert_int_eq(redlock_release(a, held.id), REDLOCK_OK);
+    expect_granted(fd, "B's writer after A's reader");
+    ck_assert_int_gt(info_counter(b, "fleet_wakeups"), woken);
+    close(fd);
+    redlock_close(b);
+    redlock_close(a);
+}
+END_TEST
+
+START_TEST(readers_of_two_daemons_wake)
+{
+    start(0, SLOW_POLL);
+    start(1, SLOW_POLL);
+    start(2, SLOW_POLL);
+    struct redlock_client *a = h_client(D[0].sock);
+    ck_assert_ptr_nonnull(a);
+    struct redlock_acquire_opts o = {.ttl_ms = 30000};
+    struct redlock_lock held;
+    ck_assert_int_eq(redlock_acquire(a, "rd", &o, &held), REDLOCK_OK);
+    int fd[2];
+    for (int i = 0; i < 2; i++) {
+        fd[i] = h_connect_unix(D[1 + i].sock);
+        ck_assert_int_ge(fd[i], 0);
+        raw_send(fd[i], "ACQUIRE rd 30000 SHARED WAIT 50000");
+        probe = h_client(D[1 + i].sock);
+        ck_assert_ptr_nonnull(probe);
+        ck_assert_msg(h_wait_until(one_waiter, NULL, 20000 * h_slowdown()),
+                      "reader %d never queued", i);
+        redlock_close(probe);
+    }
+    ck_assert_int_eq(redlock_release(a, held.id), REDLOCK_OK);
+    expect_granted(fd[0], "the first reader");
+    expect_granted(fd[1], "the second reader");
+    close(fd[0]);
+    close(fd[1]);
     redlock_close(a);
 }
 END_TEST
@@ -300,6 +412,9 @@ int main(void)
     tcase_add_test(tc, fair_across_daemons);
     tcase_add_test(tc, release_wakes_other_daemon);
     tcase_add_test(tc, killed_daemon_expires);
+    tcase_add_test(tc, fair_permits_across_daemons);
+    tcase_add_test(tc, shared_wakes_other_daemon);
+    tcase_add_test(tc, readers_of_two_daemons_wake);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);

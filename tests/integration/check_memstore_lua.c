@@ -290,6 +290,46 @@ static const struct dcase cases[] = {
     {"inspect shared", SCRIPT_INSPECT, {{"a", "@shared", 60000, T1, 60000}, {"a", "@shared", 60000, T2, -1}}, {"a"},
      {""}},
     {"inspect permits", SCRIPT_INSPECT, {{"a", "@permits 3", 60000, T1, 60000}}, {"a"}, {""}},
+
+    /* ---- shared with fleet waiting: acquire ARGV token, ttl, mode, limit, fenced, node, registry ms,
+     * waiter's age, channel; release ARGV token, channel, reservation ms, node, oldest waiter's age ---- */
+#define SF(mode, lim) {T1, "60000", mode, lim, "0", N1, "5000", "1000", CH}
+#define SR(age) {T1, CH, "60000", N1, age}
+    {"shared fleet acquire free", SCRIPT_SHARED_ACQUIRE, {{NULL}}, {"a", ",fence"}, SF("shared", "0")},
+    {"shared fleet acquire over exclusive registers", SCRIPT_SHARED_ACQUIRE, {{"a", T2, 60000}}, {"a", ",fence"},
+     SF("shared", "0")},
+    {"shared fleet acquire reserved for another", SCRIPT_SHARED_ACQUIRE, {{"a,r", N2, 60000}}, {"a", ",fence"},
+     SF("shared", "0")},
+    {"shared acquire without fleet ignores reservations", SCRIPT_SHARED_ACQUIRE, {{"a,r", N2, 60000}},
+     {"a", ",fence"}, {T1, "60000", "shared", "0", "0"}},
+    {"shared fleet acquire, writer marker, registers", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@shared", 60000, T2, 60000}, {"a,wwait", "1", 5000}}, {"a", ",fence"}, SF("shared", "0")},
+    {"shared fleet acquire reserved for us passes the writer marker", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@shared", 60000, T2, 60000}, {"a,wwait", "1", 5000}, {"a,r", N1, 60000},
+      {"a,w", N1 " @-100 @+5000;" N2 " @-50 @+5000", 60000}}, {"a", ",fence"}, SF("shared", "0")},
+    {"permits fleet acquire full keeps the older since", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@permits 1", 60000, T2, 60000}, {"a,w", N1 " @-9000 @+3000", 60000}}, {"a", ",fence"},
+     SF("permits 1", "1")},
+    {"permits fleet acquire leaves the registry", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@permits 2", 60000, T2, 60000}, {"a,w", N1 " @-100 @+5000;" N2 " @-50 @+5000", 60000}},
+     {"a", ",fence"}, SF("permits 2", "2")},
+    {"shared fleet acquire, other mode, not registered", SCRIPT_SHARED_ACQUIRE,
+     {{"a", "@permits 2", 60000, T2, 60000}}, {"a", ",fence"}, SF("shared", "0")},
+    {"shared release, last, reserves for the oldest other", SCRIPT_SHARED_RELEASE,
+     {{"a", "@shared", 60000, T1, 60000},
+      {"a,w", N2 " @-100 @+5000;" N3 " @-200 @+5000;" N1 " @-900 @+5000", 60000}}, {"a"}, SR("0")},
+    {"shared release, readers left, no reservation", SCRIPT_SHARED_RELEASE,
+     {{"a", "@shared", 60000, T1, 60000}, {"a", "@shared", 60000, T2, 60000}, {"a,w", N2 " @-100 @+5000", 60000}},
+     {"a"}, SR("0")},
+    {"permits release under n reserves", SCRIPT_SHARED_RELEASE,
+     {{"a", "@permits 2", 60000, T1, 60000}, {"a", "@permits 2", 60000, T2, 60000},
+      {"a,w", N2 " @-100 @+5000", 60000}}, {"a"}, SR("0")},
+    {"shared release keeps a younger registration waiting", SCRIPT_SHARED_RELEASE,
+     {{"a", "@shared", 60000, T1, 60000}, {"a,w", N2 " @-100 @+5000", 60000}}, {"a"}, SR("5000")},
+    {"shared release of a non-holder reserves nothing", SCRIPT_SHARED_RELEASE,
+     {{"a,w", N2 " @-100 @+5000", 60000}}, {"a"}, SR("0")},
+#undef SF
+#undef SR
 };
 /* clang-format on */
 #define NCASES (sizeof cases / sizeof cases[0])

@@ -1229,6 +1229,58 @@ START_TEST(fleet_unregister_when_last_waiter_leaves)
 }
 END_TEST
 
+/* SHARED and PERMITS waiters take part too (PROTOCOL.md 8.8): their
+ * acquires carry the node and the waiter's age, a release carries the age
+ * of the oldest local waiter of the key, and a wake-up starts every reader
+ * queued in a row, not just the head. */
+START_TEST(fleet_shared_and_permits)
+{
+    struct towner o[5];
+    struct treq q[5], rel;
+    char id[PROTO_LOCK_ID_LEN + 1], line[128];
+    fleet_on();
+    for (int k = 0; k < 5; k++) owner_init(&o[k]);
+    request(&o[0], &q[0], "ACQUIRE x 10000 WAIT 5000");
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9900);
+    size_t mark = nfops;
+    request(&o[1], &q[1], "ACQUIRE x 10000 SHARED WAIT 5000"); /* behind the local writer */
+    advance(10);
+    request(&o[2], &q[2], "ACQUIRE x 10000 SHARED WAIT 5000");
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0);
+    advance(5);
+    id_of(&q[0], id);
+    snprintf(line, sizeof line, "RELEASE %s", id);
+    request(&o[0], &rel, line);
+    size_t r = last_op(RL_RELEASE); /* no hand-off to a reader */
+    ck_assert_str_eq(fops[r].node, NODE);
+    ck_assert_uint_eq(fops[r].wait_age_ms, 15); /* the oldest local waiter's */
+    mark = nfops;
+    advance(0); /* both readers attempt, with their ages */
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 2);
+    ck_assert_str_eq(fops[mark].mode, "shared");
+    ck_assert_str_eq(fops[mark].node, NODE);
+    ck_assert_uint_eq(fops[mark].wait_age_ms, 15);
+    ck_assert_uint_eq(fops[mark + 1].wait_age_ms, 5);
+    finish(mark, RL_BUSY, 0, 3, 0); /* refused elsewhere: registered */
+    finish(mark + 1, RL_BUSY, 0, 3, 0);
+    mark = nfops;
+    mgr_fleet_wake(&S, NODE " x", strlen(NODE " x"));
+    ck_assert_uint_eq(S.stats.fleet_wakeups, 1);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 2); /* the head and the reader behind it */
+    finish(mark, RL_OK, 3, 3, 9000);
+    finish(mark + 1, RL_OK, 3, 3, 9000);
+    ck_assert(strncmp(q[1].reply, "OK ", 3) == 0);
+    ck_assert(strncmp(q[2].reply, "OK ", 3) == 0);
+    /* A WAITing PERMITS acquire takes part; a try-lock does not. */
+    request(&o[3], &q[3], "ACQUIRE y 10000 PERMITS 2 WAIT 5000");
+    ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, NODE);
+    ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].mode, "permits 2");
+    request(&o[4], &q[4], "ACQUIRE z 10000 SHARED");
+    ck_assert_str_eq(fops[last_op(RL_ACQUIRE)].node, "");
+}
+END_TEST
+
 /* A stated precondition is asserted: shutdown steps before mgr_shutdown(). */
 /* ---- lock-delay (issue 14 section 3) ---- */
 
@@ -1580,6 +1632,7 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, fleet_mixed_handoff_undoes_minority);
     tcase_add_test(tc, fleet_wake_up);
     tcase_add_test(tc, fleet_unregister_when_last_waiter_leaves);
+    tcase_add_test(tc, fleet_shared_and_permits);
     tcase_add_loop_test(tc, mode_compatibility, 0, (int)(sizeof mode_cases / sizeof mode_cases[0]));
     tcase_add_test(tc, shared_targets);
     tcase_add_test(tc, fifo_across_kinds);
