@@ -4,13 +4,16 @@
  * Three real redis-server masters, two redlockd instances sharing them, and
  * CHAOS_CLIENTS client processes (half on each daemon) that keep taking a
  * few hot resources: plain TTL locks with WAIT, and AUTOEXTEND locks through
- * redlock_using(). Every holder records its critical section on
+ * redlock_using(); exclusive on three of them, readers (SHARED) and writers
+ * on a fourth, and PERMITS 2 on a fifth. Every holder records its critical section on
  * CLOCK_MONOTONIC (one clock for all processes of this machine). Meanwhile
  * the parent injects faults into one master at a time: SIGSTOP for a while,
  * or SIGKILL and a restart with no data.
  *
- * Fails if two sections of one resource overlap, if a section's fence is not
- * above the fence of the section before it on that resource, if a plain
+ * Fails if two sections of one resource overlap (a writer and anyone; more
+ * than two PERMITS 2 holders), if a section's fence is not above the fence
+ * of an earlier section on that resource that ended before it began (one of
+ * them a writer; semaphore holders are not ordered), if a plain
  * holder's section ran past the validity it was promised, if an AUTOEXTEND
  * holder went on after EVENT LOST, or if a daemon crashed or did not exit 0
  * on SIGTERM.
@@ -34,7 +37,10 @@
 #include "redlock.h"
 
 #define NM 3
-#define NRES 3
+#define NRES 5
+#define RES_RW 3      /* readers and writers */
+#define RES_PERMITS 4 /* PERMITS 2 */
+#define PERMITS_N 2
 #define MAX_CLIENTS 16
 #define MAX_RECORDS 200000
 #define PLAIN_TTL_MS 500
@@ -57,6 +63,7 @@ struct record {
     int lost;             /* auto: EVENT LOST arrived during the section */
     int past_lost;        /* auto: the section went on after LOST was seen */
     uint64_t fence;       /* the fence the lock came with */
+    int shared;           /* a reader (RES_RW) */
 };
 
 /* Totals a client reports back through its record file's trailer. */
@@ -80,7 +87,7 @@ static void work_ms(unsigned ms) /* simulated work inside the section */
 
 static const char *resource_name(int r)
 {
-    static const char *const names[NRES] = {"chaos-a", "chaos-b", "chaos-c"};
+    static const char *const names[NRES] = {"chaos-a", "chaos-b", "chaos-c", "chaos-rw", "chaos-permits"};
     return names[r];
 }
 
@@ -112,6 +119,13 @@ static int in_auto_section(struct redlock_guard *g, void *ud)
     return 0;
 }
 
+/* The resource's mode in the ACQUIRE options: on RES_RW a reader half the time. */
+static void set_mode(struct record *rec, struct redlock_acquire_opts *o)
+{
+    if (rec->resource == RES_PERMITS) o->permits = PERMITS_N;
+    if (rec->resource == RES_RW && rand() % 2 == 0) rec->shared = o->shared = true;
+}
+
 static void run_client(int id, const char *sock, uint64_t stop_ns, const char *out_path)
 {
     srand((unsigned)(getpid() ^ mono_ns()));
@@ -135,6 +149,7 @@ static void run_client(int id, const char *sock, uint64_t stop_ns, const char *o
             rec.kind = SECTION_AUTO;
             struct auto_ctx a = {.rec = &rec, .work_ms = (unsigned)(rand() % 300)};
             struct redlock_acquire_opts o = {.ttl_ms = AUTO_TTL_MS, .wait_ms = 2000};
+            set_mode(&rec, &o);
             rc = redlock_using(c, res, &o, in_auto_section, &a);
             if (rc == REDLOCK_OK || rc == REDLOCK_ERR_LOST || rec.start_ns != 0) {
                 if (rec.lost || rc == REDLOCK_ERR_LOST) {
@@ -153,6 +168,7 @@ static void run_client(int id, const char *sock, uint64_t stop_ns, const char *o
         } else {
             rec.kind = SECTION_PLAIN;
             struct redlock_acquire_opts o = {.ttl_ms = PLAIN_TTL_MS, .wait_ms = 2000};
+            set_mode(&rec, &o);
             struct redlock_lock lk;
             rc = redlock_acquire(c, res, &o, &lk);
             if (rc == REDLOCK_OK) {
@@ -341,32 +357,60 @@ int main(void)
     qsort(all, n, sizeof *all, by_start);
     size_t overlaps = 0, overran = 0, fences_back = 0, fences_excused = 0;
     unsigned nkills = faults_kill < MAX_KILLS ? faults_kill : MAX_KILLS;
+    size_t readers = 0, writers = 0, permit_holders = 0;
+    unsigned most_readers = 0, most_permits = 0; /* the most in at once */
     for (size_t i = 0; i < n; i++) {
-        /* Holders of a resource follow each other: so must their fences. */
-        if (i > 0 && all[i - 1].resource == all[i].resource && all[i].fence <= all[i - 1].fence) {
-            bool excused = after_double_loss(kill_ns, nkills, all[i].start_ns);
+        const struct record *ri = &all[i];
+        bool permits = ri->resource == RES_PERMITS;
+        if (ri->kind == SECTION_PLAIN && ri->end_ns > ri->promised_ns) {
+            overran++;
+            fprintf(stderr, "chaos: client %d held %s %.1f ms past its validity\n", ri->client,
+                    resource_name(ri->resource), (double)(ri->end_ns - ri->promised_ns) / 1e6);
+        }
+        /* Against every earlier section of the resource (sorted by start). */
+        unsigned open = 0; /* earlier sections still open at this start */
+        bool fence_ok = true;
+        const struct record *behind = NULL; /* an earlier, ordered section with a fence not below */
+        for (size_t j = i; j-- > 0 && all[j].resource == ri->resource;) {
+            const struct record *rj = &all[j];
+            if (ri->start_ns - rj->start_ns > 10000000000ull) break; /* far enough back */
+            bool ordered = !permits && !(ri->shared && rj->shared);  /* a writer is one of them */
+            if (rj->end_ns > ri->start_ns) {
+                open++;
+                if (ordered) {
+                    overlaps++;
+                    fprintf(stderr, "chaos: OVERLAP on %s: client %d [%llu, %llu] and client %d [%llu, %llu]\n",
+                            resource_name(ri->resource), rj->client, (unsigned long long)rj->start_ns,
+                            (unsigned long long)rj->end_ns, ri->client, (unsigned long long)ri->start_ns,
+                            (unsigned long long)ri->end_ns);
+                }
+            } else if (ordered && fence_ok && ri->fence <= rj->fence) {
+                fence_ok = false;
+                behind = rj;
+            }
+        }
+        if (ri->resource == RES_RW && ri->shared) {
+            readers++;
+            if (open + 1 > most_readers) most_readers = open + 1; /* overlapping writers are reported */
+        } else if (ri->resource == RES_RW) writers++;
+        if (permits) {
+            permit_holders++;
+            if (open + 1 > most_permits) most_permits = open + 1;
+        }
+        if (permits && open >= PERMITS_N) {
+            overlaps++;
+            fprintf(stderr, "chaos: OVERLAP on %s: client %d started with %u holders in\n",
+                    resource_name(ri->resource), ri->client, open);
+        }
+        if (!fence_ok) {
+            /* A later holder's fence must be above every earlier holder's it is ordered with. */
+            bool excused = after_double_loss(kill_ns, nkills, ri->start_ns);
             if (excused) fences_excused++;
             else fences_back++;
             fprintf(stderr, "chaos: FENCE on %s: client %d got %llu after client %d's %llu%s\n",
-                    resource_name(all[i].resource), all[i].client, (unsigned long long)all[i].fence,
-                    all[i - 1].client, (unsigned long long)all[i - 1].fence,
+                    resource_name(ri->resource), ri->client, (unsigned long long)ri->fence, behind->client,
+                    (unsigned long long)behind->fence,
                     excused ? " (excused: two masters lost their data within max_ttl_ms)" : "");
-        }
-        if (all[i].kind == SECTION_PLAIN && all[i].end_ns > all[i].promised_ns) {
-            overran++;
-            fprintf(stderr, "chaos: client %d held %s %.1f ms past its validity\n", all[i].client,
-                    resource_name(all[i].resource), (double)(all[i].end_ns - all[i].promised_ns) / 1e6);
-        }
-        /* Against every earlier section of the resource still open at this start. */
-        for (size_t j = i; j-- > 0 && all[j].resource == all[i].resource;) {
-            if (all[j].end_ns > all[i].start_ns) {
-                overlaps++;
-                fprintf(stderr, "chaos: OVERLAP on %s: client %d [%llu, %llu] and client %d [%llu, %llu]\n",
-                        resource_name(all[i].resource), all[j].client, (unsigned long long)all[j].start_ns,
-                        (unsigned long long)all[j].end_ns, all[i].client, (unsigned long long)all[i].start_ns,
-                        (unsigned long long)all[i].end_ns);
-            }
-            if (all[i].start_ns - all[j].start_ns > 10000000000ull) break; /* far enough back */
         }
     }
     free(all);
@@ -377,6 +421,10 @@ int main(void)
            (unsigned long long)sum.other_errors);
     printf("chaos: faults injected %u (SIGSTOP %u, kill+restart empty %u), LOST events %llu\n",
            faults_stop + faults_kill, faults_stop, faults_kill, (unsigned long long)sum.lost);
+    printf("chaos: %s: readers %zu (at most %u at once), writers %zu; %s: PERMITS %d holders %zu "
+           "(at most %u at once)\n",
+           resource_name(RES_RW), readers, most_readers, writers, resource_name(RES_PERMITS), PERMITS_N,
+           permit_holders, most_permits);
     printf("chaos: fleet waiting: hand-offs yielded to the other daemon %lld, wake-ups %lld\n", yielded,
            wakeups);
     printf("chaos: overlaps %zu (must be 0), plain sections past validity %zu (must be 0), "
