@@ -31,7 +31,9 @@
 #include "util.h"
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
-#define MGR_REPLY_MAX 256    /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
+#define MGR_REPLY_MAX 256
+#define DELAY_LOG_MAX \
+    3 /* lock-delay: locks of one connection logged one by one, then a count */ /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
 /* Fleet waiting (PROTOCOL.md 8.7). */
 #define FLEET_STREAK_MAX 8         /* local hand-offs in a row before yielding to any registered daemon */
 #define FLEET_REGISTRY_MIN_MS 1000 /* a registration lasts at least this long unrefreshed ... */
@@ -1440,12 +1442,13 @@ static enum orphan_fate orphan_fate(uint32_t delay_ms, bool quit, uint64_t valid
  * local waiters keep waiting and no hand-off happens) but owned by nobody,
  * no longer extended, until end_ms; counted and logged. */
 static void delay_orphan(struct server *s, struct lock *lk, enum orphan_fate fate, uint64_t end_ms,
-                         uint64_t now)
+                         uint64_t now, bool logged)
 {
     lk->flags |= LOCK_F_DELAYED;
     if (fate == ORPHAN_SHORTEN) lk->flags |= LOCK_F_SHORTEN;
     lk->validity_end_ms = end_ms;
     s->stats.locks_delayed++;
+    if (!logged) return;
     const struct resource *r = lk->res[0];
     log_info("msg=\"lock delayed: its connection ended without RELEASE\" lock=%.8s res=%.*s nres=%zu "
              "delay_ms=%llu",
@@ -1461,6 +1464,7 @@ void mgr_conn_closed(struct server *s, struct lock_owner *o, bool quit)
 {
     struct lock *lk;
     uint64_t now = clock_ms(s);
+    unsigned ndelayed = 0;
     while ((lk = LIST_FIRST(&o->locks)) != NULL) {
         s->stats.auto_released++;
         LIST_REMOVE(lk, owner_link);
@@ -1469,9 +1473,13 @@ void mgr_conn_closed(struct server *s, struct lock_owner *o, bool quit)
         lk->flags |= LOCK_F_ORPHANED;
         uint64_t end = 0;
         enum orphan_fate fate = orphan_fate(s->cfg.lock_delay_ms, quit, lk->validity_end_ms, now, &end);
-        if (fate != ORPHAN_RELEASE) delay_orphan(s, lk, fate, end, now);
+        if (fate != ORPHAN_RELEASE) delay_orphan(s, lk, fate, end, now, ndelayed++ < DELAY_LOG_MAX);
         wake(lk);
     }
+    /* A connection with thousands of locks does not flood the log. */
+    if (ndelayed > DELAY_LOG_MAX)
+        log_info("msg=\"locks delayed: their connection ended without RELEASE\" more=%u",
+                 ndelayed - DELAY_LOG_MAX);
     /* Its DETACHed locks live on to their TTL, counted against nobody. */
     while ((lk = LIST_FIRST(&o->detached)) != NULL) {
         LIST_REMOVE(lk, creator_link);

@@ -337,6 +337,34 @@ START_TEST(test_release_and_quit_are_never_delayed)
 }
 END_TEST
 
+/* A connection that ends holding many locks: each is delayed and counted,
+ * but only the first three are logged one by one, then one line says how
+ * many more (a client cannot flood the log). */
+static struct h_daemon *log_daemon;
+static bool summary_logged(void *ud)
+{
+    (void)ud;
+    return h_file_count(log_daemon->log, "more=3") == 1;
+}
+
+START_TEST(test_many_delayed_locks_log_once)
+{
+    start(&A, 60000);
+    int h = raw(&A);
+    char id[64], cmd[64];
+    for (int i = 0; i < 6; i++) {
+        snprintf(cmd, sizeof cmd, "ACQUIRE many%d 30000", i);
+        raw_send(h, cmd);
+        expect_lock(h, 10000, id);
+    }
+    cut(h);
+    log_daemon = &A;
+    ck_assert_msg(h_wait_until(summary_logged, NULL, 5000 * h_slowdown()), "no summary line");
+    ck_assert_int_eq(info_get(&A, "locks_delayed"), 6);
+    ck_assert_uint_eq(h_file_count(A.log, "lock delayed: its connection ended"), 3);
+}
+END_TEST
+
 /* A validity shorter than the delay: the keys are not deleted at the close
  * and simply expire with the validity (2 s), long before the minute. */
 START_TEST(test_validity_shorter_than_delay)
@@ -376,6 +404,7 @@ static Suite *lockdelay_suite(void)
     tcase_add_test(tc, test_reload_turns_the_delay_on);
     tcase_add_test(tc, test_release_and_quit_are_never_delayed);
     tcase_add_test(tc, test_validity_shorter_than_delay);
+    tcase_add_test(tc, test_many_delayed_locks_log_once);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1126,12 +1126,17 @@ int h_daemon_write_ini(const struct h_daemon *d, struct h_redis *const masters, 
 
 bool h_file_contains(const char *path, const char *needle)
 {
+    return h_file_count(path, needle) > 0;
+}
+
+unsigned h_file_count(const char *path, const char *needle)
+{
     FILE *f = fopen(path, "r");
     if (!f)
-        return false;
+        return 0;
     size_t cap = 1 << 16, len = 0;
     char *buf = malloc(cap + 1);
-    bool found = false;
+    unsigned found = 0;
     while (buf) {
         size_t n = fread(buf + len, 1, cap - len, f);
         len += n;
@@ -1145,7 +1150,11 @@ bool h_file_contains(const char *path, const char *needle)
     }
     if (buf) {
         buf[len] = '\0';
-        found = memmem(buf, len, needle, strlen(needle)) != NULL;
+        size_t nlen = strlen(needle);
+        for (const char *at = buf;
+             nlen > 0 && (at = memmem(at, len - (size_t)(at - buf), needle, nlen)) != NULL;
+             at += nlen)
+            found++;
     }
     free(buf);
     fclose(f);

@@ -311,6 +311,8 @@ int h_read_reply(int fd, char *out, size_t outlen, uint32_t timeout_ms);
 
 /* True if the file at path contains the string needle (false if unreadable). */
 bool h_file_contains(const char *path, const char *needle);
+/* How many times needle occurs in the file at path (0 if unreadable). */
+unsigned h_file_count(const char *path, const char *needle);
 
 /* True if fd becomes readable (data or EOF) within timeout_ms. */
 bool h_readable(int fd, uint32_t timeout_ms);
