@@ -902,7 +902,17 @@ static void acquire_step(struct server *s, struct lock *lk)
             fail_limit_waiters(s, lk, queued);
             return;
         }
-        arm_at(lk, lk->wait_deadline_ms);
+        uint64_t at = lk->wait_deadline_ms;
+        if (lk->mode == LOCK_EXCLUSIVE && blocker->nshared > 0 && blocker->holder == NULL &&
+            TAILQ_FIRST(&blocker->waiters) == lk) {
+            /* A writer first in line behind this daemon's own readers: the
+             * other daemons' new readers are kept out meanwhile too (8.8),
+             * the marker refreshed at each poll until the readers are gone. */
+            mark_writer_waiting(s, lk);
+            uint64_t poll = clock_ms(s) + s->cfg.retry_delay_ms + random_jitter(s->cfg.retry_jitter_ms);
+            if (poll < at) at = poll;
+        }
+        arm_at(lk, at);
         return;
     }
     if (lk->attempts >= lk->max_attempts || (expired && lk->attempts > 0) || s->shutting_down) {

@@ -170,8 +170,7 @@ END_TEST
 
 static bool wwait_on_majority(void *p)
 {
-    (void)p;
-    return masters_with("ws,wwait") >= 2;
+    return masters_with(p != NULL ? p : "ws,wwait") >= 2;
 }
 
 START_TEST(test_writer_not_starved_across_daemons)
@@ -199,6 +198,30 @@ START_TEST(test_writer_not_starved_across_daemons)
     wait_key_count("ws,wwait", 0);
     must_get(r2, "ACQUIRE ws 10000 SHARED", id2, NULL);
     release(r2, id2);
+    close(r1);
+    close(r2);
+    close(w);
+}
+END_TEST
+
+/* A writer queued behind a reader of its own daemon never reaches the
+ * masters until that reader leaves; the marker keeps the other daemon's new
+ * readers out all the same, so that they cannot keep the writer waiting. */
+START_TEST(test_writer_behind_local_reader_marks)
+{
+    int r1 = h_connect_unix(D[0].sock), w = h_connect_unix(D[0].sock),
+        r2 = h_connect_unix(D[1].sock);
+    char id1[64], wid[64], out[256];
+    must_get(r1, "ACQUIRE wl 10000 SHARED", id1, NULL);
+    ck_assert_int_eq(h_send_str(w, "ACQUIRE wl 10000 WAIT 20000\r\n"), 0);
+    ck_assert_msg(h_wait_until(wwait_on_majority, "wl,wwait", 5000 * h_slowdown()),
+                  "no writer-waiting marker for a writer behind a local reader");
+    must_fail(r2, "ACQUIRE wl 10000 SHARED WAIT 0", "ERR BUSY");
+    release(r1, id1);
+    ck_assert_msg(h_read_line(w, out, sizeof out, 10000 * h_slowdown()) > 0,
+                  "writer never answered");
+    ck_assert_msg(sscanf(out, "OK %63s", wid) == 1, "writer: '%s'", out);
+    release(w, wid);
     close(r1);
     close(r2);
     close(w);
@@ -533,6 +556,7 @@ int main(void)
     tcase_add_test(tc, test_readers_together_writer_excluded);
     tcase_add_test(tc, test_interop_with_plain_set_nx);
     tcase_add_test(tc, test_writer_not_starved_across_daemons);
+    tcase_add_test(tc, test_writer_behind_local_reader_marks);
     tcase_add_test(tc, test_fifo_across_kinds_on_one_daemon);
     tcase_add_test(tc, test_semaphore_bound_across_daemons);
     tcase_add_test(tc, test_semaphore_majority_interleaving_refused);

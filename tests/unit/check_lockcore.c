@@ -1410,7 +1410,9 @@ END_TEST
 
 /* ---- SHARED and PERMITS ---- */
 
-enum mode_want { M_ATTEMPT, M_QUEUE, M_BADREQ };
+/* M_QUEUE_MARK: queued, and the writer-waiting marker sent (a writer first
+ * in line behind local readers keeps other daemons' new readers out). */
+enum mode_want { M_ATTEMPT, M_QUEUE, M_QUEUE_MARK, M_BADREQ };
 
 struct mode_case {
     const char *held, *next;
@@ -1422,9 +1424,10 @@ struct mode_case {
  * BADREQ at once? */
 static const struct mode_case mode_cases[] = {
     {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 SHARED WAIT 1000", M_ATTEMPT},
-    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 WAIT 1000", M_QUEUE},
-    {"ACQUIRE r 10000 SHARED", "ACQUIRE q,r 10000 WAIT 1000", M_QUEUE},
-    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 PRIORITY 9 WAIT 1000", M_QUEUE}, /* no preempting readers */
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 WAIT 1000", M_QUEUE_MARK},
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE q,r 10000 WAIT 1000", M_QUEUE_MARK},
+    {"ACQUIRE r 10000 SHARED", "ACQUIRE r 10000 PRIORITY 9 WAIT 1000",
+     M_QUEUE_MARK}, /* no preempting readers */
     {"ACQUIRE r 10000", "ACQUIRE r 10000 SHARED WAIT 1000", M_QUEUE},
     {"ACQUIRE r 10000 PRIORITY 1", "ACQUIRE r 10000 PERMITS 3 WAIT 1000", M_QUEUE},
     {"ACQUIRE r 10000 PERMITS 2", "ACQUIRE r 10000 PERMITS 2 WAIT 1000", M_ATTEMPT},
@@ -1455,7 +1458,9 @@ START_TEST(mode_compatibility)
         ck_assert_uint_eq(S.nheld, 2);
         break;
     case M_QUEUE:
-        ck_assert_uint_eq(nfops, mark);
+    case M_QUEUE_MARK:
+        ck_assert_uint_eq(nfops - mark, c->want == M_QUEUE_MARK);
+        if (c->want == M_QUEUE_MARK) ck_assert_int_eq(fops[mark].kind, RL_MARK);
         ck_assert_int_eq(qb.answers, 0);
         ck_assert_uint_eq(S.nwaiters, 1);
         break;
@@ -1509,7 +1514,8 @@ START_TEST(fifo_across_kinds)
     request(&w, &qw, "ACQUIRE f 10000 WAIT 5000");
     request(&b, &qb, "ACQUIRE f 10000 SHARED WAIT 5000");
     request(&c, &qc, "ACQUIRE f 10000 SHARED WAIT 5000");
-    ck_assert_uint_eq(nfops, mark); /* all three queue, none asks the masters */
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0); /* all three queue, none asks the masters */
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 1);    /* the writer marks the key for other daemons */
     ck_assert_uint_eq(S.nwaiters, 3);
     snprintf(line, sizeof line, "RELEASE %s", ida);
     request(&a, &rel, line);
