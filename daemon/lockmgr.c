@@ -31,9 +31,8 @@
 #include "util.h"
 
 #define LOST_MARGIN_MIN_MS 5 /* EVENT LOST goes out at least this long before validity ends */
-#define MGR_REPLY_MAX 256
-#define DELAY_LOG_MAX \
-    3 /* lock-delay: locks of one connection logged one by one, then a count */ /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
+#define MGR_REPLY_MAX 256    /* a reply line; longer ERR texts are cut (as conn.h REQUEST_REPLY_MAX) */
+#define DELAY_LOG_MAX 3      /* lock-delay: one connection's locks logged one by one, then a count */
 /* Fleet waiting (PROTOCOL.md 8.7). */
 #define FLEET_STREAK_MAX 8         /* local hand-offs in a row before yielding to any registered daemon */
 #define FLEET_REGISTRY_MIN_MS 1000 /* a registration lasts at least this long unrefreshed ... */
