@@ -150,6 +150,8 @@ static double hist_mean(const struct hist *h)
 enum mode { MODE_PAIRS, MODE_HOT, MODE_HOLD, MODE_IDLE, MODE_DIRECT, MODE_PING, MODE_FLEET };
 static const char *const mode_names[] = {"pairs", "hot", "hold", "idle", "direct", "ping", "fleet"};
 
+#define MAX_FLEET_PERMITS 64 /* --permits at most */
+
 struct options {
     const char *addr; /* the first -a (or the default) */
     const char *addrs[MAX_ADDRS];
@@ -166,6 +168,7 @@ struct options {
     uint32_t wait_ms;
     uint32_t ramp_ms; /* spread the first ops over this long */
     long drain_ms;    /* -1 = DRAIN_MIN_MS */
+    uint32_t permits; /* hot, fleet: ACQUIRE ... PERMITS n (0: exclusive) */
     bool json;
     const char *label;
     char prefix[MAX_PREFIX + 1];
@@ -262,10 +265,13 @@ static struct {
     struct event *ev_warm, *ev_end, *ev_drain, *ev_ramp;
     uint64_t started; /* slots started by the ramp so far */
 
-    struct {                  /* fleet mode */
-        struct slot *holder;  /* grant seen, RELEASE not sent yet (NULL: none) */
+    struct {                                     /* fleet mode */
+        struct slot *holders[MAX_FLEET_PERMITS]; /* grants seen, RELEASE not sent yet */
+        unsigned nholders;
         int last_daemon;      /* daemon of the last grant, -1 before the first */
+        int last_rel_daemon;  /* daemon of the last RELEASE (hand-over: to the same or another) */
         uint64_t last_rel_ns; /* when the last holder's RELEASE was sent */
+        bool rel_pending;     /* a RELEASE since the last grant: the next grant is a hand-over */
         uint64_t streak, streak_max, switches, overlaps, open_waits;
         uint64_t acq[MAX_ADDRS];  /* grants in the window, per daemon */
         struct hist cross, local; /* hand-over to another daemon / the same daemon */
@@ -652,18 +658,34 @@ static void send_acquire(struct slot *s)
         memcpy(tail + t, " WAIT ", 6);
         t += 6;
         t += put_u64(tail + t, g.o.wait_ms);
+        if (g.o.permits > 0) {
+            memcpy(tail + t, " PERMITS ", 9);
+            t += 9;
+            t += put_u64(tail + t, g.o.permits);
+        }
     }
     send_daemon(s, "ACQUIRE ", 8, res, rlen, tail, t);
+}
+
+/* Fleet bookkeeping: s's hold ends (its RELEASE goes out, or its daemon
+ * connection died). */
+static void fleet_released(struct slot *s)
+{
+    for (unsigned i = 0; i < g.f.nholders; i++) {
+        if (g.f.holders[i] != s) continue;
+        g.f.holders[i] = g.f.holders[--g.f.nholders];
+        g.f.last_rel_ns = now_ns();
+        g.f.last_rel_daemon = (int)s->cl->daemon;
+        g.f.rel_pending = true;
+        return;
+    }
 }
 
 static void send_release(struct slot *s)
 {
     s->phase = PH_REL;
     s->gen++;
-    if (g.o.mode == MODE_FLEET && g.f.holder == s) {
-        g.f.holder = NULL;
-        g.f.last_rel_ns = now_ns();
-    }
+    if (g.o.mode == MODE_FLEET) fleet_released(s);
     if (g.o.mode != MODE_DIRECT) {
         send_daemon(s, "RELEASE ", 8, s->id, PROTO_LOCK_ID_LEN, "", 0);
         return;
@@ -806,22 +828,27 @@ static void on_hold_done(evutil_socket_t fd, short what, void *arg)
     flush_all();
 }
 
-/* Fleet bookkeeping for a grant just seen (reply parsed, validity known). */
+/* Fleet bookkeeping for a grant just seen (reply parsed, validity known):
+ * more valid holders than the lock admits (1, or --permits n) is an overlap. */
 static void fleet_grant(struct slot *s)
 {
     uint64_t now = now_ns();
     int d = (int)s->cl->daemon;
-    struct slot *h = g.f.holder;
-    if (h != NULL && h != s && now < h->valid_until_ns) {
+    unsigned limit = g.o.permits > 0 ? g.o.permits : 1, valid = 0;
+    struct slot *h = NULL;
+    for (unsigned i = 0; i < g.f.nholders; i++)
+        if (g.f.holders[i] != s && now < g.f.holders[i]->valid_until_ns) valid++, h = g.f.holders[i];
+    if (valid >= limit) {
         if (++g.f.overlaps <= 10)
             fprintf(stderr,
-                    "lockbench: OVERLAP: client %u (daemon %u) granted while client %u "
-                    "(daemon %u) holds, %llu ms of its validity left\n",
-                    s->cl->id, s->cl->daemon, h->cl->id, h->cl->daemon,
+                    "lockbench: OVERLAP: client %u (daemon %u) granted while %u others hold, client %u "
+                    "(daemon %u) with %llu ms of its validity left\n",
+                    s->cl->id, s->cl->daemon, valid, h->cl->id, h->cl->daemon,
                     (unsigned long long)((h->valid_until_ns - now) / 1000000));
-    } else if (h == NULL && g.f.last_daemon >= 0 && in_window()) {
-        hist_add(d == g.f.last_daemon ? &g.f.local : &g.f.cross, (now - g.f.last_rel_ns) / 1000);
+    } else if (g.f.rel_pending && in_window()) {
+        hist_add(d == g.f.last_rel_daemon ? &g.f.local : &g.f.cross, (now - g.f.last_rel_ns) / 1000);
     }
+    g.f.rel_pending = false;
     if (d == g.f.last_daemon) {
         g.f.streak++;
     } else {
@@ -832,7 +859,7 @@ static void fleet_grant(struct slot *s)
         if (g.f.streak > g.f.streak_max) g.f.streak_max = g.f.streak;
         g.f.acq[d]++;
     }
-    g.f.holder = s;
+    if (g.f.nholders < MAX_FLEET_PERMITS) g.f.holders[g.f.nholders++] = s;
     g.f.last_daemon = d;
 }
 
@@ -957,10 +984,8 @@ static void link_failed(struct link *l, const char *why)
     g.err_closed++;
     struct client *cl = l->cl;
     link_close(l);
-    if (g.f.holder != NULL && g.f.holder->cl == cl) { /* the daemon releases it */
-        g.f.holder = NULL;
-        g.f.last_rel_ns = now_ns();
-    }
+    for (unsigned i = g.f.nholders; i-- > 0;) /* the daemon releases them */
+        if (g.f.holders[i]->cl == cl) fleet_released(g.f.holders[i]);
     /* Slots of a daemon client die with its connection; a direct client
      * carries on while a majority of its masters is still connected. */
     unsigned alive = 0;
@@ -1475,6 +1500,8 @@ static void usage(FILE *f)
                "  -H, --hold MS         hold each lock this long (hot, hold; default 0; hold: 100)\n"
                "  -W, --wait MS         WAIT for hot and fleet modes (default 10000)\n"
                "  -r, --ramp MS         start the connections' ops spread over MS ms (default 0)\n"
+               "      --permits N       hot, fleet: ACQUIRE ... PERMITS N, a semaphore of N holders\n"
+               "                        (fleet: an overlap is more than N valid holders; 1..64)\n"
                "      --drain MS        after the window, ops in flight get MS ms (plus the hold)\n"
                "                        to finish before they are abandoned (default 3000)\n"
                "  -M, --masters LIST    direct mode: host:port,host:port,... (Redis masters)\n"
@@ -1511,18 +1538,29 @@ int main(int argc, char **argv)
     bool want_port = false;
     snprintf(o->prefix, sizeof o->prefix, "lockbench:%ld:", (long)getpid());
 
-    enum { OPT_JSON = 256, OPT_FREE_PORT, OPT_PING, OPT_DRAIN };
+    enum { OPT_JSON = 256, OPT_FREE_PORT, OPT_PING, OPT_DRAIN, OPT_PERMITS };
     static const struct option longopts[] = {
-        {"addr", required_argument, NULL, 'a'},          {"mode", required_argument, NULL, 'm'},
-        {"conns", required_argument, NULL, 'c'},         {"depth", required_argument, NULL, 'd'},
-        {"time", required_argument, NULL, 't'},          {"ops", required_argument, NULL, 'n'},
-        {"warmup", required_argument, NULL, 'w'},        {"ttl", required_argument, NULL, 'T'},
-        {"hold", required_argument, NULL, 'H'},          {"wait", required_argument, NULL, 'W'},
-        {"masters", required_argument, NULL, 'M'},       {"prefix", required_argument, NULL, 'p'},
-        {"label", required_argument, NULL, 'l'},         {"json", no_argument, NULL, OPT_JSON},
-        {"free-port", no_argument, NULL, OPT_FREE_PORT}, {"ping", required_argument, NULL, OPT_PING},
-        {"ramp", required_argument, NULL, 'r'},          {"help", no_argument, NULL, 'h'},
-        {"drain", required_argument, NULL, OPT_DRAIN},   {NULL, 0, NULL, 0},
+        {"addr", required_argument, NULL, 'a'},
+        {"mode", required_argument, NULL, 'm'},
+        {"conns", required_argument, NULL, 'c'},
+        {"depth", required_argument, NULL, 'd'},
+        {"time", required_argument, NULL, 't'},
+        {"ops", required_argument, NULL, 'n'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"ttl", required_argument, NULL, 'T'},
+        {"hold", required_argument, NULL, 'H'},
+        {"wait", required_argument, NULL, 'W'},
+        {"masters", required_argument, NULL, 'M'},
+        {"prefix", required_argument, NULL, 'p'},
+        {"label", required_argument, NULL, 'l'},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"free-port", no_argument, NULL, OPT_FREE_PORT},
+        {"ping", required_argument, NULL, OPT_PING},
+        {"ramp", required_argument, NULL, 'r'},
+        {"help", no_argument, NULL, 'h'},
+        {"drain", required_argument, NULL, OPT_DRAIN},
+        {"permits", required_argument, NULL, OPT_PERMITS},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "a:m:c:d:t:n:w:T:H:W:M:p:l:r:h", longopts, NULL)) != -1) {
@@ -1565,6 +1603,7 @@ int main(int argc, char **argv)
         case OPT_FREE_PORT: want_port = true; break;
         case OPT_PING: ping_ms = (long)parse_num(optarg, "--ping", 0, 600000); break;
         case OPT_DRAIN: o->drain_ms = (long)parse_num(optarg, "--drain", 0, 600000); break;
+        case OPT_PERMITS: o->permits = (uint32_t)parse_num(optarg, "--permits", 1, MAX_FLEET_PERMITS); break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -1602,7 +1641,9 @@ int main(int argc, char **argv)
     o->hold_ms = hold < 0 ? 0 : (uint32_t)hold;
     if (o->hold_ms && o->mode != MODE_HOT && o->mode != MODE_FLEET && o->mode != MODE_HOLD)
         die("-H applies to hot, fleet and hold modes");
-    g.f.last_daemon = -1;
+    if (o->permits && o->mode != MODE_HOT && o->mode != MODE_FLEET)
+        die("--permits applies to hot and fleet modes");
+    g.f.last_daemon = g.f.last_rel_daemon = -1;
     if (o->warmup_ms < 0) {
         long auto_ms = (long)(o->seconds * 1000 / 5);
         o->warmup_ms = auto_ms < 1000 ? auto_ms : 1000;
