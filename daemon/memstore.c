@@ -661,10 +661,10 @@ static int reg_save(struct memstore *ms, const char *rk, size_t rklen, const str
     return store(ms, rk, rklen, v, len, (uint64_t)(long long)(last - now));
 }
 
-/* ACQUIRE_FLEET: KEYS key, counter; ARGV token, ttl, fenced, node, registry ms.
- * Refused (0, and the node registered) when the key is held or reserved for
- * another node; else set (1 or the fence), the node's entry and the
- * reservation dropped. */
+/* ACQUIRE_FLEET: KEYS key, counter; ARGV token, ttl, fenced, node, registry
+ * ms [, waiter's age]. Refused (0, and the node registered, dated back by
+ * the age) when the key is held or reserved for another node; else set (1
+ * or the fence), the node's entry and the reservation dropped. */
 static void script_acquire_fleet(struct memstore *ms, const struct script_call *c, struct pool_reply *out)
 {
     if (c->nkeys < 2 || c->nargs < 5) {
@@ -684,7 +684,8 @@ static void script_acquire_fleet(struct memstore *ms, const struct script_call *
     reg_parse(lookup(ms, wk, wklen), now, &t);
     struct entry *r = lookup(ms, rk, rklen);
     if (lookup(ms, key, klen) != NULL || (r != NULL && !value_is(r, node, nlen))) {
-        reg_put(&t, node, nlen, now, now + (double)to_u64(c->args[4], c->arglens[4]));
+        double age = c->nargs > 5 ? (double)to_u64(c->args[5], c->arglens[5]) : 0;
+        reg_put(&t, node, nlen, now - age, now + (double)to_u64(c->args[4], c->arglens[4]));
         if (reg_save(ms, wk, wklen, &t, now) != 0) reply_error(out, "OOM out of memory");
         else reply_int(out, 0);
         return;

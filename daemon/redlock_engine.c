@@ -682,9 +682,9 @@ static int op_send(struct rl_engine *e, enum rl_kind kind, const struct rl_targe
     }
     if (kind == RL_ACQUIRE && t->nkeys == 1 && t->priority == 0 && t->node != NULL) {
         /* Fleet waiting: one script honours reservations and registers a refusal. */
-        const char *fargs[5] = {t->token, a->ttl, t->fenced ? "1" : "0", t->node, a->registry};
-        size_t flens[5] = {a->token_len, a->ttl_len, 1, POOL_NODE_ID_LEN, a->registry_len};
-        return pool_script(e->pool, m, tag, SCRIPT_ACQUIRE_FLEET, 2, hkeys, hkeylens, 5, fargs, flens);
+        const char *fargs[6] = {t->token, a->ttl, t->fenced ? "1" : "0", t->node, a->registry, a->age};
+        size_t flens[6] = {a->token_len, a->ttl_len, 1, POOL_NODE_ID_LEN, a->registry_len, a->age_len};
+        return pool_script(e->pool, m, tag, SCRIPT_ACQUIRE_FLEET, 2, hkeys, hkeylens, 6, fargs, flens);
     }
     if (kind == RL_UNREGISTER) {
         const char *uargs[2] = {t->node, t->wake_channel};

@@ -178,11 +178,15 @@ static const struct dcase cases[] = {
      {"a", ",fence"}, HF("1000", "0")},
 #undef HF
 
-    /* ---- fleet acquire: KEYS key, counter; ARGV token, ttl, fenced, node, registry ms ---- */
+    /* ---- fleet acquire: KEYS key, counter; ARGV token, ttl, fenced, node, registry ms [, waiter's age] ---- */
 #define AF(fenced) {T1, "60000", fenced, N1, "5000"}
     {"fleet acquire free", SCRIPT_ACQUIRE_FLEET, {{NULL}}, {"a", ",fence"}, AF("0")},
     {"fleet acquire fenced", SCRIPT_ACQUIRE_FLEET, {{",fence", "41", 0}}, {"a", ",fence"}, AF("1")},
     {"fleet acquire held registers", SCRIPT_ACQUIRE_FLEET, {{"a", T2, 60000}}, {"a", ",fence"}, AF("1")},
+    {"fleet acquire held registers dated back by the age", SCRIPT_ACQUIRE_FLEET, {{"a", T2, 60000}},
+     {"a", ",fence"}, {T1, "60000", "0", N1, "5000", "4000"}},
+    {"fleet acquire refresh keeps the older since", SCRIPT_ACQUIRE_FLEET,
+     {{"a", T2, 60000}, {"a,w", N1 " @-9000 @+1000", 60000}}, {"a", ",fence"}, {T1, "60000", "0", N1, "5000", "4000"}},
     {"fleet acquire refresh keeps since", SCRIPT_ACQUIRE_FLEET,
      {{"a", T2, 60000}, {"a,w", N2 " @-100 @+3000;" N1 " @-3000 @+1000", 60000}}, {"a", ",fence"}, AF("0")},
     {"fleet acquire reserved for another", SCRIPT_ACQUIRE_FLEET, {{"a,r", N2, 60000}}, {"a", ",fence"}, AF("0")},

@@ -1039,6 +1039,7 @@ START_TEST(fleet_which_ops)
     request(&a, &q1, "ACQUIRE r1 WAIT 1000");
     size_t i = last_op(RL_ACQUIRE);
     ck_assert_str_eq(fops[i].node, NODE);
+    ck_assert_uint_eq(fops[i].wait_age_ms, 0); /* just came: registered as of now if refused */
     ck_assert_str_eq(fops[i].channel, ",wake");
     ck_assert_uint_eq(fops[i].registry_ms, 1000); /* max(1 s, 3 x (200 + 0 + 30)) */
     ck_assert_uint_eq(fops[i].reserve_ms, 60);    /* 2 x master_timeout_ms */
@@ -1124,6 +1125,7 @@ START_TEST(fleet_yield_waiter_tries_after_reservation)
     advance(1);
     size_t i = last_op(RL_ACQUIRE);
     ck_assert_str_eq(fops[i].node, NODE);
+    ck_assert_uint_eq(fops[i].wait_age_ms, 61); /* a refusal registers b as of its arrival */
     finish(i, RL_OK, 3, 3, 9900);
     ck_assert(strncmp(qb.reply, "OK ", 3) == 0);
 }
