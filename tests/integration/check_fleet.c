@@ -22,6 +22,11 @@
  *  - readers_of_two_daemons_wake: readers waiting on two other daemons
  *    both enter when the writer releases (the first one admitted wakes the
  *    next registered daemon).
+ *  - hostile_wake_channel: anyone who can PUBLISH on the masters floods the
+ *    wake-up channel (thousands of wake-ups for a key still held, junk, other
+ *    nodes, a 2 MB message): the daemon keeps answering, its waiter keeps
+ *    waiting, the oversized message costs only the subscription (which comes
+ *    back), and a real release still wakes the waiter.
  *
  * Counts and deadlines only (no timing assertions): it must hold on a busy
  * two-core machine and under valgrind.
@@ -335,6 +340,101 @@ START_TEST(readers_of_two_daemons_wake)
 }
 END_TEST
 
+/* ---- hostile_wake_channel ------------------------------------------------------ */
+
+/* Every master has the daemon's subscriber back on the channel. */
+static bool subscribed_everywhere(void *arg)
+{
+    (void)arg;
+    char out[256];
+    for (int i = 0; i < NM; i++) {
+        const char *argv[] = {"EVAL", "return redis.call('pubsub', 'numsub', ',wake')[2]", "0",
+                              NULL};
+        if (h_redis_cmdv(&M[i], out, sizeof out, argv) != H_REPLY_INT || atoi(out) < 1)
+            return false;
+    }
+    return true;
+}
+
+static bool subscription_lost(void *arg)
+{
+    (void)arg;
+    return h_file_contains(D[0].log, "wake-up subscription lost");
+}
+
+/* PUBLISH msg on ",wake" n times on master i (one EVAL). */
+static void publish_n(int i, const char *msg, int n)
+{
+    char out[64], count[16];
+    snprintf(count, sizeof count, "%d", n);
+    const char *argv[] = {
+        "EVAL", "for _ = 1, tonumber(ARGV[2]) do redis.call('publish', ',wake', ARGV[1]) end",
+        "0",    msg,
+        count,  NULL};
+    ck_assert_int_ne(h_redis_cmdv(&M[i], out, sizeof out, argv), H_REPLY_ERRIO);
+}
+
+START_TEST(hostile_wake_channel)
+{
+    start(0, SLOW_POLL);
+    /* Another client's lock: redlockd's waiter polls (every 60 s here). */
+    char out[512];
+    for (int i = 0; i < NM; i++)
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "SET", "hw",
+                                     "0123456789abcdef0123456789abcdef", "PX", "60000", NULL),
+                         H_REPLY_STATUS);
+    int fd = h_connect_unix(D[0].sock);
+    ck_assert_int_ge(fd, 0);
+    raw_send(fd, "ACQUIRE hw 30000 WAIT 50000");
+    ck_assert_msg(h_wait_until(registered, "hw,w", 20000 * h_slowdown()), "never registered");
+    ck_assert_msg(h_wait_until(subscribed_everywhere, NULL, 20000 * h_slowdown()),
+                  "not subscribed");
+    char node[17];
+    ck_assert(h_redis_get(&M[0], "hw,w", out, sizeof out));
+    snprintf(node, sizeof node, "%.16s", out);
+    char wake[64], other[64], nokey[64];
+    snprintf(wake, sizeof wake, "%s hw", node);
+    snprintf(other, sizeof other, "00000000000000ff hw");
+    snprintf(nokey, sizeof nokey, "%s nosuchkey", node);
+    struct redlock_client *c = h_client(D[0].sock);
+    ck_assert_ptr_nonnull(c);
+    for (int i = 0; i < NM; i++) {
+        publish_n(i, wake, 3000); /* the key is still held: each retry is refused */
+        publish_n(i, other, 1000);
+        publish_n(i, nokey, 1000);
+        publish_n(i, "", 100);
+        publish_n(i, "x", 100);
+    }
+    /* Still answering, and still waiting. */
+    ck_assert_int_eq(redlock_command(c, "PING", out, sizeof out), REDLOCK_OK);
+    ck_assert(!h_readable(fd, 100));
+    long long woken = info_counter(c, "fleet_wakeups");
+    fprintf(stderr, "hostile_wake_channel: %d wake-ups for a held key started %lld attempts\n",
+            3 * 3000, woken);
+    ck_assert_int_ge(woken, 1);
+    /* 2 MB in one message: past the reply bound, the subscription is dropped
+     * and comes back. */
+    const char *big_argv[] = {
+        "EVAL", "redis.call('publish', ',wake', string.rep('a', 2 * 1024 * 1024)) return 1", "0",
+        NULL};
+    ck_assert_int_eq(h_redis_cmdv(&M[1], out, sizeof out, big_argv), H_REPLY_INT);
+    ck_assert_int_eq(redlock_command(c, "PING", out, sizeof out), REDLOCK_OK);
+    ck_assert_msg(h_wait_until(subscription_lost, NULL, 20000 * h_slowdown()),
+                  "the 2 MB message was taken");
+    ck_assert_msg(h_wait_until(subscribed_everywhere, NULL, 20000 * h_slowdown()),
+                  "subscription not back");
+    ck_assert(!h_readable(fd, 100));
+    /* The holder goes and a real wake-up comes: granted, long before a poll. */
+    for (int i = 0; i < NM; i++) {
+        ck_assert_int_eq(h_redis_cmd(&M[i], out, sizeof out, "DEL", "hw", NULL), H_REPLY_INT);
+        publish_n(i, wake, 1);
+    }
+    expect_granted(fd, "the waiter after the flood");
+    close(fd);
+    redlock_close(c);
+}
+END_TEST
+
 /* ---- killed_daemon_expires --------------------------------------------------- */
 
 
@@ -415,6 +515,7 @@ int main(void)
     tcase_add_test(tc, fair_permits_across_daemons);
     tcase_add_test(tc, shared_wakes_other_daemon);
     tcase_add_test(tc, readers_of_two_daemons_wake);
+    tcase_add_test(tc, hostile_wake_channel);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
