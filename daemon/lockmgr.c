@@ -25,6 +25,7 @@
 #include <assert.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -46,7 +47,8 @@ static void acquire_step(struct server *s, struct lock *lk);
 static void attempt_failed(struct server *s, struct lock *lk, const struct rl_outcome *out);
 static void on_fence_raised(void *ctx, const struct rl_outcome *out);
 static void send_shorten(struct server *s, struct lock *lk, uint64_t ttl_ms);
-static void mode_name(enum lock_mode mode, uint32_t permits, char *out, size_t len);
+static void mode_conflict_text(const struct lock *lk, enum lock_mode have, uint32_t have_permits, char *text,
+                               size_t len);
 
 /* ---- the engine and the clock ---- */
 
@@ -736,12 +738,13 @@ static void attempt_failed(struct server *s, struct lock *lk, const struct rl_ou
     /* Delete what was set, including on masters that timed out. */
     if (out->granted > 0 || out->answered < out->total) send_release(s, lk);
     if (out->mode_conflict[0] != '\0' && lk->mode != LOCK_EXCLUSIVE) {
-        /* A master holds the key in another mode: a client error, not a wait. */
-        char text[128], want[32];
-        mode_name((enum lock_mode)lk->mode, lk->permits, want, sizeof want);
+        /* A master holds the key in another mode ("shared", "permits <n>"):
+         * a client error, not a wait. */
+        char text[128];
         bool permits = strncmp(out->mode_conflict, "permits ", 8) == 0;
-        snprintf(text, sizeof text, "%s asked, but the resource is held with %s%s", want,
-                 permits ? "PERMITS " : "SHARED", permits ? out->mode_conflict + 8 : "");
+        mode_conflict_text(lk, permits ? LOCK_PERMITS : LOCK_SHARED,
+                           permits ? (uint32_t)strtoul(out->mode_conflict + 8, NULL, 10) : 0, text,
+                           sizeof text);
         s->stats.errors_badreq++;
         answer_acquire(s, lk, PROTO_ERR_BADREQ, text);
         return;
@@ -860,6 +863,17 @@ static void mode_name(enum lock_mode mode, uint32_t permits, char *out, size_t l
     else snprintf(out, len, "SHARED");
 }
 
+/* The ERR BADREQ text for a SHARED / PERMITS lk that finds its resource
+ * held in mode have (with have_permits), here or on a master. */
+static void mode_conflict_text(const struct lock *lk, enum lock_mode have, uint32_t have_permits, char *text,
+                               size_t len)
+{
+    char want[32], held[32];
+    mode_name((enum lock_mode)lk->mode, lk->permits, want, sizeof want);
+    mode_name(have, have_permits, held, sizeof held);
+    snprintf(text, len, "%s asked, but the resource is held with %s", want, held);
+}
+
 /* A SHARED / PERMITS lk whose resource this daemon's holders hold in
  * another mode or with another n: the ERR BADREQ text in text[len], else
  * NULL (pure). */
@@ -868,10 +882,7 @@ static const char *local_mode_conflict(const struct lock *lk, char *text, size_t
     for (size_t i = 0; i < lk->nres; i++) {
         const struct resource *r = lk->res[i];
         if (r->nshared == 0 || (r->shared_mode == lk->mode && r->shared_permits == lk->permits)) continue;
-        char want[32], have[32];
-        mode_name((enum lock_mode)lk->mode, lk->permits, want, sizeof want);
-        mode_name((enum lock_mode)r->shared_mode, r->shared_permits, have, sizeof have);
-        snprintf(text, len, "%s asked, but the resource is held with %s", want, have);
+        mode_conflict_text(lk, (enum lock_mode)r->shared_mode, r->shared_permits, text, len);
         return text;
     }
     return NULL;
