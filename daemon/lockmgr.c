@@ -715,19 +715,22 @@ static void on_fence_raised(void *ctx, const struct rl_outcome *out)
     grant(s, lk, lk->acquired_ms, lk->validity_end_ms);
 }
 
-/* An exclusive ACQUIRE that was refused and will retry: on every master
- * where its keys are held SHARED or with PERMITS it writes the
- * writer-waiting marker "<key>,wwait", which refuses new readers until it
- * expires (PROTOCOL.md 8.8). Refreshed by each failed attempt, it outlives
- * the wait by at most writer_mark_ms. Fire and forget. */
-static void mark_writer_waiting(struct server *s, struct lock *lk)
+/* An exclusive ACQUIRE that was refused and will retry, or that waits
+ * behind this daemon's own readers: on every master where its keys are held
+ * SHARED or with PERMITS it writes the writer-waiting marker "<key>,wwait",
+ * which refuses new readers until it expires (PROTOCOL.md 8.8): 2 polls, at
+ * least 100 ms. Refreshed while the writer waits, it outlives the wait by at
+ * most that. Fire and forget; returns the marker's lifetime. */
+static uint32_t mark_writer_waiting(struct server *s, struct lock *lk)
 {
     const struct config *cfg = &s->cfg;
     uint64_t ms = 2 * ((uint64_t)cfg->retry_delay_ms + cfg->retry_jitter_ms + cfg->master_timeout_ms);
+    uint32_t life = (uint32_t)(ms < 100 ? 100 : ms > PROTO_MAX_MS ? PROTO_MAX_MS : ms);
     struct rl_target t;
-    target_of(lk, (uint32_t)(ms < 100 ? 100 : ms > PROTO_MAX_MS ? PROTO_MAX_MS : ms), &t);
+    target_of(lk, life, &t);
     if (engine_start(s, RL_MARK, &t, NULL, NULL) != 0)
         log_error("msg=\"out of memory marking a writer waiting\" lock=%.8s", lk->id);
+    return life;
 }
 
 /* An attempt did not get the lock: clean up, then retry (after a delay),
@@ -917,10 +920,10 @@ static void acquire_step(struct server *s, struct lock *lk)
             TAILQ_FIRST(&blocker->waiters) == lk) {
             /* A writer first in line behind this daemon's own readers: the
              * other daemons' new readers are kept out meanwhile too (8.8),
-             * the marker refreshed at each poll until the readers are gone. */
-            mark_writer_waiting(s, lk);
-            uint64_t poll = clock_ms(s) + s->cfg.retry_delay_ms + random_jitter(s->cfg.retry_jitter_ms);
-            if (poll < at) at = poll;
+             * the marker refreshed halfway through its life (every 50 ms at
+             * the most, whatever retry_delay_ms) until the readers are gone. */
+            uint64_t refresh = clock_ms(s) + mark_writer_waiting(s, lk) / 2;
+            if (refresh < at) at = refresh;
         }
         arm_at(lk, at);
         return;

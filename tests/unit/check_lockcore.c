@@ -1572,6 +1572,40 @@ START_TEST(writer_marks_when_refused)
 }
 END_TEST
 
+/* A writer behind a local reader refreshes its marker halfway through the
+ * marker's life (at least 100 ms), not at every loop turn, even with
+ * retry_delay_ms 0; and stops once it may attempt. */
+START_TEST(writer_marker_refresh_paced)
+{
+    struct towner a, w;
+    struct treq qa, qw, rel;
+    char ida[PROTO_LOCK_ID_LEN + 1], line[128];
+    owner_init(&a);
+    owner_init(&w);
+    S.cfg.retry_delay_ms = 0;
+    S.cfg.retry_jitter_ms = 0;
+    S.cfg.master_timeout_ms = 10; /* the marker lives max(100, 2 x 10) ms */
+    hold(&a, &qa, "ACQUIRE m 10000 SHARED", ida);
+    size_t mark = nfops;
+    request(&w, &qw, "ACQUIRE m 10000 WAIT 5000");
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 1);
+    for (int k = 0; k < 10; k++) advance(0);
+    advance(49);
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 1);
+    advance(1);
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 2);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 0);
+    snprintf(line, sizeof line, "RELEASE %s", ida);
+    request(&a, &rel, line);
+    advance(0);
+    ck_assert_uint_eq(count_ops(RL_ACQUIRE, mark), 1); /* the writer attempts now */
+    finish(last_op(RL_ACQUIRE), RL_OK, 3, 3, 9000);
+    ck_assert(strncmp(qw.reply, "OK ", 3) == 0);
+    advance(200);
+    ck_assert_uint_eq(count_ops(RL_MARK, mark), 2);
+}
+END_TEST
+
 /* A master that holds the key in another mode: BADREQ naming it, at once. */
 START_TEST(mode_conflict_from_masters)
 {
@@ -1641,6 +1675,7 @@ static Suite *mgr_suite(void)
     tcase_add_test(tc, fleet_wake_up);
     tcase_add_test(tc, fleet_unregister_when_last_waiter_leaves);
     tcase_add_test(tc, fleet_shared_and_permits);
+    tcase_add_test(tc, writer_marker_refresh_paced);
     tcase_add_loop_test(tc, mode_compatibility, 0, (int)(sizeof mode_cases / sizeof mode_cases[0]));
     tcase_add_test(tc, shared_targets);
     tcase_add_test(tc, fifo_across_kinds);
