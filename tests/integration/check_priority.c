@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "testutil.h"
 #include "redlock.h"
 
 #define NM 3
@@ -39,14 +40,6 @@ static void teardown(void)
     ck_assert_int_eq(code1, 0);
 }
 
-/* Send a request line on a raw connection, return its first reply line. */
-static void req(int fd, const char *line, char *out, size_t outlen)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s\r\n", line);
-    ck_assert_int_eq(h_send_str(fd, buf), 0);
-    ck_assert_msg(h_read_line(fd, out, outlen, 5000 * h_slowdown()) > 0, "no reply to %s", line);
-}
 
 static void expect_lost(int fd, const char *id, uint32_t within_ms)
 {
@@ -61,12 +54,12 @@ START_TEST(test_preempt_on_same_daemon)
 {
     int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[0].sock);
     char line[256], id[64];
-    req(a, "ACQUIRE pr 10000 AUTOEXTEND", line, sizeof line);
+    raw_request(a, "ACQUIRE pr 10000 AUTOEXTEND", line, sizeof line);
     ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "'%s'", line);
-    req(b, "ACQUIRE pr 10000 PRIORITY 0 WAIT 0", line, sizeof line);
+    raw_request(b, "ACQUIRE pr 10000 PRIORITY 0 WAIT 0", line, sizeof line);
     ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "no priority must not preempt: '%s'", line);
     uint64_t t0 = h_now_ms();
-    req(b, "ACQUIRE pr 10000 PRIORITY 5", line, sizeof line);
+    raw_request(b, "ACQUIRE pr 10000 PRIORITY 5", line, sizeof line);
     ck_assert_msg(strncmp(line, "OK ", 3) == 0, "priority 5 did not get it: '%s'", line);
     expect_lost(a, id, 1000);
     ck_assert_uint_lt(h_now_ms() - t0, 1000 * h_slowdown());
@@ -77,7 +70,7 @@ START_TEST(test_preempt_on_same_daemon)
     ck_assert_str_eq(val, id2);
     /* Equal priority does not preempt. */
     int c = h_connect_unix(D[0].sock);
-    req(c, "ACQUIRE pr 10000 PRIORITY 5 WAIT 0", line, sizeof line);
+    raw_request(c, "ACQUIRE pr 10000 PRIORITY 5 WAIT 0", line, sizeof line);
     ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "equal priority must not preempt: '%s'", line);
     close(a);
     close(b);
@@ -89,11 +82,11 @@ START_TEST(test_preempt_across_daemons)
 {
     int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[1].sock);
     char line[256], id[64];
-    req(a, "ACQUIRE px 900 AUTOEXTEND PRIORITY 1", line, sizeof line);
+    raw_request(a, "ACQUIRE px 900 AUTOEXTEND PRIORITY 1", line, sizeof line);
     ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "'%s'", line);
-    req(b, "ACQUIRE px 900 PRIORITY 1 WAIT 0", line, sizeof line);
+    raw_request(b, "ACQUIRE px 900 PRIORITY 1 WAIT 0", line, sizeof line);
     ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "equal priority across daemons: '%s'", line);
-    req(b, "ACQUIRE px 5000 PRIORITY 2", line, sizeof line);
+    raw_request(b, "ACQUIRE px 5000 PRIORITY 2", line, sizeof line);
     ck_assert_msg(strncmp(line, "OK ", 3) == 0, "priority 2 did not get it: '%s'", line);
     /* The holder on the other daemon hears it at its next extension (every ttl/3). */
     expect_lost(a, id, 2000);
@@ -155,12 +148,12 @@ START_TEST(test_priority_spares_keys_redlockd_did_not_write)
         "ACQUIRE app:config,app:hash 1000 PRIORITY 7 WAIT 0",
     };
     for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
-        req(a, reqs[i], line, sizeof line);
+        raw_request(a, reqs[i], line, sizeof line);
         if (strncmp(line, "OK ", 3) == 0) { /* the old behaviour: give the keys back as it did */
             char id[64], rel[128];
             sscanf(line, "OK %63s", id);
             snprintf(rel, sizeof rel, "RELEASE %s", id);
-            req(a, rel, line, sizeof line);
+            raw_request(a, rel, line, sizeof line);
             ck_abort_msg("'%s' preempted a key redlockd did not write", reqs[i]);
         }
         ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "'%s': '%s'", reqs[i], line);
@@ -176,9 +169,9 @@ START_TEST(test_unmarked_lock_of_another_daemon_is_not_preempted)
 {
     int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[1].sock);
     char line[256], id[64];
-    req(a, "ACQUIRE pn 10000", line, sizeof line);
+    raw_request(a, "ACQUIRE pn 10000", line, sizeof line);
     ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "'%s'", line);
-    req(b, "ACQUIRE pn 10000 PRIORITY 3 WAIT 0", line, sizeof line);
+    raw_request(b, "ACQUIRE pn 10000 PRIORITY 3 WAIT 0", line, sizeof line);
     ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "an unmarked lock was preempted: '%s'", line);
     ck_assert_uint_eq(h_count_key(M, NM, "pn", id), NM);
     close(a);
@@ -192,7 +185,7 @@ START_TEST(test_stale_marker_proves_nothing)
 {
     int a = h_connect_unix(D[0].sock), b = h_connect_unix(D[1].sock);
     char line[256], id[64], out[128];
-    req(a, "ACQUIRE mk 10000 PRIORITY 1", line, sizeof line);
+    raw_request(a, "ACQUIRE mk 10000 PRIORITY 1", line, sizeof line);
     ck_assert_msg(sscanf(line, "OK %63s", id) == 1, "'%s'", line);
     for (int i = 0; i < NM; i++) {
         ck_assert_int_eq(
@@ -202,7 +195,7 @@ START_TEST(test_stale_marker_proves_nothing)
                          H_REPLY_INT);
         ck_assert_str_eq(out, "1");
     }
-    req(b, "ACQUIRE mk 10000 PRIORITY 5 WAIT 0", line, sizeof line);
+    raw_request(b, "ACQUIRE mk 10000 PRIORITY 5 WAIT 0", line, sizeof line);
     ck_assert_msg(strncmp(line, "ERR BUSY", 8) == 0, "a stale marker let '%s' through", line);
     ck_assert_uint_eq(h_count_key(M, NM, "mk", other_token), NM);
     close(a);
@@ -215,10 +208,10 @@ START_TEST(test_priority_cap)
 {
     int a = h_connect_unix(D[0].sock);
     char line[256];
-    req(a, "ACQUIRE capped 1000 PRIORITY 1001", line, sizeof line);
+    raw_request(a, "ACQUIRE capped 1000 PRIORITY 1001", line, sizeof line);
     ck_assert_msg(strncmp(line, "ERR BADREQ", 10) == 0 && strstr(line, "max_priority 1000") != NULL,
                   "PRIORITY above the cap: '%s'", line);
-    req(a, "ACQUIRE capped 1000 PRIORITY 1000", line, sizeof line);
+    raw_request(a, "ACQUIRE capped 1000 PRIORITY 1000", line, sizeof line);
     ck_assert_msg(strncmp(line, "OK ", 3) == 0, "PRIORITY at the cap: '%s'", line);
     close(a);
 }
@@ -233,7 +226,7 @@ START_TEST(test_inspect_hides_foreign_values)
     for (size_t k = 0; k < 2; k++) {
         char cmd[64], line[512];
         snprintf(cmd, sizeof cmd, "INSPECT %s", keys[k]);
-        req(a, cmd, line, sizeof line);
+        raw_request(a, cmd, line, sizeof line);
         ck_assert_str_eq(line, "DATA 7");
         for (int i = 0; i < 7; i++) {
             ck_assert_int_gt(h_read_line(a, line, sizeof line, 5000), 0);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "testutil.h"
 
 #define NM 3
 
@@ -43,21 +44,13 @@ static void teardown(void)
     ck_assert_int_eq(code1, 0);
 }
 
-/* Send a request line, return its first reply line. */
-static void req(int fd, const char *line, char *out, size_t outlen)
-{
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s\r\n", line);
-    ck_assert_int_eq(h_send_str(fd, buf), 0);
-    ck_assert_msg(h_read_line(fd, out, outlen, 10000 * h_slowdown()) > 0, "no reply to %s", line);
-}
 
 /* ACQUIRE that must succeed: its id (and fence, if asked). */
 static void must_get(int fd, const char *line, char id[64], unsigned long long *fence)
 {
     char out[256];
     unsigned long long v, f = 0;
-    req(fd, line, out, sizeof out);
+    raw_request(fd, line, out, sizeof out);
     ck_assert_msg(sscanf(out, "OK %63s %llu %llu", id, &v, &f) >= 2, "%s -> '%s'", line, out);
     if (fence != NULL)
         *fence = f;
@@ -66,7 +59,7 @@ static void must_get(int fd, const char *line, char id[64], unsigned long long *
 static void must_fail(int fd, const char *line, const char *prefix)
 {
     char out[256];
-    req(fd, line, out, sizeof out);
+    raw_request(fd, line, out, sizeof out);
     ck_assert_msg(strncmp(out, prefix, strlen(prefix)) == 0, "%s -> '%s', want %s...", line, out,
                   prefix);
 }
@@ -75,7 +68,7 @@ static void release(int fd, const char *id)
 {
     char line[128], out[128];
     snprintf(line, sizeof line, "RELEASE %s", id);
-    req(fd, line, out, sizeof out);
+    raw_request(fd, line, out, sizeof out);
     ck_assert_msg(strcmp(out, "OK") == 0, "%s -> '%s'", line, out);
 }
 
@@ -187,7 +180,7 @@ START_TEST(test_writer_not_starved_across_daemons)
     must_fail(r2, "ACQUIRE ws 10000 SHARED WAIT 0", "ERR BUSY");
     /* while the reader already in keeps extending. */
     snprintf(out, sizeof out, "EXTEND %s 10000", id1);
-    req(r1, out, out, sizeof out);
+    raw_request(r1, out, out, sizeof out);
     ck_assert_msg(strncmp(out, "OK ", 3) == 0, "reader could not extend: '%s'", out);
     release(r1, id1);
     ck_assert_msg(h_read_line(w, out, sizeof out, 10000 * h_slowdown()) > 0,
@@ -235,7 +228,7 @@ static bool three_waiters(void *p)
     char out[512];
     int n = 0;
     bool three = false;
-    req(fd, "LOCKS", out, sizeof out);
+    raw_request(fd, "LOCKS", out, sizeof out);
     ck_assert(sscanf(out, "DATA %d", &n) == 1);
     for (int i = 0; i < n; i++) {
         ck_assert(h_read_line(fd, out, sizeof out, 5000) > 0);
@@ -290,10 +283,10 @@ START_TEST(test_semaphore_bound_across_daemons)
     must_fail(d, "ACQUIRE sem 10000 PERMITS 2", "ERR BUSY");
     /* A different n: BADREQ naming the n in force, from this daemon's own
      * holders and from the masters. */
-    req(c, "ACQUIRE sem 10000 PERMITS 3", out, sizeof out);
+    raw_request(c, "ACQUIRE sem 10000 PERMITS 3", out, sizeof out);
     ck_assert_msg(strncmp(out, "ERR BADREQ", 10) == 0 && strstr(out, "PERMITS 2") != NULL, "'%s'",
                   out);
-    req(d, "ACQUIRE sem 10000 SHARED", out, sizeof out);
+    raw_request(d, "ACQUIRE sem 10000 SHARED", out, sizeof out);
     ck_assert_msg(strncmp(out, "ERR BADREQ", 10) == 0 && strstr(out, "PERMITS 2") != NULL, "'%s'",
                   out);
     must_fail(d, "ACQUIRE sem 10000", "ERR BUSY"); /* an exclusive lock is just busy */
@@ -364,7 +357,7 @@ START_TEST(test_semaphore_with_a_master_down)
     h_redis_kill(&M[2]);
     int a = h_connect_unix(D[0].sock);
     char id[64], out[256];
-    req(a, "ACQUIRE md 5000 PERMITS 2", out, sizeof out);
+    raw_request(a, "ACQUIRE md 5000 PERMITS 2", out, sizeof out);
     ck_assert_msg(strncmp(out, "ERR NOQUORUM", 12) == 0 && strstr(out, "needs 3 of 3") != NULL,
                   "'%s'", out);
     must_get(a, "ACQUIRE md1 5000 PERMITS 1", id, NULL);
@@ -406,7 +399,7 @@ START_TEST(test_semaphore_five_masters_one_down)
     must_fail(c, "ACQUIRE five 10000 PERMITS 2 WAIT 300", "ERR BUSY");
     must_fail(d, "ACQUIRE five 10000 PERMITS 2 WAIT 300", "ERR BUSY");
     /* PERMITS 4 on 5 masters needs all 5: not with one down. */
-    req(c, "ACQUIRE five4 10000 PERMITS 4", out, sizeof out);
+    raw_request(c, "ACQUIRE five4 10000 PERMITS 4", out, sizeof out);
     ck_assert_msg(strncmp(out, "ERR NOQUORUM", 12) == 0 && strstr(out, "needs 5 of 5") != NULL,
                   "'%s'", out);
     release(a, ia);
@@ -522,7 +515,7 @@ START_TEST(test_inspect_shows_holders)
     char ia[64], ib[64], out[512];
     must_get(a, "ACQUIRE ins 10000 SHARED", ia, NULL);
     must_get(b, "ACQUIRE ins 10000 SHARED", ib, NULL);
-    req(a, "INSPECT ins", out, sizeof out);
+    raw_request(a, "INSPECT ins", out, sizeof out);
     int n = 0;
     ck_assert(sscanf(out, "DATA %d", &n) == 1);
     bool mode = false, ha = false, hb = false, state = false;

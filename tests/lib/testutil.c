@@ -16,6 +16,12 @@ void raw_send(int fd, const char *line)
     ck_assert_int_eq(h_send_str(fd, "\r\n"), 0);
 }
 
+void raw_request(int fd, const char *line, char *out, size_t outlen)
+{
+    raw_send(fd, line);
+    ck_assert_msg(h_read_line(fd, out, outlen, 10000 * h_slowdown()) > 0, "no reply to %s", line);
+}
+
 bool starts(const char *s, const char *prefix)
 {
     return strncmp(s, prefix, strlen(prefix)) == 0;

@@ -11,6 +11,9 @@
 
 /* Send one request line (CRLF added) on a raw connection; asserts it went out. */
 void raw_send(int fd, const char *line);
+/* raw_send, then the next line (events included) into out; asserts one came
+ * within 10 s (x h_slowdown()). */
+void raw_request(int fd, const char *line, char *out, size_t outlen);
 /* s begins with prefix. */
 bool starts(const char *s, const char *prefix);
 /* reply is "ERR <code>", alone or followed by a space and text. */
